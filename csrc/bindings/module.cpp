@@ -1,0 +1,291 @@
+// Python bindings. Two generic entry points (element-wise and row ops) take the registry id of the op,
+// so no op has binding code of its own; the Python layer builds the public functions from ops().
+// Arrays are used in place (zero copy): only inputs whose strides are not whole elements are copied.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../cpu/dispatch.h"
+#include "../cpu/engine.h"
+#include "../cpu/op_info.h"
+#include "../cpu/thread_pool.h"
+#include "fastact/fastact.h"
+
+namespace py = pybind11;
+using namespace fastact;
+
+namespace {
+
+constexpr int kMaxDims = 64;
+
+py::object& coerce_fn() {
+  static py::object f = py::module_::import("fastact._dispatch").attr("as_array");
+  return f;
+}
+
+// An ndarray for arg (NumPy arrays pass through untouched; anything else goes through
+// fastact._dispatch.as_array, which handles scalars, lists, DLPack and GPU objects).
+py::array to_array(py::handle h, const char* fn, const char* name) {
+  if (py::isinstance<py::array>(h)) return py::reinterpret_borrow<py::array>(h);
+  return coerce_fn()(h, fn, name);
+}
+
+int dtype_code(const py::array& a, const std::string& fn, const char* name) {
+  py::dtype dt = a.dtype();
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return cpu::kF32;
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return cpu::kF64;
+  throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
+                       "; expected float32 or float64");
+}
+
+struct View {
+  py::array arr;
+  std::int64_t strides[kMaxDims];
+  char* data;
+};
+
+// Element strides; an array whose strides or address are not whole elements is copied (only such
+// odd views are ever copied).
+View view_of(py::array a, bool writable, const std::string& fn, const char* name) {
+  const ssize_t isz = a.itemsize();
+  bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % isz == 0;
+  for (ssize_t i = 0; i < a.ndim(); ++i) aligned = aligned && a.strides(i) % isz == 0;
+  if (!aligned) {
+    if (writable) throw py::value_error(fn + ": " + name + " must be aligned to its element size");
+    a = py::module_::import("numpy").attr("ascontiguousarray")(a);
+  }
+  View v{a, {}, static_cast<char*>(const_cast<void*>(a.data()))};
+  for (ssize_t i = 0; i < a.ndim(); ++i) v.strides[i] = a.strides(i) / isz;
+  return v;
+}
+
+void check_same_shape(const py::array& a, const py::array& b, const std::string& fn, const char* na,
+                      const char* nb) {
+  bool same = a.ndim() == b.ndim();
+  for (ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
+  if (!same) {
+    auto shape = [](const py::array& x) { return std::string(py::str(py::tuple(py::cast(std::vector<ssize_t>(
+                                                      x.shape(), x.shape() + x.ndim()))))); };
+    throw py::value_error(fn + ": " + nb + " must have the shape of " + na + " " + shape(a) + ", got " + shape(b));
+  }
+}
+
+// Byte range [lo, hi) an array can touch.
+std::pair<std::uintptr_t, std::uintptr_t> extent(const py::array& a) {
+  std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(a.data()), hi = lo;
+  for (ssize_t i = 0; i < a.ndim(); ++i) {
+    if (a.shape(i) == 0) return {lo, lo};
+    const std::intptr_t span = std::intptr_t(a.shape(i) - 1) * a.strides(i);
+    if (span < 0) lo += span; else hi += span;
+  }
+  return {lo, hi + a.itemsize()};
+}
+
+bool needs_temp(const py::array& out, const py::array& in) {
+  auto [olo, ohi] = extent(out);
+  auto [ilo, ihi] = extent(in);
+  if (ohi <= ilo || ihi <= olo || olo == ohi || ilo == ihi) return false;
+  // The very same elements (in-place) are safe: every element is read before it is written.
+  if (out.data() != in.data() || out.ndim() != in.ndim()) return true;
+  for (ssize_t i = 0; i < out.ndim(); ++i)
+    if (out.strides(i) != in.strides(i)) return true;
+  return false;
+}
+
+py::array new_like(const py::array& a) {
+  std::vector<ssize_t> shape(a.shape(), a.shape() + a.ndim());
+  const bool f_order = a.ndim() > 1 && (a.flags() & py::array::f_style) && !(a.flags() & py::array::c_style);
+  if (!f_order) return py::array(a.dtype(), shape);
+  std::vector<ssize_t> strides(a.ndim());
+  ssize_t s = a.itemsize();
+  for (ssize_t i = 0; i < a.ndim(); ++i) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return py::array(a.dtype(), shape, strides);
+}
+
+// Validates out= (or makes a new array) and says whether results must go through a temporary.
+py::array prepare_out(py::handle out_h, const py::array& like, const std::vector<py::array>& inputs,
+                      const std::string& fn, bool& temp) {
+  temp = false;
+  if (out_h.is_none()) return new_like(like);
+  if (!py::isinstance<py::array>(out_h))
+    throw py::type_error(fn + ": out must be a NumPy array, got " + std::string(py::str(py::type::of(out_h))));
+  py::array out = py::reinterpret_borrow<py::array>(out_h);
+  if (!out.dtype().is(like.dtype()))
+    throw py::type_error(fn + ": out has dtype " + std::string(py::str(out.dtype())) + "; expected " +
+                         std::string(py::str(like.dtype())) + " (the input's)");
+  check_same_shape(like, out, fn, "the input", "out");
+  if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
+  for (const auto& in : inputs) temp = temp || needs_temp(out, in);
+  return out;
+}
+
+std::vector<double> read_params(const cpu::OpInfo& info, const py::tuple& params) {
+  std::vector<double> p(kMaxParams, 0.0);
+  if (params.size() != info.params.size())
+    throw py::type_error(std::string(info.name) + ": expected " + std::to_string(info.params.size()) + " parameters");
+  for (size_t i = 0; i < info.params.size(); ++i) {
+    py::handle v = params[i];
+    if (!PyFloat_Check(v.ptr()) && !PyLong_Check(v.ptr()) && !py::isinstance<py::array>(v) &&
+        !PyNumber_Check(v.ptr()))
+      throw py::type_error(std::string(info.name) + ": " + info.params[i].name + " must be a number, got " +
+                           std::string(py::str(py::type::of(v))));
+    p[i] = PyFloat_AsDouble(v.ptr());
+    if (PyErr_Occurred()) throw py::error_already_set();
+  }
+  cpu::check_params(info, p.data());
+  return p;
+}
+
+py::object finish(py::array out, py::handle out_h, bool temp) {
+  if (temp) {
+    py::array target = py::reinterpret_borrow<py::array>(out_h);
+    py::module_::import("numpy").attr("copyto")(target, out);
+    return target;
+  }
+  return out;
+}
+
+py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::tuple params) {
+  const cpu::OpInfo& info = cpu::elementwise_ops().at(op);
+  const std::string fn = std::string(info.name) + (dir == cpu::kForward ? "" : "_backward");
+  const char* an = dir == cpu::kForward ? "x" : "grad_output";
+  const char* bn = dir == cpu::kBackwardX ? "x" : "y";
+  py::array a = to_array(a_h, fn.c_str(), an);
+  const int dt = dtype_code(a, fn, an);
+  std::vector<double> p = read_params(info, params);
+  const bool has_b = dir != cpu::kForward;
+  py::array b;
+  if (has_b) {
+    if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
+    b = to_array(b_h, fn.c_str(), bn);
+    if (!b.dtype().is(a.dtype()))
+      throw py::type_error(fn + ": " + bn + " has dtype " + std::string(py::str(b.dtype())) + " but " + an +
+                           " has " + std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
+    check_same_shape(a, b, fn, an, bn);
+  }
+  if (a.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+  bool temp;
+  std::vector<py::array> ins = {a};
+  if (has_b) ins.push_back(b);
+  py::array out = prepare_out(out_h, a, ins, fn, temp);
+  py::array dst = temp ? new_like(a) : out;
+  View va = view_of(a, false, fn, an);
+  View vb = has_b ? view_of(b, false, fn, bn) : View{};
+  View vo = view_of(dst, true, fn, "out");
+  cpu::EwKernel k = cpu::active_table().ew[op][dir][dt];
+  std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
+  {
+    py::gil_scoped_release nogil;
+    cpu::run_elementwise(k, dt == cpu::kF32 ? 4 : 8, int(shape.size()), shape.data(), vo.data, vo.strides,
+                         {va.data, va.strides}, {has_b ? vb.data : nullptr, vb.strides}, p.data());
+  }
+  return finish(dst, out_h, temp);
+}
+
+py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h) {
+  const cpu::OpInfo& info = cpu::row_ops().at(op);
+  const std::string fn = std::string(info.name) + (dir == 0 ? "" : "_backward");
+  const char* an = dir == 0 ? "x" : "grad_output";
+  py::array a = to_array(a_h, fn.c_str(), an);
+  const int dt = dtype_code(a, fn, an);
+  if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
+    throw py::type_error(fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
+  const long axis_in = axis_h.cast<long>();
+  const long nd = long(a.ndim());
+  if (nd == 0) throw py::value_error(fn + ": x must have at least one dimension (got a 0-d array)");
+  if (axis_in < -nd || axis_in >= nd)
+    throw py::value_error(fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
+                          std::to_string(nd) + " dimensions");
+  const int axis = int(axis_in < 0 ? axis_in + nd : axis_in);
+  const bool has_b = dir == 1;
+  py::array b;
+  if (has_b) {
+    b = to_array(b_h, fn.c_str(), "y");
+    if (!b.dtype().is(a.dtype()))
+      throw py::type_error(fn + ": y has dtype " + std::string(py::str(b.dtype())) + " but grad_output has " +
+                           std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
+    check_same_shape(a, b, fn, an, "y");
+  }
+  if (a.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+  bool temp;
+  std::vector<py::array> ins = {a};
+  if (has_b) ins.push_back(b);
+  py::array out = prepare_out(out_h, a, ins, fn, temp);
+  // Rows read all their inputs before writing, but only within a row: any overlap that is not the
+  // very same layout goes through a temporary.
+  py::array dst = temp ? new_like(a) : out;
+  View va = view_of(a, false, fn, an);
+  View vb = has_b ? view_of(b, false, fn, "y") : View{};
+  View vo = view_of(dst, true, fn, "out");
+  cpu::RowKernel k = cpu::active_table().row[op][dir][dt];
+  std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
+  {
+    py::gil_scoped_release nogil;
+    cpu::run_rows(k, dt == cpu::kF32 ? 4 : 8, int(shape.size()), shape.data(), axis, vo.data, vo.strides,
+                  {va.data, va.strides}, {has_b ? vb.data : nullptr, vb.strides});
+  }
+  return finish(dst, out_h, temp);
+}
+
+py::list op_list() {
+  py::list l;
+  auto add = [&](const cpu::OpInfo& o) {
+    py::list params;
+    for (const auto& p : o.params) {
+      py::dict d;
+      d["name"] = p.name;
+      d["default"] = p.default_value;
+      d["check"] = p.check == ParamCheck::Positive ? "positive" : p.check == ParamCheck::NonNegative ? "nonnegative" : "any";
+      d["choices"] = p.choices ? py::cast(std::string(p.choices)) : py::none();
+      params.append(d);
+    }
+    static const char* from[] = {"x", "y", "x|y", "x|y+"};
+    py::dict d;
+    d["name"] = o.name;
+    d["id"] = o.id;
+    d["kind"] = o.row ? "row" : "elementwise";
+    d["doc"] = o.doc;
+    d["backward_from"] = from[int(o.backward_from)];
+    d["params"] = params;
+    l.append(d);
+  };
+  for (const auto& o : cpu::elementwise_ops()) add(o);
+  for (const auto& o : cpu::row_ops()) add(o);
+  return l;
+}
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastact compiled core (use the fastact package, not this module)";
+  m.def("_elementwise", &elementwise);
+  m.def("_rowwise", &rowwise);
+  m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
+  m.def("version", &fastact::version);
+  m.def("compiler", &compiler);
+  m.def("compiled_isas", &fastact::compiled_isas, "ISA paths compiled into this build.");
+  m.def("supported_isas", &fastact::supported_isas, "ISA paths this CPU can run.");
+  m.def("get_isa", &fastact::current_isa, "The ISA path in use.");
+  m.def("set_isa", &fastact::set_isa, py::arg("name"),
+        "Use the given ISA path ('scalar', 'avx2', 'avx512', 'neon' or 'best') for later calls.");
+  m.def("get_num_threads", &fastact::num_threads, "Threads used by large calls.");
+  m.def("set_num_threads", &fastact::set_num_threads, py::arg("n"),
+        "Use up to n threads (n >= 1) for large calls; results do not depend on it.");
+}

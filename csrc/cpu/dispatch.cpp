@@ -1,0 +1,109 @@
+#include "dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "fastact/fastact.h"
+
+namespace fastact::cpu {
+namespace {
+
+#if defined(__x86_64__) || defined(_M_X64)
+unsigned long long xgetbv0() {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+bool os_saves(unsigned long long mask) {
+  __builtin_cpu_init();
+  unsigned a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  if (!(c & (1u << 27))) return false;  // no OSXSAVE: the OS does not save the vector state
+  return (xgetbv0() & mask) == mask;
+}
+bool has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6);
+}
+bool has_avx512() { return __builtin_cpu_supports("avx512f") && has_avx2() && os_saves(0xe6); }
+#endif
+
+struct Entry {
+  const char* name;
+  const KernelTable& (*table)();
+  bool (*supported)();
+};
+
+const std::vector<Entry>& entries() {  // best last
+  static const std::vector<Entry> e = {
+      {"scalar", scalar::table, [] { return true; }},
+#if defined(__x86_64__) || defined(_M_X64)
+      {"avx2", avx2::table, has_avx2},
+      {"avx512", avx512::table, has_avx512},
+#endif
+#if defined(__aarch64__)
+      {"neon", neon::table, [] { return true; }},
+#endif
+  };
+  return e;
+}
+
+const KernelTable* best() {
+  const KernelTable* t = nullptr;
+  for (const auto& e : entries())
+    if (e.supported()) t = &e.table();
+  return t;
+}
+
+const KernelTable* initial() {
+  const char* env = std::getenv("FASTACT_ISA");
+  if (!env || !*env) return best();
+  const KernelTable* t = table_for(env);
+  if (!t && std::string(env) != "best")
+    throw Error("FASTACT_ISA=" + std::string(env) + " is not available on this CPU or build; choose one of: " +
+                [] {
+                  std::string s;
+                  for (auto& n : supported_isa_names()) s += (s.empty() ? "" : ", ") + n;
+                  return s;
+                }());
+  return t ? t : best();
+}
+
+std::atomic<const KernelTable*>& current() {
+  static std::atomic<const KernelTable*> c{initial()};
+  return c;
+}
+
+}  // namespace
+
+const KernelTable& active_table() { return *current().load(std::memory_order_relaxed); }
+
+const KernelTable* table_for(const std::string& isa) {
+  for (const auto& e : entries())
+    if (isa == e.name && e.supported()) return &e.table();
+  return nullptr;
+}
+
+std::vector<std::string> compiled_isa_names() {
+  std::vector<std::string> v;
+  for (const auto& e : entries()) v.emplace_back(e.name);
+  return v;
+}
+
+std::vector<std::string> supported_isa_names() {
+  std::vector<std::string> v;
+  for (const auto& e : entries())
+    if (e.supported()) v.emplace_back(e.name);
+  return v;
+}
+
+void select_isa(const std::string& name) {
+  const KernelTable* t = name == "best" ? best() : table_for(name);
+  if (!t) {
+    std::string s;
+    for (auto& n : supported_isa_names()) s += (s.empty() ? "" : ", ") + n;
+    throw Error("ISA '" + name + "' is not available on this CPU or build; choose one of: " + s + " (or best)");
+  }
+  current().store(t);
+}
+
+}  // namespace fastact::cpu

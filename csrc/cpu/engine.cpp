@@ -1,0 +1,195 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "thread_pool.h"
+
+namespace fastact::cpu {
+namespace {
+
+// Elements per thread below which splitting costs more than it saves.
+constexpr std::int64_t kGrain = 1 << 15;
+constexpr int kMaxDims = 64;
+constexpr std::int64_t kChunk = 512;  // gather/scatter block for strided runs
+
+struct Dims {
+  int n = 0;
+  std::int64_t size[kMaxDims];
+  std::int64_t st[3][kMaxDims];  // out, a, b
+};
+
+// Drop size-1 dims and merge dims that are contiguous for every operand.
+Dims coalesce(int ndim, const std::int64_t* shape, const std::int64_t* const* strides, int nops) {
+  Dims d;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] == 1) continue;
+    if (d.n > 0) {
+      bool merge = true;
+      for (int k = 0; k < nops; ++k)
+        if (d.st[k][d.n - 1] != strides[k][i] * shape[i]) merge = false;
+      if (merge) {
+        d.size[d.n - 1] *= shape[i];
+        for (int k = 0; k < nops; ++k) d.st[k][d.n - 1] = strides[k][i];
+        continue;
+      }
+    }
+    d.size[d.n] = shape[i];
+    for (int k = 0; k < nops; ++k) d.st[k][d.n] = strides[k][i];
+    ++d.n;
+  }
+  return d;
+}
+
+int threads_for(std::int64_t work) {
+  std::int64_t t = std::min<std::int64_t>(num_threads(), work / kGrain);
+  return int(std::max<std::int64_t>(t, 1));
+}
+
+template <class T>
+void ew_strided(EwKernel k, const Dims& d, T* out, const T* a, const T* b, std::int64_t begin, std::int64_t end,
+                const double* params) {
+  const int last = d.n - 1;
+  std::int64_t idx[kMaxDims];
+  std::int64_t rem = begin;
+  for (int i = last; i >= 0; --i) {
+    idx[i] = rem % d.size[i];
+    rem /= d.size[i];
+  }
+  T ba[kChunk], bb[kChunk], bo[kChunk];
+  std::int64_t pos = begin;
+  while (pos < end) {
+    std::int64_t off[3] = {0, 0, 0};
+    for (int i = 0; i <= last; ++i)
+      for (int k = 0; k < 3; ++k) off[k] += idx[i] * d.st[k][i];
+    const std::int64_t run = std::min(d.size[last] - idx[last], end - pos);
+    const std::int64_t so = d.st[0][last], sa = d.st[1][last], sb = d.st[2][last];
+    T* po = out + off[0];
+    const T* pa = a + off[1];
+    const T* pb = b ? b + off[2] : nullptr;
+    if (so == 1 && sa == 1 && (!b || sb == 1)) {
+      k(pa, pb, po, std::size_t(run), params);
+    } else {
+      for (std::int64_t j0 = 0; j0 < run; j0 += kChunk) {
+        const std::int64_t m = std::min(kChunk, run - j0);
+        for (std::int64_t j = 0; j < m; ++j) ba[j] = pa[(j0 + j) * sa];
+        if (b)
+          for (std::int64_t j = 0; j < m; ++j) bb[j] = pb[(j0 + j) * sb];
+        k(ba, b ? bb : nullptr, bo, std::size_t(m), params);
+        for (std::int64_t j = 0; j < m; ++j) po[(j0 + j) * so] = bo[j];
+      }
+    }
+    pos += run;
+    idx[last] += run;
+    for (int i = last; i > 0 && idx[i] == d.size[i]; --i) {
+      idx[i] = 0;
+      ++idx[i - 1];
+    }
+  }
+}
+
+template <class T>
+void ew_typed(EwKernel k, int ndim, const std::int64_t* shape, T* out, const std::int64_t* os, Operand a,
+              Operand b, const double* params) {
+  const std::int64_t* strides[3] = {os, a.strides, b.data ? b.strides : os};
+  Dims d = coalesce(ndim, shape, strides, 3);
+  std::int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  if (n == 0) return;
+  if (d.n == 0) {  // a single element (0-d, or all dims of size 1)
+    d.n = 1;
+    d.size[0] = 1;
+    d.st[0][0] = d.st[1][0] = d.st[2][0] = 1;
+  }
+  const T* pa = static_cast<const T*>(a.data);
+  const T* pb = static_cast<const T*>(b.data);
+  const bool contiguous = d.n == 1 && d.st[0][0] == 1 && d.st[1][0] == 1 && (!pb || d.st[2][0] == 1);
+  const int nt = threads_for(n);
+  // Split on cache-line multiples so that threads never share an output line.
+  const std::int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;
+  auto task = [&](int t) {
+    const std::int64_t lo = std::min(n, t * per), hi = std::min(n, lo + per);
+    if (lo >= hi) return;
+    if (contiguous)
+      k(pa + lo, pb ? pb + lo : nullptr, out + lo, std::size_t(hi - lo), params);
+    else
+      ew_strided<T>(k, d, out, pa, pb, lo, hi, params);
+  };
+  if (nt == 1)
+    task(0);
+  else
+    parallel_run(nt, task);
+}
+
+template <class T>
+void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* out, const std::int64_t* os,
+                Operand a, Operand b) {
+  const std::int64_t len = shape[axis];
+  std::int64_t nrows = 1;
+  for (int i = 0; i < ndim; ++i)
+    if (i != axis) nrows *= shape[i];
+  if (len == 0 || nrows == 0) return;
+  const T* pa = static_cast<const T*>(a.data);
+  const T* pb = static_cast<const T*>(b.data);
+  const std::int64_t sa = a.strides[axis], so = os[axis], sb = pb ? b.strides[axis] : 1;
+  const bool direct = sa == 1 && so == 1 && sb == 1;
+  const int nt = threads_for(nrows * len);
+  const std::int64_t per = (nrows + nt - 1) / nt;
+  auto task = [&](int t) {
+    const std::int64_t lo = std::min(nrows, t * per), hi = std::min(nrows, lo + per);
+    std::vector<T> ba, bb, bo;
+    if (!direct) {
+      ba.resize(len);
+      bo.resize(len);
+      if (pb) bb.resize(len);
+    }
+    for (std::int64_t r = lo; r < hi; ++r) {
+      std::int64_t rem = r, off_o = 0, off_a = 0, off_b = 0;
+      for (int i = ndim - 1; i >= 0; --i) {
+        if (i == axis) continue;
+        const std::int64_t j = rem % shape[i];
+        rem /= shape[i];
+        off_o += j * os[i];
+        off_a += j * a.strides[i];
+        if (pb) off_b += j * b.strides[i];
+      }
+      T* po = out + off_o;
+      const T* ra = pa + off_a;
+      const T* rb = pb ? pb + off_b : nullptr;
+      if (direct) {
+        k(ra, rb, po, std::size_t(len));
+      } else {
+        for (std::int64_t j = 0; j < len; ++j) ba[j] = ra[j * sa];
+        if (pb)
+          for (std::int64_t j = 0; j < len; ++j) bb[j] = rb[j * sb];
+        k(ba.data(), pb ? bb.data() : nullptr, bo.data(), std::size_t(len));
+        for (std::int64_t j = 0; j < len; ++j) po[j * so] = bo[j];
+      }
+    }
+  };
+  if (nt == 1)
+    task(0);
+  else
+    parallel_run(nt, task);
+}
+
+}  // namespace
+
+void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
+                     const std::int64_t* out_strides, Operand a, Operand b, const double* params) {
+  if (elsize == 4)
+    ew_typed<float>(k, ndim, shape, static_cast<float*>(out), out_strides, a, b, params);
+  else
+    ew_typed<double>(k, ndim, shape, static_cast<double*>(out), out_strides, a, b, params);
+}
+
+void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
+              const std::int64_t* out_strides, Operand a, Operand b) {
+  if (elsize == 4)
+    rows_typed<float>(k, ndim, shape, axis, static_cast<float*>(out), out_strides, a, b);
+  else
+    rows_typed<double>(k, ndim, shape, axis, static_cast<double*>(out), out_strides, a, b);
+}
+
+}  // namespace fastact::cpu

@@ -1,0 +1,24 @@
+// The two engines. Every op runs through one of them; they own layouts (strides, 0-d, empty, broadcast
+// views), tails and threading, so kernels only ever see contiguous runs.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace fastact::cpu {
+
+struct Operand {
+  const void* data;        // null for an absent operand
+  const std::int64_t* strides;  // in elements, one per dimension
+};
+
+// out[i] = kernel(a[i], b[i]) over an N-d shape.
+void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
+                     const std::int64_t* out_strides, Operand a, Operand b, const double* params);
+
+// kernel over every 1-d row along `axis` (0 <= axis < ndim).
+void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
+              const std::int64_t* out_strides, Operand a, Operand b);
+
+}  // namespace fastact::cpu

@@ -1,0 +1,28 @@
+// Kernel tables: one per ISA, each filled from the registry by kernels.inc compiled with that ISA's flags.
+#pragma once
+#include <cstddef>
+
+#include "fastact/registry.h"
+
+namespace fastact::cpu {
+
+enum Dtype { kF32 = 0, kF64 = 1, kNumDtypes = 2 };
+enum Direction { kForward = 0, kBackwardX = 1, kBackwardY = 2, kNumDirections = 3 };
+
+// a: x (forward) or dy (backward); b: unused (forward) or x / y (backward). Contiguous, n elements.
+using EwKernel = void (*)(const void* a, const void* b, void* out, std::size_t n, const double* params);
+// One contiguous row of len elements. Forward: a = x. Backward: a = dy, b = y.
+using RowKernel = void (*)(const void* a, const void* b, void* out, std::size_t len);
+
+struct KernelTable {
+  const char* isa;
+  EwKernel ew[int(ElementwiseOp::count)][kNumDirections][kNumDtypes];  // null: direction not offered
+  RowKernel row[int(RowOp::count)][2][kNumDtypes];                    // [forward, backward from y]
+};
+
+namespace scalar { const KernelTable& table(); }
+namespace avx2 { const KernelTable& table(); }
+namespace avx512 { const KernelTable& table(); }
+namespace neon { const KernelTable& table(); }
+
+}  // namespace fastact::cpu

@@ -1,0 +1,64 @@
+#include "op_info.h"
+
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "fastact/fastact.h"
+
+namespace fastact::cpu {
+
+#define FASTACT_P_INFO(type, name, def, check, choices) \
+  ParamInfo{#name, param_value(static_cast<type>(def)), ParamCheck::check, choices},
+#define FASTACT_EW_INFO(name, Op, from, doc, params) \
+  OpInfo{#name, doc, BackwardFrom::from, false, int(ElementwiseOp::name), {FASTACT_PARAMS_APPLY(INFO, params)}},
+#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, true, int(RowOp::name), {}},
+
+const std::vector<OpInfo>& elementwise_ops() {
+  static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO)};
+  return v;
+}
+const std::vector<OpInfo>& row_ops() {
+  static const std::vector<OpInfo> v = {FASTACT_ROW_OPS(FASTACT_ROW_INFO)};
+  return v;
+}
+
+void check_params(const OpInfo& op, const double* params) {
+  for (std::size_t i = 0; i < op.params.size(); ++i) {
+    const ParamInfo& p = op.params[i];
+    const double v = params[i];
+    const char* want = nullptr;
+    if (p.choices) {
+      int n = 1;
+      for (const char* c = p.choices; *c; ++c) n += *c == '|';
+      if (!(v >= 0 && v < n && v == std::floor(v))) want = "one of the choices";
+    } else if (!std::isfinite(v)) {
+      want = "a finite number";
+    } else if (p.check == ParamCheck::Positive && !(v > 0)) {
+      want = "> 0";
+    } else if (p.check == ParamCheck::NonNegative && !(v >= 0)) {
+      want = ">= 0";
+    }
+    if (want) {
+      std::ostringstream s;
+      s << op.name << ": " << p.name << " must be " << want << ", got " << v;
+      throw Error(s.str());
+    }
+  }
+}
+
+void check_backward_from_y(const OpInfo& op, const double* params) {
+  switch (op.backward_from) {
+    case BackwardFrom::FromX:
+      throw Error(std::string(op.name) + "_backward needs x (the forward input); it cannot use y");
+    case BackwardFrom::FromXorYIfPos:
+      if (!(params[0] > 0))
+        throw Error(std::string(op.name) + "_backward can use y only when " + op.params[0].name +
+                    " > 0; pass x (the forward input)");
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace fastact::cpu

@@ -1,0 +1,34 @@
+// Registry metadata at run time (names, parameters, defaults, checks, backward forms), for argument
+// validation here and for the Python layer, which builds its functions and docstrings from it.
+#pragma once
+#include <vector>
+
+#include "fastact/registry.h"
+
+namespace fastact::cpu {
+
+struct ParamInfo {
+  const char* name;
+  double default_value;
+  ParamCheck check;
+  const char* choices;  // "a|b" for a choice parameter (its value is the index), null for a number
+};
+
+struct OpInfo {
+  const char* name;
+  const char* doc;
+  BackwardFrom backward_from;
+  bool row;
+  int id;  // ElementwiseOp or RowOp
+  std::vector<ParamInfo> params;
+};
+
+const std::vector<OpInfo>& elementwise_ops();
+const std::vector<OpInfo>& row_ops();
+
+// Throws fastact::Error naming the op and parameter if a value is out of its domain.
+void check_params(const OpInfo& op, const double* params);
+// Throws fastact::Error if the backward of op cannot be computed from y (with these params).
+void check_backward_from_y(const OpInfo& op, const double* params);
+
+}  // namespace fastact::cpu

@@ -1,0 +1,116 @@
+// AVX2 + FMA vectors: 8 floats or 4 doubles. Same interface and semantics as simd::Scalar.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastact::simd::avx2 {
+
+struct VF;
+struct MF {
+  __m256 m;
+  friend MF operator&(MF a, MF b) { return {_mm256_and_ps(a.m, b.m)}; }
+  friend MF operator|(MF a, MF b) { return {_mm256_or_ps(a.m, b.m)}; }
+  friend MF operator~(MF a) { return {_mm256_xor_ps(a.m, _mm256_castsi256_ps(_mm256_set1_epi32(-1)))}; }
+};
+
+struct VF {
+  using T = float;
+  using M = MF;
+  static constexpr int W = 8;
+  __m256 v;
+  VF() = default;
+  VF(__m256 x) : v(x) {}
+  VF(float x) : v(_mm256_set1_ps(x)) {}
+  static VF load(const float* p) { return _mm256_loadu_ps(p); }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+  friend VF operator+(VF a, VF b) { return _mm256_add_ps(a.v, b.v); }
+  friend VF operator-(VF a, VF b) { return _mm256_sub_ps(a.v, b.v); }
+  friend VF operator*(VF a, VF b) { return _mm256_mul_ps(a.v, b.v); }
+  friend VF operator/(VF a, VF b) { return _mm256_div_ps(a.v, b.v); }
+  friend VF operator-(VF a) { return _mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f)); }
+  friend M operator<(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+  friend M operator<=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+  friend M operator>(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+  friend M operator>=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)}; }
+  friend M operator==(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend M operator!=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
+  friend VF select(M m, VF a, VF b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
+  friend VF abs(VF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
+  friend VF copysign(VF a, VF s) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(sign, a.v), _mm256_and_ps(sign, s.v));
+  }
+  friend VF pow2i(VF n) {
+    __m256i i = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(i, 23));
+  }
+  friend VF exponent_of(VF x) {
+    __m256i e = _mm256_srli_epi32(_mm256_castps_si256(x.v), 23);
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(e, _mm256_set1_epi32(127)));
+  }
+  friend VF mantissa_of(VF x) {
+    __m256i b = _mm256_and_si256(_mm256_castps_si256(x.v), _mm256_set1_epi32(0x007fffff));
+    return _mm256_castsi256_ps(_mm256_or_si256(b, _mm256_set1_epi32(0x3f800000)));
+  }
+};
+
+struct MD {
+  __m256d m;
+  friend MD operator&(MD a, MD b) { return {_mm256_and_pd(a.m, b.m)}; }
+  friend MD operator|(MD a, MD b) { return {_mm256_or_pd(a.m, b.m)}; }
+  friend MD operator~(MD a) { return {_mm256_xor_pd(a.m, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)))}; }
+};
+
+struct VD {
+  using T = double;
+  using M = MD;
+  static constexpr int W = 4;
+  __m256d v;
+  VD() = default;
+  VD(__m256d x) : v(x) {}
+  VD(double x) : v(_mm256_set1_pd(x)) {}
+  static VD load(const double* p) { return _mm256_loadu_pd(p); }
+  void store(double* p) const { _mm256_storeu_pd(p, v); }
+  friend VD operator+(VD a, VD b) { return _mm256_add_pd(a.v, b.v); }
+  friend VD operator-(VD a, VD b) { return _mm256_sub_pd(a.v, b.v); }
+  friend VD operator*(VD a, VD b) { return _mm256_mul_pd(a.v, b.v); }
+  friend VD operator/(VD a, VD b) { return _mm256_div_pd(a.v, b.v); }
+  friend VD operator-(VD a) { return _mm256_xor_pd(a.v, _mm256_set1_pd(-0.0)); }
+  friend M operator<(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+  friend M operator<=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+  friend M operator>(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)}; }
+  friend M operator>=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GE_OQ)}; }
+  friend M operator==(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend M operator!=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend VD fma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
+  friend VD select(M m, VD a, VD b) { return _mm256_blendv_pd(b.v, a.v, m.m); }
+  friend VD abs(VD a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
+  friend VD copysign(VD a, VD s) {
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(sign, a.v), _mm256_and_pd(sign, s.v));
+  }
+  friend VD pow2i(VD n) {
+    // n is integral and small: n + 1.5*2^52 puts n in the low mantissa bits, a 64-bit add of the
+    // bias and a shift finish the job (AVX2 has no double->int64 conversion).
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+    __m256i i = _mm256_castpd_si256(_mm256_add_pd(n.v, magic));
+    i = _mm256_sub_epi64(i, _mm256_castpd_si256(magic));
+    i = _mm256_add_epi64(i, _mm256_set1_epi64x(1023));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(i, 52));
+  }
+  friend VD exponent_of(VD x) {
+    // exponent field (11 bits) via the same magic-number trick in reverse
+    __m256i e = _mm256_srli_epi64(_mm256_castpd_si256(x.v), 52);
+    const __m256d magic = _mm256_set1_pd(4503599627370496.0);  // 2^52
+    __m256d d = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(e, _mm256_castpd_si256(magic))), magic);
+    return _mm256_sub_pd(d, _mm256_set1_pd(1023.0));
+  }
+  friend VD mantissa_of(VD x) {
+    __m256i b = _mm256_and_si256(_mm256_castpd_si256(x.v), _mm256_set1_epi64x(0x000fffffffffffffLL));
+    return _mm256_castsi256_pd(_mm256_or_si256(b, _mm256_set1_epi64x(0x3ff0000000000000LL)));
+  }
+};
+
+}  // namespace fastact::simd::avx2

@@ -1,0 +1,71 @@
+// fastact: activation functions, forward and backward, on raw pointers. Umbrella header.
+//
+// Every op of the registry (fastact/registry.h) gets, for float and double:
+//   void relu(const float* x, float* y, std::size_t n);                        contiguous
+//   void relu(const float* x, std::ptrdiff_t x_stride, float* y, std::ptrdiff_t y_stride, std::size_t n);
+//   void relu_backward(const float* dy, const float* x, float* dx, std::size_t n);      from x
+//   void relu_backward_from_y(const float* dy, const float* y, float* dx, std::size_t n);  (where allowed)
+// with the op's parameters (and their defaults) after n, e.g. elu(x, y, n, alpha = 1.0) and
+// gelu(x, y, n, GeluApprox approximate = GeluApprox::none). Row ops (softmax, log_softmax) take
+// (x, y, rows, cols) for rows of contiguous cols, or element strides for rows and columns.
+// Strides are in elements. In-place (y == x) is allowed. Bad arguments throw fastact::Error.
+#pragma once
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastact/registry.h"
+
+namespace fastact {
+
+// Every error fastact reports (bad parameter, unknown or unsupported ISA, bad thread count).
+class Error : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+const char* version();
+// ISA paths compiled into this build, those this CPU can run, and the one in use.
+std::vector<std::string> compiled_isas();
+std::vector<std::string> supported_isas();
+std::string current_isa();
+// Select a path ("scalar", "avx2", "avx512", "neon", or "best"); throws Error if this CPU lacks it.
+void set_isa(const std::string& name);
+int num_threads();
+void set_num_threads(int n);
+
+#define FASTACT_P_DECL(type, name, def, check, choices) , type name = def
+#define FASTACT_DECL_Y_FromX(op, T, params)
+#define FASTACT_DECL_Y_FromXorY(op, T, params) \
+  void op##_backward_from_y(const T* dy, const T* y, T* dx, std::size_t n FASTACT_PARAMS_APPLY(DECL, params));
+#define FASTACT_DECL_Y_FromXorYIfPos FASTACT_DECL_Y_FromXorY
+#define FASTACT_DECL_EW_T(op, from, T, params)                                                   \
+  void op(const T* x, T* y, std::size_t n FASTACT_PARAMS_APPLY(DECL, params));                    \
+  void op(const T* x, std::ptrdiff_t x_stride, T* y, std::ptrdiff_t y_stride,                     \
+          std::size_t n FASTACT_PARAMS_APPLY(DECL, params));                                      \
+  void op##_backward(const T* dy, const T* x, T* dx, std::size_t n FASTACT_PARAMS_APPLY(DECL, params)); \
+  FASTACT_DECL_Y_##from(op, T, params)
+#define FASTACT_DECL_EW(op, F, from, doc, params) \
+  FASTACT_DECL_EW_T(op, from, float, params)     \
+  FASTACT_DECL_EW_T(op, from, double, params)
+#define FASTACT_DECL_ROW_T(op, T)                                                                       \
+  void op(const T* x, T* y, std::size_t rows, std::size_t cols);                                         \
+  void op(const T* x, std::ptrdiff_t x_row_stride, std::ptrdiff_t x_col_stride, T* y,                    \
+          std::ptrdiff_t y_row_stride, std::ptrdiff_t y_col_stride, std::size_t rows, std::size_t cols); \
+  void op##_backward(const T* dy, const T* y, T* dx, std::size_t rows, std::size_t cols);
+#define FASTACT_DECL_ROW(op, F, from, doc) FASTACT_DECL_ROW_T(op, float) FASTACT_DECL_ROW_T(op, double)
+
+FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_EW)
+FASTACT_ROW_OPS(FASTACT_DECL_ROW)
+
+#undef FASTACT_P_DECL
+#undef FASTACT_DECL_Y_FromX
+#undef FASTACT_DECL_Y_FromXorY
+#undef FASTACT_DECL_Y_FromXorYIfPos
+#undef FASTACT_DECL_EW_T
+#undef FASTACT_DECL_EW
+#undef FASTACT_DECL_ROW_T
+#undef FASTACT_DECL_ROW
+
+}  // namespace fastact

@@ -1,0 +1,77 @@
+// The op registry: every activation is declared here once. The C++ API, the kernel tables of every
+// ISA, the Python bindings and wrappers, their docstrings and the tests are all generated from these
+// lines. Adding an op = its math (csrc/math/ops.h) + one line here.
+//
+// OP(name, Functor, backward_from, "one-line description", params)
+//   backward_from: FromX            backward needs the forward input x
+//                  FromXorY         x or the forward output y
+//                  FromXorYIfPos    x, or y when the first parameter is > 0
+//   params: a sequence (no commas between items, possibly empty) of
+//           FASTACT_PARAM(name, default, check)          a number; check: Any | Positive | NonNegative
+//           FASTACT_CHOICE(name, Enum, default, "a|b")   one of named choices (an enum in C++)
+//   Each item becomes a tuple (type, name, default, check, choices). FASTACT_PARAMS_APPLY(K, params),
+//   K one of DECL, DEF, VAL, INFO, expands the consumer's FASTACT_P_<K>(type, name, default, check,
+//   choices) for each tuple, in order (a preprocessor sequence walked by two alternating macros).
+#pragma once
+#include <type_traits>
+
+namespace fastact {
+enum class GeluApprox { none = 0, tanh = 1 };
+
+// Parameters travel to the kernels as doubles; a choice travels as its index.
+template <class T>
+constexpr double param_value(T v) {
+  if constexpr (std::is_enum_v<T>) return double(static_cast<int>(v));
+  else return double(v);
+}
+}
+
+#define FASTACT_PARAM(name, def, check) (double, name, def, check, nullptr)
+#define FASTACT_CHOICE(name, Enum, def, choices) (::fastact::Enum, name, ::fastact::Enum::def, Any, choices)
+
+#define FASTACT_ELEMENTWISE_OPS(OP)                                                                   \
+  OP(relu, Relu, FromXorY, "max(x, 0); NaN propagates", )                                               \
+  OP(leaky_relu, LeakyRelu, FromXorYIfPos, "x if x > 0 else negative_slope * x",                      \
+     FASTACT_PARAM(negative_slope, 0.01, Any))                                                        \
+  OP(elu, Elu, FromXorYIfPos, "x if x > 0 else alpha * expm1(x)", FASTACT_PARAM(alpha, 1.0, Any))     \
+  OP(gelu, Gelu, FromX, "x * Phi(x) (erfc form); approximate='tanh': x * sigmoid(2*sqrt(2/pi)*(x + 0.044715 x^3))", \
+     FASTACT_CHOICE(approximate, GeluApprox, none, "none|tanh"))                                      \
+  OP(silu, Silu, FromX, "x * sigmoid(beta * x) (alias: swish)", FASTACT_PARAM(beta, 1.0, Any))        \
+  OP(sigmoid, Sigmoid, FromXorY, "1 / (1 + exp(-x))", )                                                 \
+  OP(tanh, Tanh, FromXorY, "tanh(x)", )
+
+// Row ops reduce along one axis; their backward takes the forward output y.
+#define FASTACT_ROW_OPS(OP)                                  \
+  OP(softmax, Softmax, FromY, "exp(x - max) / sum(exp(x - max)) along axis") \
+  OP(log_softmax, LogSoftmax, FromY, "x - max - log(sum(exp(x - max))) along axis")
+
+#define FASTACT_PARAMS_APPLY(K, params) FASTACT_PA_END(FASTACT_PA_##K##_A params)
+#define FASTACT_PA_END(...) FASTACT_PA_END_I(__VA_ARGS__)  // pastes _END onto the dangling alternator
+#define FASTACT_PA_END_I(...) __VA_ARGS__##_END
+#define FASTACT_PA_DECL_A(...) FASTACT_P_DECL(__VA_ARGS__) FASTACT_PA_DECL_B
+#define FASTACT_PA_DECL_B(...) FASTACT_P_DECL(__VA_ARGS__) FASTACT_PA_DECL_A
+#define FASTACT_PA_DECL_A_END
+#define FASTACT_PA_DECL_B_END
+#define FASTACT_PA_DEF_A(...) FASTACT_P_DEF(__VA_ARGS__) FASTACT_PA_DEF_B
+#define FASTACT_PA_DEF_B(...) FASTACT_P_DEF(__VA_ARGS__) FASTACT_PA_DEF_A
+#define FASTACT_PA_DEF_A_END
+#define FASTACT_PA_DEF_B_END
+#define FASTACT_PA_VAL_A(...) FASTACT_P_VAL(__VA_ARGS__) FASTACT_PA_VAL_B
+#define FASTACT_PA_VAL_B(...) FASTACT_P_VAL(__VA_ARGS__) FASTACT_PA_VAL_A
+#define FASTACT_PA_VAL_A_END
+#define FASTACT_PA_VAL_B_END
+#define FASTACT_PA_INFO_A(...) FASTACT_P_INFO(__VA_ARGS__) FASTACT_PA_INFO_B
+#define FASTACT_PA_INFO_B(...) FASTACT_P_INFO(__VA_ARGS__) FASTACT_PA_INFO_A
+#define FASTACT_PA_INFO_A_END
+#define FASTACT_PA_INFO_B_END
+
+namespace fastact {
+// Dense ids, in registry order.
+#define FASTACT_ID(name, ...) name,
+enum class ElementwiseOp { FASTACT_ELEMENTWISE_OPS(FASTACT_ID) count };
+enum class RowOp { FASTACT_ROW_OPS(FASTACT_ID) count };
+#undef FASTACT_ID
+enum class BackwardFrom { FromX, FromY, FromXorY, FromXorYIfPos };
+enum class ParamCheck { Any, Positive, NonNegative };
+constexpr int kMaxParams = 4;
+}  // namespace fastact

@@ -1,0 +1,288 @@
+// Building blocks shared by every activation: exp (with a double-word argument and wide scaling),
+// expm1, log, tanh, x*sigmoid(w) and the Gaussian tail. Written once against the vector interface of
+// simd::Scalar (V), with explicit FMA, so every ISA and CUDA run the same operations in the same order.
+#pragma once
+#include <cmath>
+#include <type_traits>
+
+#include "fastact/hd.h"
+#include "polynomials.h"
+
+namespace fastact::math {
+
+template <class T>
+struct K;
+
+template <>
+struct K<float> {
+  static constexpr float log2e = 0x1.715476p+0f;
+  // Cody-Waite split of ln2: n*ln2_hi is exact for |n| < 2^9.
+  static constexpr float ln2_hi = 0x1.62e4p-1f;
+  static constexpr float ln2_lo = 0x1.7f7d1cp-20f;
+  static constexpr float round_magic = 0x1.8p23f;  // x + magic - magic rounds x to an integer (ties even)
+  static constexpr float exp_lo = -262.0f;         // exp(-262) < 2^-378: 0 even after scaling by 2^128
+  static constexpr float exp_hi = 89.0f;           // exp(89) overflows
+  static constexpr float expm1_lo = -30.0f;        // expm1(x) = -1 below
+  static constexpr float gelu_a1 = 2.5f;           // see tools/fit_coeffs.py
+  static constexpr float gelu_amax = 16.0f;        // exp(-a^2/2) underflows to 0 beyond
+  static constexpr float tanh_small = 0.5625f;
+  static constexpr float gelu_small = 0.5f;
+  // 2*sqrt(2/pi), 0.044715 and 1/sqrt(2*pi) as double-word constants (hi + lo).
+  static constexpr float k_hi = 0x1.988454p+0f, k_lo = -0x1.857936p-25f;
+  static constexpr float c_hi = 0x1.6e4e26p-5f, c_lo = 0x1.a9003ep-30f;
+  static constexpr float isqrt2pi = 0x1.988454p-2f;
+  static constexpr float sqrt2 = 0x1.6a09e6p+0f;
+};
+
+template <>
+struct K<double> {
+  static constexpr double log2e = 0x1.71547652b82fep+0;
+  static constexpr double ln2_hi = 0x1.62e42fee00000p-1;
+  static constexpr double ln2_lo = 0x1.a39ef35793c76p-33;
+  static constexpr double round_magic = 0x1.8p52;
+  static constexpr double exp_lo = -2125.0;
+  static constexpr double exp_hi = 710.0;
+  static constexpr double expm1_lo = -40.0;
+  static constexpr double gelu_a1 = 3.5;
+  static constexpr double gelu_amax = 40.0;
+  static constexpr double tanh_small = 0.5625;
+  static constexpr double gelu_small = 0.5;
+  static constexpr double k_hi = 0x1.9884533d43651p+0, k_lo = -0x1.cbc0d30ebfd15p-54;
+  static constexpr double c_hi = 0x1.6e4e26d4801f7p-5, c_lo = 0x1.441355475a31ap-59;
+  static constexpr double isqrt2pi = 0x1.9884533d43651p-2;
+  static constexpr double sqrt2 = 0x1.6a09e667f3bcdp+0;
+};
+
+template <class V>
+using KT = K<typename V::T>;
+
+// Round an integral-range value to the nearest integer, ties to even, with two additions.
+template <class V>
+FASTACT_HD V round_int(V x) {
+  const V magic(KT<V>::round_magic);
+  return (x + magic) - magic;
+}
+
+// Double-word helpers: exact product and sum.
+template <class V>
+FASTACT_HD void two_prod(V a, V b, V& p, V& e) {
+  p = a * b;
+  e = fma(a, b, -p);
+}
+template <class V>
+FASTACT_HD void two_sum(V a, V b, V& s, V& e) {
+  s = a + b;
+  V bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+
+// exp(hi + lo) as p * 2^n, p in [0.7, 1.42], n integral. |lo| must be tiny next to 1 (a rounding error
+// of hi). Arguments are clamped to [exp_lo, exp_hi]; NaN propagates through p.
+template <class V>
+struct ExpParts {
+  V p, n;
+};
+template <class V>
+FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
+  using C = KT<V>;
+  const V lo_lim(C::exp_lo), hi_lim(C::exp_hi);
+  // lo only matters inside the range; outside (and for inf/NaN hi) it may be garbage, so drop it.
+  lo = select((hi > lo_lim) & (hi < hi_lim), lo, V(0));
+  hi = select(hi < lo_lim, lo_lim, hi);
+  hi = select(hi > hi_lim, hi_lim, hi);
+  V n = round_int(hi * V(C::log2e));
+  V r = fma(-n, V(C::ln2_hi), hi);  // exact
+  r = fma(-n, V(C::ln2_lo), r);
+  r = r + lo;
+  V em = fma(r * r, poly::exp_q(r), r);  // expm1(r)
+  return {V(1) + em, n};
+}
+
+// y * 2^n in three exact steps (each power of two is normal), so that n in [-3*bias, 3*bias] works and
+// a tiny result is rounded once, at the last step.
+template <class V>
+FASTACT_HD V ldexp3(V y, V n) {
+  V n1 = round_int(n * V(typename V::T(1) / typename V::T(3)));
+  V rest = n - n1;
+  V n2 = round_int(rest * V(0.5));
+  V n3 = rest - n2;
+  return ((y * pow2i(n1)) * pow2i(n2)) * pow2i(n3);
+}
+
+template <class V>
+FASTACT_HD V exp(V x) {
+  ExpParts<V> e = exp_parts(x, V(0));
+  return ldexp3(e.p, e.n);
+}
+
+// expm1(x) for x <= 80 (float) / 700 (double): 2^n * expm1(r) + (2^n - 1), one rounding.
+template <class V>
+FASTACT_HD V expm1_upto80(V x) {
+  using C = KT<V>;
+  V xc = select(x < V(C::expm1_lo), V(C::expm1_lo), x);
+  V n = round_int(xc * V(C::log2e));
+  V r = fma(-n, V(C::ln2_hi), xc);
+  r = fma(-n, V(C::ln2_lo), r);
+  V em = fma(r * r, poly::exp_q(r), r);
+  V t = pow2i(n);
+  V res = fma(t, em, t - V(1));
+  return select(x == V(0), x, res);  // keeps the sign of -0
+}
+
+// Natural log of a positive normal x (+inf -> +inf). Used for log-sum-exp, where x >= 1.
+template <class V>
+FASTACT_HD V log_positive(V x) {
+  using C = KT<V>;
+  V m = mantissa_of(x);
+  V e = exponent_of(x);
+  auto big = m > V(C::sqrt2);
+  m = select(big, m * V(0.5), m);
+  e = select(big, e + V(1), e);
+  V f = m - V(1);
+  V s = f / (V(2) + f);
+  V z = s * s;
+  V lm = fma(s * z, poly::log_l(z), s);  // atanh(s)
+  V res = fma(e, V(C::ln2_hi), fma(e, V(C::ln2_lo), lm + lm));
+  // +inf and NaN map to themselves (x == 2x only for 0 and inf; x is positive here)
+  return select((x == x * V(2)) | (x != x), x, res);
+}
+
+// tanh: odd polynomial near 0, 1 - 2/(exp(2|x|) + 1) elsewhere (no cancellation: the result is >= 0.51).
+template <class V>
+FASTACT_HD V tanh(V x) {
+  using C = KT<V>;
+  V a = abs(x);
+  V s = x * x;
+  V small = fma(x * s, poly::tanh_t(s), x);
+  V e = exp(a + a);
+  V large = copysign(V(1) - V(2) / (e + V(1)), x);
+  return select(a < V(C::tanh_small), small, large);
+}
+
+// tanh'(x) = 1 - tanh(x)^2, computed without cancellation: 4z/(1+z)^2 with z = exp(-2|x|).
+template <class V>
+FASTACT_HD V tanh_grad(V x) {
+  using C = KT<V>;
+  V t = tanh(x);
+  V small = fma(-t, t, V(1));
+  V z = exp(V(-2) * abs(x));
+  V d = V(1) + z;
+  V large = (V(4) * z) / (d * d);
+  return select(abs(x) < V(C::tanh_small), small, large);
+}
+
+// x * sigmoid(w), w = wh + wl (double word). exp(-|w|) is kept as p * 2^n and the scale is applied
+// last, so tails that fall into the subnormals are rounded once, and huge x with tiny sigmoid(w) is
+// still right.
+template <class V>
+FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
+  auto neg = wh < V(0);
+  ExpParts<V> e = exp_parts(-abs(wh), select(neg, wl, -wl));
+  V z = ldexp3(e.p, e.n);
+  V d = V(1) + z;
+  V pos_r = x / d;
+  V neg_r = ldexp3((x * e.p) / d, e.n);
+  // x = +-inf with w -> -inf: the limit is a zero of x's sign (exp wins).
+  neg_r = select(abs(x) == V(INFINITY), copysign(V(0), x), neg_r);
+  return select(neg, neg_r, pos_r);
+}
+
+// d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), with s = sigmoid(w), w' = dw/dx.
+template <class V>
+FASTACT_HD V x_sigmoid_grad(V x, V wh, V wl, V wprime) {
+  auto neg = wh < V(0);
+  ExpParts<V> e = exp_parts(-abs(wh), select(neg, wl, -wl));
+  V z = ldexp3(e.p, e.n);
+  V r = V(1) / (V(1) + z);  // sigmoid(|w|)
+  V xw = x * wprime;
+  // w < 0: s = z*r, 1-s = r  -> z*r*(1 + xw*r), scaled last
+  V neg_r = ldexp3(e.p * r * fma(xw, r, V(1)), e.n);
+  // w >= 0: s = r, 1-s = z*r -> r*(1 + xw*z*r)
+  V pos_r = r * fma(xw * z, r, V(1));
+  return select(neg, neg_r, pos_r);
+}
+
+// Gaussian pieces for gelu. For a = |x| >= 1/2: Phi(-a) = exp(-a^2/2) * G(a) / a, with G from the
+// fitted polynomials (in a - 1.5 up to A1, in 1/a beyond). exp(-a^2/2) uses the exact square.
+template <class V>
+struct GaussTail {
+  V p, n;  // exp(-a^2/2) = p * 2^n
+  V G;     // a * Phi(-a) * exp(a^2/2)
+  V ac;    // a, clamped to amax
+};
+template <class V>
+FASTACT_HD GaussTail<V> gauss_tail(V a) {
+  using C = KT<V>;
+  V ac = select(a < V(C::gelu_amax), a, V(C::gelu_amax));
+  V sh, sl;
+  two_prod(ac, ac, sh, sl);
+  ExpParts<V> e = exp_parts(V(-0.5) * sh, V(-0.5) * sl);
+  V g_mid = poly::gelu_g(ac - V(1.5));
+  V g_far = poly::gelu_h(V(1) / ac);
+  return {e.p, e.n, select(ac < V(C::gelu_a1), g_mid, g_far), ac};
+}
+
+// gelu(x) = x * Phi(x), exact form.
+template <class V>
+FASTACT_HD V gelu_erf(V x) {
+  using C = KT<V>;
+  V s = x * x;
+  V small = fma(s, poly::gelu_s(s), V(0.5) * x);  // 0.5x + x^2 S(x^2)
+  GaussTail<V> t = gauss_tail(abs(x));
+  V eg = ldexp3(t.p * t.G, t.n);  // |x| * Phi(-|x|)
+  V tail = select(x < V(0), -eg, x - eg);
+  V res = select(abs(x) < V(C::gelu_small), small, tail);
+  return select(x == x, res, x);
+}
+
+// gelu'(x) = Phi(x) + x*phi(x).
+template <class V>
+FASTACT_HD V gelu_erf_grad(V x) {
+  using C = KT<V>;
+  V s = x * x;
+  V phi_small = exp(V(-0.5) * s) * V(C::isqrt2pi);
+  V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
+  GaussTail<V> t = gauss_tail(abs(x));
+  // Phi(-a) - a*phi(a) = exp(-a^2/2) * (G/a - a/sqrt(2 pi))
+  V q = ldexp3(t.p * (t.G / t.ac - t.ac * V(C::isqrt2pi)), t.n);
+  V tail = select(x < V(0), q, V(1) - q);
+  V res = select(abs(x) < V(C::gelu_small), small, tail);
+  return select(x == x, res, x);
+}
+
+// w = 2*sqrt(2/pi)*(x + 0.044715 x^3) as a double word: its rounding error would be multiplied by |w|
+// (up to ~100) in exp(w).
+template <class V>
+FASTACT_HD void gelu_tanh_arg(V x, V& wh, V& wl) {
+  using C = KT<V>;
+  V x2h, x2l, x3h, x3l, th, tl, uh, ul;
+  two_prod(x, x, x2h, x2l);
+  two_prod(x, x2h, x3h, x3l);
+  x3l = fma(x, x2l, x3l);
+  two_prod(V(C::c_hi), x3h, th, tl);
+  tl = fma(V(C::c_hi), x3l, fma(V(C::c_lo), x3h, tl));
+  two_sum(x, th, uh, ul);
+  ul = ul + tl;
+  two_prod(V(C::k_hi), uh, wh, wl);
+  wl = fma(V(C::k_hi), ul, fma(V(C::k_lo), uh, wl));
+}
+
+template <class V>
+FASTACT_HD V gelu_tanh(V x) {
+  V wh, wl;
+  gelu_tanh_arg(x, wh, wl);
+  return x_sigmoid(x, wh, wl);
+}
+
+template <class V>
+FASTACT_HD V gelu_tanh_grad(V x) {
+  using C = KT<V>;
+  // Beyond |x| = 40 the derivative is exactly 0 or 1 in both precisions; clamping keeps x^3 finite.
+  V xc = select(x > V(40), V(40), select(x < V(-40), V(-40), x));
+  V wh, wl;
+  gelu_tanh_arg(xc, wh, wl);
+  V wprime = V(C::k_hi) * fma(V(3 * C::c_hi), xc * xc, V(1));
+  return x_sigmoid_grad(xc, wh, wl, wprime);
+}
+
+}  // namespace fastact::math

@@ -1,0 +1,91 @@
+// One functor per activation: forward and the gradient (dx from dy and x, or from dy and y), written
+// once against the vector interface. p points at the op's parameters, already converted to T, in the
+// order of its registry line. Which backward forms exist is declared in the registry.
+#pragma once
+#include "core.h"
+
+namespace fastact::ops {
+using namespace fastact::math;
+
+// NaN in x gives NaN in dx: a gradient through an undefined input is undefined.
+template <class V>
+FASTACT_HD V nan_or(V x, V v) { return select(x != x, x, v); }
+
+struct Relu {
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return select(x <= V(0), V(0), x); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    return select(x > V(0), dy, nan_or(x, V(0)));
+  }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) { return backward_x(dy, y, p); }
+};
+
+struct LeakyRelu {  // p[0] = negative_slope
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return select(x > V(0), x, x * V(p[0])); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    return select(x > V(0), dy, nan_or(x, dy * V(p[0])));
+  }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) { return backward_x(dy, y, p); }
+};
+
+struct Elu {  // p[0] = alpha
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    auto pos = x > V(0);
+    return select(pos, x, V(p[0]) * expm1_upto80(select(pos, V(0), x)));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    auto pos = x > V(0);
+    return select(pos, dy, dy * (V(p[0]) * exp(select(pos, V(0), x))));
+  }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) {
+    return select(y > V(0), dy, dy * (y + V(p[0])));
+  }
+};
+
+struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return p[0] != T(0) ? gelu_tanh(x) : gelu_erf(x);
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    return dy * (p[0] != T(0) ? gelu_tanh_grad(x) : gelu_erf_grad(x));
+  }
+};
+
+struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    V wh, wl;
+    two_prod(V(p[0]), x, wh, wl);
+    return x_sigmoid(x, wh, wl);
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    V wh, wl;
+    two_prod(V(p[0]), x, wh, wl);
+    return dy * x_sigmoid_grad(x, wh, wl, V(p[0]));
+  }
+};
+
+struct Sigmoid {
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return x_sigmoid(V(1), x, V(0)); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    // z/(1+z)^2, z = exp(-|x|): symmetric, no 1 - s cancellation
+    V z = exp(-abs(x));
+    V d = V(1) + z;
+    return dy * (z / (d * d));
+  }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T*) { return dy * (y * (V(1) - y)); }
+};
+
+struct Tanh {
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::tanh(x); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) { return dy * tanh_grad(x); }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T*) { return dy * fma(-y, y, V(1)); }
+};
+
+// Row ops (softmax family): the per-element pieces; the row engine does the reductions.
+struct Softmax {
+  static constexpr bool log = false;
+};
+struct LogSoftmax {
+  static constexpr bool log = true;
+};
+
+}  // namespace fastact::ops

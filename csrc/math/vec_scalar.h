@@ -1,0 +1,102 @@
+// One-lane "vector" with the interface every SIMD type implements. It is the CPU scalar path, the
+// reference the SIMD paths are checked against bit for bit, and the type the CUDA kernels use.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "fastact/hd.h"
+
+namespace fastact::simd {
+
+template <class T>
+struct IntOf;
+template <>
+struct IntOf<float> { using type = std::int32_t; };
+template <>
+struct IntOf<double> { using type = std::int64_t; };
+
+template <class To, class From>
+FASTACT_HD To bit_cast(From f) {
+  static_assert(sizeof(To) == sizeof(From));
+#if defined(__CUDA_ARCH__)
+  To t;
+  memcpy(&t, &f, sizeof(To));
+  return t;
+#else
+  return __builtin_bit_cast(To, f);
+#endif
+}
+
+struct ScalarMask {
+  bool m;
+  FASTACT_HD friend ScalarMask operator&(ScalarMask a, ScalarMask b) { return {a.m && b.m}; }
+  FASTACT_HD friend ScalarMask operator|(ScalarMask a, ScalarMask b) { return {a.m || b.m}; }
+  FASTACT_HD friend ScalarMask operator~(ScalarMask a) { return {!a.m}; }
+};
+
+template <class T_>
+struct Scalar {
+  using T = T_;
+  using M = ScalarMask;
+  static constexpr int W = 1;
+  T v;
+  FASTACT_HD Scalar() = default;
+  FASTACT_HD constexpr Scalar(T x) : v(x) {}
+  FASTACT_HD static Scalar load(const T* p) { return Scalar(*p); }
+  FASTACT_HD void store(T* p) const { *p = v; }
+
+  FASTACT_HD friend Scalar operator+(Scalar a, Scalar b) { return a.v + b.v; }
+  FASTACT_HD friend Scalar operator-(Scalar a, Scalar b) { return a.v - b.v; }
+  FASTACT_HD friend Scalar operator*(Scalar a, Scalar b) { return a.v * b.v; }
+  FASTACT_HD friend Scalar operator/(Scalar a, Scalar b) { return a.v / b.v; }
+  FASTACT_HD friend Scalar operator-(Scalar a) { return -a.v; }
+  FASTACT_HD friend M operator<(Scalar a, Scalar b) { return {a.v < b.v}; }
+  FASTACT_HD friend M operator<=(Scalar a, Scalar b) { return {a.v <= b.v}; }
+  FASTACT_HD friend M operator>(Scalar a, Scalar b) { return {a.v > b.v}; }
+  FASTACT_HD friend M operator>=(Scalar a, Scalar b) { return {a.v >= b.v}; }
+  FASTACT_HD friend M operator==(Scalar a, Scalar b) { return {a.v == b.v}; }
+  FASTACT_HD friend M operator!=(Scalar a, Scalar b) { return {a.v != b.v}; }
+  // a*b + c with a single rounding.
+  FASTACT_HD friend Scalar fma(Scalar a, Scalar b, Scalar c) {
+#if defined(__CUDA_ARCH__)
+    return ::fma(a.v, b.v, c.v);
+#else
+    return std::fma(a.v, b.v, c.v);
+#endif
+  }
+  FASTACT_HD friend Scalar select(M m, Scalar a, Scalar b) { return m.m ? a : b; }
+  FASTACT_HD friend Scalar abs(Scalar a) {
+    using U = std::make_unsigned_t<typename IntOf<T>::type>;
+    return bit_cast<T>(U(bit_cast<U>(a.v) & ~(U(1) << (8 * sizeof(T) - 1))));
+  }
+  // a with the sign bit of s (bitwise, so NaN and -0 behave as on every SIMD path).
+  FASTACT_HD friend Scalar copysign(Scalar a, Scalar s) {
+    using U = std::make_unsigned_t<typename IntOf<T>::type>;
+    const U sign = U(1) << (8 * sizeof(T) - 1);
+    return bit_cast<T>(U((bit_cast<U>(a.v) & ~sign) | (bit_cast<U>(s.v) & sign)));
+  }
+  // 2^n for an integral-valued n inside the normal exponent range.
+  FASTACT_HD friend Scalar pow2i(Scalar n) {
+    using I = typename IntOf<T>::type;
+    constexpr int mant = std::is_same_v<T, float> ? 23 : 52;
+    constexpr I bias = std::is_same_v<T, float> ? 127 : 1023;
+    return bit_cast<T>(I((I(n.v) + bias) << mant));
+  }
+  // Unbiased exponent (as T) and mantissa in [1, 2) of a positive normal x.
+  FASTACT_HD friend Scalar exponent_of(Scalar x) {
+    using I = typename IntOf<T>::type;
+    constexpr int mant = std::is_same_v<T, float> ? 23 : 52;
+    constexpr I bias = std::is_same_v<T, float> ? 127 : 1023;
+    return T((bit_cast<I>(x.v) >> mant) - bias);
+  }
+  FASTACT_HD friend Scalar mantissa_of(Scalar x) {
+    using I = typename IntOf<T>::type;
+    constexpr int mant = std::is_same_v<T, float> ? 23 : 52;
+    constexpr I one = std::is_same_v<T, float> ? I(0x3f800000) : I(0x3ff0000000000000LL);
+    return bit_cast<T>(I((bit_cast<I>(x.v) & ((I(1) << mant) - 1)) | one));
+  }
+};
+
+}  // namespace fastact::simd

@@ -1,0 +1,49 @@
+"""fastact: fast, accurate activation functions, forward and backward, for NumPy arrays.
+
+Every op is ``fastact.<op>(x, *, <params>, out=None)``; every backward is
+``fastact.<op>_backward(grad_output, x=None, *, y=None, <params>, out=None)``. Row ops take ``axis``.
+The functions are generated from the compiled op registry (see ``fastact.ops()``), so the list below
+is always what the extension provides. ``fastact.show_config()`` says how this build runs here.
+"""
+from __future__ import annotations
+
+from . import _core
+from ._core import compiled_isas, get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
+from ._generate import build_functions
+
+__version__ = _core.version()
+
+_OPS = _core.ops()
+_functions = build_functions(_OPS, _core)
+globals().update(_functions)
+swish = _functions["silu"]  # alias (ONNX / TF name)
+swish_backward = _functions["silu_backward"]
+
+
+def ops() -> list:
+    """The op registry: one dict per op (name, kind, params with defaults, backward_from)."""
+    return [dict(o, params=[dict(p) for p in o["params"]]) for o in _OPS]
+
+
+def show_config(file=None) -> None:
+    """Print the version, compiler, ISA paths (compiled, supported here, in use) and threads."""
+    import sys
+
+    out = file or sys.stdout
+    lines = [
+        f"fastact {__version__}",
+        f"  compiler:        {_core.compiler()}",
+        f"  ISA compiled:    {', '.join(compiled_isas())}",
+        f"  ISA supported:   {', '.join(supported_isas())}",
+        f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
+        f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
+        "  CUDA:            not built (this build is CPU-only)",
+        f"  ops:             {', '.join(o['name'] for o in _OPS)}",
+    ]
+    print("\n".join(lines), file=out)
+
+
+__all__ = sorted(list(_functions) + [
+    "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
+    "set_isa", "get_num_threads", "set_num_threads",
+])

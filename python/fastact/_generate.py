@@ -1,0 +1,97 @@
+"""Builds the public functions from the registry the compiled core exports.
+
+Each function is generated as real Python source (so ``inspect.signature`` and ``help`` show the
+true parameters) that does the least work possible per call: it maps choice strings to their index
+and calls the generic compiled entry point, which does every check in C++.
+"""
+from __future__ import annotations
+
+_FROM_TEXT = {
+    "x": "x (the forward input)",
+    "y": "y (the forward output)",
+    "x|y": "x (the forward input) or y (the forward output)",
+    "x|y+": "x (the forward input), or y (the forward output) when {p} > 0",
+}
+
+
+def _choice(fn, name, value, choices):
+    try:
+        return choices[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"fastact.{fn}: {name} must be one of {sorted(choices)!r}, got {value!r}") from None
+
+
+def _param_doc(p):
+    if p["choices"]:
+        opts = p["choices"].split("|")
+        return f"    {p['name']}: one of {opts}, default {opts[int(p['default'])]!r}"
+    cond = {"positive": " (> 0)", "nonnegative": " (>= 0)"}.get(p["check"], "")
+    return f"    {p['name']}: float{cond}, default {p['default']!r}"
+
+
+def _default_src(p):
+    if p["choices"]:
+        return repr(p["choices"].split("|")[int(p["default"])])
+    return repr(p["default"])
+
+
+def build_functions(ops, core):
+    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_choice": _choice}
+    funcs = {}
+    for op in ops:
+        name, oid, params = op["name"], op["id"], op["params"]
+        kwsig = "".join(f", {p['name']}={_default_src(p)}" for p in params)
+        vals = []
+        for p in params:
+            if p["choices"]:
+                table = {c: i for i, c in enumerate(p["choices"].split("|"))}
+                ns[f"_choices_{name}_{p['name']}"] = table
+                vals.append(f"_choice({name!r}, {p['name']!r}, {p['name']}, _choices_{name}_{p['name']})")
+            else:
+                vals.append(p["name"])
+        ptuple = "(" + "".join(v + ", " for v in vals) + ")"
+        pdoc = "\n".join(_param_doc(p) for p in params)
+        first = params[0]["name"] if params else ""
+        from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
+        if op["kind"] == "elementwise":
+            src = (
+                f"def {name}(x, *{kwsig}, out=None):\n"
+                f"    return _ew({oid}, 0, x, None, out, {ptuple})\n"
+                f"def {name}_backward(grad_output, x=None, *, y=None{kwsig}, out=None):\n"
+                f"    if y is None:\n"
+                f"        if x is None:\n"
+                f"            raise ValueError('fastact.{name}_backward needs {from_text}')\n"
+                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple})\n"
+                f"    if x is not None:\n"
+                f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
+                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple})\n"
+            )
+            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array-like of float32 or float64 (any shape and strides)\n"
+                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype to write into"
+                    " (may be x itself)\n\nReturns the result (out when given).")
+        else:
+            src = (
+                f"def {name}(x, axis=-1, *, out=None):\n"
+                f"    return _row({oid}, 0, x, None, out, axis)\n"
+                f"def {name}_backward(grad_output, x=None, *, y=None, axis=-1, out=None):\n"
+                f"    if y is None:\n"
+                f"        raise ValueError('fastact.{name}_backward needs {from_text}'"
+                f" + ('; x cannot be used' if x is not None else ''))\n"
+                f"    if x is not None:\n"
+                f"        raise ValueError('fastact.{name}_backward: pass y only (the forward output)')\n"
+                f"    return _row({oid}, 1, grad_output, y, out, axis)\n"
+            )
+            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array-like of float32 or float64, at least 1-d\n"
+                    "    axis: the axis to reduce along (default -1, the fast path)\n"
+                    "    out: optional array of x's shape and dtype to write into (may be x itself)\n\n"
+                    "Returns the result (out when given). A row that is all -inf gives NaN.")
+        exec(compile(src, f"<fastact.{name}>", "exec"), ns)
+        fwd, bwd = ns[name], ns[f"{name}_backward"]
+        fwd.__doc__ = fdoc
+        bwd.__doc__ = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
+                       f" arguments are {name}'s.\nReturns grad_input (out when given).")
+        for f in (fwd, bwd):
+            f.__module__ = "fastact"
+        funcs[name] = fwd
+        funcs[f"{name}_backward"] = bwd
+    return funcs
