@@ -26,6 +26,10 @@ GELU_AC = mp.mpf("1.5")
 GELU_AMAX = {"float": mp.mpf(16), "double": mp.mpf(40)}  # exp(-a^2/2) underflows to 0 beyond
 
 
+# Root of D(a) = g(a) - a^2/sqrt(2 pi): gelu'(-GELU_A0) = 0 (a double word in the C++ constants).
+GELU_A0 = mp.mpf("0.75179152469356445745790494677952403966447115342345384838654")
+
+
 def Phi(x):
     return mp.ncdf(x)
 
@@ -58,6 +62,12 @@ FITS = {
                {t: (GELU_X0 - GELU_AC, GELU_A1[t] - GELU_AC) for t in ("float", "double")},
                {"float": 11, "double": 24},
                "g(a) = a*Phi(-a)*exp(a^2/2), v = a - 1.5, 0.5 <= a <= A1 (2.5 float, 3.5 double)"),
+    # D(a) = g(a) - a^2/sqrt(2 pi) = a * exp(a^2/2) * gelu'(-a) vanishes at a0 = 0.7518 (gelu's
+    # minimum). Fitting E = D / (a - a0) and forming (a - a0) exactly keeps gelu' accurate near 0.
+    "gelu_e": (lambda v: (g_of_a(v + GELU_AC) - (v + GELU_AC) ** 2 / mp.sqrt(2 * mp.pi)) / (v + GELU_AC - GELU_A0),
+               {t: (GELU_X0 - GELU_AC, GELU_A1[t] - GELU_AC) for t in ("float", "double")},
+               {"float": 11, "double": 24},
+               "E(a) = (g(a) - a^2/sqrt(2 pi)) / (a - a0), v = a - 1.5, 0.5 <= a <= A1"),
     # the same g as a polynomial in u = 1/a on [1/AMAX, 1/A1]
     "gelu_h": (lambda u: g_of_a(1 / u),
                {t: (1 / GELU_AMAX[t], 1 / GELU_A1[t]) for t in ("float", "double")},
@@ -73,30 +83,44 @@ def round_to(x, typ):
     return f
 
 
-def fit(func, lo, hi, deg, typ):
+ABSOLUTE: set = set()  # fits weighted for absolute rather than relative error
+
+
+def _lsq(nodes, vals, weights, deg, fixed):
+    """Weighted least squares for the coefficients after the `fixed` (already rounded) ones."""
+    k0 = len(fixed)
+    m = len(nodes)
+    A = mp.matrix(m, deg + 1 - k0)
+    b = mp.matrix(m, 1)
+    for i, (x, v, w) in enumerate(zip(nodes, vals, weights)):
+        r = v - sum(c * x ** j for j, c in enumerate(fixed))
+        for j in range(k0, deg + 1):
+            A[i, j - k0] = w * x ** j
+        b[i] = w * r
+    sol, _ = mp.qr_solve(A, b)
+    return [sol[j] for j in range(deg + 1 - k0)]
+
+
+def fit(func, lo, hi, deg, typ, absolute=False):
+    """Least squares on Chebyshev nodes, then round-and-refit: round the lowest coefficient to the
+    target type, refit the others around it, and so on, so the rounding of each coefficient is
+    absorbed by the ones not yet rounded."""
     lo, hi = mp.mpf(lo), mp.mpf(hi)
     m = 6 * (deg + 1)
     nodes = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (2 * k + 1) / (2 * m)) for k in range(m)]
     vals = [func(x) for x in nodes]
-    # relative-error weights
-    A = mp.matrix(m, deg + 1)
-    b = mp.matrix(m, 1)
-    for i, (x, v) in enumerate(zip(nodes, vals)):
-        w = 1 / abs(v)
-        for j in range(deg + 1):
-            A[i, j] = w * x ** j
-        b[i] = w * v
-    coef, _ = mp.qr_solve(A, b)
-    coef = [coef[j] for j in range(deg + 1)]
-    # round in order, refitting the remaining ones is overkill at these degrees; round directly
-    rc = [round_to(c, typ) for c in coef]
+    weights = [1 if absolute else 1 / abs(v) for v in vals]
+    rc = []
+    for k in range(deg + 1):
+        rest = _lsq(nodes, vals, weights, deg, [mp.mpf(c) for c in rc])
+        rc.append(round_to(rest[0], typ))
     grid = [lo + (hi - lo) * k / 2000 for k in range(2001)]
     err = 0
     for x in grid:
         p = mp.mpf(0)
         for c in reversed(rc):
             p = p * x + mp.mpf(c)
-        err = max(err, abs(p / func(x) - 1))
+        err = max(err, abs(p - func(x)) if absolute else abs(p / func(x) - 1))
     return rc, err
 
 
@@ -126,12 +150,12 @@ def main():
         lines.append(f"FASTACT_HD V {name}(V x) {{")
         for k, typ in enumerate(("float", "double")):
             lo, hi = ranges[typ]
-            coef, err = fit(func, lo, hi, degs[typ], typ)
-            report.append(f"{name:8s} {typ:6s} deg {degs[typ]:2d}  max rel err {float(err):.3e}"
+            coef, err = fit(func, lo, hi, degs[typ], typ, name in ABSOLUTE)
+            report.append(f"{name:8s} {typ:6s} deg {degs[typ]:2d}  max {'abs' if name in ABSOLUTE else 'rel'} err {float(err):.3e}"
                           f"  ({float(err) / (2.0 ** -24 if typ == 'float' else 2.0 ** -53):.3f} ulp)")
             lines.append(f"  {'if' if k == 0 else '} else'} constexpr (std::is_same_v<typename V::T, {typ}>) {{"
                          if k == 0 else "  } else {")
-            lines.append(f"    // max relative error {float(err):.2e} on [{float(lo):.6g}, {float(hi):.6g}]")
+            lines.append(f"    // max {'absolute' if name in ABSOLUTE else 'relative'} error {float(err):.2e} on [{float(lo):.6g}, {float(hi):.6g}]")
             lines.append(f"    V p = V({fmt(coef[-1], typ)});")
             for c in reversed(coef[:-1]):
                 lines.append(f"    p = fma(p, x, V({fmt(c, typ)}));")

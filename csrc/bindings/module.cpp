@@ -23,8 +23,9 @@ namespace {
 constexpr int kMaxDims = 64;
 
 py::object& coerce_fn() {
-  static py::object f = py::module_::import("fastact._dispatch").attr("as_array");
-  return f;
+  // Leaked on purpose: a static py::object would be released after the interpreter has finalized.
+  static py::object* f = new py::object(py::module_::import("fastact._dispatch").attr("as_array"));
+  return *f;
 }
 
 // An ndarray for arg (NumPy arrays pass through untouched; anything else goes through

@@ -101,7 +101,7 @@ V exp_shifted(V x, V m) {
   V dh, dl;
   two_sum(x, -m, dh, dl);
   ExpParts<V> e = exp_parts(dh, dl);
-  return ldexp3(e.p, e.n);
+  return ldexp3(e.p(), e.n);
 }
 
 template <class V, bool Log>
@@ -138,7 +138,7 @@ void forward(const void* a_, const void*, void* o_, std::size_t len) {
       for (int j = 0; j < N; ++j) {
         V dh, dl;
         two_sum(V::load(a + j * V::W), -m, dh, dl);
-        v[j] = (dh - lse) + dl;
+        v[j] = (dh - lse) + select(dl == dl, dl, V(T(0)));  // x = -inf: dl is NaN, the result -inf
       }
       store_block(v, y + i, count);
     });

@@ -31,6 +31,7 @@ struct K<float> {
   static constexpr float k_hi = 0x1.988454p+0f, k_lo = -0x1.857936p-25f;
   static constexpr float c_hi = 0x1.6e4e26p-5f, c_lo = 0x1.a9003ep-30f;
   static constexpr float isqrt2pi = 0x1.988454p-2f;
+  static constexpr float gelu_a0_hi = 0x1.80ead2p-1f, gelu_a0_lo = -0x1.a03fd4p-27f;  // gelu'(-a0) = 0
   static constexpr float sqrt2 = 0x1.6a09e6p+0f;
 };
 
@@ -50,6 +51,7 @@ struct K<double> {
   static constexpr double k_hi = 0x1.9884533d43651p+0, k_lo = -0x1.cbc0d30ebfd15p-54;
   static constexpr double c_hi = 0x1.6e4e26d4801f7p-5, c_lo = 0x1.441355475a31ap-59;
   static constexpr double isqrt2pi = 0x1.9884533d43651p-2;
+  static constexpr double gelu_a0_hi = 0x1.80ead197f00b4p-1, gelu_a0_lo = -0x1.13e74c58cada8p-56;
   static constexpr double sqrt2 = 0x1.6a09e667f3bcdp+0;
 };
 
@@ -76,11 +78,14 @@ FASTACT_HD void two_sum(V a, V b, V& s, V& e) {
   e = (a - (s - bb)) + (b - bb);
 }
 
-// exp(hi + lo) as p * 2^n, p in [0.7, 1.42], n integral. |lo| must be tiny next to 1 (a rounding error
-// of hi). Arguments are clamped to [exp_lo, exp_hi]; NaN propagates through p.
+// exp(hi + lo) as (1 + em) * 2^n, em = expm1(r) in [-0.3, 0.42], n integral. Keeping 1 + em unrounded
+// lets callers form y * (1 + em) as fma(y, em, y), one rounding. |lo| must be tiny next to 1 (a
+// rounding error of hi). Arguments are clamped to [exp_lo, exp_hi]; NaN propagates through em.
 template <class V>
 struct ExpParts {
-  V p, n;
+  V em, n;
+  FASTACT_HD V p() const { return V(1) + em; }
+  FASTACT_HD V times(V y) const { return fma(y, em, y); }  // y * (1 + em)
 };
 template <class V>
 FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
@@ -95,24 +100,30 @@ FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
   r = fma(-n, V(C::ln2_lo), r);
   r = r + lo;
   V em = fma(r * r, poly::exp_q(r), r);  // expm1(r)
-  return {V(1) + em, n};
+  return {em, n};
 }
 
-// y * 2^n in three exact steps (each power of two is normal), so that n in [-3*bias, 3*bias] works and
-// a tiny result is rounded once, at the last step.
+// Multiplication by 2^n in three exact steps (each power of two normal), so that n in [-3*bias, 3*bias]
+// works and a tiny result is rounded once, at the last step.
 template <class V>
-FASTACT_HD V ldexp3(V y, V n) {
+struct Pow2 {
+  V a, b, c;
+  FASTACT_HD V operator()(V y) const { return ((y * a) * b) * c; }
+};
+template <class V>
+FASTACT_HD Pow2<V> pow2_of(V n) {
   V n1 = round_int(n * V(typename V::T(1) / typename V::T(3)));
   V rest = n - n1;
   V n2 = round_int(rest * V(0.5));
-  V n3 = rest - n2;
-  return ((y * pow2i(n1)) * pow2i(n2)) * pow2i(n3);
+  return {pow2i(n1), pow2i(n2), pow2i(rest - n2)};
 }
+template <class V>
+FASTACT_HD V ldexp3(V y, V n) { return pow2_of(n)(y); }
 
 template <class V>
 FASTACT_HD V exp(V x) {
   ExpParts<V> e = exp_parts(x, V(0));
-  return ldexp3(e.p, e.n);
+  return ldexp3(e.p(), e.n);
 }
 
 // expm1(x) for x <= 80 (float) / 700 (double): 2^n * expm1(r) + (2^n - 1), one rounding.
@@ -153,7 +164,7 @@ FASTACT_HD V tanh(V x) {
   using C = KT<V>;
   V a = abs(x);
   V s = x * x;
-  V small = fma(x * s, poly::tanh_t(s), x);
+  V small = select(x == V(0), x, fma(x * s, poly::tanh_t(s), x));  // tanh(-0) = -0
   V e = exp(a + a);
   V large = copysign(V(1) - V(2) / (e + V(1)), x);
   return select(a < V(C::tanh_small), small, large);
@@ -171,34 +182,49 @@ FASTACT_HD V tanh_grad(V x) {
   return select(abs(x) < V(C::tanh_small), small, large);
 }
 
-// x * sigmoid(w), w = wh + wl (double word). exp(-|w|) is kept as p * 2^n and the scale is applied
-// last, so tails that fall into the subnormals are rounded once, and huge x with tiny sigmoid(w) is
-// still right.
+// x * sigmoid(w), w = wh + wl (double word), within ~1.2 ulp: with z = exp(-|w|) = (1 + em) * 2^n,
+//   w >= 0: x / (1 + z)        w < 0: x * (1 + em) / (1 + z) * 2^n   (scaled last: tails that reach
+// the subnormals are rounded once, and huge x with tiny sigmoid(w) stays right).
+// 1 + z is formed exactly as a double word and the one division is corrected by its remainder.
 template <class V>
 FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
+  using T = typename V::T;
   auto neg = wh < V(0);
   ExpParts<V> e = exp_parts(-abs(wh), select(neg, wl, -wl));
-  V z = ldexp3(e.p, e.n);
-  V d = V(1) + z;
-  V pos_r = x / d;
-  V neg_r = ldexp3((x * e.p) / d, e.n);
+  Pow2<V> s = pow2_of(e.n);
+  V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;  // 1 + em exactly
+  V zh = s(ph), zl = s(pl);
+  V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;  // 1 + z (z <= 1)
+  auto huge = abs(x) > V(T(0x1p100));  // keep x * (1 + em) finite
+  V xs = select(huge, x * V(T(0x1p-100)), x);
+  V num = select(neg, e.times(xs), x);
+  V q = num / dh;
+  V corr = (fma(-q, dh, num) - q * dl) / dh;
+  q = select((abs(num) == V(T(INFINITY))) | (num == V(0)), q, q + corr);  // keeps inf and the sign of 0
+  V neg_r = ldexp3(q, select(huge, e.n + V(100), e.n));
   // x = +-inf with w -> -inf: the limit is a zero of x's sign (exp wins).
-  neg_r = select(abs(x) == V(INFINITY), copysign(V(0), x), neg_r);
-  return select(neg, neg_r, pos_r);
+  neg_r = select(abs(x) == V(T(INFINITY)), copysign(V(0), x), neg_r);
+  return select(neg, neg_r, q);
 }
 
-// d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), with s = sigmoid(w), w' = dw/dx.
+// d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), s = sigmoid(w). With z = exp(-|w|), d = 1 + z:
+//   w >= 0: (d + x*w'*z) / d^2        w < 0: z * (d + x*w') / d^2  (scaled last)
+// d + x*w' vanishes at the derivative's zero, so it is summed from exact double-word pieces.
 template <class V>
-FASTACT_HD V x_sigmoid_grad(V x, V wh, V wl, V wprime) {
+FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a double word
+  using T = typename V::T;
   auto neg = wh < V(0);
   ExpParts<V> e = exp_parts(-abs(wh), select(neg, wl, -wl));
-  V z = ldexp3(e.p, e.n);
-  V r = V(1) / (V(1) + z);  // sigmoid(|w|)
-  V xw = x * wprime;
-  // w < 0: s = z*r, 1-s = r  -> z*r*(1 + xw*r), scaled last
-  V neg_r = ldexp3(e.p * r * fma(xw, r, V(1)), e.n);
-  // w >= 0: s = r, 1-s = z*r -> r*(1 + xw*z*r)
-  V pos_r = r * fma(xw * z, r, V(1));
+  Pow2<V> s = pow2_of(e.n);
+  V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;
+  V zh = s(ph), zl = s(pl);
+  V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;
+  V d2 = dh * dh;
+  V nneg = (dh + xwh) + (dl + xwl);
+  V neg_r = ldexp3(e.times(nneg / d2), e.n);
+  neg_r = select(abs(xwh) == V(T(INFINITY)), V(0), neg_r);  // e^w * x*w' -> 0
+  V xwz = select(zh == V(0), V(0), xwh * zh);
+  V pos_r = (dh + xwz) / d2;
   return select(neg, neg_r, pos_r);
 }
 
@@ -206,7 +232,7 @@ FASTACT_HD V x_sigmoid_grad(V x, V wh, V wl, V wprime) {
 // fitted polynomials (in a - 1.5 up to A1, in 1/a beyond). exp(-a^2/2) uses the exact square.
 template <class V>
 struct GaussTail {
-  V p, n;  // exp(-a^2/2) = p * 2^n
+  ExpParts<V> e;  // exp(-a^2/2)
   V G;     // a * Phi(-a) * exp(a^2/2)
   V ac;    // a, clamped to amax
 };
@@ -219,17 +245,31 @@ FASTACT_HD GaussTail<V> gauss_tail(V a) {
   ExpParts<V> e = exp_parts(V(-0.5) * sh, V(-0.5) * sl);
   V g_mid = poly::gelu_g(ac - V(1.5));
   V g_far = poly::gelu_h(V(1) / ac);
-  return {e.p, e.n, select(ac < V(C::gelu_a1), g_mid, g_far), ac};
+  return {e, select(ac < V(C::gelu_a1), g_mid, g_far), ac};
+}
+
+// D(a) = G(a) - a^2/sqrt(2 pi) without cancellation: below A1 as (a - a0) * E(a), a - a0 formed
+// exactly (a0 its root, a double word); beyond, the two terms no longer cancel.
+template <class V>
+FASTACT_HD V gauss_d(const GaussTail<V>& t) {
+  using C = KT<V>;
+  V sh, sl;
+  two_prod(t.ac, t.ac, sh, sl);
+  V direct = fma(-V(C::isqrt2pi), sh, fma(-V(C::isqrt2pi), sl, t.G));
+  V near = ((t.ac - V(C::gelu_a0_hi)) - V(C::gelu_a0_lo)) * poly::gelu_e(t.ac - V(1.5));
+  return select(t.ac < V(C::gelu_a1), near, direct);
 }
 
 // gelu(x) = x * Phi(x), exact form.
 template <class V>
 FASTACT_HD V gelu_erf(V x) {
   using C = KT<V>;
+  using T = typename V::T;
   V s = x * x;
-  V small = fma(s, poly::gelu_s(s), V(0.5) * x);  // 0.5x + x^2 S(x^2)
+  // 0.5x + x^2 S(x^2); below 1e-30 the square is below rounding: 0.5x keeps the sign of tiny and -0 x
+  V small = select(abs(x) < V(T(1e-30)), V(0.5) * x, fma(s, poly::gelu_s(s), V(0.5) * x));
   GaussTail<V> t = gauss_tail(abs(x));
-  V eg = ldexp3(t.p * t.G, t.n);  // |x| * Phi(-|x|)
+  V eg = ldexp3(t.e.times(t.G), t.e.n);  // |x| * Phi(-|x|)
   V tail = select(x < V(0), -eg, x - eg);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
@@ -243,17 +283,17 @@ FASTACT_HD V gelu_erf_grad(V x) {
   V phi_small = exp(V(-0.5) * s) * V(C::isqrt2pi);
   V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
   GaussTail<V> t = gauss_tail(abs(x));
-  // Phi(-a) - a*phi(a) = exp(-a^2/2) * (G/a - a/sqrt(2 pi))
-  V q = ldexp3(t.p * (t.G / t.ac - t.ac * V(C::isqrt2pi)), t.n);
+  // Phi(-a) - a*phi(a) = exp(-a^2/2) * D(a) / a
+  V q = ldexp3(t.e.times(gauss_d(t) / t.ac), t.e.n);
   V tail = select(x < V(0), q, V(1) - q);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
 }
 
 // w = 2*sqrt(2/pi)*(x + 0.044715 x^3) as a double word: its rounding error would be multiplied by |w|
-// (up to ~100) in exp(w).
+// (up to ~100) in exp(w). Also x*w' = 2*sqrt(2/pi)*(x + 3*0.044715 x^3), for the gradient.
 template <class V>
-FASTACT_HD void gelu_tanh_arg(V x, V& wh, V& wl) {
+FASTACT_HD void gelu_tanh_arg(V x, V& wh, V& wl, V* xwh = nullptr, V* xwl = nullptr) {
   using C = KT<V>;
   V x2h, x2l, x3h, x3l, th, tl, uh, ul;
   two_prod(x, x, x2h, x2l);
@@ -265,6 +305,13 @@ FASTACT_HD void gelu_tanh_arg(V x, V& wh, V& wl) {
   ul = ul + tl;
   two_prod(V(C::k_hi), uh, wh, wl);
   wl = fma(V(C::k_hi), ul, fma(V(C::k_lo), uh, wl));
+  if (xwh) {
+    V vh, vl;
+    two_sum(uh, th + th, vh, vl);  // u + 2 c x^3
+    vl = vl + (ul + (tl + tl));
+    two_prod(V(C::k_hi), vh, *xwh, *xwl);
+    *xwl = fma(V(C::k_hi), vl, fma(V(C::k_lo), vh, *xwl));
+  }
 }
 
 template <class V>
@@ -276,13 +323,11 @@ FASTACT_HD V gelu_tanh(V x) {
 
 template <class V>
 FASTACT_HD V gelu_tanh_grad(V x) {
-  using C = KT<V>;
   // Beyond |x| = 40 the derivative is exactly 0 or 1 in both precisions; clamping keeps x^3 finite.
   V xc = select(x > V(40), V(40), select(x < V(-40), V(-40), x));
-  V wh, wl;
-  gelu_tanh_arg(xc, wh, wl);
-  V wprime = V(C::k_hi) * fma(V(3 * C::c_hi), xc * xc, V(1));
-  return x_sigmoid_grad(xc, wh, wl, wprime);
+  V wh, wl, xwh, xwl;
+  gelu_tanh_arg(xc, wh, wl, &xwh, &xwl);
+  return select(x == x, x_sigmoid_grad(wh, wl, xwh, xwl), x);
 }
 
 }  // namespace fastact::math

@@ -59,7 +59,7 @@ struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
     V wh, wl;
     two_prod(V(p[0]), x, wh, wl);
-    return dy * x_sigmoid_grad(x, wh, wl, V(p[0]));
+    return dy * x_sigmoid_grad(wh, wl, wh, wl);  // x * w' = beta * x = w
   }
 };
 

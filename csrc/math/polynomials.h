@@ -11,25 +11,25 @@ namespace fastact::math::poly {
 template <class V>
 FASTACT_HD V exp_q(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 1.08e-08 on [-0.35, 0.35]
-    V p = V(0x1.a0472c0000000p-13f);
-    p = fma(p, x, V(0x1.6d48a40000000p-10f));
-    p = fma(p, x, V(0x1.11116a0000000p-7f));
-    p = fma(p, x, V(0x1.5554e60000000p-5f));
-    p = fma(p, x, V(0x1.5555560000000p-3f));
+    // max relative error 4.76e-09 on [-0.35, 0.35]
+    V p = V(0x1.9d91ae0000000p-13f);
+    p = fma(p, x, V(0x1.6d34500000000p-10f));
+    p = fma(p, x, V(0x1.11133e0000000p-7f));
+    p = fma(p, x, V(0x1.5554fe0000000p-5f));
+    p = fma(p, x, V(0x1.5555540000000p-3f));
     p = fma(p, x, V(0x1.0000000000000p-1f));
     return p;
   } else {
-    // max relative error 4.27e-18 on [-0.35, 0.35]
-    V p = V(0x1.1f0e779a61154p-29);
-    p = fma(p, x, V(0x1.af52544b79c0dp-26));
-    p = fma(p, x, V(0x1.27e519482ac31p-22));
-    p = fma(p, x, V(0x1.71de000fe5629p-19));
-    p = fma(p, x, V(0x1.a01a018c2f9a3p-16));
-    p = fma(p, x, V(0x1.a01a01ac94869p-13));
-    p = fma(p, x, V(0x1.6c16c16c1adcep-10));
-    p = fma(p, x, V(0x1.111111110ffa0p-7));
-    p = fma(p, x, V(0x1.555555555554dp-5));
+    // max relative error 3.13e-18 on [-0.35, 0.35]
+    V p = V(0x1.1f1e054a477fcp-29);
+    p = fma(p, x, V(0x1.af5207063f6cfp-26));
+    p = fma(p, x, V(0x1.27e50e9f61781p-22));
+    p = fma(p, x, V(0x1.71de003e07abap-19));
+    p = fma(p, x, V(0x1.a01a01918633fp-16));
+    p = fma(p, x, V(0x1.a01a01ac8188dp-13));
+    p = fma(p, x, V(0x1.6c16c16c19af3p-10));
+    p = fma(p, x, V(0x1.111111110ffd1p-7));
+    p = fma(p, x, V(0x1.5555555555550p-5));
     p = fma(p, x, V(0x1.5555555555557p-3));
     p = fma(p, x, V(0x1.0000000000000p-1));
     return p;
@@ -40,27 +40,27 @@ FASTACT_HD V exp_q(V x) {
 template <class V>
 FASTACT_HD V tanh_t(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 3.38e-08 on [0, 0.316406]
-    V p = V(0x1.45c4ac0000000p-9f);
-    p = fma(p, x, V(-0x1.16722c0000000p-7f));
-    p = fma(p, x, V(0x1.655bb40000000p-6f));
-    p = fma(p, x, V(-0x1.ba12ba0000000p-5f));
-    p = fma(p, x, V(0x1.1111020000000p-3f));
+    // max relative error 2.98e-08 on [0, 0.316406]
+    V p = V(0x1.6b58760000000p-9f);
+    p = fma(p, x, V(-0x1.1eac320000000p-7f));
+    p = fma(p, x, V(0x1.66aba00000000p-6f));
+    p = fma(p, x, V(-0x1.ba2a3c0000000p-5f));
+    p = fma(p, x, V(0x1.1111580000000p-3f));
     p = fma(p, x, V(-0x1.5555560000000p-2f));
     return p;
   } else {
-    // max relative error 7.59e-17 on [0, 0.316406]
-    V p = V(0x1.ffe23ca87e5bfp-18);
-    p = fma(p, x, V(-0x1.177fa8c3ef118p-15));
-    p = fma(p, x, V(0x1.8b6477f4b4e5fp-14));
-    p = fma(p, x, V(-0x1.f3e0fbc7cc581p-13));
-    p = fma(p, x, V(0x1.35440f784119fp-11));
-    p = fma(p, x, V(-0x1.7da2135c6d541p-10));
-    p = fma(p, x, V(0x1.d6d3c241cc089p-9));
-    p = fma(p, x, V(-0x1.226e352ab79f2p-7));
-    p = fma(p, x, V(0x1.664f4881e8a64p-6));
-    p = fma(p, x, V(-0x1.ba1ba1ba19cc8p-5));
-    p = fma(p, x, V(0x1.1111111111105p-3));
+    // max relative error 5.55e-17 on [0, 0.316406]
+    V p = V(0x1.be2d784923035p-18);
+    p = fma(p, x, V(-0x1.088441f2243aap-15));
+    p = fma(p, x, V(0x1.8573215d6d074p-14));
+    p = fma(p, x, V(-0x1.f288e8a3d713ep-13));
+    p = fma(p, x, V(0x1.352b9ef6f4abap-11));
+    p = fma(p, x, V(-0x1.7d9fcfa56defcp-10));
+    p = fma(p, x, V(0x1.d6d39f07ac249p-9));
+    p = fma(p, x, V(-0x1.226e347aa6077p-7));
+    p = fma(p, x, V(0x1.664f487db48dcp-6));
+    p = fma(p, x, V(-0x1.ba1ba1ba0b82dp-5));
+    p = fma(p, x, V(0x1.1111111111051p-3));
     p = fma(p, x, V(-0x1.5555555555555p-2));
     return p;
   }
@@ -70,21 +70,21 @@ FASTACT_HD V tanh_t(V x) {
 template <class V>
 FASTACT_HD V log_l(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 3.32e-08 on [0, 0.029741]
-    V p = V(0x1.de0aee0000000p-4f);
-    p = fma(p, x, V(0x1.245b2a0000000p-3f));
-    p = fma(p, x, V(0x1.9999ee0000000p-3f));
+    // max relative error 2.98e-08 on [0, 0.029741]
+    V p = V(0x1.cee9b20000000p-4f);
+    p = fma(p, x, V(0x1.24bfc40000000p-3f));
+    p = fma(p, x, V(0x1.9998700000000p-3f));
     p = fma(p, x, V(0x1.5555560000000p-2f));
     return p;
   } else {
     // max relative error 5.55e-17 on [0, 0.029741]
-    V p = V(0x1.0c4ed941334bep-4);
-    p = fma(p, x, V(0x1.0fb75ca6c4c0ep-4));
-    p = fma(p, x, V(0x1.3b1c7aab2911bp-4));
-    p = fma(p, x, V(0x1.745cf7bd22ce1p-4));
-    p = fma(p, x, V(0x1.c71c72046c1a7p-4));
-    p = fma(p, x, V(0x1.24924924750f1p-3));
-    p = fma(p, x, V(0x1.9999999999a43p-3));
+    V p = V(0x1.101ec9eab7a89p-4);
+    p = fma(p, x, V(0x1.0f4a949cbba99p-4));
+    p = fma(p, x, V(0x1.3b2154297e7d7p-4));
+    p = fma(p, x, V(0x1.745cdb8e6567fp-4));
+    p = fma(p, x, V(0x1.c71c725c1e428p-4));
+    p = fma(p, x, V(0x1.249249242f086p-3));
+    p = fma(p, x, V(0x1.9999999999d58p-3));
     p = fma(p, x, V(0x1.5555555555555p-2));
     return p;
   }
@@ -94,24 +94,24 @@ FASTACT_HD V log_l(V x) {
 template <class V>
 FASTACT_HD V gelu_s(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 3.11e-08 on [0, 0.25]
-    V p = V(0x1.cc11060000000p-14f);
-    p = fma(p, x, V(-0x1.36ec7e0000000p-10f));
-    p = fma(p, x, V(0x1.46cf540000000p-7f));
-    p = fma(p, x, V(-0x1.1058360000000p-4f));
+    // max relative error 2.84e-08 on [0, 0.25]
+    V p = V(0x1.908c680000000p-13f);
+    p = fma(p, x, V(-0x1.42f0ee0000000p-10f));
+    p = fma(p, x, V(0x1.4717a80000000p-7f));
+    p = fma(p, x, V(-0x1.1058d80000000p-4f));
     p = fma(p, x, V(0x1.9884540000000p-2f));
     return p;
   } else {
-    // max relative error 6.83e-17 on [0, 0.25]
-    V p = V(-0x1.d5b8ea1d9ad76p-34);
-    p = fma(p, x, V(0x1.3805af5b8e8adp-29));
-    p = fma(p, x, V(-0x1.62204ef87ae36p-25));
-    p = fma(p, x, V(0x1.658a1b7c61317p-21));
-    p = fma(p, x, V(-0x1.3ce8fab6d7f5bp-17));
-    p = fma(p, x, V(0x1.e42b0d52006c5p-14));
-    p = fma(p, x, V(-0x1.37403f6ba1022p-10));
-    p = fma(p, x, V(0x1.46d04297691d9p-7));
-    p = fma(p, x, V(-0x1.1058377e2cee0p-4));
+    // max relative error 6.25e-17 on [0, 0.25]
+    V p = V(-0x1.7cf27be33191cp-24);
+    p = fma(p, x, V(0x1.ce0f5cf1d175fp-24));
+    p = fma(p, x, V(-0x1.937cc0e7c1e52p-24));
+    p = fma(p, x, V(0x1.6d49fdce78a29p-21));
+    p = fma(p, x, V(-0x1.3cfd28bef9fdfp-17));
+    p = fma(p, x, V(0x1.e42b4cdad1135p-14));
+    p = fma(p, x, V(-0x1.37403fa6657d7p-10));
+    p = fma(p, x, V(0x1.46d04297a4063p-7));
+    p = fma(p, x, V(-0x1.1058377e2d08ep-4));
     p = fma(p, x, V(0x1.9884533d43651p-2));
     return p;
   }
@@ -121,47 +121,96 @@ FASTACT_HD V gelu_s(V x) {
 template <class V>
 FASTACT_HD V gelu_g(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 1.90e-08 on [-1, 1]
-    V p = V(0x1.6978480000000p-20f);
-    p = fma(p, x, V(-0x1.5ca1160000000p-18f));
-    p = fma(p, x, V(0x1.1103740000000p-16f));
-    p = fma(p, x, V(-0x1.fb91f80000000p-15f));
-    p = fma(p, x, V(0x1.c4c0cc0000000p-13f));
-    p = fma(p, x, V(-0x1.7665640000000p-11f));
-    p = fma(p, x, V(0x1.21c5f20000000p-9f));
-    p = fma(p, x, V(-0x1.9eee460000000p-8f));
-    p = fma(p, x, V(0x1.0d60420000000p-6f));
-    p = fma(p, x, V(-0x1.33204a0000000p-5f));
+    // max relative error 9.34e-09 on [-1, 1]
+    V p = V(0x1.97c96c0000000p-20f);
+    p = fma(p, x, V(-0x1.4b70480000000p-18f));
+    p = fma(p, x, V(0x1.08e6800000000p-16f));
+    p = fma(p, x, V(-0x1.00c2e20000000p-14f));
+    p = fma(p, x, V(0x1.c5cb840000000p-13f));
+    p = fma(p, x, V(-0x1.76053e0000000p-11f));
+    p = fma(p, x, V(0x1.21be580000000p-9f));
+    p = fma(p, x, V(-0x1.9ef39a0000000p-8f));
+    p = fma(p, x, V(0x1.0d60700000000p-6f));
+    p = fma(p, x, V(-0x1.33202a0000000p-5f));
     p = fma(p, x, V(0x1.2040380000000p-4f));
     p = fma(p, x, V(0x1.3c14400000000p-2f));
     return p;
   } else {
-    // max relative error 4.62e-17 on [-1, 2]
-    V p = V(-0x1.d54c945bd69bap-53);
-    p = fma(p, x, V(0x1.03132fa8e940dp-48));
-    p = fma(p, x, V(-0x1.1946ff2e2c1a5p-45));
-    p = fma(p, x, V(0x1.ad3e6ffe05042p-43));
-    p = fma(p, x, V(-0x1.1aab2f98174eap-40));
-    p = fma(p, x, V(0x1.6842b2bb6f495p-38));
-    p = fma(p, x, V(-0x1.c7a28a85de5edp-36));
-    p = fma(p, x, V(0x1.1aee639a7229bp-33));
-    p = fma(p, x, V(-0x1.56a64c3cbdd71p-31));
-    p = fma(p, x, V(0x1.94053aa94bd4ap-29));
-    p = fma(p, x, V(-0x1.cf43cccb26b95p-27));
-    p = fma(p, x, V(0x1.01d2fcf8cf3fcp-24));
-    p = fma(p, x, V(-0x1.15fa9ab561583p-22));
-    p = fma(p, x, V(0x1.219783ba6a6adp-20));
-    p = fma(p, x, V(-0x1.22a862205b976p-18));
-    p = fma(p, x, V(0x1.181530802be10p-16));
-    p = fma(p, x, V(-0x1.0205dde24f634p-14));
-    p = fma(p, x, V(0x1.c41919c3f9b40p-13));
-    p = fma(p, x, V(-0x1.761d5e9b08765p-11));
-    p = fma(p, x, V(0x1.21c9b5c90699ap-9));
-    p = fma(p, x, V(-0x1.9ef06cbe86442p-8));
-    p = fma(p, x, V(0x1.0d602eb7452e8p-6));
-    p = fma(p, x, V(-0x1.3320430e8949ap-5));
+    // max relative error 2.97e-17 on [-1, 2]
+    V p = V(-0x1.220622b5dfc1bp-52);
+    p = fma(p, x, V(0x1.1952337ae5733p-48));
+    p = fma(p, x, V(-0x1.14b6163f48cb5p-45));
+    p = fma(p, x, V(0x1.982311be53c1bp-43));
+    p = fma(p, x, V(-0x1.12e7ab760fd81p-40));
+    p = fma(p, x, V(0x1.679c7164ec63dp-38));
+    p = fma(p, x, V(-0x1.c960394910c21p-36));
+    p = fma(p, x, V(0x1.1b4647a76bfb7p-33));
+    p = fma(p, x, V(-0x1.569a22a199ca1p-31));
+    p = fma(p, x, V(0x1.93f8033405225p-29));
+    p = fma(p, x, V(-0x1.cf42e09804878p-27));
+    p = fma(p, x, V(0x1.01d375b2f9134p-24));
+    p = fma(p, x, V(-0x1.15faaf17415b9p-22));
+    p = fma(p, x, V(0x1.21977efde36a4p-20));
+    p = fma(p, x, V(-0x1.22a860ec0246fp-18));
+    p = fma(p, x, V(0x1.1815309a5463cp-16));
+    p = fma(p, x, V(-0x1.0205ddec118c7p-14));
+    p = fma(p, x, V(0x1.c41919c36e572p-13));
+    p = fma(p, x, V(-0x1.761d5e9aaed8ap-11));
+    p = fma(p, x, V(0x1.21c9b5c906ebfp-9));
+    p = fma(p, x, V(-0x1.9ef06cbe88002p-8));
+    p = fma(p, x, V(0x1.0d602eb745307p-6));
+    p = fma(p, x, V(-0x1.3320430e8945bp-5));
     p = fma(p, x, V(0x1.204038e2e73c1p-4));
     p = fma(p, x, V(0x1.3c144030e6e09p-2));
+    return p;
+  }
+}
+
+// E(a) = (g(a) - a^2/sqrt(2 pi)) / (a - a0), v = a - 1.5, 0.5 <= a <= A1
+template <class V>
+FASTACT_HD V gelu_e(V x) {
+  if constexpr (std::is_same_v<typename V::T, float>) {
+    // max relative error 3.60e-08 on [-1, 1]
+    V p = V(-0x1.bbe8620000000p-19f);
+    p = fma(p, x, V(-0x1.41deca0000000p-20f));
+    p = fma(p, x, V(0x1.84bc440000000p-19f));
+    p = fma(p, x, V(0x1.d45c500000000p-16f));
+    p = fma(p, x, V(-0x1.658e240000000p-14f));
+    p = fma(p, x, V(0x1.16c2de0000000p-12f));
+    p = fma(p, x, V(-0x1.df5a560000000p-11f));
+    p = fma(p, x, V(0x1.7c3b6a0000000p-9f));
+    p = fma(p, x, V(-0x1.1689420000000p-7f));
+    p = fma(p, x, V(0x1.758f480000000p-6f));
+    p = fma(p, x, V(-0x1.d060780000000p-2f));
+    p = fma(p, x, V(-0x1.9304c40000000p-1f));
+    return p;
+  } else {
+    // max relative error 2.89e-17 on [-1, 2]
+    V p = V(0x1.26592c9b4d4ecp-51);
+    p = fma(p, x, V(-0x1.9063ad8245f1bp-48));
+    p = fma(p, x, V(0x1.9ec588cbbef69p-46));
+    p = fma(p, x, V(-0x1.a786bdb3cc2e4p-45));
+    p = fma(p, x, V(0x1.205849689be83p-43));
+    p = fma(p, x, V(-0x1.1104ab39f7dedp-40));
+    p = fma(p, x, V(0x1.aa8df2148fb73p-38));
+    p = fma(p, x, V(-0x1.108dc6527ed2ap-35));
+    p = fma(p, x, V(0x1.4d90dff0f75e0p-33));
+    p = fma(p, x, V(-0x1.946c264086452p-31));
+    p = fma(p, x, V(0x1.dfa4af6d73e7ep-29));
+    p = fma(p, x, V(-0x1.14841b2d78492p-26));
+    p = fma(p, x, V(0x1.358c9fb30a437p-24));
+    p = fma(p, x, V(-0x1.4fe126579f187p-22));
+    p = fma(p, x, V(0x1.606b2ebebd43fp-20));
+    p = fma(p, x, V(-0x1.649415a2272cfp-18));
+    p = fma(p, x, V(0x1.5ac812798830fp-16));
+    p = fma(p, x, V(-0x1.42e39e6c26b61p-14));
+    p = fma(p, x, V(0x1.1e72350740bc5p-12));
+    p = fma(p, x, V(-0x1.e14682c3f474dp-11));
+    p = fma(p, x, V(0x1.7bcfbfbe56c7bp-9));
+    p = fma(p, x, V(-0x1.16839df788769p-7));
+    p = fma(p, x, V(0x1.7591abdecf00dp-6));
+    p = fma(p, x, V(-0x1.d0607a658051bp-2));
+    p = fma(p, x, V(-0x1.9304c4f208543p-1));
     return p;
   }
 }
@@ -170,46 +219,46 @@ FASTACT_HD V gelu_g(V x) {
 template <class V>
 FASTACT_HD V gelu_h(V x) {
   if constexpr (std::is_same_v<typename V::T, float>) {
-    // max relative error 6.43e-09 on [0.0625, 0.4]
-    V p = V(0x1.2a09020000000p+3f);
-    p = fma(p, x, V(-0x1.5915040000000p+5f));
-    p = fma(p, x, V(0x1.4725000000000p+6f));
-    p = fma(p, x, V(-0x1.56b2680000000p+6f));
-    p = fma(p, x, V(0x1.afd00c0000000p+5f));
-    p = fma(p, x, V(-0x1.35ae7c0000000p+4f));
-    p = fma(p, x, V(0x1.19d5f40000000p+1f));
-    p = fma(p, x, V(0x1.e583420000000p-1f));
-    p = fma(p, x, V(0x1.37d7480000000p-6f));
-    p = fma(p, x, V(-0x1.997bb40000000p-2f));
-    p = fma(p, x, V(0x1.c93c3a0000000p-16f));
+    // max relative error 5.66e-11 on [0.0625, 0.4]
+    V p = V(0x1.29072a0000000p+3f);
+    p = fma(p, x, V(-0x1.586d8c0000000p+5f));
+    p = fma(p, x, V(0x1.46c4ae0000000p+6f));
+    p = fma(p, x, V(-0x1.5671c80000000p+6f));
+    p = fma(p, x, V(0x1.af97fa0000000p+5f));
+    p = fma(p, x, V(-0x1.358d8a0000000p+4f));
+    p = fma(p, x, V(0x1.19a09c0000000p+1f));
+    p = fma(p, x, V(0x1.e5a0ee0000000p-1f));
+    p = fma(p, x, V(0x1.377eb40000000p-6f));
+    p = fma(p, x, V(-0x1.997b600000000p-2f));
+    p = fma(p, x, V(0x1.c884e00000000p-16f));
     p = fma(p, x, V(0x1.98843c0000000p-2f));
     return p;
   } else {
-    // max relative error 3.70e-17 on [0.025, 0.285714]
-    V p = V(0x1.f11623530e78ep+26);
-    p = fma(p, x, V(-0x1.d28c1a84d9c71p+28));
-    p = fma(p, x, V(0x1.97986a58b307cp+29));
-    p = fma(p, x, V(-0x1.b59817cc96fcfp+29));
-    p = fma(p, x, V(0x1.4009dfd229c43p+29));
-    p = fma(p, x, V(-0x1.4c49f803cb0dcp+28));
-    p = fma(p, x, V(0x1.e8eda7e6d8df3p+26));
-    p = fma(p, x, V(-0x1.dbc723083fce4p+24));
-    p = fma(p, x, V(0x1.aacd75619e8ddp+21));
-    p = fma(p, x, V(0x1.38931289681f6p+19));
-    p = fma(p, x, V(-0x1.652a5f1d3d79fp+18));
-    p = fma(p, x, V(0x1.16bea9d0aeee0p+16));
-    p = fma(p, x, V(-0x1.c55d048bc48adp+12));
-    p = fma(p, x, V(0x1.5c0750bec3a5bp+10));
-    p = fma(p, x, V(-0x1.ff6a2dbf2aa11p+8));
-    p = fma(p, x, V(0x1.4cf328caf7b2ap+3));
-    p = fma(p, x, V(0x1.49ed8f344a3fbp+5));
-    p = fma(p, x, V(0x1.0905750d33b69p-5));
-    p = fma(p, x, V(-0x1.7f11133844597p+2));
-    p = fma(p, x, V(0x1.4da95413063ebp-15));
-    p = fma(p, x, V(0x1.32632ea5bec56p+0));
-    p = fma(p, x, V(0x1.18b9e0f0df9dep-26));
-    p = fma(p, x, V(-0x1.98845340a1325p-2));
-    p = fma(p, x, V(0x1.96ca4229d504ep-40));
+    // max relative error 6.24e-21 on [0.025, 0.285714]
+    V p = V(0x1.f179453266fb8p+26);
+    p = fma(p, x, V(-0x1.d2e9790748b82p+28));
+    p = fma(p, x, V(0x1.97eb6fc6d5b79p+29));
+    p = fma(p, x, V(-0x1.b5f4c57df8a0bp+29));
+    p = fma(p, x, V(0x1.4052bb1355776p+29));
+    p = fma(p, x, V(-0x1.4c9fbf5b42578p+28));
+    p = fma(p, x, V(0x1.e98aaf97cd8adp+26));
+    p = fma(p, x, V(-0x1.dcac2989f290ap+24));
+    p = fma(p, x, V(0x1.acea983c607c1p+21));
+    p = fma(p, x, V(0x1.36875f1e95110p+19));
+    p = fma(p, x, V(-0x1.64593a9ce78c6p+18));
+    p = fma(p, x, V(0x1.16342f3a8105bp+16));
+    p = fma(p, x, V(-0x1.c42c5d8bd1655p+12));
+    p = fma(p, x, V(0x1.5b7c2914b3a71p+10));
+    p = fma(p, x, V(-0x1.ff3583835604bp+8));
+    p = fma(p, x, V(0x1.4c6fa21301174p+3));
+    p = fma(p, x, V(0x1.49efa95a7005ep+5));
+    p = fma(p, x, V(0x1.0895d4806a60ep-5));
+    p = fma(p, x, V(-0x1.7f1109f4a76cfp+2));
+    p = fma(p, x, V(0x1.4d0ec2a074038p-15));
+    p = fma(p, x, V(0x1.32632ead72f2fp+0));
+    p = fma(p, x, V(0x1.182956f6c6335p-26));
+    p = fma(p, x, V(-0x1.988453409f5e6p-2));
+    p = fma(p, x, V(0x1.95e18661e24c1p-40));
     p = fma(p, x, V(0x1.9884533d435f8p-2));
     return p;
   }

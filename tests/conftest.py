@@ -1,0 +1,75 @@
+"""Shared fixtures. Everything is parametrized from the registry (fastact.ops()), so a new op is tested
+on every ISA, dtype and layout without touching this suite; it only has to bring a float64 reference
+(tests/reference.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+
+OPS = fastact.ops()
+ELEMENTWISE = [o for o in OPS if o["kind"] == "elementwise"]
+ROW = [o for o in OPS if o["kind"] == "row"]
+
+# Alternative values for numeric parameters, to test more than the defaults.
+_ALT = {"any": 0.37, "positive": 1.7, "nonnegative": 0.25}
+
+
+def variants(op):
+    """(id, kwargs) pairs: the defaults, every choice, and one non-default value per number."""
+    out = [(op["name"], {})]
+    for p in op["params"]:
+        if p["choices"]:
+            for c in p["choices"].split("|")[1:]:
+                out.append((f"{op['name']}-{p['name']}={c}", {p["name"]: c}))
+        else:
+            v = _ALT[p["check"]]
+            out.append((f"{op['name']}-{p['name']}={v}", {p["name"]: v}))
+    return out
+
+
+ELEMENTWISE_VARIANTS = [pytest.param(o, kw, id=i) for o in ELEMENTWISE for i, kw in variants(o)]
+
+
+def full_params(op, kwargs, dtype):
+    """All parameters (defaults filled in), numbers rounded to dtype as the kernels see them."""
+    out = {}
+    for p in op["params"]:
+        if p["choices"]:
+            out[p["name"]] = kwargs.get(p["name"], p["choices"].split("|")[int(p["default"])])
+        else:
+            out[p["name"]] = float(np.dtype(dtype).type(kwargs.get(p["name"], p["default"])))
+    return out
+
+
+def backward_modes(op, kwargs):
+    """Which of 'x', 'y' the op's backward accepts with these parameters."""
+    b = op["backward_from"]
+    modes = ["x"] if "x" in b else []
+    if b in ("x|y", "y"):
+        modes.append("y")
+    elif b == "x|y+":
+        first = op["params"][0]
+        if kwargs.get(first["name"], first["default"]) > 0:
+            modes.append("y")
+    return modes
+
+
+@pytest.fixture(params=fastact.supported_isas())
+def isa(request):
+    """Run the test on each ISA path this CPU has, restoring the default afterwards."""
+    before = fastact.get_isa()
+    fastact.set_isa(request.param)
+    yield request.param
+    fastact.set_isa(before)
+
+
+def bit_patterns_f32(n=1 << 20):
+    """n float32 bit patterns spread evenly over all 2^32 (every exponent, both signs), plus specials."""
+    step = (1 << 32) // n
+    bits = (np.arange(n, dtype=np.uint64) * step + 12345) % (1 << 32)
+    x = bits.astype(np.uint32).view(np.float32)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754944e-38, -1.1754944e-38,
+                         3.4028235e38, -3.4028235e38], dtype=np.float32)
+    return np.concatenate([x, specials])
