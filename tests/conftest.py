@@ -73,3 +73,11 @@ def bit_patterns_f32(n=1 << 20):
     specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754944e-38, -1.1754944e-38,
                          3.4028235e38, -3.4028235e38], dtype=np.float32)
     return np.concatenate([x, specials])
+
+
+def _variants_with(mode):
+    return [pytest.param(o, kw, id=i) for o in ELEMENTWISE for i, kw in variants(o) if mode in backward_modes(o, kw)]
+
+
+BACKWARD_X_VARIANTS = _variants_with("x")
+BACKWARD_Y_VARIANTS = _variants_with("y")

@@ -129,8 +129,9 @@ def log_softmax(x, axis=-1):
 
 def ulp_error(got, ref, dtype):
     """|got - ref| in units of the last place of ref in dtype; 0 where both are the same special."""
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # signalling NaN bit patterns warn when widened
+        got = np.asarray(got, dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
     fi = np.finfo(dtype)
     with np.errstate(all="ignore"):
         e = np.floor(np.log2(np.abs(ref)))

@@ -276,6 +276,7 @@ std::string compiler() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastact compiled core (use the fastact package, not this module)";
+  cpu::active_table();  // reads FASTACT_ISA now: a path this CPU lacks fails the import, clearly
   m.def("_elementwise", &elementwise);
   m.def("_rowwise", &rowwise);
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");

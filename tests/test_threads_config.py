@@ -1,0 +1,108 @@
+"""Threads, ISA selection, configuration and the command line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastact
+from conftest import ELEMENTWISE
+
+
+@pytest.mark.parametrize("op", ELEMENTWISE, ids=lambda o: o["name"])
+def test_results_do_not_depend_on_thread_count(op):
+    f = getattr(fastact, op["name"])
+    x = np.random.default_rng(0).standard_normal(300_003).astype(np.float32) * 5
+    before = fastact.get_num_threads()
+    try:
+        res = []
+        for n in (1, 2, 3, 7):
+            fastact.set_num_threads(n)
+            assert fastact.get_num_threads() == n
+            res.append(f(x))
+            res.append(fastact.softmax(x.reshape(-1, 3)[:, :2], axis=0))
+    finally:
+        fastact.set_num_threads(before)
+    for a, b in zip(res[::2], res[2::2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(res[1::2], res[3::2]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_many_python_threads_at_once():
+    x = np.random.default_rng(1).standard_normal(200_000).astype(np.float32)
+    want = fastact.gelu(x)
+    wantm = fastact.softmax(x.reshape(-1, 100))
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                if not np.array_equal(fastact.gelu(x), want) or not np.array_equal(
+                        fastact.softmax(x.reshape(-1, 100)), wantm):
+                    errors.append("mismatch")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=work) for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+
+
+def _run(code, **env):
+    e = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120)
+
+
+def test_environment_variables():
+    r = _run("import fastact; print(fastact.get_num_threads(), fastact.get_isa())", FASTACT_NUM_THREADS="3",
+             FASTACT_ISA="scalar")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "scalar"]
+    r = _run("import fastact", FASTACT_ISA="avx1024")
+    assert r.returncode != 0 and "FASTACT_ISA=avx1024 is not available" in r.stderr
+    assert "Segmentation" not in r.stderr
+
+
+def test_set_isa_round_trip():
+    before = fastact.get_isa()
+    for isa in fastact.supported_isas():
+        fastact.set_isa(isa)
+        assert fastact.get_isa() == isa
+    fastact.set_isa("best")
+    assert fastact.get_isa() == fastact.supported_isas()[-1]
+    fastact.set_isa(before)
+    assert set(fastact.supported_isas()) <= set(fastact.compiled_isas())
+
+
+def test_show_config_and_cli():
+    import io
+
+    s = io.StringIO()
+    fastact.show_config(file=s)
+    text = s.getvalue()
+    for key in ("fastact", "ISA in use", fastact.get_isa(), "threads", "CUDA"):
+        assert key in text
+    r = subprocess.run([sys.executable, "-m", "fastact"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ISA in use" in r.stdout and "softmax" in r.stdout and "ns per element" in r.stdout
+
+
+def test_registry_drives_the_api():
+    names = {o["name"] for o in fastact.ops()}
+    assert {"relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax"} <= names
+    for n in names:
+        assert callable(getattr(fastact, n)) and callable(getattr(fastact, n + "_backward"))
+        assert getattr(fastact, n).__doc__
+    assert fastact.swish is fastact.silu
+    import inspect
+
+    sig = inspect.signature(fastact.elu)
+    assert sig.parameters["alpha"].default == 1.0 and sig.parameters["alpha"].kind == inspect.Parameter.KEYWORD_ONLY
