@@ -11,11 +11,18 @@ import math
 
 import numpy as np
 
+try:  # vectorized and accurate (Cephes); math.erfc otherwise, the same accuracy, slower
+    from scipy.special import erfc as _scipy_erfc
+except ImportError:  # pragma: no cover - depends on the environment
+    _scipy_erfc = None
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def erfc(x):
-    return _erfc(np.asarray(x, dtype=np.float64)).astype(np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if _scipy_erfc is not None:
+        return _scipy_erfc(x)
+    return _erfc(x).astype(np.float64)
 
 
 def _sigmoid(w):

@@ -44,7 +44,7 @@ int dtype_code(const py::array& a, const std::string& fn, const char* name) {
 }
 
 struct View {
-  py::array arr;
+  py::object arr;  // keeps a copied input alive (py::object: null by default, no allocation)
   std::int64_t strides[kMaxDims];
   char* data;
 };
@@ -153,86 +153,84 @@ py::object finish(py::array out, py::handle out_h, bool temp) {
   return out;
 }
 
+// The arguments of one call, checked and viewed: what both entry points share.
+// py::array() would allocate an empty array: members start as null handles instead.
+py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
+
+struct Call {
+  std::string fn;
+  int dtype;
+  bool has_b, temp;
+  py::array a = null_array(), b = null_array(), out = null_array();
+  py::array dst = null_array();  // out, or a temporary when out overlaps an input
+  View va, vb, vo;
+  std::vector<std::int64_t> shape;
+  int elsize() const { return dtype == cpu::kF32 ? 4 : 8; }
+};
+
+// a_h: x or grad_output; b_h (when has_b): the backward's x or y.
+void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const char* an, const char* bn) {
+  c.a = to_array(a_h, c.fn.c_str(), an);
+  c.dtype = dtype_code(c.a, c.fn, an);
+  if (c.has_b) {
+    c.b = to_array(b_h, c.fn.c_str(), bn);
+    if (!c.b.dtype().is(c.a.dtype()))
+      throw py::type_error(c.fn + ": " + bn + " has dtype " + std::string(py::str(c.b.dtype())) + " but " + an +
+                           " has " + std::string(py::str(c.a.dtype())) + "; pass arrays of one dtype");
+    check_same_shape(c.a, c.b, c.fn, an, bn);
+  }
+  if (c.a.ndim() > kMaxDims) throw py::value_error(c.fn + ": at most 64 dimensions");
+  std::vector<py::array> ins = {c.a};
+  if (c.has_b) ins.push_back(c.b);
+  c.out = prepare_out(out_h, c.a, ins, c.fn, c.temp);
+  c.dst = c.temp ? new_like(c.a) : c.out;
+  c.va = view_of(c.a, false, c.fn, an);
+  if (c.has_b) c.vb = view_of(c.b, false, c.fn, bn);
+  c.vo = view_of(c.dst, true, c.fn, "out");
+  c.shape.assign(c.a.shape(), c.a.shape() + c.a.ndim());
+}
+
 py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::tuple params) {
   const cpu::OpInfo& info = cpu::elementwise_ops().at(op);
-  const std::string fn = std::string(info.name) + (dir == cpu::kForward ? "" : "_backward");
-  const char* an = dir == cpu::kForward ? "x" : "grad_output";
-  const char* bn = dir == cpu::kBackwardX ? "x" : "y";
-  py::array a = to_array(a_h, fn.c_str(), an);
-  const int dt = dtype_code(a, fn, an);
+  Call c;
+  c.fn = std::string(info.name) + (dir == cpu::kForward ? "" : "_backward");
+  c.has_b = dir != cpu::kForward;
   std::vector<double> p = read_params(info, params);
-  const bool has_b = dir != cpu::kForward;
-  py::array b;
-  if (has_b) {
-    if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
-    b = to_array(b_h, fn.c_str(), bn);
-    if (!b.dtype().is(a.dtype()))
-      throw py::type_error(fn + ": " + bn + " has dtype " + std::string(py::str(b.dtype())) + " but " + an +
-                           " has " + std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
-    check_same_shape(a, b, fn, an, bn);
-  }
-  if (a.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
-  bool temp;
-  std::vector<py::array> ins = {a};
-  if (has_b) ins.push_back(b);
-  py::array out = prepare_out(out_h, a, ins, fn, temp);
-  py::array dst = temp ? new_like(a) : out;
-  View va = view_of(a, false, fn, an);
-  View vb = has_b ? view_of(b, false, fn, bn) : View{};
-  View vo = view_of(dst, true, fn, "out");
-  cpu::EwKernel k = cpu::active_table().ew[op][dir][dt];
-  std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
+  if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
+  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
+  cpu::EwKernel k = cpu::active_table().ew[op][dir][c.dtype];
   {
     py::gil_scoped_release nogil;
-    cpu::run_elementwise(k, dt == cpu::kF32 ? 4 : 8, int(shape.size()), shape.data(), vo.data, vo.strides,
-                         {va.data, va.strides}, {has_b ? vb.data : nullptr, vb.strides}, p.data());
+    cpu::run_elementwise(k, c.elsize(), int(c.shape.size()), c.shape.data(), c.vo.data, c.vo.strides,
+                         {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides}, p.data());
   }
-  return finish(dst, out_h, temp);
+  return finish(c.dst, out_h, c.temp);
 }
 
 py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h) {
   const cpu::OpInfo& info = cpu::row_ops().at(op);
-  const std::string fn = std::string(info.name) + (dir == 0 ? "" : "_backward");
-  const char* an = dir == 0 ? "x" : "grad_output";
-  py::array a = to_array(a_h, fn.c_str(), an);
-  const int dt = dtype_code(a, fn, an);
+  Call c;
+  c.fn = std::string(info.name) + (dir == 0 ? "" : "_backward");
+  c.has_b = dir == 1;
+  // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
+  // is not the very same layout through a temporary.
+  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", "y");
   if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
-    throw py::type_error(fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
+    throw py::type_error(c.fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
   const long axis_in = axis_h.cast<long>();
-  const long nd = long(a.ndim());
-  if (nd == 0) throw py::value_error(fn + ": x must have at least one dimension (got a 0-d array)");
+  const long nd = long(c.a.ndim());
+  if (nd == 0) throw py::value_error(c.fn + ": x must have at least one dimension (got a 0-d array)");
   if (axis_in < -nd || axis_in >= nd)
-    throw py::value_error(fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
+    throw py::value_error(c.fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
                           std::to_string(nd) + " dimensions");
   const int axis = int(axis_in < 0 ? axis_in + nd : axis_in);
-  const bool has_b = dir == 1;
-  py::array b;
-  if (has_b) {
-    b = to_array(b_h, fn.c_str(), "y");
-    if (!b.dtype().is(a.dtype()))
-      throw py::type_error(fn + ": y has dtype " + std::string(py::str(b.dtype())) + " but grad_output has " +
-                           std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
-    check_same_shape(a, b, fn, an, "y");
-  }
-  if (a.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
-  bool temp;
-  std::vector<py::array> ins = {a};
-  if (has_b) ins.push_back(b);
-  py::array out = prepare_out(out_h, a, ins, fn, temp);
-  // Rows read all their inputs before writing, but only within a row: any overlap that is not the
-  // very same layout goes through a temporary.
-  py::array dst = temp ? new_like(a) : out;
-  View va = view_of(a, false, fn, an);
-  View vb = has_b ? view_of(b, false, fn, "y") : View{};
-  View vo = view_of(dst, true, fn, "out");
-  cpu::RowKernel k = cpu::active_table().row[op][dir][dt];
-  std::vector<std::int64_t> shape(a.shape(), a.shape() + a.ndim());
+  cpu::RowKernel k = cpu::active_table().row[op][dir][c.dtype];
   {
     py::gil_scoped_release nogil;
-    cpu::run_rows(k, dt == cpu::kF32 ? 4 : 8, int(shape.size()), shape.data(), axis, vo.data, vo.strides,
-                  {va.data, va.strides}, {has_b ? vb.data : nullptr, vb.strides});
+    cpu::run_rows(k, c.elsize(), int(c.shape.size()), c.shape.data(), axis, c.vo.data, c.vo.strides,
+                  {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides});
   }
-  return finish(dst, out_h, temp);
+  return finish(c.dst, out_h, c.temp);
 }
 
 py::list op_list() {

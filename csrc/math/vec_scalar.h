@@ -77,12 +77,16 @@ struct Scalar {
     const U sign = U(1) << (8 * sizeof(T) - 1);
     return bit_cast<T>(U((bit_cast<U>(a.v) & ~sign) | (bit_cast<U>(s.v) & sign)));
   }
-  // 2^n for an integral-valued n inside the normal exponent range.
+  // 2^n for an integral-valued n inside the normal exponent range. A NaN n (from a NaN argument, whose
+  // NaN reaches the result through the other operand) must not reach the integer conversion: in C++
+  // that is undefined, where the SIMD instructions define it.
   FASTACT_HD friend Scalar pow2i(Scalar n) {
     using I = typename IntOf<T>::type;
+    using U = std::make_unsigned_t<I>;
     constexpr int mant = std::is_same_v<T, float> ? 23 : 52;
     constexpr I bias = std::is_same_v<T, float> ? 127 : 1023;
-    return bit_cast<T>(I((I(n.v) + bias) << mant));
+    const I e = n.v == n.v ? I(n.v) + bias : bias;
+    return bit_cast<T>(U(U(e) << mant));
   }
   // Unbiased exponent (as T) and mantissa in [1, 2) of a positive normal x.
   FASTACT_HD friend Scalar exponent_of(Scalar x) {

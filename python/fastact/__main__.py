@@ -73,8 +73,22 @@ def main(argv=None):
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: python -m fastact        print the configuration and a short benchmark")
+        print("usage: python -m fastact                print the configuration and a short benchmark\n"
+              "       python -m fastact --cmake-dir    print the folder of fastact's CMake package\n"
+              "                                        (cmake -Dfastact_DIR=$(python -m fastact --cmake-dir))")
         return 0
+    if argv and argv[0] == "--cmake-dir":
+        from pathlib import Path
+
+        d = Path(fastact.__file__).resolve().parent / "cmake"
+        if not (d / "fastactConfig.cmake").exists():
+            print("fastact: this installation has no CMake package", file=sys.stderr)
+            return 1
+        print(d)
+        return 0
+    if argv:
+        print(f"fastact: unknown argument {argv[0]!r}; see python -m fastact --help", file=sys.stderr)
+        return 2
     fastact.show_config()
     demo()
     return 0

@@ -1,0 +1,99 @@
+// The public C++ API (fastact/fastact.h) and the engines behind it, with no Python involved.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/engine.h"
+#include "cpu/dispatch.h"
+#include "fastact/fastact.h"
+
+TEST(Api, ForwardBackwardContiguousAndStrided) {
+  const std::size_t n = 1001;
+  std::vector<float> x(n), y(n), ys(2 * n), xs(3 * n), dx(n), g(n, 1.0f);
+  for (std::size_t i = 0; i < n; ++i) x[i] = xs[3 * i] = -8.0f + 16.0f * float(i) / float(n);
+  fastact::gelu(x.data(), y.data(), n);
+  EXPECT_FLOAT_EQ(y[n / 2], x[n / 2] * 0.5f * std::erfc(-x[n / 2] / std::sqrt(2.0f)));
+  fastact::gelu(xs.data(), 3, ys.data(), 2, n);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(ys[2 * i], y[i]);
+  fastact::gelu(x.data(), y.data(), n, fastact::GeluApprox::tanh);
+  const double want = -8.0 / (1.0 + std::exp(1.5957691216057308 * (8.0 + 0.044715 * 512.0)));  // ~ -3e-21
+  EXPECT_NEAR(y[0] / want, 1.0, 2e-7);
+  fastact::elu(x.data(), y.data(), n, 0.5);
+  EXPECT_FLOAT_EQ(y[0], 0.5f * std::expm1(-8.0f));
+  fastact::sigmoid(x.data(), y.data(), n);
+  fastact::sigmoid_backward_from_y(g.data(), y.data(), dx.data(), n);
+  std::vector<float> dx2(n);
+  fastact::sigmoid_backward(g.data(), x.data(), dx2.data(), n);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_NEAR(dx[i], dx2[i], 1e-7f);
+  std::vector<double> xd(x.begin(), x.end()), yd(n);
+  fastact::tanh(xd.data(), yd.data(), n);
+  EXPECT_DOUBLE_EQ(yd[n - 1], std::tanh(xd[n - 1]));
+}
+
+TEST(Api, RowOps) {
+  const std::size_t rows = 3, cols = 1000;
+  std::vector<float> x(rows * cols), y(rows * cols), yt(rows * cols), xt(rows * cols);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 100)) / 7.0f;
+  fastact::softmax(x.data(), y.data(), rows, cols);
+  for (std::size_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (std::size_t c = 0; c < cols; ++c) s += y[r * cols + c];
+    EXPECT_NEAR(s, 1.0, 1e-6);
+  }
+  // the same rows stored column-major
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) xt[c * rows + r] = x[r * cols + c];
+  fastact::softmax(xt.data(), 1, std::ptrdiff_t(rows), yt.data(), 1, std::ptrdiff_t(rows), rows, cols);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) ASSERT_EQ(yt[c * rows + r], y[r * cols + c]);
+  std::vector<float> g(x.size(), 1.0f), dx(x.size());
+  fastact::softmax_backward(g.data(), y.data(), dx.data(), rows, cols);
+  for (float v : dx) EXPECT_NEAR(v, 0.0f, 1e-7f);  // a constant gradient does not move softmax
+}
+
+TEST(Api, ErrorsAreExceptions) {
+  float x = 1, y;
+  EXPECT_THROW(fastact::elu(&x, &y, 1, NAN), fastact::Error);
+  EXPECT_THROW(fastact::leaky_relu_backward_from_y(&x, &x, &y, 1, -0.5), fastact::Error);
+  EXPECT_THROW(fastact::set_isa("avx1024"), fastact::Error);
+  EXPECT_THROW(fastact::set_num_threads(0), std::invalid_argument);
+}
+
+TEST(Api, IsaSelectionAndThreadsDoNotChangeResults) {
+  const std::size_t n = 200003;
+  std::vector<float> x(n), y0(n), y1(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = float(i % 2001) / 100.0f - 10.0f;
+  const std::string before = fastact::current_isa();
+  fastact::set_isa("scalar");
+  fastact::set_num_threads(1);
+  fastact::silu(x.data(), y0.data(), n);
+  fastact::set_isa("best");
+  fastact::set_num_threads(3);
+  fastact::silu(x.data(), y1.data(), n);
+  fastact::set_isa(before);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(y0[i], y1[i]) << i;
+  EXPECT_FALSE(fastact::compiled_isas().empty());
+  EXPECT_EQ(fastact::supported_isas().front(), "scalar");
+}
+
+TEST(Engine, NdStridedEqualsContiguous) {
+  // a 3-d view with a negative and a zero stride
+  const std::int64_t shape[3] = {4, 5, 6};
+  std::vector<double> base(4 * 5 * 6 * 2);
+  for (std::size_t i = 0; i < base.size(); ++i) base[i] = double(i) * 0.01 - 1.0;
+  const std::int64_t st[3] = {-60, 0, 2};  // rows reversed, axis 1 broadcast, every other element
+  const double* origin = base.data() + 3 * 60;
+  std::vector<double> contig(4 * 5 * 6), out(4 * 5 * 6), want(4 * 5 * 6);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 5; ++j)
+      for (int k = 0; k < 6; ++k) contig[(i * 5 + j) * 6 + k] = origin[i * st[0] + j * st[1] + k * st[2]];
+  const auto& t = fastact::cpu::active_table();
+  auto k = t.ew[int(fastact::ElementwiseOp::gelu)][fastact::cpu::kForward][fastact::cpu::kF64];
+  const double p[fastact::kMaxParams] = {0, 0, 0, 0};
+  k(contig.data(), nullptr, want.data(), contig.size(), p);
+  const std::int64_t os[3] = {30, 6, 1};
+  fastact::cpu::run_elementwise(k, 8, 3, shape, out.data(), os, {origin, st}, {nullptr, st}, p);
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], want[i]) << i;
+}

@@ -1,0 +1,145 @@
+// Every ISA path against the scalar reference, bit for bit (NaN payloads aside), for every registry op,
+// direction and dtype, on sizes around every vector width and block boundary, with special values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "cpu/kernels.h"
+#include "cpu/op_info.h"
+
+using namespace fastact;
+
+namespace {
+
+template <class T>
+std::vector<T> inputs(std::size_t n, unsigned seed) {
+  using I = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  std::mt19937_64 rng(seed);
+  const T specials[] = {T(0), -T(0), std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::denorm_min(),
+                        -std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min(),
+                        std::numeric_limits<T>::max(), -std::numeric_limits<T>::max(), T(0.5), T(-0.75)};
+  std::vector<T> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (i % 4) {
+      case 0: v[i] = specials[(i / 4) % (sizeof(specials) / sizeof(T))]; break;
+      case 1: {  // any bit pattern
+        I b = I(rng());
+        std::memcpy(&v[i], &b, sizeof(T));
+        break;
+      }
+      default: v[i] = T(std::uniform_real_distribution<double>(-60, 60)(rng));
+    }
+  }
+  return v;
+}
+
+template <class T>
+::testing::AssertionResult same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0)
+      return ::testing::AssertionFailure() << "index " << i << ": " << a[i] << " vs " << b[i];
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
+  std::vector<double> def(kMaxParams, 0.0);
+  for (std::size_t i = 0; i < op.params.size(); ++i) def[i] = op.params[i].default_value;
+  std::vector<std::vector<double>> sets = {def};
+  for (std::size_t i = 0; i < op.params.size(); ++i) {
+    auto alt = def;
+    alt[i] = op.params[i].choices ? 1.0 : 0.37;
+    sets.push_back(alt);
+  }
+  return sets;
+}
+
+const std::size_t kSizes[] = {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 1000, 4099};
+
+template <class T>
+void check_elementwise(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
+  const int dt = sizeof(T) == 4 ? cpu::kF32 : cpu::kF64;
+  for (const auto& op : cpu::elementwise_ops()) {
+    for (const auto& p : param_sets(op)) {
+      for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
+        cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
+        ASSERT_EQ(k == nullptr, r == nullptr);
+        if (!k) continue;
+        for (std::size_t n : kSizes) {
+          auto a = inputs<T>(n, unsigned(n) + 1), b = inputs<T>(n, unsigned(n) + 2);
+          std::vector<T> yk(n), yr(n);
+          k(a.data(), b.data(), yk.data(), n, p.data());
+          r(a.data(), b.data(), yr.data(), n, p.data());
+          EXPECT_TRUE(same_bits(yk, yr)) << t.isa << " " << op.name << " dir " << dir << " n " << n;
+          // in place
+          std::vector<T> io = a;
+          k(io.data(), b.data(), io.data(), n, p.data());
+          EXPECT_TRUE(same_bits(io, yr)) << t.isa << " " << op.name << " in place, n " << n;
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void check_rows(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
+  const int dt = sizeof(T) == 4 ? cpu::kF32 : cpu::kF64;
+  std::mt19937 rng(3);
+  for (const auto& op : cpu::row_ops()) {
+    for (int dir = 0; dir < 2; ++dir) {
+      for (std::size_t n : kSizes) {
+        std::vector<T> a(n), b(n), yk(n), yr(n);
+        for (auto& v : a) v = T(std::normal_distribution<double>(0, 20)(rng));
+        for (auto& v : b) v = T(std::uniform_real_distribution<double>(0, 1)(rng));
+        t.row[op.id][dir][dt](a.data(), b.data(), yk.data(), n);
+        ref.row[op.id][dir][dt](a.data(), b.data(), yr.data(), n);
+        EXPECT_TRUE(same_bits(yk, yr)) << t.isa << " " << op.name << " dir " << dir << " n " << n;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
+  const cpu::KernelTable* ref = cpu::table_for("scalar");
+  ASSERT_NE(ref, nullptr);
+  auto isas = cpu::supported_isa_names();
+  ASSERT_FALSE(isas.empty());
+  for (const auto& name : isas) {
+    SCOPED_TRACE(name);
+    const cpu::KernelTable* t = cpu::table_for(name);
+    ASSERT_NE(t, nullptr);
+    check_elementwise<float>(*t, *ref);
+    check_elementwise<double>(*t, *ref);
+    check_rows<float>(*t, *ref);
+    check_rows<double>(*t, *ref);
+  }
+  std::printf("checked ISA paths:");
+  for (const auto& n : isas) std::printf(" %s", n.c_str());
+  std::printf("\n");
+}
+
+TEST(Kernels, EveryOpAndDirectionIsFilled) {
+  for (const auto& name : cpu::supported_isa_names()) {
+    const cpu::KernelTable* t = cpu::table_for(name);
+    for (const auto& op : cpu::elementwise_ops())
+      for (int dt = 0; dt < cpu::kNumDtypes; ++dt) {
+        EXPECT_NE(t->ew[op.id][cpu::kForward][dt], nullptr) << op.name;
+        EXPECT_EQ(t->ew[op.id][cpu::kBackwardX][dt] != nullptr, op.backward_from != BackwardFrom::FromY) << op.name;
+        EXPECT_EQ(t->ew[op.id][cpu::kBackwardY][dt] != nullptr, op.backward_from != BackwardFrom::FromX) << op.name;
+      }
+    for (const auto& op : cpu::row_ops())
+      for (int dir = 0; dir < 2; ++dir)
+        for (int dt = 0; dt < cpu::kNumDtypes; ++dt) EXPECT_NE(t->row[op.id][dir][dt], nullptr) << op.name;
+  }
+}
