@@ -106,3 +106,22 @@ def test_registry_drives_the_api():
 
     sig = inspect.signature(fastact.elu)
     assert sig.parameters["alpha"].default == 1.0 and sig.parameters["alpha"].kind == inspect.Parameter.KEYWORD_ONLY
+
+
+def test_fork_after_threads_were_used():
+    # The parent's workers do not exist in a forked child: the pool must start afresh there, not hang.
+    code = """
+import os, numpy as np, fastact
+x = np.linspace(-5, 5, 1 << 20, dtype=np.float32)
+want = fastact.gelu(x)          # starts the pool's workers
+pid = os.fork()
+if pid == 0:
+    ok = np.array_equal(fastact.gelu(x), want) and np.array_equal(fastact.softmax(x.reshape(64, -1)),
+                                                                   fastact.softmax(x.reshape(64, -1)))
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    r = _run(code, FASTACT_NUM_THREADS="2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0"

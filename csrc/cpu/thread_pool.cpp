@@ -1,7 +1,7 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -29,13 +29,13 @@ int default_threads() {
 
 class Pool {
  public:
-  ~Pool() { stop(); }
+  explicit Pool(int size) : size_(size) {}
 
   int size() const { return size_; }
 
   void resize(int n) {
     std::lock_guard<std::mutex> busy(busy_);
-    stop();
+    stop_workers();
     size_ = n;
   }
 
@@ -70,15 +70,8 @@ class Pool {
   }
 
   void start_if_needed() {
-    // After fork() the child has no workers: start afresh.
-    if (pid_ == getpid() && int(workers_.size()) == size_ - 1) return;
-    if (pid_ != getpid()) {
-      for (auto& w : workers_) w.detach();
-      workers_.clear();
-    } else {
-      stop_workers();
-    }
-    pid_ = getpid();
+    if (int(workers_.size()) == size_ - 1) return;
+    stop_workers();
     quit_ = false;
     for (int i = 0; i < size_ - 1; ++i) workers_.emplace_back([this] { loop(); });
   }
@@ -108,11 +101,7 @@ class Pool {
     workers_.clear();
   }
 
-  void stop() {
-    if (pid_ == getpid()) stop_workers();
-  }
-
-  int size_ = default_threads();
+  int size_;
   std::mutex busy_;  // one parallel region at a time
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
@@ -123,12 +112,25 @@ class Pool {
   int done_ = 0;
   unsigned long generation_ = 0;
   bool quit_ = false;
-  pid_t pid_ = 0;
 };
 
+// Pools are never destroyed: workers may outlive static destruction. A forked child inherits none of
+// the parent's workers, and its copies of the mutexes and condition variables may count waiters that
+// do not exist there: the child gets a new pool (the inherited one is left untouched).
+std::atomic<Pool*> g_pool{nullptr};
+
+void new_pool_in_child() {
+  if (Pool* old = g_pool.load()) g_pool.store(new Pool(old->size()));
+}
+
 Pool& pool() {
-  static Pool* p = new Pool();  // never destroyed: workers may outlive static destruction order
-  return *p;
+  static const bool ready = [] {
+    g_pool.store(new Pool(default_threads()));
+    pthread_atfork(nullptr, nullptr, new_pool_in_child);
+    return true;
+  }();
+  (void)ready;
+  return *g_pool.load();
 }
 
 }  // namespace
