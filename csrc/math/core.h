@@ -130,13 +130,9 @@ FASTACT_HD V exp(V x) {
 template <class V>
 FASTACT_HD V expm1_upto80(V x) {
   using C = KT<V>;
-  V xc = select(x < V(C::expm1_lo), V(C::expm1_lo), x);
-  V n = round_int(xc * V(C::log2e));
-  V r = fma(-n, V(C::ln2_hi), xc);
-  r = fma(-n, V(C::ln2_lo), r);
-  V em = fma(r * r, poly::exp_q(r), r);
-  V t = pow2i(n);
-  V res = fma(t, em, t - V(1));
+  ExpParts<V> e = exp_parts(select(x < V(C::expm1_lo), V(C::expm1_lo), x), V(0));
+  V t = pow2i(e.n);
+  V res = fma(t, e.em, t - V(1));
   return select(x == V(0), x, res);  // keeps the sign of -0
 }
 
