@@ -148,3 +148,27 @@ def test_row_ops_any_axis_and_layout(op, dtype):
     np.testing.assert_array_equal(getattr(fastact, op["name"] + "_backward")(g[::-1], y=y[::-1], axis=1)[::-1], want)
     e = f(np.empty((3, 0), dtype))
     assert e.shape == (3, 0)
+
+
+@pytest.mark.parametrize("op", ELEMENTWISE, ids=lambda o: o["name"])
+def test_byte_order_alignment_and_dtype_metadata(op):
+    f = getattr(fastact, op["name"])
+    x = np.linspace(-4, 4, 33, dtype=np.float32)
+    want = f(x)
+    # non-native byte order: converted, never read as garbage
+    np.testing.assert_array_equal(f(x.astype(">f4")), want)
+    np.testing.assert_array_equal(f(x.astype(">f8")), f(x.astype(np.float64)))
+    with pytest.raises(TypeError, match="byte order"):
+        f(x, out=np.empty(33, ">f4"))
+    # an address that is not a multiple of the element size
+    raw = bytearray(33 * 4 + 1)
+    mis = np.ndarray((33,), np.float32, buffer=raw, offset=1)
+    mis[:] = x
+    np.testing.assert_array_equal(f(mis), want)
+    # equal dtypes held as distinct objects (metadata) are one dtype
+    meta = x.astype(np.dtype(np.float32, metadata={"unit": "V"}))
+    np.testing.assert_array_equal(f(meta), want)
+    m = backward_modes(op, {})[0]
+    arg = x if m == "x" else want
+    np.testing.assert_array_equal(getattr(fastact, op["name"] + "_backward")(meta, **{m: arg}),
+                                  getattr(fastact, op["name"] + "_backward")(x, **{m: arg}))

@@ -35,13 +35,35 @@ py::array to_array(py::handle h, const char* fn, const char* name) {
   return coerce_fn()(h, fn, name);
 }
 
-int dtype_code(const py::array& a, const std::string& fn, const char* name) {
-  py::dtype dt = a.dtype();
-  if (dt.kind() == 'f' && dt.itemsize() == 4) return cpu::kF32;
-  if (dt.kind() == 'f' && dt.itemsize() == 8) return cpu::kF64;
-  throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
-                       "; expected float32 or float64");
+bool native_order(const py::dtype& dt) {
+  const char b = py::detail::array_descriptor_proxy(dt.ptr())->byteorder;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return b != '>';
+#else
+  return b != '<';
+#endif
 }
+
+// The kernel dtype of a (kF32 / kF64), or a TypeError naming the argument. Equal dtypes compare equal
+// here even when NumPy holds them as distinct objects (metadata). A byte-swapped input is converted to
+// native order (a copy: its bytes are not floats the CPU can use); a byte-swapped out= is an error.
+int dtype_code(py::array& a, const std::string& fn, const char* name, bool is_out = false) {
+  py::dtype dt = a.dtype();
+  int code = -1;
+  if (dt.kind() == 'f' && dt.itemsize() == 4) code = cpu::kF32;
+  if (dt.kind() == 'f' && dt.itemsize() == 8) code = cpu::kF64;
+  if (code < 0)
+    throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
+                         "; expected float32 or float64");
+  if (!native_order(dt)) {
+    if (is_out) throw py::type_error(fn + ": out must be in the machine's byte order (got " +
+                                     std::string(py::str(dt.attr("str"))) + ")");
+    a = a.attr("astype")(dt.attr("newbyteorder")("="));
+  }
+  return code;
+}
+
+const char* dtype_name(int code) { return code == cpu::kF32 ? "float32" : "float64"; }
 
 struct View {
   py::object arr;  // keeps a copied input alive (py::object: null by default, no allocation)
@@ -111,16 +133,17 @@ py::array new_like(const py::array& a) {
 }
 
 // Validates out= (or makes a new array) and says whether results must go through a temporary.
-py::array prepare_out(py::handle out_h, const py::array& like, const std::vector<py::array>& inputs,
+py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const std::vector<py::array>& inputs,
                       const std::string& fn, bool& temp) {
   temp = false;
   if (out_h.is_none()) return new_like(like);
   if (!py::isinstance<py::array>(out_h))
     throw py::type_error(fn + ": out must be a NumPy array, got " + std::string(py::str(py::type::of(out_h))));
   py::array out = py::reinterpret_borrow<py::array>(out_h);
-  if (!out.dtype().is(like.dtype()))
+  if (out.dtype().kind() != 'f' || (out.itemsize() != 4 && out.itemsize() != 8) ||
+      dtype_code(out, fn, "out", true) != dtype)
     throw py::type_error(fn + ": out has dtype " + std::string(py::str(out.dtype())) + "; expected " +
-                         std::string(py::str(like.dtype())) + " (the input's)");
+                         dtype_name(dtype) + " (the input's)");
   check_same_shape(like, out, fn, "the input", "out");
   if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
   for (const auto& in : inputs) temp = temp || needs_temp(out, in);
@@ -174,7 +197,7 @@ void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const ch
   c.dtype = dtype_code(c.a, c.fn, an);
   if (c.has_b) {
     c.b = to_array(b_h, c.fn.c_str(), bn);
-    if (!c.b.dtype().is(c.a.dtype()))
+    if (dtype_code(c.b, c.fn, bn) != c.dtype)
       throw py::type_error(c.fn + ": " + bn + " has dtype " + std::string(py::str(c.b.dtype())) + " but " + an +
                            " has " + std::string(py::str(c.a.dtype())) + "; pass arrays of one dtype");
     check_same_shape(c.a, c.b, c.fn, an, bn);
@@ -182,7 +205,7 @@ void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const ch
   if (c.a.ndim() > kMaxDims) throw py::value_error(c.fn + ": at most 64 dimensions");
   std::vector<py::array> ins = {c.a};
   if (c.has_b) ins.push_back(c.b);
-  c.out = prepare_out(out_h, c.a, ins, c.fn, c.temp);
+  c.out = prepare_out(out_h, c.a, c.dtype, ins, c.fn, c.temp);
   c.dst = c.temp ? new_like(c.a) : c.out;
   c.va = view_of(c.a, false, c.fn, an);
   if (c.has_b) c.vb = view_of(c.b, false, c.fn, bn);
