@@ -3,6 +3,7 @@
 
     python bench/compare.py                                  # all ops, sizes 1K, 64K, 16M, float32
     python bench/compare.py --ops gelu,silu --sizes 65536 --dtype float64 --threads 1 --isa avx2
+    python bench/compare.py --dtype bfloat16          # 16-bit types against PyTorch's half kernels
 
 For each op, size and direction (forward; backward), each implementation is timed in interleaved rounds
 (fastact, then each alternative, repeated), and the median per-call time is reported as ns/element,
@@ -69,8 +70,15 @@ def torch_impls(x, rows, g, y):
         import torch.nn.functional as F
     except ImportError:
         return None, None
-    tx, tr, tg = torch.from_numpy(x), torch.from_numpy(rows), torch.from_numpy(g)
-    ty = {k: torch.from_numpy(v) for k, v in y.items()}
+    tdtype = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+              "bfloat16": torch.bfloat16}[x.dtype.name]
+
+    def tt(a):  # same values, same dtype, as a torch tensor
+        return torch.from_numpy(np.ascontiguousarray(a).astype(np.float32)).to(tdtype) \
+            if x.dtype.itemsize == 2 else torch.from_numpy(a)
+
+    tx, tr, tg = tt(x), tt(rows), tt(g)
+    ty = {k: tt(v) for k, v in y.items()}
     a = torch.ops.aten
     fwd = {
         ("relu", ""): lambda: torch.relu(tx), ("leaky_relu", ""): lambda: F.leaky_relu(tx),
@@ -96,7 +104,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", default=",".join(o["name"] for o in fastact.ops()))
     ap.add_argument("--sizes", default="1024,65536,16777216")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
     ap.add_argument("--threads", type=int, default=fastact.get_num_threads())
     ap.add_argument("--isa", default=fastact.get_isa())
     ap.add_argument("--rounds", type=int, default=7)
@@ -114,9 +122,14 @@ def main():
             __import__(mod)
         except ImportError:
             print(f"note: {mod} not installed: skipped")
-    dt = np.dtype(a.dtype)
+    if a.dtype == "bfloat16":
+        import ml_dtypes  # the NumPy bfloat16 type (pip install ml_dtypes)
+
+        dt = np.dtype(ml_dtypes.bfloat16)
+    else:
+        dt = np.dtype(a.dtype)
     ops = [o for o in fastact.ops() if o["name"] in a.ops.split(",")]
-    print(f"fastact {fastact.__version__}, ISA {fastact.get_isa()}, {a.threads} threads, {dt.name}; "
+    print(f"fastact {fastact.__version__}, ISA {fastact.get_isa()}, {a.threads} threads, {a.dtype}; "
           "median ns/element; ratio = best alternative / fastact")
     for n in (int(s) for s in a.sizes.split(",")):
         rng = np.random.default_rng(0)
@@ -130,7 +143,7 @@ def main():
         print(f"{'op':22s} {'dir':4s} {'fastact':>9s} {'fa out=':>9s} {'numpy':>9s} {'torch':>9s}  {'ratio':>6s}")
         ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
-        npi = numpy_impls(x, rows)
+        npi = numpy_impls(x, rows) if a.dtype != "bfloat16" else {}  # NumPy has no bfloat16 kernels
         tf, tb = torch_impls(x, rows, g, {k: v.reshape(rows.shape) if k in ("softmax", "log_softmax") else v
                                           for k, v in ys.items()})
         for o in ops:

@@ -50,11 +50,13 @@ bool native_order(const py::dtype& dt) {
 int dtype_code(py::array& a, const std::string& fn, const char* name, bool is_out = false) {
   py::dtype dt = a.dtype();
   int code = -1;
-  if (dt.kind() == 'f' && dt.itemsize() == 4) code = cpu::kF32;
-  if (dt.kind() == 'f' && dt.itemsize() == 8) code = cpu::kF64;
+  if (dt.kind() == 'f') code = dt.itemsize() == 4 ? cpu::kF32 : dt.itemsize() == 8 ? cpu::kF64
+                             : dt.itemsize() == 2 ? cpu::kF16 : -1;
+  // ml_dtypes.bfloat16 (a NumPy user dtype of kind 'V'): recognised by name, never imported here
+  else if (dt.kind() == 'V' && dt.itemsize() == 2 && std::string(py::str(dt)) == "bfloat16") code = cpu::kBF16;
   if (code < 0)
     throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
-                         "; expected float32 or float64");
+                         "; expected float32, float64, float16 or bfloat16");
   if (!native_order(dt)) {
     if (is_out) throw py::type_error(fn + ": out must be in the machine's byte order (got " +
                                      std::string(py::str(dt.attr("str"))) + ")");
@@ -63,7 +65,11 @@ int dtype_code(py::array& a, const std::string& fn, const char* name, bool is_ou
   return code;
 }
 
-const char* dtype_name(int code) { return code == cpu::kF32 ? "float32" : "float64"; }
+const char* dtype_name(int code) {
+  static const char* names[cpu::kNumDtypes] = {"float32", "float64", "float16", "bfloat16"};
+  return names[code];
+}
+int elsize_of(int code) { return code == cpu::kF64 ? 8 : code == cpu::kF32 ? 4 : 2; }
 
 struct View {
   py::object arr;  // keeps a copied input alive (py::object: null by default, no allocation)
@@ -132,16 +138,30 @@ py::array new_like(const py::array& a) {
   return py::array(a.dtype(), shape, strides);
 }
 
+// py::array() would allocate an empty array: members start as null handles instead.
+py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
+
 // Validates out= (or makes a new array) and says whether results must go through a temporary.
 py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const std::vector<py::array>& inputs,
                       const std::string& fn, bool& temp) {
   temp = false;
   if (out_h.is_none()) return new_like(like);
-  if (!py::isinstance<py::array>(out_h))
-    throw py::type_error(fn + ": out must be a NumPy array, got " + std::string(py::str(py::type::of(out_h))));
-  py::array out = py::reinterpret_borrow<py::array>(out_h);
-  if (out.dtype().kind() != 'f' || (out.itemsize() != 4 && out.itemsize() != 8) ||
-      dtype_code(out, fn, "out", true) != dtype)
+  py::array out = null_array();
+  if (py::isinstance<py::array>(out_h)) {
+    out = py::reinterpret_borrow<py::array>(out_h);
+  } else if (py::hasattr(out_h, "__dlpack__")) {  // e.g. a torch tensor, written in place
+    out = to_array(out_h, fn.c_str(), "out");
+  } else {
+    throw py::type_error(fn + ": out must be a NumPy array or a DLPack tensor, got " +
+                         std::string(py::str(py::type::of(out_h))));
+  }
+  int out_code = -1;
+  try {
+    out_code = dtype_code(out, fn, "out", true);
+  } catch (py::type_error&) {
+    if (!native_order(out.dtype())) throw;
+  }
+  if (out_code != dtype)
     throw py::type_error(fn + ": out has dtype " + std::string(py::str(out.dtype())) + "; expected " +
                          dtype_name(dtype) + " (the input's)");
   check_same_shape(like, out, fn, "the input", "out");
@@ -167,18 +187,15 @@ std::vector<double> read_params(const cpu::OpInfo& info, const py::tuple& params
   return p;
 }
 
-py::object finish(py::array out, py::handle out_h, bool temp) {
-  if (temp) {
-    py::array target = py::reinterpret_borrow<py::array>(out_h);
-    py::module_::import("numpy").attr("copyto")(target, out);
-    return target;
-  }
-  return out;
+// The result: out= as the caller passed it (a NumPy array, or a DLPack tensor written in place), else
+// the new array. dst went through a temporary when out overlapped an input.
+py::object finish(const py::array& out, const py::array& dst, py::handle out_h, bool temp) {
+  if (temp) py::module_::import("numpy").attr("copyto")(out, dst);
+  if (!out_h.is_none()) return py::reinterpret_borrow<py::object>(out_h);
+  return dst;
 }
 
 // The arguments of one call, checked and viewed: what both entry points share.
-// py::array() would allocate an empty array: members start as null handles instead.
-py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
 
 struct Call {
   std::string fn;
@@ -188,7 +205,7 @@ struct Call {
   py::array dst = null_array();  // out, or a temporary when out overlaps an input
   View va, vb, vo;
   std::vector<std::int64_t> shape;
-  int elsize() const { return dtype == cpu::kF32 ? 4 : 8; }
+  int elsize() const { return elsize_of(dtype); }
 };
 
 // a_h: x or grad_output; b_h (when has_b): the backward's x or y.
@@ -227,7 +244,7 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
     cpu::run_elementwise(k, c.elsize(), int(c.shape.size()), c.shape.data(), c.vo.data, c.vo.strides,
                          {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides}, p.data());
   }
-  return finish(c.dst, out_h, c.temp);
+  return finish(c.out, c.dst, out_h, c.temp);
 }
 
 py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h) {
@@ -253,7 +270,7 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
     cpu::run_rows(k, c.elsize(), int(c.shape.size()), c.shape.data(), axis, c.vo.data, c.vo.strides,
                   {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides});
   }
-  return finish(c.dst, out_h, c.temp);
+  return finish(c.out, c.dst, out_h, c.temp);
 }
 
 py::list op_list() {
@@ -283,6 +300,46 @@ py::list op_list() {
   return l;
 }
 
+// A zero-copy NumPy view of a CPU DLPack tensor of a dtype NumPy's from_dlpack refuses (bfloat16), as
+// `dtype` (ml_dtypes.bfloat16). The producer's deleter runs when the view is released.
+struct DLDevice { std::int32_t device_type, device_id; };
+struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  std::int32_t ndim;
+  DLDataType dtype;
+  std::int64_t* shape;
+  std::int64_t* strides;
+  std::uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor*);
+};
+
+py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
+  py::object cap = obj.attr("__dlpack__")();
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), "dltensor"));
+  if (!m) throw py::error_already_set();
+  const DLTensor& t = m->dl_tensor;
+  if (t.device.device_type != 1) throw py::value_error("not a CPU DLPack tensor");
+  if (!(t.dtype.code == 4 && t.dtype.bits == 16 && t.dtype.lanes == 1))  // kDLBfloat
+    throw py::type_error("DLPack tensor is not bfloat16");
+  std::vector<ssize_t> shape(t.shape, t.shape + t.ndim), strides(t.ndim);
+  for (int i = t.ndim - 1, s = 2; i >= 0; --i) {  // DLPack strides are in elements (null: C order)
+    strides[i] = t.strides ? ssize_t(t.strides[i]) * 2 : s;
+    s *= int(shape[i]);
+  }
+  PyCapsule_SetName(cap.ptr(), "used_dltensor");
+  py::capsule owner(m, [](void* p) {
+    auto* mt = static_cast<DLManagedTensor*>(p);
+    if (mt->deleter) mt->deleter(mt);
+  });
+  return py::array(dtype, shape, strides, static_cast<char*>(t.data) + t.byte_offset, owner);
+}
+
 std::string compiler() {
 #if defined(__clang__)
   return "clang " __clang_version__;
@@ -300,6 +357,7 @@ PYBIND11_MODULE(_core, m) {
   cpu::active_table();  // reads FASTACT_ISA now: a path this CPU lacks fails the import, clearly
   m.def("_elementwise", &elementwise);
   m.def("_rowwise", &rowwise);
+  m.def("_dlpack_bfloat16", &dlpack_bfloat16);
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);
   m.def("compiler", &compiler);

@@ -1,6 +1,7 @@
 // The public C++ API (fastact/fastact.h), generated from the registry: each function validates its
 // parameters and hands raw pointers to the engines with the active ISA's kernel.
 #include <cstdint>
+#include <type_traits>
 
 #include "dispatch.h"
 #include "engine.h"
@@ -16,7 +17,11 @@ namespace fastact {
 namespace {
 
 template <class T>
-constexpr int dtype_of() { return sizeof(T) == 4 ? cpu::kF32 : cpu::kF64; }
+constexpr int dtype_of() {
+  if constexpr (std::is_same_v<T, half>) return cpu::kF16;
+  else if constexpr (std::is_same_v<T, bfloat16>) return cpu::kBF16;
+  else return sizeof(T) == 4 ? cpu::kF32 : cpu::kF64;
+}
 
 template <class T>
 void run_ew(ElementwiseOp op, int dir, const T* a, std::ptrdiff_t sa, const T* b, T* out, std::ptrdiff_t so,
@@ -78,8 +83,9 @@ void set_num_threads(int n) {
     run_ew<T>(ElementwiseOp::op, cpu::kBackwardX, dy, 1, x, dx, 1, n, p + 1);                      \
   }                                                                                                \
   FASTACT_DEF_Y_##from(op, T, params)
-#define FASTACT_DEF_EW(op, F, from, doc, params) \
-  FASTACT_DEF_EW_T(op, from, float, params) FASTACT_DEF_EW_T(op, from, double, params)
+#define FASTACT_DEF_EW(op, F, from, doc, params)                                      \
+  FASTACT_DEF_EW_T(op, from, float, params) FASTACT_DEF_EW_T(op, from, double, params) \
+  FASTACT_DEF_EW_T(op, from, half, params) FASTACT_DEF_EW_T(op, from, bfloat16, params)
 
 FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_EW)
 
@@ -94,7 +100,8 @@ FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_EW)
   void op##_backward(const T* dy, const T* y, T* dx, std::size_t rows, std::size_t cols) {                \
     run_row<T>(RowOp::op, 1, dy, y, dx, std::ptrdiff_t(cols), 1, std::ptrdiff_t(cols), 1, rows, cols);      \
   }
-#define FASTACT_DEF_ROW(op, F, from, doc) FASTACT_DEF_ROW_T(op, float) FASTACT_DEF_ROW_T(op, double)
+#define FASTACT_DEF_ROW(op, F, from, doc) \
+  FASTACT_DEF_ROW_T(op, float) FASTACT_DEF_ROW_T(op, double) FASTACT_DEF_ROW_T(op, half) FASTACT_DEF_ROW_T(op, bfloat16)
 FASTACT_ROW_OPS(FASTACT_DEF_ROW)
 
 }  // namespace fastact

@@ -21,8 +21,13 @@ bool os_saves(unsigned long long mask) {
   if (!(c & (1u << 27))) return false;  // no OSXSAVE: the OS does not save the vector state
   return (xgetbv0() & mask) == mask;
 }
+bool has_f16c() {
+  unsigned a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  return c & (1u << 29);
+}
 bool has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves(0x6);
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c() && os_saves(0x6);
 }
 bool has_avx512() { return __builtin_cpu_supports("avx512f") && has_avx2() && os_saves(0xe6); }
 #endif

@@ -178,7 +178,10 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
 
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
                      const std::int64_t* out_strides, Operand a, Operand b, const double* params) {
-  if (elsize == 4)
+  // The engines only move elements: any type of the right size will do.
+  if (elsize == 2)
+    ew_typed<std::uint16_t>(k, ndim, shape, static_cast<std::uint16_t*>(out), out_strides, a, b, params);
+  else if (elsize == 4)
     ew_typed<float>(k, ndim, shape, static_cast<float*>(out), out_strides, a, b, params);
   else
     ew_typed<double>(k, ndim, shape, static_cast<double*>(out), out_strides, a, b, params);
@@ -186,7 +189,9 @@ void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape
 
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
               const std::int64_t* out_strides, Operand a, Operand b) {
-  if (elsize == 4)
+  if (elsize == 2)
+    rows_typed<std::uint16_t>(k, ndim, shape, axis, static_cast<std::uint16_t*>(out), out_strides, a, b);
+  else if (elsize == 4)
     rows_typed<float>(k, ndim, shape, axis, static_cast<float*>(out), out_strides, a, b);
   else
     rows_typed<double>(k, ndim, shape, axis, static_cast<double*>(out), out_strides, a, b);

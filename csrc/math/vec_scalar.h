@@ -6,6 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "fastact/half.h"
 #include "fastact/hd.h"
 
 namespace fastact::simd {
@@ -46,6 +47,11 @@ struct Scalar {
   FASTACT_HD constexpr Scalar(T x) : v(x) {}
   FASTACT_HD static Scalar load(const T* p) { return Scalar(*p); }
   FASTACT_HD void store(T* p) const { *p = v; }
+  // 16-bit storage (T = float only): widen exactly; round to nearest even on store.
+  FASTACT_HD static Scalar load_f16(const std::uint16_t* p) { return to_float(half{*p}); }
+  FASTACT_HD void store_f16(std::uint16_t* p) const { *p = to_half(v).bits; }
+  FASTACT_HD static Scalar load_bf16(const std::uint16_t* p) { return to_float(bfloat16{*p}); }
+  FASTACT_HD void store_bf16(std::uint16_t* p) const { *p = to_bfloat16(v).bits; }
 
   FASTACT_HD friend Scalar operator+(Scalar a, Scalar b) { return a.v + b.v; }
   FASTACT_HD friend Scalar operator-(Scalar a, Scalar b) { return a.v - b.v; }

@@ -37,6 +37,7 @@ def show_config(file=None) -> None:
         f"  ISA supported:   {', '.join(supported_isas())}",
         f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
         f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
+        "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
         "  CUDA:            not built (this build is CPU-only)",
         f"  ops:             {', '.join(o['name'] for o in _OPS)}",
     ]

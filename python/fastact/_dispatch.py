@@ -2,8 +2,8 @@
 
 NumPy arrays never come here (the compiled layer takes them as they are). Everything else does:
 Python scalars and lists (converted with NumPy, integers promoted to float64 as NumPy ufuncs do),
-CPU DLPack producers (PyTorch CPU tensors, JAX CPU arrays: consumed without a copy), and GPU arrays
-(a clear error: this build has no CUDA backend).
+CPU DLPack producers (PyTorch CPU tensors, JAX CPU arrays: consumed without a copy, bfloat16 included;
+a read-only export stays read-only), and GPU arrays (a clear error: this build has no CUDA backend).
 """
 from __future__ import annotations
 
@@ -30,7 +30,18 @@ def as_array(obj, fn: str, name: str) -> np.ndarray:
         try:
             return np.from_dlpack(obj)
         except (BufferError, TypeError, RuntimeError) as e:
-            raise TypeError(f"fastact.{fn}: {name} could not be read through DLPack: {e}") from None
+            err = e
+        try:  # bfloat16, which NumPy's from_dlpack does not know: read through ml_dtypes' dtype
+            import ml_dtypes
+
+            from . import _core
+
+            return _core._dlpack_bfloat16(obj, np.dtype(ml_dtypes.bfloat16))
+        except ImportError:
+            raise TypeError(f"fastact.{fn}: {name} is a bfloat16 DLPack tensor? reading it needs ml_dtypes "
+                            f"(pip install ml_dtypes); NumPy said: {err}") from None
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"fastact.{fn}: {name} could not be read through DLPack: {err}") from None
     if isinstance(obj, (str, bytes, dict, set)):
         raise TypeError(f"fastact.{fn}: {name} must be an array of float32 or float64, got {type(obj).__name__}")
     try:

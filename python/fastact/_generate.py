@@ -66,9 +66,11 @@ def build_functions(ops, core):
                 f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
                 f"    return _ew({oid}, 2, grad_output, y, out, {ptuple})\n"
             )
-            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array-like of float32 or float64 (any shape and strides)\n"
-                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype to write into"
-                    " (may be x itself)\n\nReturns the result (out when given).")
+            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16 (any shape and"
+                    " strides; NumPy, or any CPU DLPack tensor)\n"
+                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array (or writable DLPack tensor) of x's shape and"
+                    " dtype to write into (may be x itself)\n\nReturns the result (out when given): a NumPy array of x's"
+                    " dtype. float16 and bfloat16 are computed in float32 and rounded once.")
         else:
             src = (
                 f"def {name}(x, axis=-1, *, out=None):\n"
@@ -81,7 +83,8 @@ def build_functions(ops, core):
                 f"        raise ValueError('fastact.{name}_backward: pass y only (the forward output)')\n"
                 f"    return _row({oid}, 1, grad_output, y, out, axis)\n"
             )
-            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array-like of float32 or float64, at least 1-d\n"
+            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16, at least 1-d"
+                    " (16-bit types accumulate in float32)\n"
                     "    axis: the axis to reduce along (default -1, the fast path)\n"
                     "    out: optional array of x's shape and dtype to write into (may be x itself)\n\n"
                     "Returns the result (out when given). A row that is all -inf gives NaN.")

@@ -97,3 +97,26 @@ TEST(Engine, NdStridedEqualsContiguous) {
   fastact::cpu::run_elementwise(k, 8, 3, shape, out.data(), os, {origin, st}, {nullptr, st}, p);
   for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], want[i]) << i;
 }
+
+TEST(Api, HalfTypesUseTheSameNames) {
+  const std::size_t n = 5;
+  fastact::half xh[n], yh[n];
+  fastact::bfloat16 xb[n], yb[n];
+  const float xs[n] = {-3.0f, -0.5f, 0.0f, 0.5f, 3.0f};
+  float yf[n];
+  fastact::gelu(xs, yf, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    xh[i] = fastact::to_half(xs[i]);
+    xb[i] = fastact::to_bfloat16(xs[i]);
+  }
+  fastact::gelu(xh, yh, n);
+  fastact::gelu(xb, yb, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(yh[i].bits, fastact::to_half(yf[i]).bits);  // the float32 result, rounded once
+    EXPECT_EQ(yb[i].bits, fastact::to_bfloat16(yf[i]).bits);
+  }
+  fastact::softmax(xh, yh, 1, n);
+  float s = 0;
+  for (auto v : yh) s += fastact::to_float(v);
+  EXPECT_NEAR(s, 1.0f, 2e-3f);
+}

@@ -13,6 +13,7 @@
 #include "cpu/dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/op_info.h"
+#include "fastact/half.h"
 
 using namespace fastact;
 
@@ -110,6 +111,44 @@ void check_rows(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
 
 }  // namespace
 
+// 16-bit storage: every op on all 65536 input patterns (and random second operands), every direction.
+void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt) {
+  std::vector<std::uint16_t> a(1 << 16), b(1 << 16);
+  std::mt19937 rng(9);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = std::uint16_t(i);
+    b[i] = std::uint16_t(rng());
+  }
+  auto as_float = [dt](std::uint16_t u) { return dt == cpu::kF16 ? to_float(half{u}) : to_float(bfloat16{u}); };
+  for (const auto& op : cpu::elementwise_ops())
+    for (const auto& p : param_sets(op))
+      for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
+        cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
+        if (!k) continue;
+        for (std::size_t n : {a.size(), std::size_t(37)}) {
+          std::vector<std::uint16_t> yk(n), yr(n);
+          k(a.data(), b.data(), yk.data(), n, p.data());
+          r(a.data(), b.data(), yr.data(), n, p.data());
+          for (std::size_t i = 0; i < n; ++i)
+            if (yk[i] != yr[i] && !(std::isnan(as_float(yk[i])) && std::isnan(as_float(yr[i]))))
+              FAIL() << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " input " << a[i];
+        }
+      }
+  for (const auto& op : cpu::row_ops())
+    for (int dir = 0; dir < 2; ++dir)
+      for (std::size_t n : kSizes) {
+        std::vector<std::uint16_t> x(n), y(n), yk(n), yr(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          x[i] = dt == cpu::kF16 ? to_half(float(int(rng() % 2001) - 1000) / 100.0f).bits
+                                 : to_bfloat16(float(int(rng() % 2001) - 1000) / 100.0f).bits;
+          y[i] = dt == cpu::kF16 ? to_half(float(rng() % 1000) / 1000.0f).bits : to_bfloat16(float(rng() % 1000) / 1000.0f).bits;
+        }
+        t.row[op.id][dir][dt](x.data(), y.data(), yk.data(), n);
+        ref.row[op.id][dir][dt](x.data(), y.data(), yr.data(), n);
+        EXPECT_EQ(yk, yr) << t.isa << " " << op.name << " dir " << dir << " n " << n;
+      }
+}
+
 TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
   const cpu::KernelTable* ref = cpu::table_for("scalar");
   ASSERT_NE(ref, nullptr);
@@ -123,6 +162,8 @@ TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
     check_elementwise<double>(*t, *ref);
     check_rows<float>(*t, *ref);
     check_rows<double>(*t, *ref);
+    check_16bit(*t, *ref, cpu::kF16);
+    check_16bit(*t, *ref, cpu::kBF16);
   }
   std::printf("checked ISA paths:");
   for (const auto& n : isas) std::printf(" %s", n.c_str());
@@ -141,5 +182,47 @@ TEST(Kernels, EveryOpAndDirectionIsFilled) {
     for (const auto& op : cpu::row_ops())
       for (int dir = 0; dir < 2; ++dir)
         for (int dt = 0; dt < cpu::kNumDtypes; ++dt) EXPECT_NE(t->row[op.id][dir][dt], nullptr) << op.name;
+  }
+}
+
+// The portable conversions against independent references, on a stride through all 2^32 floats plus
+// every pattern near the half type's boundaries (overflow, subnormals, ties).
+namespace {
+double round_to_bits(double x, int mant_bits, int min_exp, double max_finite) {
+  if (x == 0 || std::isinf(x)) return x;
+  int e = std::ilogb(x);
+  if (e < min_exp) e = min_exp;
+  const double q = std::ldexp(std::nearbyint(std::ldexp(x, mant_bits - e)), e - mant_bits);  // ties to even
+  // beyond the largest finite value by half a quantum or more: inf
+  if (std::fabs(q) > max_finite) return std::copysign(INFINITY, x);
+  return q;
+}
+}  // namespace
+
+TEST(Conversions, HalfAndBfloat16RoundToNearestEven) {
+  std::vector<std::uint32_t> pats;
+  for (std::uint64_t u = 0; u < (1ull << 32); u += 251) pats.push_back(std::uint32_t(u));
+  for (std::uint32_t hi = 0; hi < (1u << 16); ++hi)  // around every bfloat16 / half boundary
+    for (std::uint32_t lo : {0x0000u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu, 0x1000u, 0x0fffu})
+      pats.push_back((hi << 16) | lo);
+  for (std::uint32_t u : pats) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    const half h = to_half(f);
+    const bfloat16 b = to_bfloat16(f);
+    if (std::isnan(f)) {
+      ASSERT_TRUE(std::isnan(to_float(h)) && std::isnan(to_float(b))) << u;
+      continue;
+    }
+    const float want_h = float(round_to_bits(f, 10, -14, 65504.0));
+    const float want_b = float(round_to_bits(f, 7, -126, 0x1.fep127));
+    const float got_h = to_float(h);
+    ASSERT_EQ(std::memcmp(&want_h, &got_h, 4), 0) << std::hex << u << " " << got_h << " " << want_h;
+    ASSERT_EQ(to_float(b), want_b) << std::hex << u;
+    ASSERT_EQ(std::signbit(to_float(b)), std::signbit(want_b)) << std::hex << u;
+  }
+  for (std::uint32_t u = 0; u < (1u << 16); ++u) {  // half -> float -> half is the identity
+    const half h{std::uint16_t(u)};
+    if (!std::isnan(to_float(h))) ASSERT_EQ(to_half(to_float(h)).bits, h.bits) << u;
   }
 }

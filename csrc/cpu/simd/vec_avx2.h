@@ -24,6 +24,27 @@ struct VF {
   VF(float x) : v(_mm256_set1_ps(x)) {}
   static VF load(const float* p) { return _mm256_loadu_ps(p); }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  // 16-bit storage: F16C for binary16; integer round-to-nearest-even for bfloat16 (as fastact::to_bfloat16).
+  static VF load_f16(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  void store_f16(std::uint16_t* p) const {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static VF load_bf16(const std::uint16_t* p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  void store_bf16(std::uint16_t* p) const {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
+    __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));  // NaN: quiet
+    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan));
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xd8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  }
   friend VF operator+(VF a, VF b) { return _mm256_add_ps(a.v, b.v); }
   friend VF operator-(VF a, VF b) { return _mm256_sub_ps(a.v, b.v); }
   friend VF operator*(VF a, VF b) { return _mm256_mul_ps(a.v, b.v); }

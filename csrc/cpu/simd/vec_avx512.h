@@ -24,6 +24,26 @@ struct VF {
   VF(float x) : v(_mm512_set1_ps(x)) {}
   static VF load(const float* p) { return _mm512_loadu_ps(p); }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  // 16-bit storage: AVX-512F conversions for binary16; integer round-to-nearest-even for bfloat16
+  // (not VCVTNEPS2BF16, which flushes subnormals).
+  static VF load_f16(const std::uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  void store_f16(std::uint16_t* p) const {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static VF load_bf16(const std::uint16_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  void store_bf16(std::uint16_t* p) const {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), odd), 16);
+    __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));  // NaN: quiet
+    r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r, q);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+  }
   friend VF operator+(VF a, VF b) { return _mm512_add_ps(a.v, b.v); }
   friend VF operator-(VF a, VF b) { return _mm512_sub_ps(a.v, b.v); }
   friend VF operator*(VF a, VF b) { return _mm512_mul_ps(a.v, b.v); }

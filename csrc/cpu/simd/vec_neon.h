@@ -24,6 +24,20 @@ struct VF {
   VF(float x) : v(vdupq_n_f32(x)) {}
   static VF load(const float* p) { return vld1q_f32(p); }
   void store(float* p) const { vst1q_f32(p, v); }
+  // 16-bit storage: FCVTL/FCVTN for binary16 (round to nearest even); integer rounding for bfloat16.
+  static VF load_f16(const std::uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+  void store_f16(std::uint16_t* p) const { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+  static VF load_bf16(const std::uint16_t* p) {
+    return vreinterpretq_f32_u32(vshlq_n_u32(vmovl_u16(vld1_u16(p)), 16));
+  }
+  void store_bf16(std::uint16_t* p) const {
+    uint32x4_t u = vreinterpretq_u32_f32(v);
+    uint32x4_t odd = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(vaddq_u32(u, vdupq_n_u32(0x7fff)), odd), 16);
+    uint32x4_t q = vorrq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(0x40));  // NaN: quiet
+    r = vbslq_u32(vceqq_f32(v, v), r, q);
+    vst1_u16(p, vmovn_u32(r));
+  }
   friend VF operator+(VF a, VF b) { return vaddq_f32(a.v, b.v); }
   friend VF operator-(VF a, VF b) { return vsubq_f32(a.v, b.v); }
   friend VF operator*(VF a, VF b) { return vmulq_f32(a.v, b.v); }

@@ -1,6 +1,7 @@
 // fastact: activation functions, forward and backward, on raw pointers. Umbrella header.
 //
-// Every op of the registry (fastact/registry.h) gets, for float and double:
+// Every op of the registry (fastact/registry.h) gets, for float, double, fastact::half and
+// fastact::bfloat16 (16-bit types: computed in float32, rounded once on store):
 //   void relu(const float* x, float* y, std::size_t n);                        contiguous
 //   void relu(const float* x, std::ptrdiff_t x_stride, float* y, std::ptrdiff_t y_stride, std::size_t n);
 //   void relu_backward(const float* dy, const float* x, float* dx, std::size_t n);      from x
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "fastact/half.h"
 #include "fastact/registry.h"
 
 namespace fastact {
@@ -48,13 +50,16 @@ void set_num_threads(int n);
   FASTACT_DECL_Y_##from(op, T, params)
 #define FASTACT_DECL_EW(op, F, from, doc, params) \
   FASTACT_DECL_EW_T(op, from, float, params)     \
-  FASTACT_DECL_EW_T(op, from, double, params)
+  FASTACT_DECL_EW_T(op, from, double, params)    \
+  FASTACT_DECL_EW_T(op, from, half, params)      \
+  FASTACT_DECL_EW_T(op, from, bfloat16, params)
 #define FASTACT_DECL_ROW_T(op, T)                                                                       \
   void op(const T* x, T* y, std::size_t rows, std::size_t cols);                                         \
   void op(const T* x, std::ptrdiff_t x_row_stride, std::ptrdiff_t x_col_stride, T* y,                    \
           std::ptrdiff_t y_row_stride, std::ptrdiff_t y_col_stride, std::size_t rows, std::size_t cols); \
   void op##_backward(const T* dy, const T* y, T* dx, std::size_t rows, std::size_t cols);
-#define FASTACT_DECL_ROW(op, F, from, doc) FASTACT_DECL_ROW_T(op, float) FASTACT_DECL_ROW_T(op, double)
+#define FASTACT_DECL_ROW(op, F, from, doc) \
+  FASTACT_DECL_ROW_T(op, float) FASTACT_DECL_ROW_T(op, double) FASTACT_DECL_ROW_T(op, half) FASTACT_DECL_ROW_T(op, bfloat16)
 
 FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_EW)
 FASTACT_ROW_OPS(FASTACT_DECL_ROW)
