@@ -78,9 +78,9 @@ FASTACT_HD void two_sum(V a, V b, V& s, V& e) {
   e = (a - (s - bb)) + (b - bb);
 }
 
-// exp(hi + lo) as (1 + em) * 2^n, em = expm1(r) in [-0.3, 0.42], n integral. Keeping 1 + em unrounded
-// lets callers form y * (1 + em) as fma(y, em, y), one rounding. |lo| must be tiny next to 1 (a
-// rounding error of hi). Arguments are clamped to [exp_lo, exp_hi]; NaN propagates through em.
+// exp(hi + lo) as (1 + em) * 2^n, em = expm1(r) in [-0.3, 0.42] within ~0.3 ulp, n integral. Keeping
+// 1 + em unrounded lets callers form y * (1 + em) as fma(y, em, y), one rounding. |lo| must be tiny
+// next to 1 (a rounding error of hi). Arguments are clamped to [exp_lo, exp_hi]; NaN propagates.
 template <class V>
 struct ExpParts {
   V em, n;
@@ -96,10 +96,14 @@ FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
   hi = select(hi < lo_lim, lo_lim, hi);
   hi = select(hi > hi_lim, hi_lim, hi);
   V n = round_int(hi * V(C::log2e));
-  V r = fma(-n, V(C::ln2_hi), hi);  // exact
-  r = fma(-n, V(C::ln2_lo), r);
-  r = r + lo;
-  V em = fma(r * r, poly::exp_q(r), r);  // expm1(r)
+  // r + rl = (hi - n*ln2_hi) + (lo - n*ln2_lo) exactly: the first difference is exact, the second is
+  // tiny; rounding r would cost up to 0.35 ulp of the result.
+  V rh = fma(-n, V(C::ln2_hi), hi);
+  V t = fma(-n, V(C::ln2_lo), lo);
+  V r, rl;
+  two_sum(rh, t, r, rl);
+  // expm1(r + rl) = r + r^2*Q(r) + rl*(1 + r): the small terms are summed first, r added last.
+  V em = r + fma(r * r, poly::exp_q(r), fma(rl, r, rl));
   return {em, n};
 }
 
@@ -181,7 +185,8 @@ FASTACT_HD V tanh_grad(V x) {
 // x * sigmoid(w), w = wh + wl (double word), within ~1.2 ulp: with z = exp(-|w|) = (1 + em) * 2^n,
 //   w >= 0: x / (1 + z)        w < 0: x * (1 + em) / (1 + z) * 2^n   (scaled last: tails that reach
 // the subnormals are rounded once, and huge x with tiny sigmoid(w) stays right).
-// 1 + z is formed exactly as a double word and the one division is corrected by its remainder.
+// Numerator and 1 + z are double words, and the one division is corrected by its remainder: the result
+// is rounded about once, on top of exp's error.
 template <class V>
 FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   using T = typename V::T;
@@ -193,9 +198,14 @@ FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;  // 1 + z (z <= 1)
   auto huge = abs(x) > V(T(0x1p100));  // keep x * (1 + em) finite
   V xs = select(huge, x * V(T(0x1p-100)), x);
-  V num = select(neg, e.times(xs), x);
+  // numerator: x, or x * (1 + em) as a double word (its rounding alone could cost a full ulp)
+  V xeh, xel, nh, nl;
+  two_prod(xs, e.em, xeh, xel);
+  two_sum(xs, xeh, nh, nl);
+  V num = select(neg, nh, x);
+  V num_lo = select(neg, nl + xel, V(0));
   V q = num / dh;
-  V corr = (fma(-q, dh, num) - q * dl) / dh;
+  V corr = ((fma(-q, dh, num) + num_lo) - q * dl) / dh;
   q = select((abs(num) == V(T(INFINITY))) | (num == V(0)), q, q + corr);  // keeps inf and the sign of 0
   V neg_r = ldexp3(q, select(huge, e.n + V(100), e.n));
   // x = +-inf with w -> -inf: the limit is a zero of x's sign (exp wins).
