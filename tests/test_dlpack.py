@@ -47,7 +47,11 @@ def test_gpu_dlpack_device_is_a_clear_error():
         fastact.relu(GpuTensor())
 
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # pragma: no cover - the torch tests below skip
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
 
 
 def _numpy_twin(t):
@@ -58,9 +62,10 @@ def _numpy_twin(t):
     return t.numpy()
 
 
-@pytest.mark.parametrize("tdtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@needs_torch
+@pytest.mark.parametrize("tdtype", ["float32", "float64", "float16", "bfloat16"])
 def test_torch_tensors_in_and_out(tdtype):
-    t = torch.linspace(-4, 4, 257).to(tdtype)
+    t = torch.linspace(-4, 4, 257).to(getattr(torch, tdtype))
     xn = _numpy_twin(t)
     ref = fastact.silu(xn)
     y = fastact.silu(t)
@@ -75,7 +80,32 @@ def test_torch_tensors_in_and_out(tdtype):
                                   fastact.silu_backward(_numpy_twin(g), xn).view(np.uint8))
 
 
+@needs_torch
 def test_torch_mixed_devices_and_dtypes_are_errors():
     t = torch.zeros(4)
     with pytest.raises(TypeError, match="one dtype"):
         fastact.relu_backward(t, torch.zeros(4, dtype=torch.float64))
+
+
+def test_jax_arrays_are_read_and_never_written():
+    jnp = pytest.importorskip("jax.numpy")
+    a = jnp.linspace(-3, 3, 65, dtype=jnp.float32)
+    np.testing.assert_array_equal(fastact.gelu(a), fastact.gelu(np.asarray(a)))
+    with pytest.raises(ValueError, match="read-only"):  # JAX exports are immutable
+        fastact.gelu(np.asarray(a), out=a)
+
+
+def test_bfloat16_exports_respect_read_only():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    if torch is not None:  # a versioned export that says it is writable: written in place
+        t = torch.linspace(-2, 2, 9, dtype=torch.bfloat16)
+        fastact.relu(t, out=t)
+        assert (t.float().numpy() >= 0).all()
+    try:
+        jnp = __import__("jax.numpy", fromlist=["numpy"])
+    except ImportError:
+        return
+    a = jnp.linspace(-2, 2, 9, dtype=jnp.bfloat16)  # an unversioned export: never written
+    with pytest.raises(ValueError, match="read-only"):
+        fastact.relu(np.zeros(9, ml_dtypes.bfloat16), out=a)
+    np.testing.assert_array_equal(fastact.relu(a).astype(np.float32), np.maximum(np.asarray(a, np.float32), 0))

@@ -301,7 +301,9 @@ py::list op_list() {
 }
 
 // A zero-copy NumPy view of a CPU DLPack tensor of a dtype NumPy's from_dlpack refuses (bfloat16), as
-// `dtype` (ml_dtypes.bfloat16). The producer's deleter runs when the view is released.
+// `dtype` (ml_dtypes.bfloat16). The producer's deleter runs when the view is released. A versioned
+// export (DLPack >= 1.0) says whether it is read-only; an unversioned one cannot, so its view is made
+// read-only: fastact never writes into memory it was not told it may write.
 struct DLDevice { std::int32_t device_type, device_id; };
 struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
 struct DLTensor {
@@ -318,12 +320,28 @@ struct DLManagedTensor {
   void* manager_ctx;
   void (*deleter)(DLManagedTensor*);
 };
+struct DLManagedTensorVersioned {
+  std::uint32_t major, minor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensorVersioned*);
+  std::uint64_t flags;  // bit 0: read-only
+  DLTensor dl_tensor;
+};
 
 py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
-  py::object cap = obj.attr("__dlpack__")();
-  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), "dltensor"));
-  if (!m) throw py::error_already_set();
-  const DLTensor& t = m->dl_tensor;
+  py::object cap;
+  try {
+    cap = obj.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_TypeError)) throw;
+    cap = obj.attr("__dlpack__")();  // a producer that predates versioned exports
+  }
+  const bool versioned = std::string(PyCapsule_GetName(cap.ptr())) == "dltensor_versioned";
+  void* raw = PyCapsule_GetPointer(cap.ptr(), versioned ? "dltensor_versioned" : "dltensor");
+  if (!raw) throw py::error_already_set();
+  const DLTensor& t = versioned ? static_cast<DLManagedTensorVersioned*>(raw)->dl_tensor
+                                : static_cast<DLManagedTensor*>(raw)->dl_tensor;
+  const bool read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & 1u) != 0 : true;
   if (t.device.device_type != 1) throw py::value_error("not a CPU DLPack tensor");
   if (!(t.dtype.code == 4 && t.dtype.bits == 16 && t.dtype.lanes == 1))  // kDLBfloat
     throw py::type_error("DLPack tensor is not bfloat16");
@@ -332,12 +350,20 @@ py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
     strides[i] = t.strides ? ssize_t(t.strides[i]) * 2 : s;
     s *= int(shape[i]);
   }
-  PyCapsule_SetName(cap.ptr(), "used_dltensor");
-  py::capsule owner(m, [](void* p) {
-    auto* mt = static_cast<DLManagedTensor*>(p);
-    if (mt->deleter) mt->deleter(mt);
-  });
-  return py::array(dtype, shape, strides, static_cast<char*>(t.data) + t.byte_offset, owner);
+  PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
+  using Release = void (*)(void*);
+  const Release release_versioned = [](void* p) {
+    auto* m = static_cast<DLManagedTensorVersioned*>(p);
+    if (m->deleter) m->deleter(m);
+  };
+  const Release release_plain = [](void* p) {
+    auto* m = static_cast<DLManagedTensor*>(p);
+    if (m->deleter) m->deleter(m);
+  };
+  py::capsule owner(raw, versioned ? release_versioned : release_plain);
+  py::array arr(dtype, shape, strides, static_cast<char*>(t.data) + t.byte_offset, owner);
+  if (read_only) arr.attr("flags").attr("writeable") = false;
+  return arr;
 }
 
 std::string compiler() {
