@@ -52,8 +52,18 @@ int dtype_code(py::array& a, const std::string& fn, const char* name, bool is_ou
   int code = -1;
   if (dt.kind() == 'f') code = dt.itemsize() == 4 ? cpu::kF32 : dt.itemsize() == 8 ? cpu::kF64
                              : dt.itemsize() == 2 ? cpu::kF16 : -1;
-  // ml_dtypes.bfloat16 (a NumPy user dtype of kind 'V'): recognised by name, never imported here
-  else if (dt.kind() == 'V' && dt.itemsize() == 2 && std::string(py::str(dt)) == "bfloat16") code = cpu::kBF16;
+  // ml_dtypes.bfloat16 (a NumPy user dtype of kind 'V'): recognised by name once, then by its type number
+  // (the name check is slow); never imported here.
+  else if (dt.kind() == 'V' && dt.itemsize() == 2) {
+    static int bf16_type_num = -1;
+    const int num = py::detail::array_descriptor_proxy(dt.ptr())->type_num;
+    if (num == bf16_type_num) {
+      code = cpu::kBF16;
+    } else if (bf16_type_num < 0 && std::string(py::str(dt)) == "bfloat16") {
+      bf16_type_num = num;
+      code = cpu::kBF16;
+    }
+  }
   if (code < 0)
     throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
                          "; expected float32, float64, float16 or bfloat16");
