@@ -1,4 +1,4 @@
-"""Float64 references, written independently of fastact with numerically stable formulas.
+"""The references an op brings: float64 (numerically stable formulas), mpmath, and its PyTorch counterpart.
 
 Each takes a float64 array (the exact float32 or float64 inputs) and the op's parameters, already
 rounded to the array's dtype as fastact rounds them, and returns the float64 result. Accurate in the
@@ -248,3 +248,21 @@ def derivative_mp(op, x, **p):
     if op == "tanh":
         return 1 - mp.tanh(x) ** 2
     raise KeyError(op)
+
+
+def torch_forward(op):
+    """The op's torch.nn.functional counterpart, as f(tensor, kwargs) (the parity tests' oracle)."""
+    import torch
+    import torch.nn.functional as F
+
+    table = {
+        "relu": lambda t, p: F.relu(t),
+        "leaky_relu": lambda t, p: F.leaky_relu(t, p.get("negative_slope", 0.01)),
+        "elu": lambda t, p: F.elu(t, p.get("alpha", 1.0)),
+        "gelu": lambda t, p: F.gelu(t, approximate=p.get("approximate", "none")),
+        # silu(x, beta) = x * sigmoid(beta x) = silu(beta x) / beta
+        "silu": lambda t, p: F.silu(t * p["beta"]) / p["beta"] if "beta" in p else F.silu(t),
+        "sigmoid": lambda t, p: torch.sigmoid(t),
+        "tanh": lambda t, p: torch.tanh(t),
+    }
+    return table[op]

@@ -7,32 +7,21 @@ import numpy as np
 import pytest
 
 import fastact
+import reference as R
 from conftest import ELEMENTWISE_VARIANTS, backward_modes
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-TORCH_FWD = {
-    "relu": lambda t, p: F.relu(t),
-    "leaky_relu": lambda t, p: F.leaky_relu(t, p.get("negative_slope", 0.01)),
-    "elu": lambda t, p: F.elu(t, p.get("alpha", 1.0)),
-    "gelu": lambda t, p: F.gelu(t, approximate=p.get("approximate", "none")),
-    "silu": lambda t, p: F.silu(t * p.get("beta", 1.0)) / p.get("beta", 1.0) if "beta" in p else F.silu(t),
-    "sigmoid": lambda t, p: torch.sigmoid(t),
-    "tanh": lambda t, p: torch.tanh(t),
-}
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("op,kw", ELEMENTWISE_VARIANTS)
 def test_forward_and_backward_match_torch(op, kw, dtype):
-    if op["name"] not in TORCH_FWD:
-        pytest.fail(f"no torch counterpart registered for {op['name']}")
+    torch_fwd = R.torch_forward(op["name"])  # every op brings its torch counterpart with its references
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(-8, 8, 20000), np.linspace(-3, 3, 601)]).astype(dtype)
     g = rng.standard_normal(x.size).astype(dtype)
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
-    ty = TORCH_FWD[op["name"]](tx, kw)
+    ty = torch_fwd(tx, kw)
     ty.backward(torch.from_numpy(g))
     # torch's own rounding is about eps * |x| in absolute terms (its gelu forms 1 + erf and 1 + tanh,
     # which cancel in the negative tail), so agreement is asked to that, plus a few relative ulps.
