@@ -53,10 +53,6 @@ def _gelu_tanh_w(x):
         return k * (x + 0.044715 * x * x * x)
 
 
-with np.errstate(all="ignore"):
-    pass
-
-
 def forward(op, x, **p):
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(all="ignore"):

@@ -14,18 +14,17 @@ unsigned long long xgetbv0() {
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<unsigned long long>(edx) << 32) | eax;
 }
+unsigned cpuid1_ecx() {
+  unsigned a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  return c;
+}
 bool os_saves(unsigned long long mask) {
   __builtin_cpu_init();
-  unsigned a, b, c, d;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-  if (!(c & (1u << 27))) return false;  // no OSXSAVE: the OS does not save the vector state
+  if (!(cpuid1_ecx() & (1u << 27))) return false;  // no OSXSAVE: the OS does not save the vector state
   return (xgetbv0() & mask) == mask;
 }
-bool has_f16c() {
-  unsigned a, b, c, d;
-  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-  return c & (1u << 29);
-}
+bool has_f16c() { return cpuid1_ecx() & (1u << 29); }
 bool has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c() && os_saves(0x6);
 }
