@@ -13,6 +13,7 @@
 #include "../cpu/engine.h"
 #include "../cpu/op_info.h"
 #include "../cpu/thread_pool.h"
+#include "dlpack.h"
 #include "fastact/fastact.h"
 
 namespace py = pybind11;
@@ -26,6 +27,18 @@ py::object& coerce_fn() {
   // Leaked on purpose: a static py::object would be released after the interpreter has finalized.
   static py::object* f = new py::object(py::module_::import("fastact._dispatch").attr("as_array"));
   return *f;
+}
+
+py::object& gpu_route_fn() {
+  static py::object* f = new py::object(py::module_::import("fastact._dispatch").attr("gpu_route"));
+  return *f;
+}
+
+// GPU arrays (and stream=) go to fastact._dispatch.gpu_route, which answers NotImplemented when every
+// argument is on the CPU. NumPy arrays never pay for the check.
+bool maybe_gpu(py::handle a, py::handle b, py::handle out, py::handle stream) {
+  auto plain = [](py::handle h) { return h.is_none() || py::isinstance<py::array>(h); };
+  return !stream.is_none() || !plain(a) || !plain(b) || !plain(out);
 }
 
 // An ndarray for arg (NumPy arrays pass through untouched; anything else goes through
@@ -240,13 +253,18 @@ void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const ch
   c.shape.assign(c.a.shape(), c.a.shape() + c.a.ndim());
 }
 
-py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::tuple params) {
+py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::tuple params,
+                       py::handle stream_h) {
   const cpu::OpInfo& info = cpu::elementwise_ops().at(op);
   Call c;
   c.fn = std::string(info.name) + (dir == cpu::kForward ? "" : "_backward");
   c.has_b = dir != cpu::kForward;
   std::vector<double> p = read_params(info, params);
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
+  if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
+    py::object r = gpu_route_fn()("elementwise", op, dir, c.fn, a_h, b_h, out_h, p, stream_h);
+    if (!r.is(py::handle(Py_NotImplemented))) return r;
+  }
   prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
   cpu::EwKernel k = cpu::active_table().ew[op][dir][c.dtype];
   {
@@ -257,17 +275,22 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
   return finish(c.out, c.dst, out_h, c.temp);
 }
 
-py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h) {
+py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h,
+                   py::handle stream_h) {
   const cpu::OpInfo& info = cpu::row_ops().at(op);
   Call c;
   c.fn = std::string(info.name) + (dir == 0 ? "" : "_backward");
   c.has_b = dir == 1;
-  // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
-  // is not the very same layout through a temporary.
-  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", "y");
   if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
     throw py::type_error(c.fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
   const long axis_in = axis_h.cast<long>();
+  if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
+    py::object r = gpu_route_fn()("rows", op, dir, c.fn, a_h, b_h, out_h, axis_in, stream_h);
+    if (!r.is(py::handle(Py_NotImplemented))) return r;
+  }
+  // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
+  // is not the very same layout through a temporary.
+  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", "y");
   const long nd = long(c.a.ndim());
   if (nd == 0) throw py::value_error(c.fn + ": x must have at least one dimension (got a 0-d array)");
   if (axis_in < -nd || axis_in >= nd)
@@ -314,29 +337,7 @@ py::list op_list() {
 // `dtype` (ml_dtypes.bfloat16). The producer's deleter runs when the view is released. A versioned
 // export (DLPack >= 1.0) says whether it is read-only; an unversioned one cannot, so its view is made
 // read-only: fastact never writes into memory it was not told it may write.
-struct DLDevice { std::int32_t device_type, device_id; };
-struct DLDataType { std::uint8_t code, bits; std::uint16_t lanes; };
-struct DLTensor {
-  void* data;
-  DLDevice device;
-  std::int32_t ndim;
-  DLDataType dtype;
-  std::int64_t* shape;
-  std::int64_t* strides;
-  std::uint64_t byte_offset;
-};
-struct DLManagedTensor {
-  DLTensor dl_tensor;
-  void* manager_ctx;
-  void (*deleter)(DLManagedTensor*);
-};
-struct DLManagedTensorVersioned {
-  std::uint32_t major, minor;
-  void* manager_ctx;
-  void (*deleter)(DLManagedTensorVersioned*);
-  std::uint64_t flags;  // bit 0: read-only
-  DLTensor dl_tensor;
-};
+using namespace fastact::dlpack;
 
 py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
   py::object cap;
@@ -351,9 +352,9 @@ py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
   if (!raw) throw py::error_already_set();
   const DLTensor& t = versioned ? static_cast<DLManagedTensorVersioned*>(raw)->dl_tensor
                                 : static_cast<DLManagedTensor*>(raw)->dl_tensor;
-  const bool read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & 1u) != 0 : true;
-  if (t.device.device_type != 1) throw py::value_error("not a CPU DLPack tensor");
-  if (!(t.dtype.code == 4 && t.dtype.bits == 16 && t.dtype.lanes == 1))  // kDLBfloat
+  const bool read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0 : true;
+  if (t.device.device_type != kCPU) throw py::value_error("not a CPU DLPack tensor");
+  if (!(t.dtype.code == kBfloat && t.dtype.bits == 16 && t.dtype.lanes == 1))
     throw py::type_error("DLPack tensor is not bfloat16");
   std::vector<ssize_t> shape(t.shape, t.shape + t.ndim), strides(t.ndim);
   for (int i = t.ndim - 1, s = 2; i >= 0; --i) {  // DLPack strides are in elements (null: C order)

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../layout.h"
 #include "thread_pool.h"
 
 namespace fastact::cpu {
@@ -11,36 +12,9 @@ namespace {
 
 // Elements per thread below which splitting costs more than it saves.
 constexpr std::int64_t kGrain = 1 << 15;
-constexpr int kMaxDims = 64;
 constexpr std::int64_t kChunk = 512;  // gather/scatter block for strided runs
-
-struct Dims {
-  int n = 0;
-  std::int64_t size[kMaxDims];
-  std::int64_t st[3][kMaxDims];  // out, a, b
-};
-
-// Drop size-1 dims and merge dims that are contiguous for every operand.
-Dims coalesce(int ndim, const std::int64_t* shape, const std::int64_t* const* strides, int nops) {
-  Dims d;
-  for (int i = 0; i < ndim; ++i) {
-    if (shape[i] == 1) continue;
-    if (d.n > 0) {
-      bool merge = true;
-      for (int k = 0; k < nops; ++k)
-        if (d.st[k][d.n - 1] != strides[k][i] * shape[i]) merge = false;
-      if (merge) {
-        d.size[d.n - 1] *= shape[i];
-        for (int k = 0; k < nops; ++k) d.st[k][d.n - 1] = strides[k][i];
-        continue;
-      }
-    }
-    d.size[d.n] = shape[i];
-    for (int k = 0; k < nops; ++k) d.st[k][d.n] = strides[k][i];
-    ++d.n;
-  }
-  return d;
-}
+using layout::Dims;
+using layout::kMaxDims;
 
 int threads_for(std::int64_t work) {
   std::int64_t t = std::min<std::int64_t>(num_threads(), work / kGrain);
@@ -92,19 +66,13 @@ void ew_strided(EwKernel k, const Dims& d, T* out, const T* a, const T* b, std::
 template <class T>
 void ew_typed(EwKernel k, int ndim, const std::int64_t* shape, T* out, const std::int64_t* os, Operand a,
               Operand b, const double* params) {
-  const std::int64_t* strides[3] = {os, a.strides, b.data ? b.strides : os};
-  Dims d = coalesce(ndim, shape, strides, 3);
-  std::int64_t n = 1;
-  for (int i = 0; i < ndim; ++i) n *= shape[i];
-  if (n == 0) return;
-  if (d.n == 0) {  // a single element (0-d, or all dims of size 1)
-    d.n = 1;
-    d.size[0] = 1;
-    d.st[0][0] = d.st[1][0] = d.st[2][0] = 1;
-  }
   const T* pa = static_cast<const T*>(a.data);
   const T* pb = static_cast<const T*>(b.data);
-  const bool contiguous = d.n == 1 && d.st[0][0] == 1 && d.st[1][0] == 1 && (!pb || d.st[2][0] == 1);
+  const layout::Flat f = layout::flatten(ndim, shape, os, a.strides, pb ? b.strides : nullptr);
+  const std::int64_t n = f.n;
+  if (n == 0) return;
+  const Dims& d = f.d;
+  const bool contiguous = f.contiguous;
   const int nt = threads_for(n);
   // Split on cache-line multiples so that threads never share an output line.
   const std::int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;

@@ -3,12 +3,10 @@
 #include <cstddef>
 
 #include "fastact/registry.h"
+#include "../kinds.h"
 
 namespace fastact::cpu {
-
-// Storage dtypes. float16 / bfloat16 are computed in float32 and rounded once on store.
-enum Dtype { kF32 = 0, kF64 = 1, kF16 = 2, kBF16 = 3, kNumDtypes = 4 };
-enum Direction { kForward = 0, kBackwardX = 1, kBackwardY = 2, kNumDirections = 3 };
+using namespace fastact::kinds;
 
 // a: x (forward) or dy (backward); b: unused (forward) or x / y (backward). Contiguous, n elements.
 using EwKernel = void (*)(const void* a, const void* b, void* out, std::size_t n, const double* params);

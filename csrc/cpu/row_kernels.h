@@ -1,32 +1,15 @@
-// Softmax-family row kernels, generic over the vector type. Reductions always use 32 interleaved
-// lanes (lane j sums elements j, j+32, ...) combined in a fixed order, whatever the vector width, so
-// every ISA gets the same bits. Sums are compensated (Kahan), so rows of any length stay within 1e-6.
+// Softmax-family row kernels, generic over the vector type: the lanes of math/rows.h (32 interleaved
+// lanes, combined in lane order), held in 32 / W vectors of W lanes, so every ISA gets the same bits.
 #pragma once
 #include <cmath>
 #include <cstddef>
 #include <limits>
 
-#include "../math/core.h"
-#include "../math/vec_scalar.h"
+#include "../math/rows.h"
 
 namespace fastact::cpu::rows {
 using namespace fastact::math;
-
-constexpr int kLanes = 32;
-
-template <class V>
-V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
-
-template <class V>
-struct Kahan {
-  V s{typename V::T(0)}, c{typename V::T(0)};
-  void add(V v) {
-    V y = v - c;
-    V t = s + y;
-    c = (t - s) - y;
-    s = t;
-  }
-};
+using namespace fastact::math::rows;
 
 // Calls f(const T* block_of_32_per_operand..., count) over the row; the last block is padded with pad.
 template <class T, class F>
@@ -60,26 +43,20 @@ void store_block(const V* v, typename V::T* out, std::size_t count) {
 template <class V>
 typename V::T reduce_max(const V* acc) {
   using T = typename V::T;
-  constexpr int N = kLanes / V::W;
   T l[kLanes];
-  for (int j = 0; j < N; ++j) acc[j].store(l + j * V::W);
-  simd::Scalar<T> m(l[0]);
-  for (int j = 1; j < kLanes; ++j) m = max_nan(m, simd::Scalar<T>(l[j]));
-  return m.v;
+  for (int j = 0; j < kLanes / V::W; ++j) acc[j].store(l + j * V::W);
+  return combine_max<T>([&](int j) { return l[j]; });
 }
 
 template <class V>
 typename V::T reduce_sum(const Kahan<V>* acc) {
   using T = typename V::T;
-  constexpr int N = kLanes / V::W;
   T s[kLanes], c[kLanes];
-  for (int j = 0; j < N; ++j) {
+  for (int j = 0; j < kLanes / V::W; ++j) {
     acc[j].s.store(s + j * V::W);
     acc[j].c.store(c + j * V::W);
   }
-  Kahan<simd::Scalar<T>> k;
-  for (int j = 0; j < kLanes; ++j) k.add(simd::Scalar<T>(s[j] - c[j]));
-  return k.s.v;
+  return combine_sum<T>([&](int j) { return s[j] - c[j]; });
 }
 
 template <class V>
@@ -93,15 +70,6 @@ typename V::T row_max(const typename V::T* x, std::size_t len) {
               for (int j = 0; j < N; ++j) acc[j] = max_nan(acc[j], V::load(a + j * V::W));
             });
   return reduce_max(acc);
-}
-
-// exp(x - m) with x - m kept as a double word: its rounding would otherwise cost |x - m| ulps.
-template <class V>
-V exp_shifted(V x, V m) {
-  V dh, dl;
-  two_sum(x, -m, dh, dl);
-  ExpParts<V> e = exp_parts(dh, dl);
-  return ldexp3(e.p(), e.n);
 }
 
 template <class V, bool Log>
@@ -132,20 +100,15 @@ void forward(const void* a_, const void*, void* o_, std::size_t len) {
       store_block(v, y + i, count);
     });
   } else {
-    const V lse(log_positive(simd::Scalar<T>(sum)).v);
+    const V lse(log_sum(sum));
     blocks<T>(len, x, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
       V v[N];
-      for (int j = 0; j < N; ++j) {
-        V dh, dl;
-        two_sum(V::load(a + j * V::W), -m, dh, dl);
-        v[j] = (dh - lse) + select(dl == dl, dl, V(T(0)));  // x = -inf: dl is NaN, the result -inf
-      }
+      for (int j = 0; j < N; ++j) v[j] = log_softmax_value(V::load(a + j * V::W), m, lse);
       store_block(v, y + i, count);
     });
   }
 }
 
-// softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy).
 template <class V, bool Log>
 void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
   using T = typename V::T;
@@ -157,16 +120,14 @@ void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
   Kahan<V> acc[N];
   blocks<T>(len, dy, y, T(0), T(0), [&](const T* a, const T* b, std::size_t, std::size_t) {
     for (int j = 0; j < N; ++j) {
-      V g = V::load(a + j * V::W);
-      acc[j].add(Log ? g : g * V::load(b + j * V::W));
+      acc[j].add(backward_term<Log>(V::load(a + j * V::W), V::load(b + j * V::W)));
     }
   });
   const V s(reduce_sum(acc));
   blocks<T>(len, dy, y, T(0), T(0), [&](const T* a, const T* b, std::size_t i, std::size_t count) {
     V v[N];
     for (int j = 0; j < N; ++j) {
-      V g = V::load(a + j * V::W), yy = V::load(b + j * V::W);
-      v[j] = Log ? g - math::exp(yy) * s : yy * (g - s);
+      v[j] = backward_value<Log>(V::load(a + j * V::W), V::load(b + j * V::W), s);
     }
     store_block(v, dx + i, count);
   });

@@ -2,6 +2,7 @@
 // once against the vector interface. p points at the op's parameters, already converted to T, in the
 // order of its registry line. Which backward forms exist is declared in the registry.
 #pragma once
+#include "../kinds.h"
 #include "core.h"
 
 namespace fastact::ops {
@@ -79,6 +80,14 @@ struct Tanh {
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) { return dy * tanh_grad(x); }
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T*) { return dy * fma(-y, y, V(1)); }
 };
+
+// One element of an op in direction Dir: a is x (forward) or dy; b is unused (forward), x or y.
+template <class Op, int Dir, class V, class T>
+FASTACT_HD V apply(V a, V b, const T* p) {
+  if constexpr (Dir == kinds::kForward) return Op::template forward<V>(a, p);
+  else if constexpr (Dir == kinds::kBackwardX) return Op::template backward_x<V>(a, b, p);
+  else return Op::template backward_y<V>(a, b, p);
+}
 
 // Row ops (softmax family): the per-element pieces; the row engine does the reductions.
 struct Softmax {

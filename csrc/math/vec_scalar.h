@@ -43,7 +43,7 @@ struct Scalar {
   using M = ScalarMask;
   static constexpr int W = 1;
   T v;
-  FASTACT_HD Scalar() = default;
+  Scalar() = default;  // implicitly host and device
   FASTACT_HD constexpr Scalar(T x) : v(x) {}
   FASTACT_HD static Scalar load(const T* p) { return Scalar(*p); }
   FASTACT_HD void store(T* p) const { *p = v; }

@@ -7,7 +7,7 @@ is always what the extension provides. ``fastact.show_config()`` says how this b
 """
 from __future__ import annotations
 
-from . import _core
+from . import _core, cuda
 from ._core import compiled_isas, get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
 from ._generate import build_functions
 
@@ -25,8 +25,20 @@ def ops() -> list:
     return [dict(o, params=[dict(p) for p in o["params"]]) for o in _OPS]
 
 
+def _cuda_config() -> str:
+    if not cuda.is_built():
+        return "not built (no CUDA toolkit when this fastact was built; CPU only)"
+    line = f"built for {', '.join(cuda.targets())}"
+    reason = cuda.unavailable_reason()
+    if reason is not None:
+        return f"{line}; not available here ({reason})"
+    devs = "; ".join(f"{i}: {d['name']} (sm_{d['capability'][0]}{d['capability'][1]}, {d['multiprocessors']} SMs)"
+                     for i, d in enumerate(cuda.devices()))
+    return f"{line}; devices: {devs}"
+
+
 def show_config(file=None) -> None:
-    """Print the version, compiler, ISA paths (compiled, supported here, in use) and threads."""
+    """Print the version, compiler, ISA paths (compiled, supported here, in use), threads and CUDA."""
     import sys
 
     out = file or sys.stdout
@@ -38,13 +50,13 @@ def show_config(file=None) -> None:
         f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
         f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
         "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
-        "  CUDA:            not built (this build is CPU-only)",
+        f"  CUDA:            {_cuda_config()}",
         f"  ops:             {', '.join(o['name'] for o in _OPS)}",
     ]
     print("\n".join(lines), file=out)
 
 
 __all__ = sorted(list(_functions) + [
-    "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
+    "cuda", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
     "set_isa", "get_num_threads", "set_num_threads",
 ])

@@ -1,9 +1,10 @@
-"""Turning call arguments into NumPy arrays: the one place that knows about non-NumPy inputs.
+"""Non-NumPy arguments: the one place that knows about them.
 
 NumPy arrays never come here (the compiled layer takes them as they are). Everything else does:
-Python scalars and lists (converted with NumPy, integers promoted to float64 as NumPy ufuncs do),
-CPU DLPack producers (PyTorch CPU tensors, JAX CPU arrays: consumed without a copy, bfloat16 included;
-a read-only export stays read-only), and GPU arrays (a clear error: this build has no CUDA backend).
+``gpu_route`` sends calls with GPU arrays (or ``stream=``) to fastact.cuda; ``as_array`` turns the rest
+into NumPy arrays: Python scalars and lists (converted with NumPy, integers promoted to float64 as
+NumPy ufuncs do) and CPU DLPack producers (PyTorch CPU tensors, JAX CPU arrays: consumed without a
+copy, bfloat16 included; a read-only export stays read-only).
 """
 from __future__ import annotations
 
@@ -12,10 +13,24 @@ import numpy as np
 _DLPACK_CPU = 1
 
 
+def gpu_route(kind: str, op: int, direction: int, fn: str, a, b, out, extra, stream):
+    """Runs the call on the GPU when any argument is a GPU array; NotImplemented when none is."""
+    from . import cuda
+
+    if not (cuda.on_gpu(a) or cuda.on_gpu(b) or cuda.on_gpu(out)):
+        if stream is not None:
+            raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and these arrays are on the CPU")
+        return NotImplemented
+    if kind == "elementwise":
+        return cuda.elementwise(op, direction, fn, a, b, out, extra, stream)
+    return cuda.rowwise(op, direction, fn, a, b, out, extra, stream)
+
+
 def _gpu_error(fn: str, name: str, obj) -> RuntimeError:
-    return RuntimeError(
-        f"fastact.{fn}: {name} is a GPU array ({type(obj).__module__}.{type(obj).__name__}), but this fastact "
-        "build has no CUDA backend; pass a NumPy array or a CPU tensor")
+    from . import cuda
+
+    return RuntimeError(f"fastact.{fn}: {name} is a GPU array ({type(obj).__module__}.{type(obj).__name__}), "
+                        f"but {cuda.unavailable_reason() or 'it reached the CPU path'}")
 
 
 def as_array(obj, fn: str, name: str) -> np.ndarray:

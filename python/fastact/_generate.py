@@ -55,44 +55,51 @@ def build_functions(ops, core):
         from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
         if op["kind"] == "elementwise":
             src = (
-                f"def {name}(x, *{kwsig}, out=None):\n"
-                f"    return _ew({oid}, 0, x, None, out, {ptuple})\n"
-                f"def {name}_backward(grad_output, x=None, *, y=None{kwsig}, out=None):\n"
+                f"def {name}(x, *{kwsig}, out=None, stream=None):\n"
+                f"    return _ew({oid}, 0, x, None, out, {ptuple}, stream)\n"
+                f"def {name}_backward(grad_output, x=None, *, y=None{kwsig}, out=None, stream=None):\n"
                 f"    if y is None:\n"
                 f"        if x is None:\n"
                 f"            raise ValueError('fastact.{name}_backward needs {from_text}')\n"
-                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple})\n"
+                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple}, stream)\n"
                 f"    if x is not None:\n"
                 f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
-                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple})\n"
+                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple}, stream)\n"
             )
             fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16 (any shape and"
-                    " strides; NumPy, or any CPU DLPack tensor)\n"
+                    " strides): NumPy or any CPU DLPack tensor (runs on the CPU), or a GPU array -- CuPy,"
+                    " __cuda_array_interface__ or CUDA DLPack (runs on its GPU; see fastact.cuda)\n"
                     f"{pdoc + chr(10) if pdoc else ''}    out: optional array (or writable DLPack tensor) of x's shape and"
-                    " dtype to write into (may be x itself)\n\nReturns the result (out when given): a NumPy array of x's"
-                    " dtype. float16 and bfloat16 are computed in float32 and rounded once.")
+                    " dtype to write into (may be x itself)\n"
+                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+                    "Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array"
+                    " of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are"
+                    " computed in float32 and rounded once.")
         else:
             src = (
-                f"def {name}(x, axis=-1, *, out=None):\n"
-                f"    return _row({oid}, 0, x, None, out, axis)\n"
-                f"def {name}_backward(grad_output, x=None, *, y=None, axis=-1, out=None):\n"
+                f"def {name}(x, axis=-1, *, out=None, stream=None):\n"
+                f"    return _row({oid}, 0, x, None, out, axis, stream)\n"
+                f"def {name}_backward(grad_output, x=None, *, y=None, axis=-1, out=None, stream=None):\n"
                 f"    if y is None:\n"
                 f"        raise ValueError('fastact.{name}_backward needs {from_text}'"
                 f" + ('; x cannot be used' if x is not None else ''))\n"
                 f"    if x is not None:\n"
                 f"        raise ValueError('fastact.{name}_backward: pass y only (the forward output)')\n"
-                f"    return _row({oid}, 1, grad_output, y, out, axis)\n"
+                f"    return _row({oid}, 1, grad_output, y, out, axis, stream)\n"
             )
             fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16, at least 1-d"
                     " (16-bit types accumulate in float32)\n"
                     "    axis: the axis to reduce along (default -1, the fast path)\n"
-                    "    out: optional array of x's shape and dtype to write into (may be x itself)\n\n"
-                    "Returns the result (out when given). A row that is all -inf gives NaN.")
+                    "    out: optional array of x's shape and dtype to write into (may be x itself)\n"
+                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+                    "Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is"
+                    " all -inf gives NaN.")
         exec(compile(src, f"<fastact.{name}>", "exec"), ns)
         fwd, bwd = ns[name], ns[f"{name}_backward"]
         fwd.__doc__ = fdoc
         bwd.__doc__ = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
-                       f" arguments are {name}'s.\nReturns grad_input (out when given).")
+                       f" arguments (parameters, out=, stream=) are {name}'s.\nReturns grad_input (out when given), on the"
+                       " inputs' device.")
         for f in (fwd, bwd):
             f.__module__ = "fastact"
         funcs[name] = fwd

@@ -1,0 +1,312 @@
+// fastact._cuda: the CUDA backend's Python bindings. A separate extension, so that a CPU-only install
+// never needs the toolkit; it links the CUDA runtime statically and imports on machines without a GPU
+// or driver (device_count() is then 0 and unavailable_reason() says why). Argument parsing (CuPy,
+// __cuda_array_interface__, DLPack, streams) is in fastact/cuda.py; this module takes raw pointers,
+// element strides and stream handles, launches, and owns device memory and DLPack capsules.
+#include <cuda_runtime_api.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../cuda/launch.h"
+#include "dlpack.h"
+#include "fastact/registry.h"
+
+namespace py = pybind11;
+using namespace fastact;
+using namespace fastact::dlpack;
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear a sticky-free error so the next call starts clean
+    throw std::runtime_error(std::string("fastact CUDA: ") + what + ": " + cudaGetErrorString(e));
+  }
+}
+
+struct DeviceGuard {  // makes a device current for one call; restores the caller's
+  int prev = -1;
+  explicit DeviceGuard(int device) {
+    check(cudaGetDevice(&prev), "cudaGetDevice");
+    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now != prev) cudaSetDevice(prev);
+  }
+};
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+// Why no GPU can be used (no driver, no device, ...), or None.
+py::object unavailable_reason() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return py::str(std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e));
+  }
+  if (n == 0) return py::str("no CUDA device");
+  return py::none();
+}
+
+py::dict device_info(int device) {
+  cudaDeviceProp p{};
+  check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  py::dict d;
+  d["name"] = std::string(p.name);
+  d["capability"] = py::make_tuple(p.major, p.minor);
+  d["multiprocessors"] = p.multiProcessorCount;
+  d["memory"] = std::size_t(p.totalGlobalMem);
+  return d;
+}
+
+int runtime_version() {
+  int v = 0;
+  cudaRuntimeGetVersion(&v);
+  return v;
+}
+int driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess) cudaGetLastError();
+  return v;
+}
+
+// The device that owns a pointer; ValueError for host memory.
+int pointer_device(std::uintptr_t ptr) {
+  cudaPointerAttributes a{};
+  check(cudaPointerGetAttributes(&a, reinterpret_cast<const void*>(ptr)), "cudaPointerGetAttributes");
+  if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
+    throw py::value_error("not GPU device memory (a host pointer)");
+  return a.device;
+}
+
+// Orders `consumer` after the work queued so far on `producer`.
+void stream_wait(std::uintptr_t producer, std::uintptr_t consumer, int device) {
+  if (producer == consumer) return;
+  DeviceGuard g(device);
+  cudaEvent_t ev;
+  check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
+  cudaError_t e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(producer));
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(consumer), ev, 0);
+  cudaEventDestroy(ev);
+  check(e, "stream synchronisation");
+}
+
+void synchronize(std::uintptr_t stream, int device) {
+  DeviceGuard g(device);
+  py::gil_scoped_release nogil;
+  check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+}
+
+// Device memory fastact owns (DeviceArray's storage). Freed with cudaFree, which waits for the work
+// queued on the device, so no stream still using it can be outrun.
+struct Buffer {
+  std::uintptr_t ptr = 0;
+  std::size_t nbytes = 0;
+  int device = 0;
+  Buffer(std::size_t n, int dev) : nbytes(n), device(dev) {
+    DeviceGuard g(dev);
+    void* p = nullptr;
+    check(cudaMalloc(&p, n ? n : 1), "cudaMalloc");
+    ptr = reinterpret_cast<std::uintptr_t>(p);
+  }
+  ~Buffer() {
+    if (!ptr) return;
+    int prev = -1;
+    cudaGetDevice(&prev);
+    cudaSetDevice(device);
+    cudaFree(reinterpret_cast<void*>(ptr));
+    if (prev >= 0) cudaSetDevice(prev);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+// Copies nbytes; kind: "htod", "dtoh" or "dtod". Waits for the copy (the host side may be freed next).
+void memcpy_sync(std::uintptr_t dst, std::uintptr_t src, std::size_t nbytes, const std::string& kind,
+                 std::uintptr_t stream, int device) {
+  const cudaMemcpyKind k = kind == "htod" ? cudaMemcpyHostToDevice
+                           : kind == "dtoh" ? cudaMemcpyDeviceToHost
+                           : kind == "dtod" ? cudaMemcpyDeviceToDevice
+                                            : throw py::value_error("memcpy kind must be htod, dtoh or dtod");
+  DeviceGuard g(device);
+  py::gil_scoped_release nogil;
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  check(cudaMemcpyAsync(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), nbytes, k, s), "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+}
+
+// (ptr, strides) pairs from Python: strides in elements.
+struct Arg {
+  std::uintptr_t ptr = 0;
+  std::vector<std::int64_t> strides;
+};
+Arg arg_of(py::handle h, std::size_t ndim, const char* name) {
+  Arg a;
+  if (h.is_none()) return a;
+  auto t = h.cast<py::tuple>();
+  a.ptr = t[0].cast<std::uintptr_t>();
+  a.strides = t[1].cast<std::vector<std::int64_t>>();
+  if (a.strides.size() != ndim) throw py::value_error(std::string(name) + ": strides do not match the shape");
+  return a;
+}
+
+void elementwise(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, py::handle out, py::handle a,
+                 py::handle b, const std::vector<double>& params, std::uintptr_t stream, int device) {
+  const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a"), y = arg_of(b, shape.size(), "b");
+  std::vector<double> p(params);
+  p.resize(kMaxParams, 0.0);
+  py::gil_scoped_release nogil;
+  cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr), o.strides.data(),
+                    {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
+                    {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, p.data(), stream, device);
+}
+
+void rows(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, int axis, py::handle out, py::handle a,
+          py::handle b, std::uintptr_t stream, int device) {
+  const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a"), y = arg_of(b, shape.size(), "b");
+  py::gil_scoped_release nogil;
+  cuda::rows(op, dir, dtype, int(shape.size()), shape.data(), axis, reinterpret_cast<void*>(o.ptr), o.strides.data(),
+             {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
+             {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, stream, device);
+}
+
+void copy(int elsize, const std::vector<std::int64_t>& shape, py::handle out, py::handle a, std::uintptr_t stream,
+          int device) {
+  const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a");
+  py::gil_scoped_release nogil;
+  cuda::copy(elsize, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr), o.strides.data(),
+             {reinterpret_cast<const void*>(x.ptr), x.strides.data()}, stream, device);
+}
+
+// ---------------------------------------------------------------------------------------- DLPack
+// Takes a producer's capsule: returns (owner, ptr, shape, strides or None, (code, bits, lanes),
+// (device_type, device_id), read_only). The owner runs the producer's deleter when released.
+py::tuple dlpack_import(py::capsule cap) {
+  const std::string name = PyCapsule_GetName(cap.ptr()) ? PyCapsule_GetName(cap.ptr()) : "";
+  const bool versioned = name == "dltensor_versioned";
+  if (!versioned && name != "dltensor") throw py::type_error("not a DLPack capsule (or one already consumed)");
+  void* raw = PyCapsule_GetPointer(cap.ptr(), name.c_str());
+  if (!raw) throw py::error_already_set();
+  const DLTensor& t = versioned ? static_cast<DLManagedTensorVersioned*>(raw)->dl_tensor
+                                : static_cast<DLManagedTensor*>(raw)->dl_tensor;
+  const bool read_only = versioned && (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0;
+  std::vector<std::int64_t> shape(t.shape, t.shape + t.ndim);
+  py::object strides = t.strides ? py::object(py::cast(std::vector<std::int64_t>(t.strides, t.strides + t.ndim)))
+                                 : py::object(py::none());
+  const std::uintptr_t ptr = reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset;
+  py::tuple dtype = py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes));
+  py::tuple device = py::make_tuple(int(t.device.device_type), int(t.device.device_id));
+  PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
+  using Release = void (*)(void*);
+  const Release release_versioned = [](void* p) {
+    auto* m = static_cast<DLManagedTensorVersioned*>(p);
+    if (m->deleter) m->deleter(m);
+  };
+  const Release release_plain = [](void* p) {
+    auto* m = static_cast<DLManagedTensor*>(p);
+    if (m->deleter) m->deleter(m);
+  };
+  py::capsule owner(raw, versioned ? release_versioned : release_plain);
+  return py::make_tuple(owner, ptr, shape, strides, dtype, device, read_only);
+}
+
+// An export of memory that `owner` keeps alive: the capsule holds a reference to it until the
+// consumer calls the deleter (or the capsule is dropped unconsumed).
+struct ExportCtx {
+  PyObject* owner;
+  std::vector<std::int64_t> shape, strides;
+};
+
+template <class M>
+void export_deleter(M* m) {
+  auto* ctx = static_cast<ExportCtx*>(m->manager_ctx);
+  {
+    py::gil_scoped_acquire gil;
+    Py_XDECREF(ctx->owner);
+  }
+  delete ctx;
+  delete m;
+}
+
+template <class M>
+void fill_tensor(M* m, ExportCtx* ctx, std::uintptr_t ptr, int code, int bits, int device) {
+  DLTensor& t = m->dl_tensor;
+  t.data = reinterpret_cast<void*>(ptr);
+  t.device = DLDevice{kCUDA, device};
+  t.ndim = std::int32_t(ctx->shape.size());
+  t.dtype = DLDataType{std::uint8_t(code), std::uint8_t(bits), 1};
+  t.shape = ctx->shape.data();
+  t.strides = ctx->strides.data();
+  t.byte_offset = 0;
+  m->manager_ctx = ctx;
+  m->deleter = export_deleter<M>;
+}
+
+py::capsule dlpack_export(py::object owner, std::uintptr_t ptr, std::vector<std::int64_t> shape,
+                          std::vector<std::int64_t> strides, int code, int bits, int device, bool versioned,
+                          bool read_only) {
+  auto* ctx = new ExportCtx{owner.ptr(), std::move(shape), std::move(strides)};
+  Py_INCREF(ctx->owner);
+  if (versioned) {
+    auto* m = new DLManagedTensorVersioned{};
+    m->major = 1;
+    m->minor = 0;
+    m->flags = read_only ? kFlagReadOnly : 0;
+    fill_tensor(m, ctx, ptr, code, bits, device);
+    return py::capsule(m, "dltensor_versioned", [](PyObject* cap) {
+      if (PyCapsule_IsValid(cap, "dltensor_versioned")) {  // never consumed: release it ourselves
+        auto* mm = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap, "dltensor_versioned"));
+        if (mm && mm->deleter) mm->deleter(mm);
+      }
+    });
+  }
+  auto* m = new DLManagedTensor{};
+  fill_tensor(m, ctx, ptr, code, bits, device);
+  return py::capsule(m, "dltensor", [](PyObject* cap) {
+    if (PyCapsule_IsValid(cap, "dltensor")) {
+      auto* mm = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, "dltensor"));
+      if (mm && mm->deleter) mm->deleter(mm);
+    }
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "fastact CUDA backend (use fastact and fastact.cuda, not this module)";
+  m.def("device_count", &device_count, "Number of CUDA devices usable here (0 without a driver or GPU).");
+  m.def("unavailable_reason", &unavailable_reason, "Why no GPU can be used here, or None.");
+  m.def("device_info", &device_info, py::arg("device"));
+  m.def("runtime_version", &runtime_version);
+  m.def("driver_version", &driver_version);
+  m.def("targets", &cuda::targets, "GPU architectures this build carries code for.");
+  m.def("pointer_device", &pointer_device, py::arg("ptr"));
+  m.def("stream_wait", &stream_wait, py::arg("producer"), py::arg("consumer"), py::arg("device"));
+  m.def("synchronize", &synchronize, py::arg("stream"), py::arg("device"));
+  m.def("memcpy", &memcpy_sync, py::arg("dst"), py::arg("src"), py::arg("nbytes"), py::arg("kind"), py::arg("stream"),
+        py::arg("device"));
+  m.def("elementwise", &elementwise);
+  m.def("rows", &rows);
+  m.def("copy", &copy);
+  m.def("dlpack_import", &dlpack_import);
+  m.def("dlpack_export", &dlpack_export);
+  py::class_<Buffer>(m, "Buffer")
+      .def(py::init<std::size_t, int>(), py::arg("nbytes"), py::arg("device"))
+      .def_readonly("ptr", &Buffer::ptr)
+      .def_readonly("nbytes", &Buffer::nbytes)
+      .def_readonly("device", &Buffer::device);
+}

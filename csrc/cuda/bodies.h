@@ -1,0 +1,237 @@
+// CUDA kernel bodies as plain host+device code. Each __global__ kernel in kernels.cu is a thin shell
+// that reads blockIdx / blockDim / threadIdx into a Coord and calls a body here; every index,
+// vector-width, alignment and tail decision lives in these bodies, and tests/cpp/test_cuda_emulation.cpp
+// runs them on the host for every block and thread of the grid the launcher chooses, against the CPU
+// scalar path, bit for bit. The math is csrc/math (the CPU's), on one-lane simd::Scalar values.
+#pragma once
+#include <cstdint>
+
+#include "fastact/registry.h"
+#include "../kinds.h"
+#include "../math/ops.h"
+#include "../math/rows.h"
+#include "../math/vec_scalar.h"
+#include "elem_io.h"
+
+namespace fastact::cuda {
+using namespace fastact::kinds;
+using i64 = std::int64_t;
+
+// A thread's place in its launch (blockIdx.x, gridDim.x, threadIdx.x, blockDim.x).
+struct Coord {
+  i64 block, blocks;
+  int thread, threads;
+  FASTACT_HD i64 global() const { return block * threads + thread; }
+  FASTACT_HD i64 total() const { return blocks * threads; }
+};
+
+// Dimensions a strided walk may keep after coalescing (layout.h); more is refused by the launcher.
+constexpr int kMaxDims = 12;
+
+// A C-order walk over an N-d shape with element strides per operand (out, a, b). Passed by value.
+struct Walk {
+  int ndim = 0;
+  i64 size[kMaxDims];
+  i64 st[3][kMaxDims];
+  FASTACT_HD void offsets(i64 i, i64 (&off)[3]) const {
+    off[0] = off[1] = off[2] = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const i64 j = i % size[d];
+      i /= size[d];
+      off[0] += j * st[0][d];
+      off[1] += j * st[1][d];
+      off[2] += j * st[2][d];
+    }
+  }
+};
+
+// The op's parameters in the compute type (converted once on the host, as the CPU kernels do).
+template <class C>
+struct Params {
+  C v[kMaxParams];
+};
+template <class C>
+inline Params<C> to_params(const double* p) {
+  Params<C> r;
+  for (int i = 0; i < kMaxParams; ++i) r.v[i] = C(p ? p[i] : 0.0);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise. Contiguous operands move in 16-byte packs when they share their alignment (a scalar
+// head up to the first aligned pack, a scalar tail after the last); otherwise every element is scalar.
+// Threads stride over packs (then over the head and tail elements) by the grid's size.
+template <class S, class Op, int Dir>
+struct EwBody {
+  using C = typename ElemIo<S>::C;
+  using V = simd::Scalar<C>;
+  static constexpr int kPack = 16 / int(sizeof(S));
+  struct alignas(16) Pack {
+    S v[kPack];
+  };
+
+  FASTACT_HD static S one(const S* a, const S* b, i64 ia, i64 ib, const Params<C>& p) {
+    const V x(ElemIo<S>::load(a[ia]));
+    const V y = Dir == kForward ? V(C(0)) : V(ElemIo<S>::load(b[ib]));
+    return ElemIo<S>::store(ops::apply<Op, Dir>(x, y, p.v).v);
+  }
+
+  struct Split {
+    i64 head, packs, tail_start, scalars;  // scalars: head + tail elements
+  };
+  FASTACT_HD static int phase(const void* p) { return int(reinterpret_cast<std::uintptr_t>(p) % 16 / sizeof(S)); }
+  FASTACT_HD static Split split(const S* a, const S* b, const S* o, i64 n) {
+    const int ph = phase(o);
+    const bool packed = phase(a) == ph && (Dir == kForward || phase(b) == ph);
+    Split s;
+    s.head = packed ? (kPack - ph) % kPack : n;
+    if (s.head > n) s.head = n;
+    s.packs = (n - s.head) / kPack;
+    s.tail_start = s.head + s.packs * kPack;
+    s.scalars = s.head + (n - s.tail_start);
+    return s;
+  }
+  // Work items a launch over n elements has (what the grid is sized from).
+  FASTACT_HD static i64 items(i64 n) { return n / kPack + 2 * kPack; }
+
+  FASTACT_HD static void contiguous(const S* a, const S* b, S* o, i64 n, const Params<C>& p, Coord c) {
+    const Split s = split(a, b, o, n);
+    const i64 t0 = c.global(), step = c.total();
+    for (i64 k = t0; k < s.packs; k += step) {
+      const i64 base = s.head + k * kPack;
+      const Pack pa = *reinterpret_cast<const Pack*>(a + base);
+      Pack pb{};
+      if (Dir != kForward) pb = *reinterpret_cast<const Pack*>(b + base);
+      Pack po;
+      for (int j = 0; j < kPack; ++j) po.v[j] = one(pa.v, pb.v, j, j, p);
+      *reinterpret_cast<Pack*>(o + base) = po;
+    }
+    for (i64 k = t0; k < s.scalars; k += step) {
+      const i64 i = k < s.head ? k : s.tail_start + (k - s.head);
+      o[i] = one(a, b, i, i, p);
+    }
+  }
+
+  FASTACT_HD static void strided(const S* a, const S* b, S* o, const Walk& w, i64 n, const Params<C>& p, Coord c) {
+    for (i64 i = c.global(); i < n; i += c.total()) {
+      i64 off[3];
+      w.offsets(i, off);
+      o[off[0]] = one(a, b, off[1], off[2], p);
+    }
+  }
+};
+
+// A strided copy (out = a), for results that went through a temporary.
+template <class S>
+FASTACT_HD void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coord c) {
+  for (i64 i = c.global(); i < n; i += c.total()) {
+    i64 off[3];
+    w.offsets(i, off);
+    o[off[0]] = a[off[1]];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows (softmax family): one warp per row, lane l taking elements l, l+32, ... -- the lanes of
+// math/rows.h, so the result is the CPU's to the bit. Each pass below is one lane's share; between
+// passes the kernel shell gathers the 32 lane values (warp shuffles) and every lane combines them in
+// lane order (math::rows::combine_*).
+constexpr int kWarp = math::rows::kLanes;
+
+struct RowWalk {
+  i64 len = 0, nrows = 0;
+  i64 axis_st[3] = {1, 1, 1};  // element stride along the row: out, a, b
+  Walk outer;                  // the other dimensions: row r starts at outer.offsets(r)
+};
+
+template <class S, bool Log>
+struct RowBody {
+  using C = typename ElemIo<S>::C;
+  using V = simd::Scalar<C>;
+  using Kahan = math::rows::Kahan<V>;
+
+  // The warp of a thread, and the rows it takes: w, w + warps, ...
+  FASTACT_HD static int lane(Coord c) { return c.thread % kWarp; }
+  FASTACT_HD static i64 warp(Coord c) { return c.global() / kWarp; }
+  FASTACT_HD static i64 warps(Coord c) { return c.total() / kWarp; }
+
+  struct Row {
+    const S* a;  // x, or dy
+    const S* b;  // y (backward)
+    S* o;
+    i64 len, sa, sb, so;
+  };
+  FASTACT_HD static Row row(const RowWalk& w, i64 r, const S* a, const S* b, S* o) {
+    i64 off[3];
+    w.outer.offsets(r, off);
+    return Row{a + off[1], b ? b + off[2] : nullptr, o + off[0], w.len, w.axis_st[1], w.axis_st[2], w.axis_st[0]};
+  }
+  FASTACT_HD static i64 blocks(const Row& r) { return (r.len + kWarp - 1) / kWarp; }
+  // Element i of p, or pad past the end (the CPU pads its last block of 32 the same way).
+  FASTACT_HD static V at(const S* p, i64 st, i64 i, i64 len, C pad) {
+    return i < len ? V(ElemIo<S>::load(p[i * st])) : V(pad);
+  }
+  // Forward pass 1: the lane's max.
+  FASTACT_HD static C lane_max(const Row& r, int l) {
+    const C ninf = -inf();
+    V acc(ninf);
+    for (i64 k = 0; k < blocks(r); ++k) acc = math::rows::max_nan(acc, at(r.a, r.sa, k * kWarp + l, r.len, ninf));
+    return acc.v;
+  }
+  // Forward pass 2: the lane's compensated sum of exp(x - m).
+  FASTACT_HD static Kahan lane_sum(const Row& r, int l, C m) {
+    Kahan acc;
+    for (i64 k = 0; k < blocks(r); ++k) acc.add(math::rows::exp_shifted(at(r.a, r.sa, k * kWarp + l, r.len, -inf()), V(m)));
+    return acc;
+  }
+  // Forward pass 3: the lane's outputs.
+  FASTACT_HD static void lane_write(const Row& r, int l, C m, C sum) {
+    if (!Log) {
+      const V scale(C(1) / sum);
+      for (i64 i = l; i < r.len; i += kWarp)
+        r.o[i * r.so] = ElemIo<S>::store((math::rows::exp_shifted(V(ElemIo<S>::load(r.a[i * r.sa])), V(m)) * scale).v);
+    } else {
+      const V lse(math::rows::log_sum(sum));
+      for (i64 i = l; i < r.len; i += kWarp)
+        r.o[i * r.so] = ElemIo<S>::store(math::rows::log_softmax_value(V(ElemIo<S>::load(r.a[i * r.sa])), V(m), lse).v);
+    }
+  }
+  // Backward pass 1: the lane's compensated sum of dy * y (softmax) or dy (log_softmax).
+  FASTACT_HD static Kahan lane_backward_sum(const Row& r, int l) {
+    Kahan acc;
+    for (i64 k = 0; k < blocks(r); ++k) {
+      const i64 i = k * kWarp + l;
+      acc.add(math::rows::backward_term<Log>(at(r.a, r.sa, i, r.len, C(0)), at(r.b, r.sb, i, r.len, C(0))));
+    }
+    return acc;
+  }
+  // Backward pass 2: the lane's gradients.
+  FASTACT_HD static void lane_backward_write(const Row& r, int l, C s) {
+    for (i64 i = l; i < r.len; i += kWarp)
+      r.o[i * r.so] = ElemIo<S>::store(
+          math::rows::backward_value<Log>(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
+  }
+  FASTACT_HD static C inf() {
+    if constexpr (sizeof(C) == 4) return simd::bit_cast<C>(std::uint32_t(0x7f800000u));
+    else return simd::bit_cast<C>(std::uint64_t(0x7ff0000000000000ull));
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Launch shapes, shared by the launcher and the host emulation.
+constexpr int kThreads = 256;     // per block, element-wise and rows (8 warps)
+constexpr int kBlocksPerSm = 8;  // enough resident warps to cover memory latency
+struct Grid {
+  i64 blocks;
+  int threads;
+};
+inline Grid grid_for(i64 items, int threads, int sm_count) {
+  i64 b = (items + threads - 1) / threads;
+  const i64 cap = i64(sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
+  if (b > cap) b = cap;
+  if (b < 1) b = 1;
+  return Grid{b, threads};
+}
+inline Grid row_grid(i64 nrows, int sm_count) { return grid_for(nrows * kWarp, kThreads, sm_count); }
+
+}  // namespace fastact::cuda

@@ -1,0 +1,263 @@
+// The CUDA kernels: thin __global__ shells around the bodies of bodies.h, instantiated for every
+// registry op, direction and dtype, and the host launchers that size their grids (plan.h).
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "../math/ops.h"
+#include "bodies.h"
+#include "launch.h"
+#include "plan.h"
+
+namespace fastact::cuda {
+namespace {
+
+__device__ __forceinline__ Coord coord() {
+  return Coord{i64(blockIdx.x), i64(gridDim.x), int(threadIdx.x), int(blockDim.x)};
+}
+
+template <class S, class Op, int Dir>
+__global__ void __launch_bounds__(kThreads)
+    ew_contiguous_kernel(const S* a, const S* b, S* o, i64 n, Params<typename ElemIo<S>::C> p) {
+  EwBody<S, Op, Dir>::contiguous(a, b, o, n, p, coord());
+}
+
+template <class S, class Op, int Dir>
+__global__ void __launch_bounds__(kThreads)
+    ew_strided_kernel(const S* a, const S* b, S* o, Walk w, i64 n, Params<typename ElemIo<S>::C> p) {
+  EwBody<S, Op, Dir>::strided(a, b, o, w, n, p, coord());
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) copy_kernel(const S* a, S* o, Walk w, i64 n) {
+  copy_strided(a, o, w, n, coord());
+}
+
+// One warp per row. Lane values are gathered with shuffles and combined in lane order by every lane.
+template <class S, bool Log>
+__global__ void __launch_bounds__(kThreads) row_forward_kernel(RowWalk w, const S* x, S* y) {
+  using B = RowBody<S, Log>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = B::lane(c);
+  for (i64 r = B::warp(c); r < w.nrows; r += B::warps(c)) {
+    const typename B::Row row = B::row(w, r, x, nullptr, y);
+    const C part = B::lane_max(row, l);
+    const C m = math::rows::combine_max<C>([&](int j) { return __shfl_sync(0xffffffffu, part, j); });
+    const auto k = B::lane_sum(row, l, m);
+    const C sc = (k.s - k.c).v;
+    const C sum = math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, sc, j); });
+    B::lane_write(row, l, m, sum);
+  }
+}
+
+template <class S, bool Log>
+__global__ void __launch_bounds__(kThreads) row_backward_kernel(RowWalk w, const S* dy, const S* y, S* dx) {
+  using B = RowBody<S, Log>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = B::lane(c);
+  for (i64 r = B::warp(c); r < w.nrows; r += B::warps(c)) {
+    const typename B::Row row = B::row(w, r, dy, y, dx);
+    const auto k = B::lane_backward_sum(row, l);
+    const C sc = (k.s - k.c).v;
+    const C s = math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, sc, j); });
+    B::lane_backward_write(row, l, s);
+  }
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("fastact CUDA: ") + what + ": " + cudaGetErrorString(e));
+}
+
+// Makes `device` current for one call and restores the caller's device after (CuPy and PyTorch keep
+// their own notion of the current device; a library call must not change it).
+struct DeviceGuard {
+  int prev = -1;
+  explicit DeviceGuard(int device) {
+    check(cudaGetDevice(&prev), "cudaGetDevice");
+    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now != prev) cudaSetDevice(prev);
+  }
+};
+
+int sm_count(int device) {
+  constexpr int kMaxDevices = 64;
+  static int cache[kMaxDevices] = {};
+  if (device >= 0 && device < kMaxDevices && cache[device] > 0) return cache[device];
+  int v = 0;
+  check(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  if (device >= 0 && device < kMaxDevices) cache[device] = v;
+  return v;
+}
+
+struct EwArgs {
+  const void *a, *b;
+  void* o;
+  const EwPlan* plan;
+  const double* params;
+  cudaStream_t stream;
+  int sms;
+};
+using EwLauncher = void (*)(const EwArgs&);
+
+template <class S, class Op, int Dir>
+void launch_ew(const EwArgs& x) {
+  using B = EwBody<S, Op, Dir>;
+  const auto p = to_params<typename B::C>(x.params);
+  const S* a = static_cast<const S*>(x.a);
+  const S* b = static_cast<const S*>(x.b);
+  S* o = static_cast<S*>(x.o);
+  if (x.plan->contiguous) {
+    const Grid g = grid_for(B::items(x.plan->n), kThreads, x.sms);
+    ew_contiguous_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(a, b, o, x.plan->n, p);
+  } else {
+    const Grid g = grid_for(x.plan->n, kThreads, x.sms);
+    ew_strided_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(a, b, o, x.plan->walk, x.plan->n, p);
+  }
+}
+
+struct RowArgs {
+  const void *a, *b;
+  void* o;
+  const RowWalk* walk;
+  cudaStream_t stream;
+  int sms;
+};
+using RowLauncher = void (*)(const RowArgs&);
+
+template <class S, bool Log, int Dir>
+void launch_row(const RowArgs& x) {
+  const Grid g = row_grid(x.walk->nrows, x.sms);
+  if (Dir == 0)
+    row_forward_kernel<S, Log><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(*x.walk, static_cast<const S*>(x.a),
+                                                                              static_cast<S*>(x.o));
+  else
+    row_backward_kernel<S, Log><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(
+        *x.walk, static_cast<const S*>(x.a), static_cast<const S*>(x.b), static_cast<S*>(x.o));
+}
+
+// Launcher tables, filled from the registry as the CPU kernel tables are.
+struct Tables {
+  EwLauncher ew[int(ElementwiseOp::count)][kNumDirections][kNumDtypes] = {};
+  RowLauncher row[int(RowOp::count)][2][kNumDtypes] = {};
+};
+
+template <class Op, int Dir>
+void fill_dtypes(EwLauncher (&t)[kNumDtypes]) {
+  t[kF32] = launch_ew<float, Op, Dir>;
+  t[kF64] = launch_ew<double, Op, Dir>;
+  t[kF16] = launch_ew<half, Op, Dir>;
+  t[kBF16] = launch_ew<bfloat16, Op, Dir>;
+}
+
+template <class Op, BackwardFrom From>
+void fill_ew(EwLauncher (&t)[kNumDirections][kNumDtypes]) {
+  fill_dtypes<Op, kForward>(t[kForward]);
+  if constexpr (From != BackwardFrom::FromY) fill_dtypes<Op, kBackwardX>(t[kBackwardX]);
+  if constexpr (From != BackwardFrom::FromX) fill_dtypes<Op, kBackwardY>(t[kBackwardY]);
+}
+
+template <class Op, int Dir>
+void fill_row_dtypes(RowLauncher (&t)[kNumDtypes]) {
+  t[kF32] = launch_row<float, Op::log, Dir>;
+  t[kF64] = launch_row<double, Op::log, Dir>;
+  t[kF16] = launch_row<half, Op::log, Dir>;
+  t[kBF16] = launch_row<bfloat16, Op::log, Dir>;
+}
+
+const Tables& tables() {
+  static const Tables t = [] {
+    Tables k;
+#define FASTACT_FILL_EW(name, Op, from, ...) fill_ew<ops::Op, BackwardFrom::from>(k.ew[int(ElementwiseOp::name)]);
+#define FASTACT_FILL_ROW(name, Op, ...)                         \
+  fill_row_dtypes<ops::Op, 0>(k.row[int(RowOp::name)][0]); \
+  fill_row_dtypes<ops::Op, 1>(k.row[int(RowOp::name)][1]);
+    FASTACT_ELEMENTWISE_OPS(FASTACT_FILL_EW)
+    FASTACT_ROW_OPS(FASTACT_FILL_ROW)
+#undef FASTACT_FILL_EW
+#undef FASTACT_FILL_ROW
+    return k;
+  }();
+  return t;
+}
+
+void check_index(int op, int count, int dir, int ndir, int dtype) {
+  if (op < 0 || op >= count || dir < 0 || dir >= ndir || dtype < 0 || dtype >= kNumDtypes)
+    throw std::invalid_argument("fastact CUDA: no such op, direction or dtype");
+}
+
+}  // namespace
+
+void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, void* out,
+                 const std::int64_t* out_strides, Operand a, Operand b, const double* params,
+                 std::uintptr_t stream, int device) {
+  check_index(op, int(ElementwiseOp::count), dir, kNumDirections, dtype);
+  const EwLauncher launch = tables().ew[op][dir][dtype];
+  if (!launch) throw std::invalid_argument("fastact CUDA: this op has no such backward form");
+  const EwPlan plan = plan_elementwise(ndim, shape, out_strides, a.strides, b.data ? b.strides : nullptr);
+  if (plan.n == 0) return;
+  DeviceGuard guard(device);
+  launch(EwArgs{a.data, b.data, out, &plan, params, reinterpret_cast<cudaStream_t>(stream), sm_count(device)});
+  check(cudaGetLastError(), "kernel launch");
+}
+
+void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,
+          const std::int64_t* out_strides, Operand a, Operand b, std::uintptr_t stream, int device) {
+  check_index(op, int(RowOp::count), dir, 2, dtype);
+  if (axis < 0 || axis >= ndim) throw std::invalid_argument("fastact CUDA: axis out of range");
+  const RowWalk w = plan_rows(ndim, shape, axis, out_strides, a.strides, b.data ? b.strides : nullptr);
+  if (w.nrows == 0 || w.len == 0) return;
+  DeviceGuard guard(device);
+  tables().row[op][dir][dtype](RowArgs{a.data, b.data, out, &w, reinterpret_cast<cudaStream_t>(stream), sm_count(device)});
+  check(cudaGetLastError(), "kernel launch");
+}
+
+void copy(int elsize, int ndim, const std::int64_t* shape, void* out, const std::int64_t* out_strides, Operand a,
+          std::uintptr_t stream, int device) {
+  const EwPlan plan = plan_elementwise(ndim, shape, out_strides, a.strides, nullptr);
+  if (plan.n == 0) return;
+  DeviceGuard guard(device);
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  if (plan.contiguous) {
+    check(cudaMemcpyAsync(out, a.data, std::size_t(plan.n) * std::size_t(elsize), cudaMemcpyDeviceToDevice, s),
+          "cudaMemcpyAsync");
+    return;
+  }
+  const Grid g = grid_for(plan.n, kThreads, sm_count(device));
+  if (elsize == 2)
+    copy_kernel<std::uint16_t><<<unsigned(g.blocks), g.threads, 0, s>>>(static_cast<const std::uint16_t*>(a.data),
+                                                                         static_cast<std::uint16_t*>(out), plan.walk, plan.n);
+  else if (elsize == 4)
+    copy_kernel<float><<<unsigned(g.blocks), g.threads, 0, s>>>(static_cast<const float*>(a.data), static_cast<float*>(out),
+                                                                plan.walk, plan.n);
+  else
+    copy_kernel<double><<<unsigned(g.blocks), g.threads, 0, s>>>(static_cast<const double*>(a.data),
+                                                                 static_cast<double*>(out), plan.walk, plan.n);
+  check(cudaGetLastError(), "kernel launch");
+}
+
+std::vector<std::string> targets() {
+  std::vector<std::string> t;
+  std::string s = FASTACT_CUDA_TARGETS;  // CMAKE_CUDA_ARCHITECTURES, comma-separated (set by CMake)
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t end = s.find(',', start);
+    std::string item = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!item.empty()) {
+      const auto dash = item.find('-');
+      const std::string num = item.substr(0, dash), kind = dash == std::string::npos ? "" : item.substr(dash + 1);
+      if (kind != "virtual") t.push_back("sm_" + num);
+      if (kind != "real") t.push_back("compute_" + num);
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return t;
+}
+
+}  // namespace fastact::cuda

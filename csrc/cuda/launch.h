@@ -1,0 +1,33 @@
+// The CUDA backend's host API: one generic launcher per engine, indexed by the registry's op ids like
+// the CPU kernel tables. Plain C++ (no CUDA types), so the Python bindings need no nvcc. Every call
+// runs on `device` (made current for the call, then restored) and is asynchronous on `stream` (a
+// cudaStream_t as an integer; 0 = the default stream). Errors throw std::runtime_error (CUDA) or
+// std::invalid_argument (a layout the kernels cannot take).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fastact::cuda {
+
+struct Operand {
+  const void* data;             // null: absent
+  const std::int64_t* strides;  // in elements, one per dimension
+};
+
+void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, void* out,
+                 const std::int64_t* out_strides, Operand a, Operand b, const double* params,
+                 std::uintptr_t stream, int device);
+
+// Forward (dir 0: a = x) or backward (dir 1: a = dy, b = y) along axis.
+void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,
+          const std::int64_t* out_strides, Operand a, Operand b, std::uintptr_t stream, int device);
+
+// out = a, any strides (elsize 2, 4 or 8 bytes).
+void copy(int elsize, int ndim, const std::int64_t* shape, void* out, const std::int64_t* out_strides, Operand a,
+          std::uintptr_t stream, int device);
+
+// The GPU architectures this build carries code for (e.g. "sm_80", "sm_90", "compute_90").
+std::vector<std::string> targets();
+
+}  // namespace fastact::cuda

@@ -1,0 +1,66 @@
+// From an N-d call (shape and element strides per operand) to what a CUDA launch takes: a Walk or a
+// RowWalk, and the grid. Host-only and shared by the launcher (launch.cu) and the host emulation test.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+#include "../layout.h"
+#include "bodies.h"
+
+namespace fastact::cuda {
+
+inline Walk to_walk(const layout::Dims& d) {
+  if (d.n > kMaxDims)
+    throw std::invalid_argument("this layout has " + std::to_string(d.n) +
+                                " dimensions that cannot be merged; the CUDA kernels take at most " +
+                                std::to_string(kMaxDims) + " (copy the array to a contiguous one first)");
+  Walk w;
+  w.ndim = d.n;
+  for (int i = 0; i < d.n; ++i) {
+    w.size[i] = d.size[i];
+    for (int k = 0; k < 3; ++k) w.st[k][i] = d.st[k][i];
+  }
+  return w;
+}
+
+struct EwPlan {
+  i64 n = 0;
+  bool contiguous = false;
+  Walk walk;  // when not contiguous
+};
+
+// sb null: no b operand (forward).
+inline EwPlan plan_elementwise(int ndim, const i64* shape, const i64* so, const i64* sa, const i64* sb) {
+  const layout::Flat f = layout::flatten(ndim, shape, so, sa, sb);
+  EwPlan p;
+  p.n = f.n;
+  p.contiguous = f.contiguous;
+  if (!f.contiguous && f.n > 0) p.walk = to_walk(f.d);
+  return p;
+}
+
+// Rows along axis; sb null: no b operand.
+inline RowWalk plan_rows(int ndim, const i64* shape, int axis, const i64* so, const i64* sa, const i64* sb) {
+  i64 oshape[layout::kMaxDims], oso[layout::kMaxDims], osa[layout::kMaxDims], osb[layout::kMaxDims];
+  int m = 0;
+  RowWalk r;
+  r.len = shape[axis];
+  r.nrows = 1;
+  for (int i = 0; i < ndim; ++i) {
+    if (i == axis) continue;
+    oshape[m] = shape[i];
+    oso[m] = so[i];
+    osa[m] = sa[i];
+    osb[m] = sb ? sb[i] : 0;
+    r.nrows *= shape[i];
+    ++m;
+  }
+  r.axis_st[0] = so[axis];
+  r.axis_st[1] = sa[axis];
+  r.axis_st[2] = sb ? sb[axis] : 0;
+  const i64* strides[3] = {oso, osa, osb};
+  if (r.nrows > 0 && r.len > 0) r.outer = to_walk(layout::coalesce(m, oshape, strides, 3));
+  return r;
+}
+
+}  // namespace fastact::cuda

@@ -1,0 +1,73 @@
+// The softmax family's arithmetic, shared by the CPU row kernels and the CUDA warp-per-row kernels.
+// The reduction order is part of the contract: 32 interleaved lanes (lane j takes elements j, j+32,
+// ..., the last block padded), each a compensated (Kahan) sum or a running max, then the 32 lanes
+// combined in lane order. A SIMD register of any width and a CUDA warp both walk that same order, so
+// every path gives the same bits.
+#pragma once
+#include "core.h"
+#include "vec_scalar.h"
+
+namespace fastact::math::rows {
+
+constexpr int kLanes = 32;
+
+// max that propagates NaN from either side.
+template <class V>
+FASTACT_HD V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
+
+template <class V>
+struct Kahan {
+  V s{typename V::T(0)}, c{typename V::T(0)};
+  FASTACT_HD void add(V v) {
+    V y = v - c;
+    V t = s + y;
+    c = (t - s) - y;
+    s = t;
+  }
+};
+
+// The 32 lane maxima, combined in lane order; lane(j) gives lane j's value (an array read on the CPU,
+// a warp shuffle on the GPU).
+template <class T, class Lane>
+FASTACT_HD T combine_max(Lane lane) {
+  simd::Scalar<T> m(lane(0));
+  for (int j = 1; j < kLanes; ++j) m = max_nan(m, simd::Scalar<T>(lane(j)));
+  return m.v;
+}
+
+// The 32 lane sums, combined in lane order; lane(j) gives lane j's Kahan sum minus its compensation.
+template <class T, class Lane>
+FASTACT_HD T combine_sum(Lane lane) {
+  Kahan<simd::Scalar<T>> k;
+  for (int j = 0; j < kLanes; ++j) k.add(simd::Scalar<T>(lane(j)));
+  return k.s.v;
+}
+
+// exp(x - m) with x - m kept as a double word: its rounding would otherwise cost |x - m| ulps.
+template <class V>
+FASTACT_HD V exp_shifted(V x, V m) {
+  V dh, dl;
+  two_sum(x, -m, dh, dl);
+  ExpParts<V> e = exp_parts(dh, dl);
+  return ldexp3(e.p(), e.n);
+}
+
+// log_softmax: x - m - lse, with x - m as a double word (x = -inf: dl is NaN, the result -inf).
+template <class V>
+FASTACT_HD V log_softmax_value(V x, V m, V lse) {
+  V dh, dl;
+  two_sum(x, -m, dh, dl);
+  return (dh - lse) + select(dl == dl, dl, V(typename V::T(0)));
+}
+
+// The log of the row's sum of exp(x - m), for log_softmax.
+template <class T>
+FASTACT_HD T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }
+
+// Backward: softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
+template <bool Log, class V>
+FASTACT_HD V backward_term(V g, V y) { return Log ? g : g * y; }
+template <bool Log, class V>
+FASTACT_HD V backward_value(V g, V y, V s) { return Log ? g - exp(y) * s : y * (g - s); }
+
+}  // namespace fastact::math::rows

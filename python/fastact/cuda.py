@@ -1,0 +1,527 @@
+"""fastact on NVIDIA GPUs.
+
+Every fastact function runs on the GPU when its arrays live there: CuPy arrays, any object with
+``__cuda_array_interface__`` (v2/v3: strides honoured, ``mask`` must be None, the producer's ``stream``
+waited on), or a CUDA ``__dlpack__`` producer (PyTorch CUDA tensors, JAX GPU arrays; fastact passes
+its stream to ``__dlpack__(stream=...)``). The call runs on the array's own device, asynchronously on
+
+* ``stream=`` when given (an int ``cudaStream_t``, a ``cupy.cuda.Stream``, a ``torch.cuda.Stream`` or
+  any object with ``__cuda_stream__``), else
+* the producer's current stream: CuPy's current stream for CuPy arrays, PyTorch's for torch tensors,
+  the ``__cuda_array_interface__``'s ``stream`` for other producers, the default stream otherwise.
+
+The result is of the input's library where it can be (CuPy in -> CuPy out, torch in -> torch out),
+else a :class:`DeviceArray`, which exports both protocols, so ``cupy.asarray``, ``torch.from_dlpack``
+and ``jax.dlpack.from_dlpack`` take it without a copy. ``out=`` may be any writable GPU array of the
+input's shape and dtype (the input itself included). Mixing CPU and GPU arrays in one call is a
+``ValueError``; a GPU array given to a build without CUDA, or on a machine without a usable GPU, is a
+``RuntimeError`` that says which. The math is the CPU's: float32 results are the CPU's bit for bit,
+float16 / bfloat16 the float32 result rounded once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from . import _cuda
+    _IMPORT_ERROR = None
+except ImportError as _e:  # a CPU-only build (no nvcc when it was built)
+    _cuda = None
+    _IMPORT_ERROR = str(_e)
+
+__all__ = ["is_built", "is_available", "device_count", "targets", "devices", "unavailable_reason",
+           "DeviceArray", "to_device", "synchronize"]
+
+# Storage dtypes, as the compiled cores number them.
+_F32, _F64, _F16, _BF16 = 0, 1, 2, 3
+_ITEMSIZE = {_F32: 4, _F64: 8, _F16: 2, _BF16: 2}
+_NAMES = {_F32: "float32", _F64: "float64", _F16: "float16", _BF16: "bfloat16"}
+_TYPESTR = {"f4": _F32, "f8": _F64, "f2": _F16}
+_DL_CUDA, _DL_CUDA_MANAGED = 2, 13
+
+
+def is_built() -> bool:
+    """True if this fastact was built with its CUDA backend."""
+    return _cuda is not None
+
+
+def device_count() -> int:
+    """Number of CUDA devices usable here (0 without a CUDA build, a driver or a GPU)."""
+    return _cuda.device_count() if _cuda is not None else 0
+
+
+def is_available() -> bool:
+    """True if GPU arrays can be processed here: a CUDA build, a driver and at least one GPU."""
+    return device_count() > 0
+
+
+def unavailable_reason():
+    """Why GPU arrays cannot be processed here, or None when they can."""
+    if _cuda is None:
+        return "this fastact build has no CUDA backend (no CUDA toolkit when it was built)"
+    reason = _cuda.unavailable_reason()
+    return None if reason is None else f"no usable GPU here ({reason})"
+
+
+def targets() -> list:
+    """The GPU architectures this build carries code for (SASS ``sm_XX``, PTX ``compute_XX``)."""
+    return _cuda.targets() if _cuda is not None else []
+
+
+def devices() -> list:
+    """One dict per visible GPU: name, capability, multiprocessors, memory (bytes)."""
+    return [_cuda.device_info(i) for i in range(device_count())]
+
+
+def _require(fn: str):
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"fastact.{fn}: got GPU arrays, but {reason}")
+
+
+# ------------------------------------------------------------------------------------------ streams
+def _stream_handle(stream, fn: str):
+    """A cudaStream_t as an int from stream= (None stays None)."""
+    if stream is None:
+        return None
+    if isinstance(stream, bool):
+        raise TypeError(f"fastact.{fn}: stream must be a CUDA stream, got bool")
+    if isinstance(stream, int):
+        if stream < 0:
+            raise ValueError(f"fastact.{fn}: stream must be a non-negative cudaStream_t handle, got {stream}")
+        return stream
+    if hasattr(stream, "__cuda_stream__"):
+        return int(stream.__cuda_stream__()[1])
+    for attr in ("cuda_stream", "ptr"):  # torch.cuda.Stream, cupy.cuda.Stream
+        h = getattr(stream, attr, None)
+        if isinstance(h, int):
+            return h
+    raise TypeError(f"fastact.{fn}: stream must be an int cudaStream_t, a CuPy or PyTorch stream, or an object "
+                    f"with __cuda_stream__; got {type(stream).__name__}")
+
+
+def _library(obj):
+    mod = type(obj).__module__ or ""
+    return mod.split(".", 1)[0]
+
+
+def _current_stream(obj, device: int) -> int:
+    """The producer's current stream for obj (CuPy, PyTorch), else None."""
+    lib = _library(obj)
+    if lib == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(device):
+            return int(cupy.cuda.get_current_stream().ptr)
+    if lib == "torch":
+        import torch
+
+        return int(torch.cuda.current_stream(obj.device).cuda_stream)
+    return None
+
+
+# ------------------------------------------------------------------------------------ GPU arguments
+def _cai(obj):
+    try:
+        return obj.__cuda_array_interface__
+    except (AttributeError, TypeError):  # torch raises TypeError for dtypes CAI cannot name (bfloat16)
+        return None
+
+
+def on_gpu(obj) -> bool:
+    """True if obj is a GPU array (CUDA array interface or a CUDA DLPack device)."""
+    if obj is None or isinstance(obj, np.ndarray):
+        return False
+    if isinstance(obj, DeviceArray):
+        return True
+    if _cai(obj) is not None:
+        return True
+    dev = getattr(obj, "__dlpack_device__", None)
+    if dev is None:
+        return False
+    try:
+        return int(dev()[0]) in (_DL_CUDA, _DL_CUDA_MANAGED)
+    except Exception:
+        return False
+
+
+class _Arg:
+    """One GPU argument, described: pointer, shape, element strides, dtype code, device."""
+
+    __slots__ = ("obj", "ptr", "shape", "strides", "code", "device", "readonly", "keep", "cai_stream")
+
+    def extent(self):
+        lo = hi = self.ptr
+        size = _ITEMSIZE[self.code]
+        for n, s in zip(self.shape, self.strides):
+            if n == 0:
+                return lo, lo
+            span = (n - 1) * s * size
+            if span < 0:
+                lo += span
+            else:
+                hi += span
+        return lo, hi + size
+
+
+def _c_strides(shape):
+    st, acc = [], 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= max(int(n), 1)
+    return list(reversed(st))
+
+
+def _from_cai(obj, cai, fn, name) -> _Arg:
+    a = _Arg()
+    a.obj, a.keep = obj, None
+    if cai.get("mask") is not None:
+        raise ValueError(f"fastact.{fn}: {name} has a __cuda_array_interface__ mask; masked arrays are not supported")
+    typestr = cai["typestr"]
+    if typestr[0] == ">" or typestr[1:] not in _TYPESTR:
+        raise TypeError(f"fastact.{fn}: {name} has type {typestr!r}; expected float32, float64, float16 or bfloat16 "
+                        "(little-endian; bfloat16 through DLPack)")
+    a.code = _TYPESTR[typestr[1:]]
+    a.ptr, a.readonly = int(cai["data"][0]), bool(cai["data"][1])
+    a.shape = tuple(int(n) for n in cai["shape"])
+    size = _ITEMSIZE[a.code]
+    if cai.get("strides") is None:
+        a.strides = _c_strides(a.shape)
+    else:
+        if any(s % size for s in cai["strides"]):
+            raise ValueError(f"fastact.{fn}: {name} has strides that are not whole elements")
+        a.strides = [int(s) // size for s in cai["strides"]]
+    a.cai_stream = cai.get("stream") if cai.get("version", 0) >= 3 else None
+    a.device = None
+    return a
+
+
+def _from_dlpack(obj, fn, name, stream) -> _Arg:
+    dl_stream = 1 if stream == 0 else stream  # DLPack: 1 names the legacy default stream; 0 is not allowed
+    try:
+        cap = obj.__dlpack__(stream=dl_stream, max_version=(1, 0))
+    except TypeError:
+        cap = obj.__dlpack__(stream=dl_stream)
+    owner, ptr, shape, strides, (code, bits, lanes), (dev_type, dev_id), readonly = _cuda.dlpack_import(cap)
+    if dev_type not in (_DL_CUDA, _DL_CUDA_MANAGED):
+        raise ValueError(f"fastact.{fn}: {name} is not on a CUDA device (DLPack device type {dev_type})")
+    kinds = {(2, 32): _F32, (2, 64): _F64, (2, 16): _F16, (4, 16): _BF16}
+    if lanes != 1 or (code, bits) not in kinds:
+        raise TypeError(f"fastact.{fn}: {name} has DLPack dtype (code {code}, {bits} bits); expected float32, float64, "
+                        "float16 or bfloat16")
+    a = _Arg()
+    a.obj, a.keep = obj, owner
+    a.code, a.ptr, a.readonly = kinds[(code, bits)], int(ptr), bool(readonly)
+    a.shape = tuple(int(n) for n in shape)
+    a.strides = list(strides) if strides is not None else _c_strides(a.shape)
+    a.device, a.cai_stream = int(dev_id), None
+    return a
+
+
+def _describe(obj, name, fn, stream) -> _Arg:
+    if isinstance(obj, DeviceArray):
+        return obj._arg()
+    cai = _cai(obj)
+    if cai is not None:
+        return _from_cai(obj, cai, fn, name)
+    return _from_dlpack(obj, fn, name, 0 if stream is None else stream)
+
+
+def _device_hint(obj) -> int:
+    """The device of a GPU array, without exporting it."""
+    dev = getattr(obj, "__dlpack_device__", None)
+    if dev is not None:
+        try:
+            t, i = dev()
+            if int(t) in (_DL_CUDA, _DL_CUDA_MANAGED):
+                return int(i)
+        except Exception:
+            pass
+    cai = _cai(obj)
+    ptr = int(cai["data"][0]) if cai is not None else 0
+    return _cuda.pointer_device(ptr) if ptr else 0
+
+
+def _device_of(obj, arg: _Arg) -> int:
+    return arg.device if arg.device is not None else _device_hint(obj)
+
+
+# ----------------------------------------------------------------------------------------- calls
+class _Call:
+    """The checked arguments of one GPU call."""
+
+    def __init__(self, fn, objs, names, out, stream):
+        present = [(o, n) for o, n in zip(objs, names) if o is not None]
+        if out is not None:
+            present.append((out, "out"))
+        gpu = [on_gpu(o) for o, _ in present]
+        if not all(gpu):
+            cpu = [n for (o, n), g in zip(present, gpu) if not g]
+            raise ValueError(f"fastact.{fn}: {', '.join(cpu)} {'is' if len(cpu) == 1 else 'are'} on the CPU but the "
+                             "other arguments are GPU arrays; pass arrays of one device")
+        _require(fn)
+        self.fn = fn
+        first = present[0][0]
+        self.device = _device_hint(first)
+        self.stream = _stream_handle(stream, fn)
+        if self.stream is None:
+            self.stream = _current_stream(first, self.device)
+        args = [_describe(o, n_, fn, self.stream) for o, n_ in present]
+        if self.stream is None:  # a plain CAI producer: run on its stream; else the default stream
+            s = args[0].cai_stream
+            self.stream = s if isinstance(s, int) else 0
+        for (o, n), a in zip(present, args):
+            a.device = _device_of(o, a)
+            if a.device != self.device:
+                raise ValueError(f"fastact.{fn}: {n} is on GPU {a.device} but {present[0][1]} is on GPU "
+                                 f"{self.device}; pass arrays of one device")
+        for a in args:  # CAI v3: the consumer waits for the producer's stream
+            if isinstance(a.cai_stream, int) and a.cai_stream != self.stream:
+                _cuda.stream_wait(a.cai_stream, self.stream, self.device)
+        self.first = first
+        self.args = args[: len(present) - (out is not None)]
+        self.out = args[-1] if out is not None else None
+        code = self.args[0].code
+        for a, (o, n) in zip(args, present):
+            if a.code != code:
+                what = "out has dtype" if n == "out" else f"{n} has dtype"
+                raise TypeError(f"fastact.{fn}: {what} {_NAMES[a.code]} but {present[0][1]} has {_NAMES[code]}; "
+                                "pass arrays of one dtype")
+            if a.shape != self.args[0].shape:
+                raise ValueError(f"fastact.{fn}: {n} must have the shape of {present[0][1]} {self.args[0].shape}, "
+                                 f"got {a.shape}")
+        if self.out is not None and self.out.readonly:
+            raise ValueError(f"fastact.{fn}: out is read-only")
+        self.code = code
+        self.shape = self.args[0].shape
+
+    def _new(self):
+        """A fresh result in the input's library where it can hold it, else a DeviceArray."""
+        lib = _library(self.first)
+        dtype = _dtype(self.code)
+        if lib == "cupy" and self.code != _BF16:
+            import cupy
+
+            with cupy.cuda.Device(self.device):
+                return cupy.empty(self.shape, dtype=dtype)
+        if lib == "torch":
+            import torch
+
+            return torch.empty(self.shape, dtype=self.first.dtype, device=self.first.device)
+        return DeviceArray(self.shape, dtype, device=self.device, stream=self.stream)
+
+    def run(self, launch):
+        """launch(dst_arg) queues the kernel; returns out (as given) or the new result."""
+        if self.out is None:
+            result = self._new()
+            launch(_describe(result, "out", self.fn, self.stream))
+            _mark(result, self.stream)
+            return result
+        dst = self.out
+        if any(_overlaps_differently(dst, a) for a in self.args):
+            tmp = DeviceArray(self.shape, _dtype(self.code), device=self.device, stream=self.stream)
+            t = tmp._arg()
+            launch(t)
+            _cuda.copy(_ITEMSIZE[self.code], list(self.shape), (dst.ptr, dst.strides), (t.ptr, t.strides),
+                       self.stream, self.device)
+        else:
+            launch(dst)
+        _mark(self.out.obj, self.stream)
+        return self.out.obj
+
+
+def _overlaps_differently(out: _Arg, a: _Arg) -> bool:
+    olo, ohi = out.extent()
+    ilo, ihi = a.extent()
+    if ohi <= ilo or ihi <= olo or olo == ohi or ilo == ihi:
+        return False
+    return not (out.ptr == a.ptr and list(out.strides) == list(a.strides))  # in place is safe
+
+
+def _mark(obj, stream):
+    if isinstance(obj, DeviceArray):
+        obj._stream = stream
+
+
+def _pair(a):
+    return None if a is None else (a.ptr, list(a.strides))
+
+
+def elementwise(op, direction, fn, a, b, out, params, stream):
+    """Runs registry op `op` in `direction` on GPU arrays (called by the generated functions)."""
+    names = ("grad_output" if direction else "x", "x" if direction == 1 else "y")
+    call = _Call(fn, [a, b] if direction else [a], names[: 2 if direction else 1], out, stream)
+    b_arg = call.args[1] if direction else None
+
+    def launch(dst):
+        _cuda.elementwise(op, direction, call.code, list(call.shape), _pair(dst), _pair(call.args[0]), _pair(b_arg),
+                          list(params), call.stream, call.device)
+
+    return call.run(launch)
+
+
+def rowwise(op, direction, fn, a, b, out, axis, stream):
+    """Runs row op `op` (softmax family) along axis on GPU arrays."""
+    names = ("grad_output", "y") if direction else ("x",)
+    call = _Call(fn, [a, b] if direction else [a], names, out, stream)
+    nd = len(call.shape)
+    if nd == 0:
+        raise ValueError(f"fastact.{fn}: x must have at least one dimension (got a 0-d array)")
+    if axis < -nd or axis >= nd:
+        raise ValueError(f"fastact.{fn}: axis {axis} is out of range for an array of {nd} dimensions")
+    ax = axis + nd if axis < 0 else axis
+    b_arg = call.args[1] if direction else None
+
+    def launch(dst):
+        _cuda.rows(op, direction, call.code, list(call.shape), ax, _pair(dst), _pair(call.args[0]), _pair(b_arg),
+                   call.stream, call.device)
+
+    return call.run(launch)
+
+
+# ------------------------------------------------------------------------------------- DeviceArray
+def _dtype(code):
+    if code == _BF16:
+        try:
+            import ml_dtypes
+
+            return np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            return "bfloat16"
+    return np.dtype(_NAMES[code])
+
+
+def _code_of(dtype) -> int:
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    for code, n in _NAMES.items():
+        if n == name:
+            return code
+    raise TypeError(f"fastact.cuda: dtype {name} is not one of float32, float64, float16, bfloat16")
+
+
+class DeviceArray:
+    """A C-contiguous GPU array that fastact allocated (when the inputs' library cannot hold a result).
+
+    It exports ``__cuda_array_interface__`` (v3; not for bfloat16, which that protocol cannot name) and
+    ``__dlpack__`` / ``__dlpack_device__``, so CuPy, PyTorch and JAX take it without a copy, and it
+    can be passed back to any fastact function. ``get()`` copies it to a NumPy array. Its memory is
+    freed when the last reference (including any consumer's view) goes.
+    """
+
+    def __init__(self, shape, dtype, device: int = 0, *, stream: int = 0):
+        if _cuda is None:
+            raise RuntimeError(f"fastact.cuda.DeviceArray: {unavailable_reason()}")
+        self._code = _code_of(dtype)
+        self.shape = tuple(int(n) for n in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        if any(n < 0 for n in self.shape):
+            raise ValueError(f"fastact.cuda.DeviceArray: negative dimension in shape {self.shape}")
+        self.device = int(device)
+        self._stream = stream
+        self._buf = _cuda.Buffer(self.nbytes, self.device)
+
+    # -- description
+    @property
+    def dtype(self):
+        return _dtype(self._code)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return _ITEMSIZE[self._code]
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    @property
+    def strides(self) -> tuple:
+        """Strides in bytes (C order), as NumPy and CuPy give them."""
+        return tuple(s * self.itemsize for s in _c_strides(self.shape))
+
+    @property
+    def ptr(self) -> int:
+        return self._buf.ptr
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d DeviceArray")
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"fastact.cuda.DeviceArray(shape={self.shape}, dtype={_NAMES[self._code]}, device={self.device})"
+
+    def _arg(self) -> _Arg:
+        a = _Arg()
+        a.obj, a.keep, a.ptr, a.shape = self, None, self.ptr, self.shape
+        a.strides, a.code, a.device, a.readonly, a.cai_stream = _c_strides(self.shape), self._code, self.device, False, None
+        return a
+
+    # -- protocols
+    @property
+    def __cuda_array_interface__(self):
+        if self._code == _BF16:
+            raise AttributeError("__cuda_array_interface__ cannot describe bfloat16; use DLPack")
+        return {
+            "shape": self.shape,
+            "typestr": "<" + {_F32: "f4", _F64: "f8", _F16: "f2"}[self._code],
+            "data": (self.ptr, False),
+            "strides": None,
+            "version": 3,
+            # v3: the stream the consumer must wait on (1 is the legacy default stream; 0 is not allowed)
+            "stream": self._stream if self._stream not in (0, None) else 1,
+        }
+
+    def __dlpack_device__(self):
+        return (_DL_CUDA, self.device)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError("fastact.cuda.DeviceArray: cannot export to another device")
+        if copy:
+            raise BufferError("fastact.cuda.DeviceArray: export is zero-copy only")
+        if stream != -1:  # -1: the consumer asks for no synchronisation; None: the legacy default stream
+            consumer = 0 if stream in (None, 1) else int(stream)
+            if consumer != self._stream:
+                _cuda.stream_wait(self._stream, consumer, self.device)
+        versioned = max_version is not None and tuple(max_version)[0] >= 1
+        code, bits = {_F32: (2, 32), _F64: (2, 64), _F16: (2, 16), _BF16: (4, 16)}[self._code]
+        return _cuda.dlpack_export(self, self.ptr, list(self.shape), _c_strides(self.shape), code, bits, self.device,
+                                   versioned, False)
+
+    # -- host transfers
+    def get(self) -> np.ndarray:
+        """A NumPy copy (waits for the work queued on the array's stream)."""
+        host = np.empty(self.shape, dtype=self.dtype)
+        if self.nbytes:
+            _cuda.memcpy(host.ctypes.data, self.ptr, self.nbytes, "dtoh", self._stream, self.device)
+        return host
+
+
+def to_device(a, device: int = 0, stream=None) -> DeviceArray:
+    """A DeviceArray holding a copy of a host array (NumPy, lists; float32/64, float16, bfloat16)."""
+    if _cuda is None or device_count() == 0:
+        raise RuntimeError(f"fastact.cuda.to_device: {unavailable_reason()}")
+    host = np.ascontiguousarray(a)
+    if host.dtype.kind in "biu":
+        host = host.astype(np.float64)
+    s = _stream_handle(stream, "cuda.to_device") or 0
+    d = DeviceArray(host.shape, host.dtype, device=device, stream=s)
+    if d.nbytes:
+        _cuda.memcpy(d.ptr, host.ctypes.data, d.nbytes, "htod", s, device)
+    return d
+
+
+def synchronize(stream=None, device: int = 0) -> None:
+    """Waits for the work queued on stream (default: the default stream) of device."""
+    _require("cuda.synchronize")
+    _cuda.synchronize(_stream_handle(stream, "cuda.synchronize") or 0, device)

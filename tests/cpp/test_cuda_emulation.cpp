@@ -1,0 +1,281 @@
+// The CUDA kernel bodies (csrc/cuda/bodies.h), run on the host over an emulated launch: every block and
+// thread of the grid the launcher would choose (csrc/cuda/plan.h), for every registry op, direction and
+// dtype, sizes around every pack and tail boundary, every alignment phase, in place, strided views, and
+// rows shorter and longer than a warp -- compared with the CPU scalar path bit for bit (NaN payloads
+// aside). This is what makes the CUDA code right before a GPU sees it; tests/cuda confirms it on one.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/engine.h"
+#include "cpu/kernels.h"
+#include "cpu/op_info.h"
+#include "cuda/bodies.h"
+#include "cuda/plan.h"
+
+using namespace fastact;
+using cuda::Coord;
+using cuda::Grid;
+using cuda::i64;
+
+namespace {
+
+const int kSmCounts[] = {1, 3, 132};  // one SM (long grid-stride loops), a few, an H100
+
+template <class F>
+void launch(Grid g, F body) {
+  for (i64 b = 0; b < g.blocks; ++b)
+    for (int t = 0; t < g.threads; ++t) body(Coord{b, g.blocks, t, g.threads});
+}
+
+template <class S>
+int dtype_of() {
+  if constexpr (std::is_same_v<S, float>) return kinds::kF32;
+  else if constexpr (std::is_same_v<S, double>) return kinds::kF64;
+  else if constexpr (std::is_same_v<S, half>) return kinds::kF16;
+  else return kinds::kBF16;
+}
+
+template <class S>
+bool is_nan(S v) {
+  if constexpr (std::is_same_v<S, half>) return (v.bits & 0x7fffu) > 0x7c00u;
+  else if constexpr (std::is_same_v<S, bfloat16>) return (v.bits & 0x7fffu) > 0x7f80u;
+  else return v != v;
+}
+
+// Special values, any bit pattern, and ordinary values, mixed.
+template <class S>
+std::vector<S> inputs(std::size_t n, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<S> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t r = rng();
+    if constexpr (sizeof(S) == 2) {
+      v[i] = S{std::uint16_t(r)};
+      if (i % 2) v[i] = std::is_same_v<S, half> ? S{to_half(float(int(r % 2001) - 1000) / 97.0f).bits}
+                                                 : S{to_bfloat16(float(int(r % 2001) - 1000) / 97.0f).bits};
+    } else {
+      using I = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+      const S specials[] = {S(0), -S(0), S(1) / S(0), -S(1) / S(0), S(0) / S(0), S(1e-40), S(-0.75), S(3.5)};
+      if (i % 3 == 0) v[i] = specials[(i / 3) % 8];
+      else if (i % 3 == 1) { I b = I(r); std::memcpy(&v[i], &b, sizeof(S)); }
+      else v[i] = S(std::uniform_real_distribution<double>(-40, 40)(rng));
+    }
+  }
+  return v;
+}
+
+template <class S>
+::testing::AssertionResult same_bits(const S* got, const S* want, std::size_t n, const std::string& what) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (is_nan(got[i]) && is_nan(want[i])) continue;
+    if (std::memcmp(&got[i], &want[i], sizeof(S)) != 0)
+      return ::testing::AssertionFailure() << what << ": element " << i << " differs from the CPU scalar path";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
+  std::vector<double> def(kMaxParams, 0.0);
+  for (std::size_t i = 0; i < op.params.size(); ++i) def[i] = op.params[i].default_value;
+  std::vector<std::vector<double>> sets = {def};
+  for (std::size_t i = 0; i < op.params.size(); ++i) {
+    auto alt = def;
+    alt[i] = op.params[i].choices ? 1.0 : 0.37;
+    sets.push_back(alt);
+  }
+  return sets;
+}
+
+const cpu::KernelTable& ref() { return cpu::scalar::table(); }
+
+// ------------------------------------------------------------------------------ element-wise
+template <class S, class Op, int Dir>
+void check_ew(const cpu::OpInfo& op) {
+  using Body = cuda::EwBody<S, Op, Dir>;
+  using C = typename Body::C;
+  constexpr bool has_b = Dir != kinds::kForward;
+  const cpu::EwKernel k = ref().ew[op.id][Dir][dtype_of<S>()];
+  ASSERT_NE(k, nullptr);
+  const std::string name = std::string(op.name) + " dir " + std::to_string(Dir) + " dtype " + std::to_string(dtype_of<S>());
+  for (const auto& pv : param_sets(op)) {
+    const cuda::Params<C> p = cuda::to_params<C>(pv.data());
+    // Contiguous: sizes around the pack width and the grid, every alignment phase of each operand.
+    const std::size_t sizes[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 257, 1000, 4099};
+    for (std::size_t n : sizes) {
+      for (int pa = 0; pa < Body::kPack; pa += (n > 100 ? 3 : 1)) {
+        for (int po : {0, pa, (pa + 1) % Body::kPack}) {
+          const std::size_t pad = 16;
+          auto a = inputs<S>(n + pad, unsigned(n * 7 + pa)), b = inputs<S>(n + pad, unsigned(n * 7 + pa + 1));
+          std::vector<S> want(n + pad), got(n + pad);
+          k(a.data() + pa, has_b ? b.data() + pa : nullptr, want.data(), n, pv.data());
+          const int sm = n > 1000 ? 1 : 132;
+          launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, sm), [&](Coord c) {
+            Body::contiguous(a.data() + pa, has_b ? b.data() + pa : nullptr, got.data() + po, i64(n), p, c);
+          });
+          ASSERT_TRUE(same_bits(got.data() + po, want.data(), n, name + " n=" + std::to_string(n)));
+        }
+      }
+    }
+    // Long enough that every thread of a one-SM grid takes several packs, in place.
+    {
+      const std::size_t n = cuda::kBlocksPerSm * cuda::kThreads * Body::kPack * 3 + 5;
+      auto a = inputs<S>(n, 5), b = inputs<S>(n, 6);
+      std::vector<S> want(n);
+      k(a.data(), has_b ? b.data() : nullptr, want.data(), n, pv.data());
+      launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, 1), [&](Coord c) {
+        Body::contiguous(a.data(), has_b ? b.data() : nullptr, a.data(), i64(n), p, c);
+      });
+      ASSERT_TRUE(same_bits(a.data(), want.data(), n, name + " in place, long"));
+    }
+    // Strided: a transposed, step-2 view of a 3-d buffer, through the same plan as the launcher.
+    for (int sm : kSmCounts) {
+      const i64 shape[3] = {3, 37, 5};
+      const i64 sa[3] = {2, 30, 6};     // a (37, 5, 6) buffer, last axis stepped by 2, moved to the front
+      const i64 sb[3] = {37 * 5, 5, 1};  // C order
+      const i64 so[3] = {1, 3 * 5, 3};   // a permutation
+      const std::size_t span = 6 * 37 * 5 + 8;
+      auto a = inputs<S>(span, 11), b = inputs<S>(span, 12);
+      std::vector<S> want(span), got(span);
+      cpu::run_elementwise(k, int(sizeof(S)), 3, shape, want.data(), so, {a.data(), sa}, {has_b ? b.data() : nullptr, sb},
+                           pv.data());
+      const cuda::EwPlan plan = cuda::plan_elementwise(3, shape, so, sa, has_b ? sb : nullptr);
+      ASSERT_FALSE(plan.contiguous);
+      launch(cuda::grid_for(plan.n, cuda::kThreads, sm), [&](Coord c) {
+        Body::strided(a.data(), has_b ? b.data() : nullptr, got.data(), plan.walk, plan.n, p, c);
+      });
+      ASSERT_TRUE(same_bits(got.data(), want.data(), span, name + " strided"));
+    }
+  }
+}
+
+template <class Op, int Dir>
+void check_ew_dtypes(const cpu::OpInfo& op) {
+  check_ew<float, Op, Dir>(op);
+  check_ew<double, Op, Dir>(op);
+  check_ew<half, Op, Dir>(op);
+  check_ew<bfloat16, Op, Dir>(op);
+}
+
+template <class Op, BackwardFrom From>
+void check_ew_op(const cpu::OpInfo& op) {
+  check_ew_dtypes<Op, kinds::kForward>(op);
+  if constexpr (From != BackwardFrom::FromY) check_ew_dtypes<Op, kinds::kBackwardX>(op);
+  if constexpr (From != BackwardFrom::FromX) check_ew_dtypes<Op, kinds::kBackwardY>(op);
+}
+
+TEST(CudaEmulation, ElementwiseMatchesCpuScalar) {
+#define FASTACT_CHECK_EW(name, Op, from, ...) \
+  check_ew_op<ops::Op, BackwardFrom::from>(cpu::elementwise_ops().at(int(ElementwiseOp::name)));
+  FASTACT_ELEMENTWISE_OPS(FASTACT_CHECK_EW)
+#undef FASTACT_CHECK_EW
+}
+
+TEST(CudaEmulation, StridedCopy) {
+  const i64 shape[2] = {7, 9}, sa[2] = {1, 7}, so[2] = {9, 1};
+  std::vector<float> a(63), o(63, -1.f);
+  for (int i = 0; i < 63; ++i) a[i] = float(i);
+  const cuda::EwPlan plan = cuda::plan_elementwise(2, shape, so, sa, nullptr);
+  launch(cuda::grid_for(plan.n, cuda::kThreads, 1), [&](Coord c) { cuda::copy_strided(a.data(), o.data(), plan.walk, plan.n, c); });
+  for (int i = 0; i < 7; ++i)
+    for (int j = 0; j < 9; ++j) ASSERT_EQ(o[i * 9 + j], a[i + 7 * j]);
+}
+
+TEST(CudaEmulation, TooManyDimensionsIsAClearError) {
+  i64 shape[14], st[14];
+  for (int i = 0; i < 14; ++i) { shape[i] = 2; st[i] = i64(1) << (2 * i + 1); }  // never mergeable
+  EXPECT_THROW(cuda::plan_elementwise(14, shape, st, st, nullptr), std::invalid_argument);
+}
+
+// ------------------------------------------------------------------------------ rows
+// The kernel shell's sequence for one warp's rows (kernels.cu), with the 32 lanes run one after the
+// other where the GPU runs them at once, and the warp shuffles read from arrays.
+template <class S, bool Log>
+void emulate_rows(const cuda::RowWalk& w, int dir, const S* a, const S* b, S* o, Grid g) {
+  using B = cuda::RowBody<S, Log>;
+  using C = typename B::C;
+  for (i64 blk = 0; blk < g.blocks; ++blk) {
+    for (int first = 0; first < g.threads; first += cuda::kWarp) {
+      const Coord c0{blk, g.blocks, first, g.threads};
+      for (i64 r = B::warp(c0); r < w.nrows; r += B::warps(c0)) {
+        const typename B::Row row = B::row(w, r, a, b, o);
+        C v[cuda::kWarp];
+        if (dir == 0) {
+          for (int l = 0; l < cuda::kWarp; ++l) v[l] = B::lane_max(row, l);
+          const C m = math::rows::combine_max<C>([&](int j) { return v[j]; });
+          for (int l = 0; l < cuda::kWarp; ++l) {
+            const auto k = B::lane_sum(row, l, m);
+            v[l] = (k.s - k.c).v;
+          }
+          const C sum = math::rows::combine_sum<C>([&](int j) { return v[j]; });
+          for (int l = 0; l < cuda::kWarp; ++l) B::lane_write(row, l, m, sum);
+        } else {
+          for (int l = 0; l < cuda::kWarp; ++l) {
+            const auto k = B::lane_backward_sum(row, l);
+            v[l] = (k.s - k.c).v;
+          }
+          const C s = math::rows::combine_sum<C>([&](int j) { return v[j]; });
+          for (int l = 0; l < cuda::kWarp; ++l) B::lane_backward_write(row, l, s);
+        }
+      }
+    }
+  }
+}
+
+template <class S, bool Log>
+void check_rows(int op_id) {
+  const std::string name = std::string(cpu::row_ops().at(op_id).name) + " dtype " + std::to_string(dtype_of<S>());
+  for (int dir = 0; dir < 2; ++dir) {
+    const cpu::RowKernel k = ref().row[op_id][dir][dtype_of<S>()];
+    for (i64 len : {1, 5, 31, 32, 33, 64, 100, 1000, 1025}) {
+      for (i64 nrows : {1, 3, 17}) {
+        for (int axis : {1, 0}) {  // rows contiguous (last axis), then strided (first axis)
+          for (int sm : kSmCounts) {
+            const i64 shape[2] = {axis == 1 ? nrows : len, axis == 1 ? len : nrows};
+            const i64 st[2] = {shape[1], 1};
+            const std::size_t n = std::size_t(nrows * len);
+            auto a = inputs<S>(n, unsigned(len * 31 + nrows));
+            if constexpr (sizeof(S) != 2) {  // keep most rows finite: softmax of garbage is mostly NaN
+              for (std::size_t i = 0; i < n; ++i)
+                if (i % 7 != 0) a[i] = S(std::fmod(double(i) * 0.7548, 23.0) - 11.0);
+            }
+            auto b = inputs<S>(n, unsigned(len * 31 + nrows + 1));
+            if (dir == 1) cpu::run_rows(ref().row[op_id][0][dtype_of<S>()], int(sizeof(S)), 2, shape, axis, b.data(), st,
+                                        {a.data(), st}, {nullptr, st});  // y: a real forward output
+            std::vector<S> want(n), got(n);
+            cpu::run_rows(k, int(sizeof(S)), 2, shape, axis, want.data(), st, {a.data(), st}, {dir ? b.data() : nullptr, st});
+            const cuda::RowWalk w = cuda::plan_rows(2, shape, axis, st, st, dir ? st : nullptr);
+            emulate_rows<S, Log>(w, dir, a.data(), dir ? b.data() : nullptr, got.data(), cuda::row_grid(w.nrows, sm));
+            ASSERT_TRUE(same_bits(got.data(), want.data(), n,
+                                  name + " dir " + std::to_string(dir) + " len " + std::to_string(len) + " rows " +
+                                      std::to_string(nrows) + " axis " + std::to_string(axis)));
+            if (dir == 0 && sm == 1) {  // in place
+              emulate_rows<S, Log>(w, dir, a.data(), nullptr, a.data(), cuda::row_grid(w.nrows, sm));
+              ASSERT_TRUE(same_bits(a.data(), want.data(), n, name + " in place"));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class Op>
+void check_row_op(int id) {
+  check_rows<float, Op::log>(id);
+  check_rows<double, Op::log>(id);
+  check_rows<half, Op::log>(id);
+  check_rows<bfloat16, Op::log>(id);
+}
+
+TEST(CudaEmulation, RowsMatchCpuScalar) {
+#define FASTACT_CHECK_ROW(name, Op, ...) check_row_op<ops::Op>(int(RowOp::name));
+  FASTACT_ROW_OPS(FASTACT_CHECK_ROW)
+#undef FASTACT_CHECK_ROW
+}
+
+}  // namespace
