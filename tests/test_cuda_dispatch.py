@@ -153,3 +153,178 @@ def test_cpu_tensors_still_run_on_the_cpu():
     t = torch.tensor([-1.0, 2.0])
     assert not cuda.on_gpu(t)
     np.testing.assert_array_equal(fastact.relu(t), [0.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------------
+# The Python GPU layer end to end, over a host-emulated backend: a stand-in for fastact._cuda whose
+# "device memory" is host memory and whose kernels are the CPU kernels. Everything above the compiled
+# module (describing CAI arguments, devices, streams, result allocation, out=, in place, overlap
+# through a temporary, DeviceArray and its protocols) runs exactly as on a GPU.
+import ctypes  # noqa: E402
+
+
+def _np_view(ptr, shape, strides, dtype):
+    """A NumPy array over raw memory at ptr (element strides, possibly negative)."""
+    dtype = np.dtype(dtype)
+    if 0 in shape:
+        return np.empty(shape, dtype)
+    lo = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    hi = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    raw = (ctypes.c_char * ((hi - lo + 1) * dtype.itemsize)).from_address(ptr + lo * dtype.itemsize)
+    base = np.frombuffer(raw, dtype=dtype)
+    return np.lib.stride_tricks.as_strided(base[-lo:], shape=shape, strides=[s * dtype.itemsize for s in strides])
+
+
+class HostBackend:
+    def __init__(self):
+        self.calls = []
+        self.waits = []
+        self._keep = {}
+
+    def device_count(self):
+        return 1
+
+    def unavailable_reason(self):
+        return None
+
+    def targets(self):
+        return ["sm_80", "sm_90", "compute_90"]
+
+    def device_info(self, device):
+        return {"name": "host emulation", "capability": (9, 0), "multiprocessors": 1, "memory": 0}
+
+    def pointer_device(self, ptr):
+        return 0
+
+    def stream_wait(self, producer, consumer, device):
+        self.waits.append((producer, consumer))
+
+    class Buffer:
+        def __init__(self, nbytes, device):
+            self._mem = np.empty(max(nbytes, 1), np.uint8)
+            self.ptr, self.nbytes, self.device = self._mem.ctypes.data, nbytes, device
+
+    def memcpy(self, dst, src, nbytes, kind, stream, device):
+        ctypes.memmove(dst, src, nbytes)
+
+    def _dtype(self, code):
+        import ml_dtypes
+
+        return [np.float32, np.float64, np.float16, ml_dtypes.bfloat16][code]
+
+    def elementwise(self, op, direction, code, shape, out, a, b, params, stream, device):
+        self.calls.append(("elementwise", op, direction, stream))
+        dt = self._dtype(code)
+        info = [o for o in fastact.ops() if o["kind"] == "elementwise"][op]
+        args = [_np_view(p, shape, s, dt) for p, s in (out, a) + ((b,) if b else ())]
+        fastact._core._elementwise(op, direction, args[1], args[2] if b else None, args[0],
+                                   tuple(params[: len(info["params"])]), None)
+
+    def rows(self, op, direction, code, shape, axis, out, a, b, stream, device):
+        self.calls.append(("rows", op, direction, stream))
+        dt = self._dtype(code)
+        args = [_np_view(p, shape, s, dt) for p, s in (out, a) + ((b,) if b else ())]
+        fastact._core._rowwise(op, direction, args[1], args[2] if b else None, args[0], axis, None)
+
+    def copy(self, elsize, shape, out, a, stream, device):
+        dt = {2: np.uint16, 4: np.uint32, 8: np.uint64}[elsize]
+        np.copyto(_np_view(out[0], shape, out[1], dt), _np_view(a[0], shape, a[1], dt))
+
+
+class HostCAI:
+    """A 'GPU array' over a NumPy array, through __cuda_array_interface__ only."""
+
+    def __init__(self, arr, readonly=False, stream=None):
+        self.arr = arr
+        self.__cuda_array_interface__ = {
+            "shape": arr.shape, "typestr": arr.dtype.str, "data": (arr.ctypes.data, readonly),
+            "strides": arr.strides, "version": 3, "stream": stream}
+
+
+@pytest.fixture
+def host_backend(monkeypatch):
+    backend = HostBackend()
+    monkeypatch.setattr(cuda, "_cuda", backend)
+    return backend
+
+
+def test_emulated_elementwise_calls(host_backend):
+    x = np.linspace(-5, 5, 40, dtype=np.float32).reshape(5, 8)
+    r = fastact.gelu(HostCAI(x), approximate="tanh")
+    assert isinstance(r, cuda.DeviceArray) and r.shape == (5, 8) and r.dtype == np.float32
+    np.testing.assert_array_equal(r.get(), fastact.gelu(x, approximate="tanh"))
+    assert host_backend.calls[-1] == ("elementwise", 3, 0, 0)  # gelu, forward, the default stream
+    # strided views, backward from x and from y, DeviceArrays as inputs
+    g = np.cos(x)
+    xt = x.T[::2]
+    np.testing.assert_array_equal(fastact.silu_backward(HostCAI(g.T[::2]), HostCAI(xt), beta=0.5).get(),
+                                  fastact.silu_backward(g.T[::2], xt, beta=0.5))
+    y = fastact.sigmoid(r)
+    np.testing.assert_array_equal(fastact.sigmoid_backward(r, y=y).get(), fastact.sigmoid_backward(r.get(), y=y.get()))
+
+
+def test_emulated_out_in_place_and_overlap(host_backend):
+    buf = np.linspace(-3, 3, 33).astype(np.float32)
+    x = buf.copy()
+    out = np.empty_like(x)
+    assert fastact.elu(HostCAI(x), out=HostCAI(out)).arr is out
+    np.testing.assert_array_equal(out, fastact.elu(x))
+    fastact.tanh(HostCAI(x), out=HostCAI(x))  # in place
+    np.testing.assert_array_equal(x, fastact.tanh(buf))
+    shifted = buf.copy()  # out one element past the input: a temporary keeps the answer right
+    fastact.elu(HostCAI(shifted[:-1]), out=HostCAI(shifted[1:]))
+    np.testing.assert_array_equal(shifted[1:], fastact.elu(buf[:-1]))
+    with pytest.raises(ValueError, match="read-only"):
+        fastact.relu(HostCAI(x), out=HostCAI(out, readonly=True))
+    with pytest.raises(TypeError, match="dtype"):
+        fastact.relu(HostCAI(x), out=HostCAI(out.astype(np.float64)))
+    with pytest.raises(ValueError, match="shape"):
+        fastact.relu(HostCAI(x), out=HostCAI(out[:5]))
+    with pytest.raises(TypeError, match="pass arrays of one dtype"):
+        fastact.relu_backward(HostCAI(x), HostCAI(x.astype(np.float64)))
+
+
+def test_emulated_rows_and_half_types(host_backend):
+    import ml_dtypes
+
+    x = np.random.default_rng(0).normal(size=(6, 70)).astype(np.float32)
+    for dt in (np.float32, np.float16, ml_dtypes.bfloat16, np.float64):
+        xs = x.astype(dt)
+        # bfloat16 has no __cuda_array_interface__ name: it travels as a DeviceArray (or DLPack)
+        dev = cuda.to_device(xs) if dt is ml_dtypes.bfloat16 else HostCAI(xs)
+        for axis in (-1, 0):
+            y = fastact.log_softmax(dev, axis=axis)
+            np.testing.assert_array_equal(y.get().view(np.uint8), fastact.log_softmax(xs, axis=axis).view(np.uint8))
+            g = fastact.log_softmax_backward(dev, y=y, axis=axis)
+            np.testing.assert_array_equal(g.get().view(np.uint8),
+                                          fastact.log_softmax_backward(xs, y=y.get(), axis=axis).view(np.uint8))
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        fastact.softmax(HostCAI(x), axis=2)
+    with pytest.raises(TypeError, match="axis must be an int"):
+        fastact.softmax(HostCAI(x), axis=None)
+
+
+def test_emulated_streams(host_backend):
+    x = np.ones(8, np.float32)
+    fastact.relu(HostCAI(x), stream=77)
+    assert host_backend.calls[-1][-1] == 77
+    fastact.relu(HostCAI(x, stream=5))  # a CAI producer's stream is run on, no wait needed
+    assert host_backend.calls[-1][-1] == 5 and not host_backend.waits
+    fastact.relu(HostCAI(x, stream=5), stream=9)  # another stream: it waits for the producer's first
+    assert host_backend.calls[-1][-1] == 9 and host_backend.waits[-1] == (5, 9)
+    r = fastact.relu(HostCAI(x), stream=9)
+    assert r.__cuda_array_interface__["stream"] == 9  # consumers wait on the stream it was written on
+
+
+def test_emulated_device_array_protocols(host_backend):
+    d = cuda.to_device(np.arange(6, dtype=np.float16).reshape(2, 3))
+    cai = d.__cuda_array_interface__
+    assert cai["typestr"] == "<f2" and cai["shape"] == (2, 3) and cai["version"] == 3 and cai["stream"] == 1
+    assert d.__dlpack_device__() == (2, 0)
+    assert d.strides == (6, 2) and d.nbytes == 12 and len(d) == 2 and "float16" in repr(d)
+    np.testing.assert_array_equal(d.get(), np.arange(6, dtype=np.float16).reshape(2, 3))
+    import ml_dtypes
+
+    b = cuda.to_device(np.zeros(3, ml_dtypes.bfloat16))
+    assert not hasattr(b, "__cuda_array_interface__")
+    assert cuda.on_gpu(b) and not cuda.on_gpu(np.zeros(3))

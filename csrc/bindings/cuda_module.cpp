@@ -29,18 +29,6 @@ void check(cudaError_t e, const char* what) {
   }
 }
 
-struct DeviceGuard {  // makes a device current for one call; restores the caller's
-  int prev = -1;
-  explicit DeviceGuard(int device) {
-    check(cudaGetDevice(&prev), "cudaGetDevice");
-    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceGuard() {
-    int now = -1;
-    if (cudaGetDevice(&now) == cudaSuccess && now != prev) cudaSetDevice(prev);
-  }
-};
-
 int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -96,7 +84,7 @@ int pointer_device(std::uintptr_t ptr) {
 // Orders `consumer` after the work queued so far on `producer`.
 void stream_wait(std::uintptr_t producer, std::uintptr_t consumer, int device) {
   if (producer == consumer) return;
-  DeviceGuard g(device);
+  cuda::DeviceScope scope(device);
   cudaEvent_t ev;
   check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
   cudaError_t e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(producer));
@@ -106,7 +94,7 @@ void stream_wait(std::uintptr_t producer, std::uintptr_t consumer, int device) {
 }
 
 void synchronize(std::uintptr_t stream, int device) {
-  DeviceGuard g(device);
+  cuda::DeviceScope scope(device);
   py::gil_scoped_release nogil;
   check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
 }
@@ -118,7 +106,7 @@ struct Buffer {
   std::size_t nbytes = 0;
   int device = 0;
   Buffer(std::size_t n, int dev) : nbytes(n), device(dev) {
-    DeviceGuard g(dev);
+    cuda::DeviceScope scope(dev);
     void* p = nullptr;
     check(cudaMalloc(&p, n ? n : 1), "cudaMalloc");
     ptr = reinterpret_cast<std::uintptr_t>(p);
@@ -142,7 +130,7 @@ void memcpy_sync(std::uintptr_t dst, std::uintptr_t src, std::size_t nbytes, con
                            : kind == "dtoh" ? cudaMemcpyDeviceToHost
                            : kind == "dtod" ? cudaMemcpyDeviceToDevice
                                             : throw py::value_error("memcpy kind must be htod, dtoh or dtod");
-  DeviceGuard g(device);
+  cuda::DeviceScope scope(device);
   py::gil_scoped_release nogil;
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   check(cudaMemcpyAsync(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), nbytes, k, s), "cudaMemcpyAsync");
@@ -211,16 +199,7 @@ py::tuple dlpack_import(py::capsule cap) {
   py::tuple dtype = py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes));
   py::tuple device = py::make_tuple(int(t.device.device_type), int(t.device.device_id));
   PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
-  using Release = void (*)(void*);
-  const Release release_versioned = [](void* p) {
-    auto* m = static_cast<DLManagedTensorVersioned*>(p);
-    if (m->deleter) m->deleter(m);
-  };
-  const Release release_plain = [](void* p) {
-    auto* m = static_cast<DLManagedTensor*>(p);
-    if (m->deleter) m->deleter(m);
-  };
-  py::capsule owner(raw, versioned ? release_versioned : release_plain);
+  py::capsule owner(raw, release_fn(versioned));
   return py::make_tuple(owner, ptr, shape, strides, dtype, device, read_only);
 }
 

@@ -39,4 +39,15 @@ struct DLManagedTensorVersioned {
   DLTensor dl_tensor;
 };
 
+// What releases a consumed tensor (calls the producer's deleter), for the owner that keeps it alive.
+inline void release_plain(void* p) {
+  auto* m = static_cast<DLManagedTensor*>(p);
+  if (m->deleter) m->deleter(m);
+}
+inline void release_versioned(void* p) {
+  auto* m = static_cast<DLManagedTensorVersioned*>(p);
+  if (m->deleter) m->deleter(m);
+}
+inline void (*release_fn(bool versioned))(void*) { return versioned ? release_versioned : release_plain; }
+
 }  // namespace fastact::dlpack

@@ -362,16 +362,7 @@ py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
     s *= int(shape[i]);
   }
   PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
-  using Release = void (*)(void*);
-  const Release release_versioned = [](void* p) {
-    auto* m = static_cast<DLManagedTensorVersioned*>(p);
-    if (m->deleter) m->deleter(m);
-  };
-  const Release release_plain = [](void* p) {
-    auto* m = static_cast<DLManagedTensor*>(p);
-    if (m->deleter) m->deleter(m);
-  };
-  py::capsule owner(raw, versioned ? release_versioned : release_plain);
+  py::capsule owner(raw, release_fn(versioned));
   py::array arr(dtype, shape, strides, static_cast<char*>(t.data) + t.byte_offset, owner);
   if (read_only) arr.attr("flags").attr("writeable") = false;
   return arr;

@@ -21,8 +21,8 @@ using i64 = std::int64_t;
 struct Coord {
   i64 block, blocks;
   int thread, threads;
-  FASTACT_HD i64 global() const { return block * threads + thread; }
-  FASTACT_HD i64 total() const { return blocks * threads; }
+  FASTACT_HD_INLINE i64 global() const { return block * threads + thread; }
+  FASTACT_HD_INLINE i64 total() const { return blocks * threads; }
 };
 
 // Dimensions a strided walk may keep after coalescing (layout.h); more is refused by the launcher.
@@ -33,7 +33,7 @@ struct Walk {
   int ndim = 0;
   i64 size[kMaxDims];
   i64 st[3][kMaxDims];
-  FASTACT_HD void offsets(i64 i, i64 (&off)[3]) const {
+  FASTACT_HD_INLINE void offsets(i64 i, i64 (&off)[3]) const {
     off[0] = off[1] = off[2] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
       const i64 j = i % size[d];
@@ -70,7 +70,7 @@ struct EwBody {
     S v[kPack];
   };
 
-  FASTACT_HD static S one(const S* a, const S* b, i64 ia, i64 ib, const Params<C>& p) {
+  FASTACT_HD_INLINE static S one(const S* a, const S* b, i64 ia, i64 ib, const Params<C>& p) {
     const V x(ElemIo<S>::load(a[ia]));
     const V y = Dir == kForward ? V(C(0)) : V(ElemIo<S>::load(b[ib]));
     return ElemIo<S>::store(ops::apply<Op, Dir>(x, y, p.v).v);
@@ -79,8 +79,8 @@ struct EwBody {
   struct Split {
     i64 head, packs, tail_start, scalars;  // scalars: head + tail elements
   };
-  FASTACT_HD static int phase(const void* p) { return int(reinterpret_cast<std::uintptr_t>(p) % 16 / sizeof(S)); }
-  FASTACT_HD static Split split(const S* a, const S* b, const S* o, i64 n) {
+  FASTACT_HD_INLINE static int phase(const void* p) { return int(reinterpret_cast<std::uintptr_t>(p) % 16 / sizeof(S)); }
+  FASTACT_HD_INLINE static Split split(const S* a, const S* b, const S* o, i64 n) {
     const int ph = phase(o);
     const bool packed = phase(a) == ph && (Dir == kForward || phase(b) == ph);
     Split s;
@@ -92,9 +92,9 @@ struct EwBody {
     return s;
   }
   // Work items a launch over n elements has (what the grid is sized from).
-  FASTACT_HD static i64 items(i64 n) { return n / kPack + 2 * kPack; }
+  FASTACT_HD_INLINE static i64 items(i64 n) { return n / kPack + 2 * kPack; }
 
-  FASTACT_HD static void contiguous(const S* a, const S* b, S* o, i64 n, const Params<C>& p, Coord c) {
+  FASTACT_HD_INLINE static void contiguous(const S* a, const S* b, S* o, i64 n, const Params<C>& p, Coord c) {
     const Split s = split(a, b, o, n);
     const i64 t0 = c.global(), step = c.total();
     for (i64 k = t0; k < s.packs; k += step) {
@@ -112,7 +112,7 @@ struct EwBody {
     }
   }
 
-  FASTACT_HD static void strided(const S* a, const S* b, S* o, const Walk& w, i64 n, const Params<C>& p, Coord c) {
+  FASTACT_HD_INLINE static void strided(const S* a, const S* b, S* o, const Walk& w, i64 n, const Params<C>& p, Coord c) {
     for (i64 i = c.global(); i < n; i += c.total()) {
       i64 off[3];
       w.offsets(i, off);
@@ -123,7 +123,7 @@ struct EwBody {
 
 // A strided copy (out = a), for results that went through a temporary.
 template <class S>
-FASTACT_HD void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coord c) {
+FASTACT_HD_INLINE void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coord c) {
   for (i64 i = c.global(); i < n; i += c.total()) {
     i64 off[3];
     w.offsets(i, off);
@@ -151,9 +151,9 @@ struct RowBody {
   using Kahan = math::rows::Kahan<V>;
 
   // The warp of a thread, and the rows it takes: w, w + warps, ...
-  FASTACT_HD static int lane(Coord c) { return c.thread % kWarp; }
-  FASTACT_HD static i64 warp(Coord c) { return c.global() / kWarp; }
-  FASTACT_HD static i64 warps(Coord c) { return c.total() / kWarp; }
+  FASTACT_HD_INLINE static int lane(Coord c) { return c.thread % kWarp; }
+  FASTACT_HD_INLINE static i64 warp(Coord c) { return c.global() / kWarp; }
+  FASTACT_HD_INLINE static i64 warps(Coord c) { return c.total() / kWarp; }
 
   struct Row {
     const S* a;  // x, or dy
@@ -161,31 +161,31 @@ struct RowBody {
     S* o;
     i64 len, sa, sb, so;
   };
-  FASTACT_HD static Row row(const RowWalk& w, i64 r, const S* a, const S* b, S* o) {
+  FASTACT_HD_INLINE static Row row(const RowWalk& w, i64 r, const S* a, const S* b, S* o) {
     i64 off[3];
     w.outer.offsets(r, off);
     return Row{a + off[1], b ? b + off[2] : nullptr, o + off[0], w.len, w.axis_st[1], w.axis_st[2], w.axis_st[0]};
   }
-  FASTACT_HD static i64 blocks(const Row& r) { return (r.len + kWarp - 1) / kWarp; }
+  FASTACT_HD_INLINE static i64 blocks(const Row& r) { return (r.len + kWarp - 1) / kWarp; }
   // Element i of p, or pad past the end (the CPU pads its last block of 32 the same way).
-  FASTACT_HD static V at(const S* p, i64 st, i64 i, i64 len, C pad) {
+  FASTACT_HD_INLINE static V at(const S* p, i64 st, i64 i, i64 len, C pad) {
     return i < len ? V(ElemIo<S>::load(p[i * st])) : V(pad);
   }
   // Forward pass 1: the lane's max.
-  FASTACT_HD static C lane_max(const Row& r, int l) {
+  FASTACT_HD_INLINE static C lane_max(const Row& r, int l) {
     const C ninf = -inf();
     V acc(ninf);
     for (i64 k = 0; k < blocks(r); ++k) acc = math::rows::max_nan(acc, at(r.a, r.sa, k * kWarp + l, r.len, ninf));
     return acc.v;
   }
   // Forward pass 2: the lane's compensated sum of exp(x - m).
-  FASTACT_HD static Kahan lane_sum(const Row& r, int l, C m) {
+  FASTACT_HD_INLINE static Kahan lane_sum(const Row& r, int l, C m) {
     Kahan acc;
     for (i64 k = 0; k < blocks(r); ++k) acc.add(math::rows::exp_shifted(at(r.a, r.sa, k * kWarp + l, r.len, -inf()), V(m)));
     return acc;
   }
   // Forward pass 3: the lane's outputs.
-  FASTACT_HD static void lane_write(const Row& r, int l, C m, C sum) {
+  FASTACT_HD_INLINE static void lane_write(const Row& r, int l, C m, C sum) {
     if (!Log) {
       const V scale(C(1) / sum);
       for (i64 i = l; i < r.len; i += kWarp)
@@ -197,7 +197,7 @@ struct RowBody {
     }
   }
   // Backward pass 1: the lane's compensated sum of dy * y (softmax) or dy (log_softmax).
-  FASTACT_HD static Kahan lane_backward_sum(const Row& r, int l) {
+  FASTACT_HD_INLINE static Kahan lane_backward_sum(const Row& r, int l) {
     Kahan acc;
     for (i64 k = 0; k < blocks(r); ++k) {
       const i64 i = k * kWarp + l;
@@ -206,12 +206,12 @@ struct RowBody {
     return acc;
   }
   // Backward pass 2: the lane's gradients.
-  FASTACT_HD static void lane_backward_write(const Row& r, int l, C s) {
+  FASTACT_HD_INLINE static void lane_backward_write(const Row& r, int l, C s) {
     for (i64 i = l; i < r.len; i += kWarp)
       r.o[i * r.so] = ElemIo<S>::store(
           math::rows::backward_value<Log>(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
   }
-  FASTACT_HD static C inf() {
+  FASTACT_HD_INLINE static C inf() {
     if constexpr (sizeof(C) == 4) return simd::bit_cast<C>(std::uint32_t(0x7f800000u));
     else return simd::bit_cast<C>(std::uint64_t(0x7ff0000000000000ull));
   }

@@ -71,20 +71,6 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("fastact CUDA: ") + what + ": " + cudaGetErrorString(e));
 }
 
-// Makes `device` current for one call and restores the caller's device after (CuPy and PyTorch keep
-// their own notion of the current device; a library call must not change it).
-struct DeviceGuard {
-  int prev = -1;
-  explicit DeviceGuard(int device) {
-    check(cudaGetDevice(&prev), "cudaGetDevice");
-    if (prev != device) check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceGuard() {
-    int now = -1;
-    if (cudaGetDevice(&now) == cudaSuccess && now != prev) cudaSetDevice(prev);
-  }
-};
-
 int sm_count(int device) {
   constexpr int kMaxDevices = 64;
   static int cache[kMaxDevices] = {};
@@ -193,6 +179,15 @@ void check_index(int op, int count, int dir, int ndir, int dtype) {
 
 }  // namespace
 
+DeviceScope::DeviceScope(int device) {
+  check(cudaGetDevice(&prev_), "cudaGetDevice");
+  if (prev_ != device) check(cudaSetDevice(device), "cudaSetDevice");
+}
+DeviceScope::~DeviceScope() {
+  int now = -1;
+  if (cudaGetDevice(&now) == cudaSuccess && now != prev_) cudaSetDevice(prev_);
+}
+
 void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, void* out,
                  const std::int64_t* out_strides, Operand a, Operand b, const double* params,
                  std::uintptr_t stream, int device) {
@@ -201,7 +196,7 @@ void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape
   if (!launch) throw std::invalid_argument("fastact CUDA: this op has no such backward form");
   const EwPlan plan = plan_elementwise(ndim, shape, out_strides, a.strides, b.data ? b.strides : nullptr);
   if (plan.n == 0) return;
-  DeviceGuard guard(device);
+  DeviceScope scope(device);
   launch(EwArgs{a.data, b.data, out, &plan, params, reinterpret_cast<cudaStream_t>(stream), sm_count(device)});
   check(cudaGetLastError(), "kernel launch");
 }
@@ -212,7 +207,7 @@ void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int a
   if (axis < 0 || axis >= ndim) throw std::invalid_argument("fastact CUDA: axis out of range");
   const RowWalk w = plan_rows(ndim, shape, axis, out_strides, a.strides, b.data ? b.strides : nullptr);
   if (w.nrows == 0 || w.len == 0) return;
-  DeviceGuard guard(device);
+  DeviceScope scope(device);
   tables().row[op][dir][dtype](RowArgs{a.data, b.data, out, &w, reinterpret_cast<cudaStream_t>(stream), sm_count(device)});
   check(cudaGetLastError(), "kernel launch");
 }
@@ -221,7 +216,7 @@ void copy(int elsize, int ndim, const std::int64_t* shape, void* out, const std:
           std::uintptr_t stream, int device) {
   const EwPlan plan = plan_elementwise(ndim, shape, out_strides, a.strides, nullptr);
   if (plan.n == 0) return;
-  DeviceGuard guard(device);
+  DeviceScope scope(device);
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   if (plan.contiguous) {
     check(cudaMemcpyAsync(out, a.data, std::size_t(plan.n) * std::size_t(elsize), cudaMemcpyDeviceToDevice, s),

@@ -27,6 +27,19 @@ void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int a
 void copy(int elsize, int ndim, const std::int64_t* shape, void* out, const std::int64_t* out_strides, Operand a,
           std::uintptr_t stream, int device);
 
+// Makes `device` current for its lifetime and then restores the caller's device (CuPy and PyTorch keep
+// their own notion of the current device; a library call must not change it).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int prev_ = -1;
+};
+
 // The GPU architectures this build carries code for (e.g. "sm_80", "sm_90", "compute_90").
 std::vector<std::string> targets();
 

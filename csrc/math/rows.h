@@ -13,12 +13,12 @@ constexpr int kLanes = 32;
 
 // max that propagates NaN from either side.
 template <class V>
-FASTACT_HD V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
+FASTACT_HD_INLINE V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
 
 template <class V>
 struct Kahan {
   V s{typename V::T(0)}, c{typename V::T(0)};
-  FASTACT_HD void add(V v) {
+  FASTACT_HD_INLINE void add(V v) {
     V y = v - c;
     V t = s + y;
     c = (t - s) - y;
@@ -29,7 +29,7 @@ struct Kahan {
 // The 32 lane maxima, combined in lane order; lane(j) gives lane j's value (an array read on the CPU,
 // a warp shuffle on the GPU).
 template <class T, class Lane>
-FASTACT_HD T combine_max(Lane lane) {
+FASTACT_HD_INLINE T combine_max(Lane lane) {
   simd::Scalar<T> m(lane(0));
   for (int j = 1; j < kLanes; ++j) m = max_nan(m, simd::Scalar<T>(lane(j)));
   return m.v;
@@ -37,7 +37,7 @@ FASTACT_HD T combine_max(Lane lane) {
 
 // The 32 lane sums, combined in lane order; lane(j) gives lane j's Kahan sum minus its compensation.
 template <class T, class Lane>
-FASTACT_HD T combine_sum(Lane lane) {
+FASTACT_HD_INLINE T combine_sum(Lane lane) {
   Kahan<simd::Scalar<T>> k;
   for (int j = 0; j < kLanes; ++j) k.add(simd::Scalar<T>(lane(j)));
   return k.s.v;
@@ -45,7 +45,7 @@ FASTACT_HD T combine_sum(Lane lane) {
 
 // exp(x - m) with x - m kept as a double word: its rounding would otherwise cost |x - m| ulps.
 template <class V>
-FASTACT_HD V exp_shifted(V x, V m) {
+FASTACT_HD_INLINE V exp_shifted(V x, V m) {
   V dh, dl;
   two_sum(x, -m, dh, dl);
   ExpParts<V> e = exp_parts(dh, dl);
@@ -54,7 +54,7 @@ FASTACT_HD V exp_shifted(V x, V m) {
 
 // log_softmax: x - m - lse, with x - m as a double word (x = -inf: dl is NaN, the result -inf).
 template <class V>
-FASTACT_HD V log_softmax_value(V x, V m, V lse) {
+FASTACT_HD_INLINE V log_softmax_value(V x, V m, V lse) {
   V dh, dl;
   two_sum(x, -m, dh, dl);
   return (dh - lse) + select(dl == dl, dl, V(typename V::T(0)));
@@ -62,12 +62,12 @@ FASTACT_HD V log_softmax_value(V x, V m, V lse) {
 
 // The log of the row's sum of exp(x - m), for log_softmax.
 template <class T>
-FASTACT_HD T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }
+FASTACT_HD_INLINE T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }
 
 // Backward: softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
 template <bool Log, class V>
-FASTACT_HD V backward_term(V g, V y) { return Log ? g : g * y; }
+FASTACT_HD_INLINE V backward_term(V g, V y) { return Log ? g : g * y; }
 template <bool Log, class V>
-FASTACT_HD V backward_value(V g, V y, V s) { return Log ? g - exp(y) * s : y * (g - s); }
+FASTACT_HD_INLINE V backward_value(V g, V y, V s) { return Log ? g - exp(y) * s : y * (g - s); }
 
 }  // namespace fastact::math::rows

@@ -31,7 +31,7 @@ def _cuda_config() -> str:
     line = f"built for {', '.join(cuda.targets())}"
     reason = cuda.unavailable_reason()
     if reason is not None:
-        return f"{line}; not available here ({reason})"
+        return f"{line}; {reason}"
     devs = "; ".join(f"{i}: {d['name']} (sm_{d['capability'][0]}{d['capability'][1]}, {d['multiprocessors']} SMs)"
                      for i, d in enumerate(cuda.devices()))
     return f"{line}; devices: {devs}"

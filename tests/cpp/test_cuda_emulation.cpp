@@ -16,8 +16,10 @@
 #include "cpu/op_info.h"
 #include "cuda/bodies.h"
 #include "cuda/plan.h"
+#include "test_util.h"
 
 using namespace fastact;
+using testing_util::param_sets;
 using cuda::Coord;
 using cuda::Grid;
 using cuda::i64;
@@ -77,18 +79,6 @@ template <class S>
       return ::testing::AssertionFailure() << what << ": element " << i << " differs from the CPU scalar path";
   }
   return ::testing::AssertionSuccess();
-}
-
-std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
-  std::vector<double> def(kMaxParams, 0.0);
-  for (std::size_t i = 0; i < op.params.size(); ++i) def[i] = op.params[i].default_value;
-  std::vector<std::vector<double>> sets = {def};
-  for (std::size_t i = 0; i < op.params.size(); ++i) {
-    auto alt = def;
-    alt[i] = op.params[i].choices ? 1.0 : 0.37;
-    sets.push_back(alt);
-  }
-  return sets;
 }
 
 const cpu::KernelTable& ref() { return cpu::scalar::table(); }

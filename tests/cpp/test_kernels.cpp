@@ -14,8 +14,10 @@
 #include "cpu/kernels.h"
 #include "cpu/op_info.h"
 #include "fastact/half.h"
+#include "test_util.h"
 
 using namespace fastact;
+using testing_util::param_sets;
 
 namespace {
 
@@ -50,18 +52,6 @@ template <class T>
       return ::testing::AssertionFailure() << "index " << i << ": " << a[i] << " vs " << b[i];
   }
   return ::testing::AssertionSuccess();
-}
-
-std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
-  std::vector<double> def(kMaxParams, 0.0);
-  for (std::size_t i = 0; i < op.params.size(); ++i) def[i] = op.params[i].default_value;
-  std::vector<std::vector<double>> sets = {def};
-  for (std::size_t i = 0; i < op.params.size(); ++i) {
-    auto alt = def;
-    alt[i] = op.params[i].choices ? 1.0 : 0.37;
-    sets.push_back(alt);
-  }
-  return sets;
 }
 
 const std::size_t kSizes[] = {0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 1000, 4099};

@@ -5,3 +5,11 @@
 #else
 #define FASTACT_HD inline __attribute__((always_inline))
 #endif
+
+// Host+device, inlined at the compiler's discretion: for glue around the math (applying an op,
+// reduction steps) that must not multiply the always-inlined math bodies at every call site.
+#if defined(__CUDACC__)
+#define FASTACT_HD_INLINE __host__ __device__ inline
+#else
+#define FASTACT_HD_INLINE inline
+#endif

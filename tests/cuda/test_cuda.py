@@ -1,0 +1,214 @@
+"""The GPU suite (skipped without a usable GPU): every op x direction x dtype x layout on the GPU against
+the CPU path -- float32 and float64 bit-identical, float16 / bfloat16 identical after rounding (the same
+float32 result rounded once) -- plus streams, CuPy / __cuda_array_interface__ / DLPack / torch inputs and
+DeviceArray round trips. Run it on a GPU machine: pip install --no-build-isolation . && pytest tests/cuda
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import cuda
+from conftest import BACKWARD_X_VARIANTS, BACKWARD_Y_VARIANTS, ELEMENTWISE_VARIANTS, ROW
+
+if not cuda.is_available():  # one skip for the module, not one per case
+    pytest.skip(f"GPU suite: {cuda.unavailable_reason()}", allow_module_level=True)
+
+try:
+    import ml_dtypes
+
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover
+    BF16 = None
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)] + ([BF16] if BF16 is not None else [])
+DTYPE_IDS = [str(d) for d in DTYPES]
+
+
+def host_values(dtype, shape, seed=0):
+    """Ordinary values, special values and (for the 16-bit types) arbitrary bit patterns."""
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    x = rng.uniform(-12, 12, n)
+    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-300, 30.0, -30.0, 88.5, -104.0]
+    x[: min(n, len(specials))] = specials[: min(n, len(specials))]
+    out = x.astype(dtype)
+    if dtype.itemsize == 2 and n > 64:
+        bits = out.view(np.uint16)
+        bits[32:64] = rng.integers(0, 1 << 16, 32, dtype=np.uint16)
+    return out.reshape(shape)
+
+
+def assert_same(got, want):
+    """Bit-identical, NaN where NaN (payloads aside)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    u = {2: np.uint16, 4: np.uint32, 8: np.uint64}[got.dtype.itemsize]
+    gn = np.isnan(got.astype(np.float64))
+    wn = np.isnan(want.astype(np.float64))
+    np.testing.assert_array_equal(gn, wn)
+    bad = (got.view(u) != want.view(u)) & ~wn
+    assert not bad.any(), f"{bad.sum()} elements differ, first at {np.argwhere(bad)[0]}: {got[bad][:4]} vs {want[bad][:4]}"
+
+
+def call(op, direction, kw, *args, **extra):
+    name = op["name"] + ("" if direction == "fwd" else "_backward")
+    f = getattr(fastact, name)
+    if direction == "x":
+        return f(args[0], args[1], **kw, **extra)
+    if direction == "y":
+        return f(args[0], y=args[1], **kw, **extra)
+    return f(args[0], **kw, **extra)
+
+
+def inputs_for(op, direction, kw, dtype, shape):
+    x = host_values(dtype, shape, 1)
+    if direction == "fwd":
+        return [x]
+    g = host_values(dtype, shape, 2)
+    b = x if direction == "x" else call(op, "fwd", kw, x)
+    return [g, b]
+
+
+CASES = ([pytest.param(o, kw, "fwd", id=f"{p.id}-fwd") for p in ELEMENTWISE_VARIANTS for o, kw in [p.values]]
+         + [pytest.param(o, kw, "x", id=f"{p.id}-bwd_x") for p in BACKWARD_X_VARIANTS for o, kw in [p.values]]
+         + [pytest.param(o, kw, "y", id=f"{p.id}-bwd_y") for p in BACKWARD_Y_VARIANTS for o, kw in [p.values]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("op,kw,direction", CASES)
+@pytest.mark.parametrize("n", [1, 7, 4099, 1 << 20])
+def test_elementwise_device_array_matches_cpu(op, kw, direction, dtype, n):
+    host = inputs_for(op, direction, kw, dtype, (n,))
+    want = call(op, direction, kw, *host)
+    dev = [cuda.to_device(h) for h in host]
+    got = call(op, direction, kw, *dev)
+    assert isinstance(got, cuda.DeviceArray) and got.shape == (n,)
+    assert_same(got.get(), want)
+    out = cuda.DeviceArray((n,), dtype)  # out= and in place
+    assert call(op, direction, kw, *dev, out=out) is out
+    assert_same(out.get(), want)
+    assert call(op, direction, kw, *dev, out=dev[0]) is dev[0]
+    assert_same(dev[0].get(), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("op,kw,direction", CASES)
+def test_elementwise_torch_layouts(op, kw, direction, dtype):
+    torch = pytest.importorskip("torch")
+    host = inputs_for(op, direction, kw, dtype, (67, 130))
+
+    def to_torch(h):
+        t = torch.from_numpy(np.ascontiguousarray(h).view({2: np.int16, 4: np.int32, 8: np.int64}[h.itemsize])).cuda()
+        return t.view({"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                       "bfloat16": torch.bfloat16}[str(dtype)])
+
+    def to_host(t):
+        return t.contiguous().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]).cpu().numpy().view(dtype)
+
+    views = [(lambda a: a, lambda t: t), (lambda a: a.T, lambda t: t.T),
+             (lambda a: a[::2, 1::3], lambda t: t[::2, 1::3])]
+    for np_view, torch_view in views:
+        want = call(op, direction, kw, *[np_view(h) for h in host])
+        tv = [torch_view(to_torch(h)) for h in host]
+        got = call(op, direction, kw, *tv)
+        assert isinstance(got, torch.Tensor) and got.device == tv[0].device
+        assert_same(to_host(got), want)
+        out = torch.empty_like(tv[0])
+        assert call(op, direction, kw, *tv, out=out) is out
+        assert_same(to_host(out), want)
+    # partial overlap: out shifted by one element from the input (goes through a temporary)
+    if direction == "fwd":
+        h = host[0].ravel()
+        t = to_torch(np.concatenate([h, h[:1]]))
+        want = call(op, direction, kw, h)
+        call(op, direction, kw, t[:-1], out=t[1:])
+        assert_same(to_host(t[1:]), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("op", ROW, ids=[o["name"] for o in ROW])
+@pytest.mark.parametrize("shape,axis", [((5, 1), -1), ((9, 31), -1), ((9, 32), -1), ((9, 33), -1),
+                                        ((7, 1000), -1), ((3, 4099), -1), ((1000, 7), 0), ((4, 5, 6), 1)])
+def test_rows_match_cpu(op, dtype, shape, axis):
+    x = host_values(dtype, shape, 3)
+    x[np.isnan(x.astype(np.float64))] = 0  # keep most rows finite
+    want = getattr(fastact, op["name"])(x, axis=axis)
+    got = getattr(fastact, op["name"])(cuda.to_device(x), axis=axis)
+    assert_same(got.get(), want)
+    g = host_values(dtype, shape, 4)
+    want_b = getattr(fastact, op["name"] + "_backward")(g, y=want, axis=axis)
+    got_b = getattr(fastact, op["name"] + "_backward")(cuda.to_device(g), y=cuda.to_device(want), axis=axis)
+    assert_same(got_b.get(), want_b)
+    d = cuda.to_device(x)  # in place
+    getattr(fastact, op["name"])(d, axis=axis, out=d)
+    assert_same(d.get(), want)
+
+
+def test_streams_and_torch():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(1 << 22, device="cuda")
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):  # the producer's current stream is used
+        y = fastact.gelu(x)
+    s.synchronize()
+    assert_same(y.cpu().numpy(), fastact.gelu(x.cpu().numpy()))
+    y2 = fastact.silu(x, stream=s)  # an explicit stream
+    s.synchronize()
+    assert_same(y2.cpu().numpy(), fastact.silu(x.cpu().numpy()))
+    y3 = fastact.tanh(x, stream=s.cuda_stream)
+    torch.cuda.synchronize()
+    assert_same(y3.cpu().numpy(), fastact.tanh(x.cpu().numpy()))
+
+
+def test_cupy_in_cupy_out_and_cai():
+    cp = pytest.importorskip("cupy")
+    x = cp.asarray(host_values(np.dtype(np.float32), (1000,)))
+    y = fastact.sigmoid(x)
+    assert isinstance(y, cp.ndarray)
+    assert_same(cp.asnumpy(y), fastact.sigmoid(cp.asnumpy(x)))
+
+    class Wrapper:  # only the protocol: the result is a DeviceArray
+        def __init__(self, a):
+            self.__cuda_array_interface__ = a.__cuda_array_interface__
+
+    r = fastact.relu(Wrapper(x))
+    assert isinstance(r, cuda.DeviceArray)
+    rev = x[::-1]  # negative strides, through CAI
+    assert_same(cp.asnumpy(fastact.gelu(rev)), fastact.gelu(cp.asnumpy(x)[::-1]))
+    assert_same(r.get(), fastact.relu(cp.asnumpy(x)))
+    assert_same(cp.asnumpy(cp.asarray(r)), r.get())  # CAI export, zero-copy
+    ro = Wrapper(x)
+    ro.__cuda_array_interface__ = dict(ro.__cuda_array_interface__, data=(x.data.ptr, True))
+    with pytest.raises(ValueError, match="read-only"):
+        fastact.relu(x, out=ro)
+
+
+def test_device_array_round_trips():
+    torch = pytest.importorskip("torch")
+    h = host_values(np.dtype(np.float32), (3, 5))
+    d = fastact.elu(cuda.to_device(h))
+    t = torch.from_dlpack(d)
+    assert t.device.type == "cuda" and tuple(t.shape) == (3, 5)
+    assert_same(t.cpu().numpy(), fastact.elu(h))
+    again = fastact.relu(d)  # a DeviceArray back into fastact
+    assert_same(again.get(), fastact.relu(fastact.elu(h)))
+    if BF16 is not None:
+        b = cuda.to_device(h.astype(BF16))
+        tb = torch.from_dlpack(fastact.tanh(b))
+        assert tb.dtype == torch.bfloat16
+        assert not hasattr(b, "__cuda_array_interface__")  # CAI cannot name bfloat16
+
+
+def test_errors_on_gpu():
+    d = cuda.to_device(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="on the CPU"):
+        fastact.relu(d, out=np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        fastact.relu(d, out=cuda.DeviceArray((4,), np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        fastact.relu(d, out=cuda.DeviceArray((5,), np.float32))
+    with pytest.raises(ValueError, match="axis"):
+        fastact.softmax(d, axis=3)
+    with pytest.raises(ValueError, match="alpha|positive|must"):
+        fastact.elu_backward(d, y=d, alpha=-1.0)
