@@ -4,12 +4,15 @@
     python bench/compare.py                                  # all ops, sizes 1K, 64K, 16M, float32
     python bench/compare.py --ops gelu,silu --sizes 65536 --dtype float64 --threads 1 --isa avx2
     python bench/compare.py --dtype bfloat16          # 16-bit types against PyTorch's half kernels
+    python bench/compare.py --markdown --plot speed.png  # the README table, and a bar chart
 
-For each op, size and direction (forward; backward), each implementation is timed in interleaved rounds
-(fastact, then each alternative, repeated), and the median per-call time is reported as ns/element,
-for allocating calls and with out= (fastact and NumPy; PyTorch with out= where it has one).
-Ratios are best-alternative / fastact (> 1: fastact is faster). The memory-copy roof (np.copyto of the
-same bytes) is measured in the same run. Alternatives that are not installed are skipped with a note.
+Alternatives, each optional (skipped with a note when not installed): NumPy, PyTorch (forward and its own
+backward kernels, torch.ops.aten.*_backward), JAX (jit-compiled, block_until_ready), ONNX Runtime (one
+single-node model per op, built with the onnx package) and numexpr. For each op, size and direction,
+every implementation is timed in interleaved rounds (fastact, then each alternative, repeated) and the
+median per-call time is reported as ns/element, allocating, and with out= for fastact. Ratios are
+best alternative / fastact (> 1: fastact is faster). The copy roof (the same bytes copied, single- and
+multi-threaded) is measured in the same run.
 """
 from __future__ import annotations
 
@@ -100,6 +103,97 @@ def torch_impls(x, rows, g, y):
     return fwd, bwd
 
 
+def jax_impls(x, rows, threads):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    if x.dtype.itemsize == 2 and x.dtype != np.float16:
+        xj, rj = jnp.asarray(x.astype(np.float32)).astype(jnp.bfloat16), jnp.asarray(rows.astype(np.float32)).astype(jnp.bfloat16)
+    else:
+        xj, rj = jnp.asarray(x), jnp.asarray(rows)
+    nn = jax.nn
+    fns = {
+        ("relu", ""): (nn.relu, xj), ("leaky_relu", ""): (lambda a: nn.leaky_relu(a, 0.01), xj),
+        ("elu", ""): (nn.elu, xj), ("gelu", ""): (lambda a: nn.gelu(a, approximate=False), xj),
+        ("gelu", "tanh"): (lambda a: nn.gelu(a, approximate=True), xj), ("silu", ""): (nn.silu, xj),
+        ("sigmoid", ""): (nn.sigmoid, xj), ("tanh", ""): (jnp.tanh, xj),
+        ("softmax", ""): (lambda a: nn.softmax(a, axis=-1), rj), ("log_softmax", ""): (lambda a: nn.log_softmax(a, axis=-1), rj),
+    }
+    out = {}
+    for k, (f, arg) in fns.items():
+        jf = jax.jit(f)
+        jf(arg).block_until_ready()
+        out[k] = (lambda jf=jf, arg=arg: jf(arg).block_until_ready())
+    return out
+
+
+def ort_impls(x, rows, threads):
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    if x.dtype not in (np.float32, np.float64, np.float16):
+        return {}
+    et = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
+          np.dtype(np.float16): TensorProto.FLOAT16}[x.dtype]
+
+    def session(nodes, shape):
+        g = helper.make_graph(nodes, "op", [helper.make_tensor_value_info("x", et, list(shape))],
+                              [helper.make_tensor_value_info("y", et, list(shape))])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+        m.ir_version = 9
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        except Exception:  # an op ORT has no kernel for at this dtype
+            return None
+
+    N = helper.make_node
+    specs = {
+        ("relu", ""): ([N("Relu", ["x"], ["y"])], x), ("leaky_relu", ""): ([N("LeakyRelu", ["x"], ["y"], alpha=0.01)], x),
+        ("elu", ""): ([N("Elu", ["x"], ["y"])], x), ("gelu", ""): ([N("Gelu", ["x"], ["y"])], x),
+        ("gelu", "tanh"): ([N("Gelu", ["x"], ["y"], approximate="tanh")], x),
+        ("silu", ""): ([N("Sigmoid", ["x"], ["s"]), N("Mul", ["x", "s"], ["y"])], x),
+        ("sigmoid", ""): ([N("Sigmoid", ["x"], ["y"])], x), ("tanh", ""): ([N("Tanh", ["x"], ["y"])], x),
+        ("softmax", ""): ([N("Softmax", ["x"], ["y"], axis=-1)], rows),
+        ("log_softmax", ""): ([N("LogSoftmax", ["x"], ["y"], axis=-1)], rows),
+    }
+    out = {}
+    for k, (nodes, arg) in specs.items():
+        sess = session(nodes, arg.shape)
+        if sess is not None:
+            feed = {"x": arg}
+            out[k] = (lambda sess=sess, feed=feed: sess.run(None, feed))
+    del onnx
+    return out
+
+
+def numexpr_impls(x, threads):
+    try:
+        import numexpr as ne
+    except ImportError:
+        return None
+    if x.dtype not in (np.float32, np.float64):
+        return {}
+    ne.set_num_threads(threads)
+    e = {
+        ("relu", ""): "where(x > 0, x, 0)", ("leaky_relu", ""): "where(x > 0, x, x * 0.01)",
+        ("elu", ""): "where(x > 0, x, expm1(x))", ("silu", ""): "x / (1 + exp(-x))",
+        ("sigmoid", ""): "1 / (1 + exp(-x))", ("tanh", ""): "tanh(x)",
+        ("gelu", "tanh"): "0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)))",
+    }  # numexpr has no erf: no exact gelu
+    return {k: (lambda v=v: ne.evaluate(v, local_dict={"x": x})) for k, v in e.items()}
+
+
+ALTERNATIVES = ("numpy", "torch", "jax", "ort", "numexpr")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", default=",".join(o["name"] for o in fastact.ops()))
@@ -108,6 +202,8 @@ def main():
     ap.add_argument("--threads", type=int, default=fastact.get_num_threads())
     ap.add_argument("--isa", default=fastact.get_isa())
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
+    ap.add_argument("--plot", default=None, help="write a bar chart of the ratios to this file (matplotlib)")
     a = ap.parse_args()
     fastact.set_num_threads(a.threads)
     fastact.set_isa(a.isa)
@@ -116,12 +212,7 @@ def main():
 
         torch.set_num_threads(a.threads)
     except ImportError:
-        print("note: PyTorch not installed: skipped (pip install torch)")
-    for mod in ("jax", "onnxruntime", "numexpr"):
-        try:
-            __import__(mod)
-        except ImportError:
-            print(f"note: {mod} not installed: skipped")
+        torch = None
     if a.dtype == "bfloat16":
         import ml_dtypes  # the NumPy bfloat16 type (pip install ml_dtypes)
 
@@ -130,7 +221,9 @@ def main():
         dt = np.dtype(a.dtype)
     ops = [o for o in fastact.ops() if o["name"] in a.ops.split(",")]
     print(f"fastact {fastact.__version__}, ISA {fastact.get_isa()}, {a.threads} threads, {a.dtype}; "
-          "median ns/element; ratio = best alternative / fastact")
+          "median ns/element (per call for size 1,024: multiply by 1,024); ratio = best alternative / fastact")
+    results = []  # (size, label, dir, fastact ns, best alternative name, its ns)
+    missing = set()
     for n in (int(s) for s in a.sizes.split(",")):
         rng = np.random.default_rng(0)
         x = (rng.standard_normal(n) * 3).astype(dt)
@@ -138,14 +231,28 @@ def main():
         cols = 1024 if n >= 1024 else n
         rows = x.reshape(-1, cols)
         out = np.empty_like(x)
-        copy_t = statistics.median(timer(lambda: np.copyto(out, x))() for _ in range(a.rounds))
-        print(f"\nsize {n:,}: copy of the same bytes {copy_t / n * 1e9:.3f} ns/element")
-        print(f"{'op':22s} {'dir':4s} {'fastact':>9s} {'fa out=':>9s} {'numpy':>9s} {'torch':>9s}  {'ratio':>6s}")
+        roof = {"np.copyto": timer(lambda: np.copyto(out, x))}
+        if torch is not None:
+            tsrc, tdst = torch.from_numpy(x.view(np.uint8)), torch.from_numpy(out.view(np.uint8))
+            roof["torch copy_ (threads)"] = timer(lambda: tdst.copy_(tsrc))
+        roof_t = {k: statistics.median(r() for _ in range(a.rounds)) / n * 1e9 for k, r in roof.items()}
+        print(f"\nsize {n:,}: copy of the same bytes " + ", ".join(f"{k} {v:.3f}" for k, v in roof_t.items()) +
+              " ns/element")
+        cols_hdr = ["fastact", "fa out="] + list(ALTERNATIVES)
+        print(f"{'op':22s} {'dir':4s} " + " ".join(f"{c:>9s}" for c in cols_hdr) + f"  {'best alt':>9s} {'ratio':>6s}")
         ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
-        npi = numpy_impls(x, rows) if a.dtype != "bfloat16" else {}  # NumPy has no bfloat16 kernels
-        tf, tb = torch_impls(x, rows, g, {k: v.reshape(rows.shape) if k in ("softmax", "log_softmax") else v
-                                          for k, v in ys.items()})
+        anchors = {
+            "numpy": (numpy_impls(x, rows) if a.dtype != "bfloat16" else {}, None),  # NumPy has no bfloat16 kernels
+            "torch": torch_impls(x, rows, g, {k: v.reshape(rows.shape) if k in ("softmax", "log_softmax") else v
+                                              for k, v in ys.items()}),
+            "jax": (jax_impls(x, rows, a.threads), None),
+            "ort": (ort_impls(x, rows, a.threads), None),
+            "numexpr": (numexpr_impls(x, a.threads), None),
+        }
+        for k, (f, _) in anchors.items():
+            if f is None:
+                missing.add(k)
         for o in ops:
             name = o["name"]
             for variant in ([""] + (["tanh"] if name == "gelu" else [])):
@@ -164,12 +271,11 @@ def main():
                     ("bwd", "fa out="): (lambda: fb(garr, arr, **kw, out=o_out)) if from_x else
                     (lambda: fb(garr, y=yarr, **kw, out=o_out)),
                 }
-                if (name, variant) in npi:
-                    impls[("fwd", "numpy")] = npi[(name, variant)]
-                if tf and (name, variant) in tf:
-                    impls[("fwd", "torch")] = tf[(name, variant)]
-                if tb and (name, variant) in tb:
-                    impls[("bwd", "torch")] = tb[(name, variant)]
+                for alt, (fwd_map, bwd_map) in anchors.items():
+                    if fwd_map and (name, variant) in fwd_map:
+                        impls[("fwd", alt)] = fwd_map[(name, variant)]
+                    if bwd_map and (name, variant) in bwd_map:
+                        impls[("bwd", alt)] = bwd_map[(name, variant)]
                 runners = {k: timer(v) for k, v in impls.items()}
                 times = {k: [] for k in runners}
                 for _ in range(a.rounds):  # interleaved
@@ -178,12 +284,63 @@ def main():
                 med = {k: statistics.median(v) / n * 1e9 for k, v in times.items()}
                 label = name + (f"({variant})" if variant else "")
                 for d in ("fwd", "bwd"):
-                    cells = [med.get((d, c)) for c in ("fastact", "fa out=", "numpy", "torch")]
-                    alts = [c for c in cells[2:] if c is not None]
-                    ratio = f"{min(alts) / cells[0]:6.2f}" if alts else "     -"
-                    print(f"{label:22s} {d:4s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'-':>9s}"
-                                                          for c in cells) + f"  {ratio}")
+                    cells = [med.get((d, c)) for c in cols_hdr]
+                    alts = {c: med[(d, c)] for c in ALTERNATIVES if (d, c) in med}
+                    best = min(alts, key=alts.get) if alts else None
+                    ratio = f"{alts[best] / cells[0]:6.2f}" if best else "     -"
+                    print(f"{label:22s} {d:4s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'-':>9s}" for c in cells)
+                          + f"  {best or '-':>9s} {ratio}")
+                    results.append((n, label, d, cells[0], cells[1], best, alts.get(best)))
+    for m in sorted(missing):
+        print(f"note: {m} not installed: skipped (pip install {'onnxruntime onnx' if m == 'ort' else m})")
+    if a.markdown:
+        print_markdown(results, a)
+    if a.plot:
+        plot(results, a)
     return 0
+
+
+def print_markdown(results, a):
+    sizes = sorted({r[0] for r in results})
+    print(f"\n| op | dir | " + " | ".join(f"{n:,}: fastact / best alternative (ratio)" for n in sizes) + " |")
+    print("|---|---|" + "---|" * len(sizes))
+    keys = list(dict.fromkeys((r[1], r[2]) for r in results))
+    by = {(r[0], r[1], r[2]): r for r in results}
+    for label, d in keys:
+        cells = []
+        for n in sizes:
+            r = by.get((n, label, d))
+            if r is None or r[5] is None:
+                cells.append("-")
+            else:
+                cells.append(f"{r[3]:.3f} / {r[6]:.3f} {r[5]} ({r[6] / r[3]:.2f}x)")
+        print(f"| {label} | {d} | " + " | ".join(cells) + " |")
+
+
+def plot(results, a):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib not installed: no plot (pip install matplotlib)")
+        return
+    sizes = sorted({r[0] for r in results})
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(12, 3.2 * len(sizes)), squeeze=False)
+    for ax, n in zip(axes[:, 0], sizes):
+        rs = [r for r in results if r[0] == n and r[5] is not None]
+        labels = [f"{r[1]} {r[2]}" for r in rs]
+        ax.bar(range(len(rs)), [r[6] / r[3] for r in rs], color=["C0" if r[2] == "fwd" else "C1" for r in rs])
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.axhline(2.0, color="g", lw=0.8, ls="--")
+        ax.set_xticks(range(len(rs)))
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("best alternative / fastact")
+        ax.set_title(f"{n:,} elements, {a.dtype}, {a.threads} threads (> 1: fastact faster; dashed: the 2x goal)")
+    fig.tight_layout()
+    fig.savefig(a.plot, dpi=110)
+    print(f"plot written to {a.plot}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -27,6 +29,30 @@ int default_threads() {
   return h ? int(h) : 1;
 }
 
+// Spinning before sleeping: waking a thread blocked on a condition variable costs several microseconds,
+// as much as the work of a 64K-element call, so workers watch for the next region for a while (and the
+// caller for the end of its region) before they block.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Calls ready() until it is true or kSpin has passed; returns its last value.
+template <class F>
+bool spin_until(F ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return ready();
+  }
+}
+
 class Pool {
  public:
   explicit Pool(int size) : size_(size) {}
@@ -41,62 +67,86 @@ class Pool {
 
   void run(int ntasks, const std::function<void(int)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || ntasks <= 1 || size_ <= 1) {
+    if (!busy.owns_lock() || ntasks <= 1 || size_ <= 1 || ntasks > 0xffff) {
       for (int t = 0; t < ntasks; ++t) fn(t);
       return;
     }
     start_if_needed();
+    // Publish the region: fn_ and done_ first, then the ticket that names it (acquire/release pairs).
+    fn_.store(&fn);
+    done_.store(0);
+    const std::uint32_t gen = ++generation_;
     {
-      std::lock_guard<std::mutex> lk(m_);
-      fn_ = &fn;
-      ntasks_ = ntasks;
-      next_.store(0);
-      done_ = 0;
-      ++generation_;
+      std::lock_guard<std::mutex> lk(m_);  // a worker going to sleep checks the ticket under m_
+      ticket_.store(pack(gen, ntasks, 0));
+      if (sleepers_ > 0) cv_.notify_all();
     }
-    cv_.notify_all();
-    int mine = work();
-    std::unique_lock<std::mutex> lk(m_);
-    done_ += mine;
-    done_cv_.wait(lk, [&] { return done_ == ntasks_; });
-    fn_ = nullptr;
+    const int mine = work(gen);
+    if (done_.fetch_add(mine) + mine != ntasks && !spin_until([&] { return done_.load() == ntasks; })) {
+      std::unique_lock<std::mutex> lk(m_);
+      done_cv_.wait(lk, [&] { return done_.load() == ntasks; });
+    }
+    fn_.store(nullptr);
   }
 
  private:
-  int work() {
+  // The ticket: generation (32 bits) | task count (16) | next task (16). A task is claimed by advancing
+  // the ticket of its own region, so a thread that arrives late can never take a task of the next one.
+  static std::uint64_t pack(std::uint32_t gen, int ntasks, int next) {
+    return (std::uint64_t(gen) << 32) | (std::uint64_t(ntasks) << 16) | std::uint64_t(next);
+  }
+  static std::uint32_t gen_of(std::uint64_t v) { return std::uint32_t(v >> 32); }
+  static int ntasks_of(std::uint64_t v) { return int((v >> 16) & 0xffff); }
+  static int next_of(std::uint64_t v) { return int(v & 0xffff); }
+
+  int work(std::uint32_t gen) {
     int n = 0;
-    for (int t; (t = next_.fetch_add(1)) < ntasks_.load(); ++n) (*fn_.load())(t);
+    std::uint64_t v = ticket_.load();
+    while (gen_of(v) == gen && next_of(v) < ntasks_of(v)) {
+      if (ticket_.compare_exchange_weak(v, v + 1)) {
+        (*fn_.load())(next_of(v));
+        ++n;
+        v = ticket_.load();
+      }
+    }
     return n;
   }
 
   void start_if_needed() {
     if (int(workers_.size()) == size_ - 1) return;
     stop_workers();
-    quit_ = false;
+    quit_.store(false);
     for (int i = 0; i < size_ - 1; ++i) workers_.emplace_back([this] { loop(); });
   }
 
   void loop() {
-    unsigned long seen = generation_;
+    std::uint32_t seen = gen_of(ticket_.load());
+    auto woken = [&] { return quit_.load() || gen_of(ticket_.load()) != seen; };
     for (;;) {
-      std::unique_lock<std::mutex> lk(m_);
-      cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
-      if (quit_) return;
-      seen = generation_;
-      lk.unlock();
-      int n = work();
-      lk.lock();
-      done_ += n;
-      if (done_ == ntasks_) done_cv_.notify_one();
+      if (!spin_until(woken)) {
+        std::unique_lock<std::mutex> lk(m_);
+        ++sleepers_;
+        cv_.wait(lk, woken);
+        --sleepers_;
+      }
+      if (quit_.load()) return;
+      const std::uint64_t v = ticket_.load();
+      seen = gen_of(v);
+      const int n = work(seen);
+      // Only a thread that ran tasks of the region counts them: the region cannot end before it does.
+      if (n > 0 && done_.fetch_add(n) + n == ntasks_of(v)) {
+        std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on done_cv_
+        done_cv_.notify_one();
+      }
     }
   }
 
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(m_);
-      quit_ = true;
+      quit_.store(true);
+      cv_.notify_all();
     }
-    cv_.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
   }
@@ -107,11 +157,11 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   std::atomic<const std::function<void(int)>*> fn_{nullptr};
-  std::atomic<int> next_{0};
-  std::atomic<int> ntasks_{0};
-  int done_ = 0;
-  unsigned long generation_ = 0;
-  bool quit_ = false;
+  std::atomic<std::uint64_t> ticket_{0};
+  std::atomic<int> done_{0};
+  std::atomic<bool> quit_{false};
+  std::uint32_t generation_ = 0;  // the caller's count (under busy_)
+  int sleepers_ = 0;              // guarded by m_
 };
 
 // Pools are never destroyed: workers may outlive static destruction. A forked child inherits none of

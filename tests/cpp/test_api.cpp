@@ -1,12 +1,15 @@
 // The public C++ API (fastact/fastact.h) and the engines behind it, with no Python involved.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "cpu/engine.h"
 #include "cpu/dispatch.h"
+#include "cpu/thread_pool.h"
 #include "fastact/fastact.h"
 
 TEST(Api, ForwardBackwardContiguousAndStrided) {
@@ -119,4 +122,41 @@ TEST(Api, HalfTypesUseTheSameNames) {
   float s = 0;
   for (auto v : yh) s += fastact::to_float(v);
   EXPECT_NEAR(s, 1.0f, 2e-3f);
+}
+
+// The pool under churn: many short regions back to back (workers spinning, sleeping, arriving late),
+// from two caller threads at once; every task must run exactly once per region.
+TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
+  const int before = fastact::num_threads();
+  for (int threads : {2, 3, 8}) {
+    fastact::set_num_threads(threads);
+    std::atomic<int> workers_used{0};
+    auto hammer = [&workers_used](unsigned seed, int regions, bool* ok) {
+      std::vector<std::atomic<int>> hits(64);
+      unsigned s = seed;
+      for (int r = 0; r < regions && *ok; ++r) {
+        s = s * 1664525u + 1013904223u;
+        const int ntasks = 2 + int(s % 40);
+        for (int t = 0; t < ntasks; ++t) hits[t].store(0);
+        std::atomic<int> ran_elsewhere{0};
+        const auto caller = std::this_thread::get_id();
+        fastact::cpu::parallel_run(ntasks, [&](int t) {
+          for (volatile int spin = 0; spin < 300; spin = spin + 1) {
+          }
+          if (std::this_thread::get_id() != caller) ran_elsewhere.fetch_add(1);
+          hits[t].fetch_add(1);
+        });
+        workers_used.fetch_add(ran_elsewhere.load() > 0);
+        for (int t = 0; t < ntasks; ++t)
+          if (hits[t].load() != 1) *ok = false;
+      }
+    };
+    bool ok1 = true, ok2 = true;
+    std::thread other(hammer, 7u, 3000, &ok2);
+    hammer(11u, 3000, &ok1);
+    other.join();
+    EXPECT_TRUE(ok1 && ok2) << threads << " threads";
+    EXPECT_GT(workers_used.load(), 0) << "the workers never took part";
+  }
+  fastact::set_num_threads(before);
 }
