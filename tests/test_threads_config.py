@@ -125,3 +125,32 @@ print(os.waitstatus_to_exitcode(status))
     r = _run(code, FASTACT_NUM_THREADS="2")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0"
+
+
+def test_large_results_reuse_released_buffers():
+    """Results of >= 1 MiB come from a cache of released buffers: reuse must never leak old values
+    into a result, nor hand one buffer to two live arrays."""
+    n = 1 << 19  # 2 MiB of float32
+    x = np.linspace(-4, 4, n, dtype=np.float32)
+    a = fastact.gelu(x)
+    want_a = a.copy()
+    b = fastact.sigmoid(x)  # a is alive: b must not share its memory
+    assert not np.shares_memory(a, b)
+    np.testing.assert_array_equal(a, want_a)
+    del a  # its buffer goes back to the cache
+    c = fastact.relu(x)  # may reuse a's buffer: every element is rewritten
+    np.testing.assert_array_equal(c, np.maximum(x, 0))
+    f = np.asfortranarray(np.tile(x[:1024], (1024, 2)).reshape(1024, 2048)).T  # F-order input keeps F order
+    r = fastact.tanh(f)
+    assert r.flags.f_contiguous == f.flags.f_contiguous and r.flags.c_contiguous == f.flags.c_contiguous
+    np.testing.assert_array_equal(r, fastact.tanh(np.ascontiguousarray(f)))
+    assert r.flags.writeable and r.flags.aligned
+    held, limit = fastact._core.result_cache()
+    assert 0 <= held <= limit
+
+
+def test_result_cache_can_be_turned_off():
+    code = ("import numpy as np, fastact; x = np.ones(1 << 20, np.float32); y = fastact.relu(x); del y; "
+            "assert fastact._core.result_cache() == (0, 0), fastact._core.result_cache(); print('ok')")
+    r = _run(code, FASTACT_RESULT_CACHE_MB="0")
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr

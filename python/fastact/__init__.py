@@ -49,6 +49,8 @@ def show_config(file=None) -> None:
         f"  ISA supported:   {', '.join(supported_isas())}",
         f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
         f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
+        f"  result cache:    {_core.result_cache()[1] >> 20} MiB for released results of >= 1 MiB, "
+        f"{_core.result_cache()[0] >> 20} MiB held  (FASTACT_RESULT_CACHE_MB)",
         "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
         f"  CUDA:            {_cuda_config()}",
         f"  ops:             {', '.join(o['name'] for o in _OPS)}",
