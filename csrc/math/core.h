@@ -107,19 +107,41 @@ FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
   return {em, n};
 }
 
-// Multiplication by 2^n in three exact steps (each power of two normal), so that n in [-3*bias, 3*bias]
-// works and a tiny result is rounded once, at the last step.
+// Multiplication by 2^n for integral n in [-3*bias, 3*bias]: one multiplication in the lanes where 2^n
+// is a normal number (the result is then rounded once, exactly as y * 2^n), three exact steps in the
+// others, so that a tiny result is still rounded once, at the last step. Which lanes take which form
+// depends on n alone, never on the other lanes of the vector: every ISA gives the same bits. The three
+// factors are only formed when some lane needs them (rare: huge or tiny results).
 template <class V>
 struct Pow2 {
-  V a, b, c;
-  FASTACT_HD V operator()(V y) const { return ((y * a) * b) * c; }
+  typename V::M one_step;
+  bool all_one_step;
+  V f;                           // 2^n in the one-step lanes
+  V a{T_one()}, b{T_one()}, c{T_one()};  // the three factors (formed when !all_one_step)
+  FASTACT_HD static typename V::T T_one() { return typename V::T(1); }
+  FASTACT_HD V operator()(V y) const {
+    V r = y * f;
+    if (all_one_step) return r;
+    return select(one_step, r, ((y * a) * b) * c);
+  }
 };
 template <class V>
 FASTACT_HD Pow2<V> pow2_of(V n) {
-  V n1 = round_int(n * V(typename V::T(1) / typename V::T(3)));
-  V rest = n - n1;
-  V n2 = round_int(rest * V(0.5));
-  return {pow2i(n1), pow2i(n2), pow2i(rest - n2)};
+  using T = typename V::T;
+  constexpr T lo = std::is_same_v<T, float> ? T(-126) : T(-1022), hi = std::is_same_v<T, float> ? T(127) : T(1023);
+  Pow2<V> p;
+  p.one_step = (n >= V(lo)) & (n <= V(hi));
+  p.all_one_step = all_of(p.one_step);
+  p.f = pow2i(select(p.one_step, n, V(0)));
+  if (!p.all_one_step) {
+    V n1 = round_int(n * V(T(1) / T(3)));
+    V rest = n - n1;
+    V n2 = round_int(rest * V(0.5));
+    p.a = pow2i(n1);
+    p.b = pow2i(n2);
+    p.c = pow2i(rest - n2);
+  }
+  return p;
 }
 template <class V>
 FASTACT_HD V ldexp3(V y, V n) { return pow2_of(n)(y); }
@@ -185,8 +207,8 @@ FASTACT_HD V tanh_grad(V x) {
 // x * sigmoid(w), w = wh + wl (double word), within ~1.2 ulp: with z = exp(-|w|) = (1 + em) * 2^n,
 //   w >= 0: x / (1 + z)        w < 0: x * (1 + em) / (1 + z) * 2^n   (scaled last: tails that reach
 // the subnormals are rounded once, and huge x with tiny sigmoid(w) stays right).
-// Numerator and 1 + z are double words, and the one division is corrected by its remainder: the result
-// is rounded about once, on top of exp's error.
+// Numerator and 1 + z are double words, and the quotient is corrected by its remainder: the result is
+// rounded about once, on top of exp's error.
 template <class V>
 FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   using T = typename V::T;
@@ -204,8 +226,11 @@ FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   two_sum(xs, xeh, nh, nl);
   V num = select(neg, nh, x);
   V num_lo = select(neg, nl + xel, V(0));
-  V q = num / dh;
-  V corr = ((fma(-q, dh, num) + num_lo) - q * dl) / dh;
+  // One division: q0 = num * (1/dh) is within ~1.5 ulp; the remainder num + num_lo - q0 * (dh + dl),
+  // exact to first order through the fma, times 1/dh corrects it to about half an ulp.
+  V r = V(1) / dh;
+  V q = num * r;
+  V corr = ((fma(-q, dh, num) + num_lo) - q * dl) * r;
   q = select((abs(num) == V(T(INFINITY))) | (num == V(0)), q, q + corr);  // keeps inf and the sign of 0
   V neg_r = ldexp3(q, select(huge, e.n + V(100), e.n));
   // x = +-inf with w -> -inf: the limit is a zero of x's sign (exp wins).
@@ -225,12 +250,12 @@ FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a dou
   V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;
   V zh = s(ph), zl = s(pl);
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;
-  V d2 = dh * dh;
+  V inv_d2 = V(1) / (dh * dh);  // one division serves both signs
   V nneg = (dh + xwh) + (dl + xwl);
-  V neg_r = ldexp3(e.times(nneg / d2), e.n);
+  V neg_r = ldexp3(e.times(nneg * inv_d2), e.n);
   neg_r = select(abs(xwh) == V(T(INFINITY)), V(0), neg_r);  // e^w * x*w' -> 0
   V xwz = select(zh == V(0), V(0), xwh * zh);
-  V pos_r = (dh + xwz) / d2;
+  V pos_r = (dh + xwz) * inv_d2;
   return select(neg, neg_r, pos_r);
 }
 

@@ -35,6 +35,7 @@ struct ScalarMask {
   FASTACT_HD friend ScalarMask operator&(ScalarMask a, ScalarMask b) { return {a.m && b.m}; }
   FASTACT_HD friend ScalarMask operator|(ScalarMask a, ScalarMask b) { return {a.m || b.m}; }
   FASTACT_HD friend ScalarMask operator~(ScalarMask a) { return {!a.m}; }
+  FASTACT_HD friend bool all_of(ScalarMask a) { return a.m; }  // every lane set
 };
 
 template <class T_>

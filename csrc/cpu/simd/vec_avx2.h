@@ -12,6 +12,7 @@ struct MF {
   friend MF operator&(MF a, MF b) { return {_mm256_and_ps(a.m, b.m)}; }
   friend MF operator|(MF a, MF b) { return {_mm256_or_ps(a.m, b.m)}; }
   friend MF operator~(MF a) { return {_mm256_xor_ps(a.m, _mm256_castsi256_ps(_mm256_set1_epi32(-1)))}; }
+  friend bool all_of(MF a) { return _mm256_movemask_ps(a.m) == 0xff; }
 };
 
 struct VF {
@@ -82,6 +83,7 @@ struct MD {
   friend MD operator&(MD a, MD b) { return {_mm256_and_pd(a.m, b.m)}; }
   friend MD operator|(MD a, MD b) { return {_mm256_or_pd(a.m, b.m)}; }
   friend MD operator~(MD a) { return {_mm256_xor_pd(a.m, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)))}; }
+  friend bool all_of(MD a) { return _mm256_movemask_pd(a.m) == 0xf; }
 };
 
 struct VD {

@@ -12,6 +12,7 @@ struct Mask {
   friend Mask operator&(Mask a, Mask b) { return {K(a.m & b.m)}; }
   friend Mask operator|(Mask a, Mask b) { return {K(a.m | b.m)}; }
   friend Mask operator~(Mask a) { return {K(~a.m)}; }
+  friend bool all_of(Mask a) { return a.m == K(~K(0)); }
 };
 
 struct VF {

@@ -12,6 +12,7 @@ struct MF {
   friend MF operator&(MF a, MF b) { return {vandq_u32(a.m, b.m)}; }
   friend MF operator|(MF a, MF b) { return {vorrq_u32(a.m, b.m)}; }
   friend MF operator~(MF a) { return {vmvnq_u32(a.m)}; }
+  friend bool all_of(MF a) { return vminvq_u32(a.m) == 0xffffffffu; }
 };
 
 struct VF {
@@ -72,6 +73,7 @@ struct MD {
   friend MD operator&(MD a, MD b) { return {vandq_u64(a.m, b.m)}; }
   friend MD operator|(MD a, MD b) { return {vorrq_u64(a.m, b.m)}; }
   friend MD operator~(MD a) { return {vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(a.m)))}; }
+  friend bool all_of(MD a) { return vminvq_u32(vreinterpretq_u32_u64(a.m)) == 0xffffffffu; }
 };
 
 struct VD {
