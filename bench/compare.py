@@ -260,7 +260,9 @@ def main():
                 arr = rows if o["kind"] == "row" else x
                 f = getattr(fastact, name)
                 fb = getattr(fastact, name + "_backward")
-                from_x = "x" in o["backward_from"]
+                # the backward form PyTorch's kernel uses: from y where the op allows it unconditionally
+                # (sigmoid, tanh, relu, softmax), else from x
+                from_x = o["backward_from"] not in ("y", "x|y")
                 garr = g.reshape(arr.shape)
                 yarr = ys[name].reshape(arr.shape)
                 o_out = np.empty_like(arr)
