@@ -103,7 +103,7 @@ def torch_impls(x, rows, g, y):
     return fwd, bwd
 
 
-def jax_impls(x, rows, threads):
+def jax_impls(x, rows):
     try:
         import jax
         import jax.numpy as jnp
@@ -131,9 +131,8 @@ def jax_impls(x, rows, threads):
 
 def ort_impls(x, rows, threads):
     try:
-        import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper
+        from onnx import TensorProto, helper  # builds the one-node models
     except ImportError:
         return None
     if x.dtype not in (np.float32, np.float64, np.float16):
@@ -170,7 +169,6 @@ def ort_impls(x, rows, threads):
         if sess is not None:
             feed = {"x": arg}
             out[k] = (lambda sess=sess, feed=feed: sess.run(None, feed))
-    del onnx
     return out
 
 
@@ -246,7 +244,7 @@ def main():
             "numpy": (numpy_impls(x, rows) if a.dtype != "bfloat16" else {}, None),  # NumPy has no bfloat16 kernels
             "torch": torch_impls(x, rows, g, {k: v.reshape(rows.shape) if k in ("softmax", "log_softmax") else v
                                               for k, v in ys.items()}),
-            "jax": (jax_impls(x, rows, a.threads), None),
+            "jax": (jax_impls(x, rows), None),  # JAX sizes its own CPU thread pool
             "ort": (ort_impls(x, rows, a.threads), None),
             "numexpr": (numexpr_impls(x, a.threads), None),
         }

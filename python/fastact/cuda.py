@@ -146,7 +146,8 @@ def on_gpu(obj) -> bool:
 
 
 class _Arg:
-    """One GPU argument, described: pointer, shape, element strides, dtype code, device."""
+    """One GPU argument, described: pointer, shape, element strides, dtype code, device. keep holds what
+    must outlive the call (an imported DLPack tensor's owner, whose release runs the producer's deleter)."""
 
     __slots__ = ("obj", "ptr", "shape", "strides", "code", "device", "readonly", "keep", "cai_stream")
 
@@ -266,7 +267,7 @@ class _Call:
         self.stream = _stream_handle(stream, fn)
         if self.stream is None:
             self.stream = _current_stream(first, self.device)
-        args = [_describe(o, n_, fn, self.stream) for o, n_ in present]
+        args = [_describe(o, n, fn, self.stream) for o, n in present]
         if self.stream is None:  # a plain CAI producer: run on its stream; else the default stream
             s = args[0].cai_stream
             self.stream = s if isinstance(s, int) else 0
