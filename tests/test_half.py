@@ -4,6 +4,11 @@ types have only 65,536 bit patterns: every op is checked on all of them, forward
 ISA path."""
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -23,6 +28,19 @@ def all_patterns(ht):
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(ht)
 
 
+# Calls of fewer elements than the tables' threshold compute; whole arrays of all 65,536 patterns use the
+# lookup tables of the ops that have them (csrc/cpu/tables16.h). Both paths are checked everywhere.
+TABLE_MIN = fastact._core.HALF_TABLE_MIN_ELEMENTS
+PATHS = ["whole", "chunked"]
+
+
+def call(f, path, *arrays, **kw):
+    if path == "whole":
+        return f(*arrays, **kw)
+    step = TABLE_MIN // 2
+    return np.concatenate([f(*(a[i:i + step] for a in arrays), **kw) for i in range(0, arrays[0].size, step)])
+
+
 def assert_rounded_equal(got, want32, ht, msg=""):
     """got (a half array) == want32 (float32) rounded to ht, bit for bit; NaN where NaN."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -35,22 +53,57 @@ def assert_rounded_equal(got, want32, ht, msg=""):
     assert bad.size == 0, f"{msg}: {bad.size} differ, first {got[bad[0]]!r} vs {want[bad[0]]!r}"
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("ht", HALF_TYPES)
 @pytest.mark.parametrize("op,kw", ELEMENTWISE_VARIANTS)
-def test_forward_is_the_float32_result_rounded(op, kw, ht, isa):
+def test_forward_is_the_float32_result_rounded(op, kw, ht, isa, path):
     x = all_patterns(ht)
     f = getattr(fastact, op["name"])
-    assert_rounded_equal(f(x, **kw), f(x.astype(np.float32), **kw), ht, f"{op['name']} {kw} {isa}")
+    got = call(f, path, x, **kw)
+    assert_rounded_equal(got, f(x.astype(np.float32), **kw), ht, f"{op['name']} {kw} {isa} {path}")
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("ht", HALF_TYPES)
 @pytest.mark.parametrize("op,kw", BACKWARD_X_VARIANTS)
-def test_backward_from_x_is_the_float32_result_rounded(op, kw, ht):
+def test_backward_from_x_is_the_float32_result_rounded(op, kw, ht, path):
     x = all_patterns(ht)
-    g = np.random.default_rng(0).uniform(-3, 3, x.size).astype(ht)
+    rng = np.random.default_rng(0)
+    g = rng.uniform(-3, 3, x.size).astype(ht)
+    g[::97] = rng.choice(np.array([0, -0.0, np.inf, -np.inf, np.nan, 6e-8, 65504], np.float32), g[::97].size)
     b = getattr(fastact, op["name"] + "_backward")
     want = b(g.astype(np.float32), x.astype(np.float32), **kw)
-    assert_rounded_equal(b(g, x, **kw), want, ht, op["name"])
+    assert_rounded_equal(call(b, path, g, x, **kw), want, ht, f"{op['name']} {path}")
+
+
+def test_large_calls_of_costly_ops_use_the_tables():
+    before = fastact._core.half_tables()
+    assert before[0], "tables are on by default"
+    x = all_patterns(np.float16)
+    fastact.silu(x, beta=0.731)  # a parameter value no other test uses: a new table
+    fastact.silu_backward(x, x, beta=0.731)
+    after = fastact._core.half_tables()
+    assert after[1] == before[1] + 2
+    assert after[2] == before[2] + (1 << 16) * (2 + 4)
+    fastact.silu(x[:TABLE_MIN - 1], beta=0.732)  # small calls compute, and build nothing
+    assert fastact._core.half_tables() == after
+    buf = io.StringIO()
+    fastact.show_config(file=buf)
+    assert f"{after[1]} built" in buf.getvalue()
+
+
+def test_tables_can_be_turned_off():
+    code = ("import fastact, numpy as np; x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16); "
+            "y = fastact.gelu(x); assert fastact._core.half_tables() == (False, 0, 0); "
+            "import sys; sys.stdout.buffer.write(y.tobytes())")
+    env = dict(os.environ, FASTACT_HALF_TABLES="0")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    x = all_patterns(np.float16)
+    got = np.frombuffer(r.stdout, np.float16)
+    want = fastact.gelu(x)
+    same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(got) & np.isnan(want))
+    assert same.all()
 
 
 @pytest.mark.parametrize("ht", HALF_TYPES)

@@ -18,6 +18,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/engine.h"
 #include "../cpu/op_info.h"
+#include "../cpu/tables16.h"
 #include "../cpu/thread_pool.h"
 #include "dlpack.h"
 #include "fastact/fastact.h"
@@ -373,7 +374,9 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
   prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
-  cpu::EwKernel k = cpu::active_table().ew[op][dir][c.dtype];
+  std::int64_t n = 1;
+  for (std::int64_t d : c.shape) n *= d;
+  cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), op, dir, c.dtype, n);
   {
     py::gil_scoped_release nogil;
     cpu::run_elementwise(k, c.elsize(), int(c.shape.size()), c.shape.data(), c.vo.data, c.vo.strides,
@@ -433,6 +436,7 @@ py::list op_list() {
     d["doc"] = o.doc;
     d["backward_from"] = from[int(o.backward_from)];
     d["params"] = params;
+    d["tabulated16"] = o.tabulated16;
     l.append(d);
   };
   for (const auto& o : cpu::elementwise_ops()) add(o);
@@ -506,6 +510,11 @@ PYBIND11_MODULE(_core, m) {
     ResultCache& c = ResultCache::get();
     return py::make_tuple(c.held(), c.limit());
   }, "(bytes held, limit) of the cache of released large results (FASTACT_RESULT_CACHE_MB).");
+  m.attr("HALF_TABLE_MIN_ELEMENTS") = cpu::tables16::kMinElements;
+  m.def("half_tables", [] {
+    const cpu::tables16::Stats s = cpu::tables16::stats();
+    return py::make_tuple(s.enabled, s.count, s.bytes);
+  }, "(enabled, tables built, bytes) of the 16-bit lookup tables (FASTACT_HALF_TABLES).");
   m.def("set_num_threads", &fastact::set_num_threads, py::arg("n"),
         "Use up to n threads (n >= 1) for large calls; results do not depend on it.");
 }

@@ -7,6 +7,7 @@
 #include "engine.h"
 #include "fastact/fastact.h"
 #include "op_info.h"
+#include "tables16.h"
 #include "thread_pool.h"
 
 #ifndef FASTACT_VERSION
@@ -31,7 +32,7 @@ void run_ew(ElementwiseOp op, int dir, const T* a, std::ptrdiff_t sa, const T* b
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, params);
   const std::int64_t shape[1] = {std::int64_t(n)};
   const std::int64_t s_a[1] = {sa}, s_o[1] = {so};
-  cpu::EwKernel k = cpu::active_table().ew[int(op)][dir][dtype_of<T>()];
+  cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), int(op), dir, dtype_of<T>(), std::int64_t(n));
   cpu::run_elementwise(k, sizeof(T), 1, shape, out, s_o, {a, s_a}, {b, s_a}, params);
 }
 

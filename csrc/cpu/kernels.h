@@ -16,6 +16,8 @@ using RowKernel = void (*)(const void* a, const void* b, void* out, std::size_t 
 struct KernelTable {
   const char* isa;
   EwKernel ew[int(ElementwiseOp::count)][kNumDirections][kNumDtypes];  // null: direction not offered
+  // Large 16-bit calls of the ops that declare tabulate16 (tables16.h); null elsewhere.
+  EwKernel ew_tabulated[int(ElementwiseOp::count)][kNumDirections][kNumDtypes];
   RowKernel row[int(RowOp::count)][2][kNumDtypes];                    // [forward, backward from y]
 };
 

@@ -5,14 +5,16 @@
 #include <string>
 
 #include "fastact/fastact.h"
+#include "../math/ops.h"
 
 namespace fastact::cpu {
 
 #define FASTACT_P_INFO(type, name, def, check, choices) \
   ParamInfo{#name, param_value(static_cast<type>(def)), ParamCheck::check, choices},
 #define FASTACT_EW_INFO(name, Op, from, doc, params) \
-  OpInfo{#name, doc, BackwardFrom::from, false, int(ElementwiseOp::name), {FASTACT_PARAMS_APPLY(INFO, params)}},
-#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, true, int(RowOp::name), {}},
+  OpInfo{#name, doc, BackwardFrom::from, false, int(ElementwiseOp::name), ops::is_tabulated16<ops::Op>::value, \
+         {FASTACT_PARAMS_APPLY(INFO, params)}},
+#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, true, int(RowOp::name), false, {}},
 
 const std::vector<OpInfo>& elementwise_ops() {
   static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO)};

@@ -20,6 +20,7 @@ struct OpInfo {
   BackwardFrom backward_from;
   bool row;
   int id;  // ElementwiseOp or RowOp
+  bool tabulated16;  // large float16 / bfloat16 calls look results up (tables16.h)
   std::vector<ParamInfo> params;
 };
 

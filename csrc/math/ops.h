@@ -2,11 +2,25 @@
 // once against the vector interface. p points at the op's parameters, already converted to T, in the
 // order of its registry line. Which backward forms exist is declared in the registry.
 #pragma once
+#include <type_traits>
+
 #include "../kinds.h"
 #include "core.h"
 
 namespace fastact::ops {
 using namespace fastact::math;
+
+// tabulate16 = true: the op's math is costly enough that large float16 / bfloat16 calls look results up
+// in tables of all 65,536 inputs (cpu/tables16.h). Such an op's backward_x(dy, x) must be dy * g(x) with
+// the multiplication by dy last (the table holds g(x) = backward_x(1, x)); a C++ test checks it bit for bit.
+template <class Op, class = void>
+struct is_tabulated16 {
+  static constexpr bool value = false;
+};
+template <class Op>
+struct is_tabulated16<Op, std::void_t<decltype(Op::tabulate16)>> {
+  static constexpr bool value = Op::tabulate16;
+};
 
 // NaN in x gives NaN in dx: a gradient through an undefined input is undefined.
 template <class V>
@@ -29,6 +43,7 @@ struct LeakyRelu {  // p[0] = negative_slope
 };
 
 struct Elu {  // p[0] = alpha
+  static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     auto pos = x > V(0);
     return select(pos, x, V(p[0]) * expm1_upto80(select(pos, V(0), x)));
@@ -43,6 +58,7 @@ struct Elu {  // p[0] = alpha
 };
 
 struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
+  static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return p[0] != T(0) ? gelu_tanh(x) : gelu_erf(x);
   }
@@ -52,6 +68,7 @@ struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
 };
 
 struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
+  static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     V wh, wl;
     two_prod(V(p[0]), x, wh, wl);
@@ -65,6 +82,7 @@ struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
 };
 
 struct Sigmoid {
+  static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return x_sigmoid(V(1), x, V(0)); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
     // z/(1+z)^2, z = exp(-|x|): symmetric, no 1 - s cancellation
@@ -76,6 +94,7 @@ struct Sigmoid {
 };
 
 struct Tanh {
+  static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::tanh(x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) { return dy * tanh_grad(x); }
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T*) { return dy * fma(-y, y, V(1)); }

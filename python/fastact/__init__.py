@@ -15,6 +15,7 @@ __version__ = _core.version()
 
 _OPS = _core.ops()
 _functions = build_functions(_OPS, _core)
+_TABULATED = [o["name"] for o in _OPS if o["tabulated16"]]
 globals().update(_functions)
 swish = _functions["silu"]  # alias (ONNX / TF name)
 swish_backward = _functions["silu_backward"]
@@ -37,6 +38,14 @@ def _cuda_config() -> str:
     return f"{line}; devices: {devs}"
 
 
+def _half_tables_config() -> str:
+    on, count, size = _core.half_tables()
+    if not on:
+        return "off (FASTACT_HALF_TABLES=0): every 16-bit call computes"
+    return (f"on for {', '.join(_TABULATED)} (calls of >= {_core.HALF_TABLE_MIN_ELEMENTS} elements); "
+            f"{count} built, {size >> 10} KiB  (FASTACT_HALF_TABLES=0 turns them off)")
+
+
 def show_config(file=None) -> None:
     """Print the version, compiler, ISA paths (compiled, supported here, in use), threads and CUDA."""
     import sys
@@ -52,6 +61,7 @@ def show_config(file=None) -> None:
         f"  result cache:    {_core.result_cache()[1] >> 20} MiB for released results of >= 1 MiB, "
         f"{_core.result_cache()[0] >> 20} MiB held  (FASTACT_RESULT_CACHE_MB)",
         "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
+        f"  16-bit tables:   {_half_tables_config()}",
         f"  CUDA:            {_cuda_config()}",
         f"  ops:             {', '.join(o['name'] for o in _OPS)}",
     ]

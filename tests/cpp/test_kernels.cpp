@@ -13,6 +13,7 @@
 #include "cpu/dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/op_info.h"
+#include "cpu/tables16.h"
 #include "fastact/half.h"
 #include "test_util.h"
 
@@ -139,6 +140,59 @@ void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt)
       }
 }
 
+// The 16-bit tables (cpu/tables16.h) against the kernels they stand in for: every input pattern, forward
+// and backward (each x with several dy, specials included), every parameter set and ISA. This is what
+// makes a lookup legal: it checks the tabulate16 promise that backward_x(dy, x) == dy * backward_x(1, x).
+void check_tables(const cpu::KernelTable& t, int dt) {
+  auto is_nan = [dt](std::uint16_t u) { return std::isnan(dt == cpu::kF16 ? to_float(half{u}) : to_float(bfloat16{u})); };
+  const std::size_t n = cpu::tables16::kPatterns;
+  std::vector<std::uint16_t> x(n), yt(n), yk(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = std::uint16_t(i);
+  std::vector<std::vector<std::uint16_t>> dys;
+  std::mt19937 rng(11);
+  for (int k = 0; k < 4; ++k) {  // random patterns, then specials of both signs: 0, 1, inf, NaN, subnormal
+    std::vector<std::uint16_t> dy(n);
+    const std::uint16_t sp[] = {0x0000, 0x8000, std::uint16_t(dt == cpu::kF16 ? 0x3c00 : 0x3f80),
+                                std::uint16_t(dt == cpu::kF16 ? 0x7c00 : 0x7f80), std::uint16_t(dt == cpu::kF16 ? 0xfc00 : 0xff80),
+                                std::uint16_t(dt == cpu::kF16 ? 0x7e00 : 0x7fc0), 0x0001, 0x8001};
+    for (std::size_t i = 0; i < n; ++i) dy[i] = k < 3 ? std::uint16_t(rng()) : sp[(i * 7 + i / 8) % 8];
+    dys.push_back(dy);
+  }
+  int tabulated = 0;
+  for (const auto& op : cpu::elementwise_ops())
+    for (const auto& p : param_sets(op))
+      for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
+        cpu::EwKernel tk = t.ew_tabulated[op.id][dir][dt], k = t.ew[op.id][dir][dt];
+        if (!tk) continue;
+        ++tabulated;
+        for (std::size_t m : {n, std::size_t(cpu::tables16::kMinElements) + 37}) {
+          for (const auto& dy : dys) {
+            const std::uint16_t* a = dir == cpu::kForward ? x.data() : dy.data();
+            const std::uint16_t* b = dir == cpu::kForward ? nullptr : x.data();
+            tk(a, b, yt.data(), m, p.data());
+            k(a, b, yk.data(), m, p.data());
+            for (std::size_t i = 0; i < m; ++i)
+              if (yt[i] != yk[i] && !(is_nan(yt[i]) && is_nan(yk[i])))
+                FAIL() << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " a " << a[i] << " x " << x[i]
+                       << ": table " << yt[i] << " vs computed " << yk[i];
+            if (dir == cpu::kForward) break;
+          }
+        }
+      }
+  EXPECT_GT(tabulated, 0);
+  const cpu::tables16::Stats st = cpu::tables16::stats();
+  EXPECT_TRUE(st.enabled);
+  EXPECT_GT(st.count, 0);
+}
+
+TEST(Kernels, HalfTablesMatchTheKernelsBitForBit) {
+  for (const auto& name : cpu::supported_isa_names()) {
+    SCOPED_TRACE(name);
+    check_tables(*cpu::table_for(name), cpu::kF16);
+    check_tables(*cpu::table_for(name), cpu::kBF16);
+  }
+}
+
 TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
   const cpu::KernelTable* ref = cpu::table_for("scalar");
   ASSERT_NE(ref, nullptr);
@@ -213,6 +267,8 @@ TEST(Conversions, HalfAndBfloat16RoundToNearestEven) {
   }
   for (std::uint32_t u = 0; u < (1u << 16); ++u) {  // half -> float -> half is the identity
     const half h{std::uint16_t(u)};
-    if (!std::isnan(to_float(h))) ASSERT_EQ(to_half(to_float(h)).bits, h.bits) << u;
+    if (!std::isnan(to_float(h))) {
+      ASSERT_EQ(to_half(to_float(h)).bits, h.bits) << u;
+    }
   }
 }
