@@ -3,7 +3,8 @@
 
     python bench/compare.py                                  # all ops, sizes 1K, 64K, 16M, float32
     python bench/compare.py --ops gelu,silu --sizes 65536 --dtype float64 --threads 1 --isa avx2
-    python bench/compare.py --dtype bfloat16          # 16-bit types against PyTorch's half kernels
+    python bench/compare.py --dtype bfloat16          # 16-bit types against PyTorch's half kernels and
+                                                      # fastact's own float32 rate (column f32 out=)
     python bench/compare.py --markdown --plot speed.png  # the README table, and a bar chart
 
 Alternatives, each optional (skipped with a note when not installed): NumPy, PyTorch (forward and its own
@@ -236,7 +237,8 @@ def main():
         roof_t = {k: statistics.median(r() for _ in range(a.rounds)) / n * 1e9 for k, r in roof.items()}
         print(f"\nsize {n:,}: copy of the same bytes " + ", ".join(f"{k} {v:.3f}" for k, v in roof_t.items()) +
               " ns/element")
-        cols_hdr = ["fastact", "fa out="] + list(ALTERNATIVES)
+        half = dt.itemsize == 2  # 16-bit: also fastact's own float32 rate, the throughput anchor
+        cols_hdr = ["fastact", "fa out="] + (["f32 out="] if half else []) + list(ALTERNATIVES)
         print(f"{'op':22s} {'dir':4s} " + " ".join(f"{c:>9s}" for c in cols_hdr) + f"  {'best alt':>9s} {'ratio':>6s}")
         ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
@@ -276,6 +278,11 @@ def main():
                         impls[("fwd", alt)] = fwd_map[(name, variant)]
                     if bwd_map and (name, variant) in bwd_map:
                         impls[("bwd", alt)] = bwd_map[(name, variant)]
+                if half:
+                    a32, g32, y32, o32 = (v.astype(np.float32) for v in (arr, garr, yarr, o_out))
+                    impls[("fwd", "f32 out=")] = lambda: f(a32, **kw, out=o32)
+                    impls[("bwd", "f32 out=")] = (lambda: fb(g32, a32, **kw, out=o32)) if from_x else \
+                        (lambda: fb(g32, y=y32, **kw, out=o32))
                 runners = {k: timer(v) for k, v in impls.items()}
                 times = {k: [] for k in runners}
                 for _ in range(a.rounds):  # interleaved
@@ -290,7 +297,7 @@ def main():
                     ratio = f"{alts[best] / cells[0]:6.2f}" if best else "     -"
                     print(f"{label:22s} {d:4s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'-':>9s}" for c in cells)
                           + f"  {best or '-':>9s} {ratio}")
-                    results.append((n, label, d, cells[0], cells[1], best, alts.get(best)))
+                    results.append((n, label, d, cells[0], cells[1], best, alts.get(best), med.get((d, "f32 out="))))
     for m in sorted(missing):
         print(f"note: {m} not installed: skipped (pip install {'onnxruntime onnx' if m == 'ort' else m})")
     if a.markdown:
@@ -315,6 +322,13 @@ def print_markdown(results, a):
             else:
                 cells.append(f"{r[3]:.3f} / {r[6]:.3f} {r[5]} ({r[6] / r[3]:.2f}x)")
         print(f"| {label} | {d} | " + " | ".join(cells) + " |")
+    if results and results[0][7] is not None:  # 16-bit: throughput against fastact's own float32, out= both
+        print(f"\n| op | dir | " + " | ".join(f"{n:,}: {a.dtype} / float32 ns (speedup)" for n in sizes) + " |")
+        print("|---|---|" + "---|" * len(sizes))
+        for label, d in keys:
+            cells = [f"{r[4]:.3f} / {r[7]:.3f} ({r[7] / r[4]:.2f}x)" if (r := by.get((n, label, d))) else "-"
+                     for n in sizes]
+            print(f"| {label} | {d} | " + " | ".join(cells) + " |")
 
 
 def plot(results, a):

@@ -3,15 +3,21 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <new>
+#include <type_traits>
+#include <vector>
 
 #include "../math/rows.h"
+#include "storage_io.h"
 
 namespace fastact::cpu::rows {
 using namespace fastact::math;
 using namespace fastact::math::rows;
 
 // Calls f(const T* block_of_32_per_operand..., count) over the row; the last block is padded with pad.
+// T here is any storage type.
 template <class T, class F>
 void blocks(std::size_t len, const T* a, const T* b, T pad_a, T pad_b, F f) {
   std::size_t i = 0;
@@ -27,15 +33,37 @@ void blocks(std::size_t len, const T* a, const T* b, T pad_a, T pad_b, F f) {
   }
 }
 
-template <class V>
-void store_block(const V* v, typename V::T* out, std::size_t count) {
-  using T = typename V::T;
+// A per-thread scratch row of at least len values, on cache lines of its own: two threads' scratch rows
+// sharing a line would bounce it between cores on every row (measured: 1.5x slower).
+template <class T>
+T* scratch_row(std::size_t len) {
+  struct Row {
+    T* p = nullptr;
+    std::size_t cap = 0;
+    ~Row() { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  thread_local Row r;
+  if (r.cap < len) {
+    ::operator delete[](r.p, std::align_val_t(64));
+    r.p = nullptr;
+    r.cap = 0;
+    const std::size_t cap = (len * sizeof(T) + 63) / 64 * 64 / sizeof(T);
+    r.p = static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t(64)));
+    r.cap = cap;
+  }
+  return r.p;
+}
+
+// Stores the block's count values, rounded to the storage type S.
+template <class V, class S>
+void store_block(const V* v, S* out, std::size_t count) {
+  using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
   if (count == std::size_t(kLanes)) {
-    for (int j = 0; j < N; ++j) v[j].store(out + j * V::W);
+    for (int j = 0; j < N; ++j) IO::store(out + j * V::W, v[j]);
   } else {
-    T tmp[kLanes];
-    for (int j = 0; j < N; ++j) v[j].store(tmp + j * V::W);
+    S tmp[kLanes];
+    for (int j = 0; j < N; ++j) IO::store(tmp + j * V::W, v[j]);
     for (std::size_t j = 0; j < count; ++j) out[j] = tmp[j];
   }
 }
@@ -59,76 +87,87 @@ typename V::T reduce_sum(const Kahan<V>* acc) {
   return combine_sum<T>([&](int j) { return s[j] - c[j]; });
 }
 
-template <class V>
-typename V::T row_max(const typename V::T* x, std::size_t len) {
+template <class V, class S>
+typename V::T row_max(const S* x, std::size_t len) {
   using T = typename V::T;
+  using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
   V acc[N];
   for (auto& a : acc) a = V(-std::numeric_limits<T>::infinity());
-  blocks<T>(len, x, nullptr, -std::numeric_limits<T>::infinity(), T(0),
-            [&](const T* a, const T*, std::size_t, std::size_t) {
-              for (int j = 0; j < N; ++j) acc[j] = max_nan(acc[j], V::load(a + j * V::W));
+  blocks<S>(len, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
+            [&](const S* a, const S*, std::size_t, std::size_t) {
+              for (int j = 0; j < N; ++j) acc[j] = max_nan(acc[j], IO::load(a + j * V::W));
             });
   return reduce_max(acc);
 }
 
-template <class V, bool Log>
+// S: the storage type (T, or float16 / bfloat16 on float vectors: read and rounded directly, computed and
+// accumulated in float32).
+template <class V, bool Log, class S = typename V::T>
 void forward(const void* a_, const void*, void* o_, std::size_t len) {
   using T = typename V::T;
+  using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const T* x = static_cast<const T*>(a_);
-  T* y = static_cast<T*>(o_);
+  const S* x = static_cast<const S*>(a_);
+  S* y = static_cast<S*>(o_);
   if (len == 0) return;
   const T mx = row_max<V>(x, len);
   const V m(mx);
+  // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
+  T* e_row = nullptr;
+  if constexpr (!Log) {
+    if constexpr (std::is_same_v<S, T>) {
+      e_row = y;
+    } else {
+      e_row = scratch_row<T>(len);
+    }
+  }
   Kahan<V> acc[N];
-  blocks<T>(len, x, nullptr, -std::numeric_limits<T>::infinity(), T(0),
-            [&](const T* a, const T*, std::size_t i, std::size_t count) {
+  blocks<S>(len, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
+            [&](const S* a, const S*, std::size_t i, std::size_t count) {
               V e[N];
               for (int j = 0; j < N; ++j) {
-                e[j] = exp_shifted(V::load(a + j * V::W), m);
+                e[j] = exp_shifted(IO::load(a + j * V::W), m);
                 acc[j].add(e[j]);
               }
-              if (!Log) store_block(e, y + i, count);
+              if (!Log) store_block(e, e_row + i, count);
             });
   const T sum = reduce_sum(acc);
-  if (!Log) {
+  if constexpr (!Log) {
     const V r(T(1) / sum);
-    blocks<T>(len, y, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
+    blocks<T>(len, e_row, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
       V v[N];
       for (int j = 0; j < N; ++j) v[j] = V::load(a + j * V::W) * r;
       store_block(v, y + i, count);
     });
   } else {
     const V lse(log_sum(sum));
-    blocks<T>(len, x, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
+    blocks<S>(len, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
       V v[N];
-      for (int j = 0; j < N; ++j) v[j] = log_softmax_value(V::load(a + j * V::W), m, lse);
+      for (int j = 0; j < N; ++j) v[j] = log_softmax_value(IO::load(a + j * V::W), m, lse);
       store_block(v, y + i, count);
     });
   }
 }
 
-template <class V, bool Log>
+template <class V, bool Log, class S = typename V::T>
 void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
   using T = typename V::T;
+  using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const T* dy = static_cast<const T*>(a_);
-  const T* y = static_cast<const T*>(b_);
-  T* dx = static_cast<T*>(o_);
+  const S* dy = static_cast<const S*>(a_);
+  const S* y = static_cast<const S*>(b_);
+  S* dx = static_cast<S*>(o_);
   if (len == 0) return;
+  const S zero = IO::value(T(0));
   Kahan<V> acc[N];
-  blocks<T>(len, dy, y, T(0), T(0), [&](const T* a, const T* b, std::size_t, std::size_t) {
-    for (int j = 0; j < N; ++j) {
-      acc[j].add(backward_term<Log>(V::load(a + j * V::W), V::load(b + j * V::W)));
-    }
+  blocks<S>(len, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t, std::size_t) {
+    for (int j = 0; j < N; ++j) acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
   });
   const V s(reduce_sum(acc));
-  blocks<T>(len, dy, y, T(0), T(0), [&](const T* a, const T* b, std::size_t i, std::size_t count) {
+  blocks<S>(len, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
     V v[N];
-    for (int j = 0; j < N; ++j) {
-      v[j] = backward_value<Log>(V::load(a + j * V::W), V::load(b + j * V::W), s);
-    }
+    for (int j = 0; j < N; ++j) v[j] = backward_value<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W), s);
     store_block(v, dx + i, count);
   });
 }
