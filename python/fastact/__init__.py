@@ -47,7 +47,8 @@ def _half_tables_config() -> str:
 
 
 def show_config(file=None) -> None:
-    """Print the version, compiler, ISA paths (compiled, supported here, in use), threads and CUDA."""
+    """Print the version, compiler, ISA paths (compiled, supported here, in use), threads, the result cache,
+    the 16-bit lookup tables (which ops, how many built) and CUDA."""
     import sys
 
     out = file or sys.stdout

@@ -10,6 +10,9 @@
 // gelu(x, y, n, GeluApprox approximate = GeluApprox::none). Row ops (softmax, log_softmax) take
 // (x, y, rows, cols) for rows of contiguous cols, or element strides for rows and columns.
 // Strides are in elements. In-place (y == x) is allowed. Bad arguments throw fastact::Error.
+// 16-bit calls of 16,384 elements or more to the costly ops (elu, gelu, silu, sigmoid, tanh) look results
+// up in per-process tables of all 65,536 inputs, filled by the same kernels (same bits; built on first
+// use, 128-256 KiB each; FASTACT_HALF_TABLES=0 turns them off).
 #pragma once
 #include <cstddef>
 #include <stdexcept>
