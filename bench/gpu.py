@@ -27,6 +27,8 @@ def main(argv=None):
     ap.add_argument("--ops", default=None, help="comma-separated op names (default: all)")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--row", type=int, default=1024, help="softmax row length (default 1024)")
+    ap.add_argument("--call-size", type=int, default=1024,
+                    help="elements for the per-call cost table (default 1024; 0 skips it)")
     args = ap.parse_args(argv)
 
     try:
@@ -132,6 +134,43 @@ def main(argv=None):
                   f"{cp_col} | {t_ours / t_torch:.2f} |")
         del x, g, rows, grows, y_sig, y_tanh, y_soft, y_logsoft, src, dst
         torch.cuda.empty_cache()
+    if args.call_size:
+        call_cost(torch, args)
+
+
+def call_cost(torch, args):
+    """Host time per call on small torch tensors (launch and Python included), the cost that dominates
+    small activations on a GPU: calls issued back to back, then one synchronize, median of rounds."""
+    import time
+
+    n = args.call_size
+    x = torch.randn(n, device="cuda")
+    g = torch.randn(n, device="cuda")
+    rows = x.view(-1, min(n, 256))
+    cases = [("relu", lambda: fastact.relu(x), lambda: torch.relu(x)),
+             ("gelu", lambda: fastact.gelu(x), lambda: torch.nn.functional.gelu(x)),
+             ("gelu_backward", lambda: fastact.gelu_backward(g, x), lambda: torch.ops.aten.gelu_backward(g, x)),
+             ("softmax", lambda: fastact.softmax(rows), lambda: torch.softmax(rows, -1))]
+    print()
+    print(f"Per call, {n} float32 elements on the GPU (torch tensors in and out; host wall time of 200 calls "
+          f"issued back to back, then a synchronize; median of {args.rounds}):")
+    print()
+    print("| op | fastact µs | torch µs | fastact / torch |")
+    print("|---|---|---|---|")
+    for name, ours, theirs in cases:
+        res = []
+        for fn in (ours, theirs):
+            fn()
+            torch.cuda.synchronize()
+            ts = []
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                for _ in range(200):
+                    fn()
+                torch.cuda.synchronize()
+                ts.append((time.perf_counter() - t0) / 200)
+            res.append(statistics.median(ts))
+        print(f"| {name} | {res[0] * 1e6:.1f} | {res[1] * 1e6:.1f} | {res[0] / res[1]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def test_backward_from_y_exact_to_what_y_holds(op, kw, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cols", [1, 7, 31, 32, 33, 1000, 1024, 4099])
+@pytest.mark.parametrize("cols", [1, 7, 31, 32, 33, 1000, 1024, 4099, 8200, 140_001])  # long rows: by chunks
 def test_softmax_accuracy(dtype, cols, isa):
     rng = np.random.default_rng(cols)
     x = (rng.standard_normal((9, cols)) * 30).astype(dtype)

@@ -1,6 +1,8 @@
 // Softmax-family row kernels, generic over the vector type: the lanes of math/rows.h (32 interleaved
-// lanes, combined in lane order), held in 32 / W vectors of W lanes, so every ISA gets the same bits.
+// lanes, combined in lane order; sums by chunks of kChunk), held in 32 / W vectors of W lanes, so every
+// ISA gets the same bits.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -122,17 +124,22 @@ void forward(const void* a_, const void*, void* o_, std::size_t len) {
       e_row = scratch_row<T>(len);
     }
   }
-  Kahan<V> acc[N];
-  blocks<S>(len, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
-            [&](const S* a, const S*, std::size_t i, std::size_t count) {
-              V e[N];
-              for (int j = 0; j < N; ++j) {
-                e[j] = exp_shifted(IO::load(a + j * V::W), m);
-                acc[j].add(e[j]);
-              }
-              if (!Log) store_block(e, e_row + i, count);
-            });
-  const T sum = reduce_sum(acc);
+  PartialSums<T> sums;
+  for (std::size_t start = 0; start < len; start += kChunk) {
+    Kahan<V> acc[N];
+    blocks<S>(std::min<std::size_t>(kChunk, len - start), x + start, nullptr,
+              IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
+              [&](const S* a, const S*, std::size_t i, std::size_t count) {
+                V e[N];
+                for (int j = 0; j < N; ++j) {
+                  e[j] = exp_shifted(IO::load(a + j * V::W), m);
+                  acc[j].add(e[j]);
+                }
+                if (!Log) store_block(e, e_row + start + i, count);
+              });
+    sums.add(reduce_sum(acc));
+  }
+  const T sum = sums.total();
   if constexpr (!Log) {
     const V r(T(1) / sum);
     blocks<T>(len, e_row, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
@@ -160,11 +167,17 @@ void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
   S* dx = static_cast<S*>(o_);
   if (len == 0) return;
   const S zero = IO::value(T(0));
-  Kahan<V> acc[N];
-  blocks<S>(len, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t, std::size_t) {
-    for (int j = 0; j < N; ++j) acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
-  });
-  const V s(reduce_sum(acc));
+  PartialSums<T> sums;
+  for (std::size_t start = 0; start < len; start += kChunk) {
+    Kahan<V> acc[N];
+    blocks<S>(std::min<std::size_t>(kChunk, len - start), dy + start, y + start, zero, zero,
+              [&](const S* a, const S* b, std::size_t, std::size_t) {
+                for (int j = 0; j < N; ++j)
+                  acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
+              });
+    sums.add(reduce_sum(acc));
+  }
+  const V s(sums.total());
   blocks<S>(len, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
     V v[N];
     for (int j = 0; j < N; ++j) v[j] = backward_value<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W), s);

@@ -66,6 +66,7 @@ struct EwBody {
   using C = typename ElemIo<S>::C;
   using V = simd::Scalar<C>;
   static constexpr int kPack = 16 / int(sizeof(S));
+  static constexpr int kUnroll = 2;
   struct alignas(16) Pack {
     S v[kPack];
   };
@@ -97,7 +98,21 @@ struct EwBody {
   FASTACT_HD_INLINE static void contiguous(const S* a, const S* b, S* o, i64 n, const Params<C>& p, Coord c) {
     const Split s = split(a, b, o, n);
     const i64 t0 = c.global(), step = c.total();
-    for (i64 k = t0; k < s.packs; k += step) {
+    i64 k = t0;
+    // kUnroll packs a step apart per round, all loaded before any is computed: more bytes in flight
+    for (; k + (kUnroll - 1) * step < s.packs; k += kUnroll * step) {
+      Pack pa[kUnroll], pb[kUnroll] = {};
+      for (int u = 0; u < kUnroll; ++u) {
+        pa[u] = *reinterpret_cast<const Pack*>(a + s.head + (k + u * step) * kPack);
+        if (Dir != kForward) pb[u] = *reinterpret_cast<const Pack*>(b + s.head + (k + u * step) * kPack);
+      }
+      for (int u = 0; u < kUnroll; ++u) {
+        Pack po;
+        for (int j = 0; j < kPack; ++j) po.v[j] = one(pa[u].v, pb[u].v, j, j, p);
+        *reinterpret_cast<Pack*>(o + s.head + (k + u * step) * kPack) = po;
+      }
+    }
+    for (; k < s.packs; k += step) {
       const i64 base = s.head + k * kPack;
       const Pack pa = *reinterpret_cast<const Pack*>(a + base);
       Pack pb{};
@@ -132,11 +147,12 @@ FASTACT_HD_INLINE void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coor
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rows (softmax family): one warp per row, lane l taking elements l, l+32, ... -- the lanes of
-// math/rows.h, so the result is the CPU's to the bit. Each pass below is one lane's share; between
-// passes the kernel shell gathers the 32 lane values (warp shuffles) and every lane combines them in
-// lane order (math::rows::combine_*).
+// Rows (softmax family): a warp per row, or per (row, chunk) for few long rows, lane l taking elements
+// l, l+32, ... -- the lanes and chunks of math/rows.h, so the result is the CPU's to the bit. Each
+// pass below is one lane's share; between passes the kernel shell gathers the 32 lane values (warp
+// shuffles) and every lane combines them in lane order (math::rows::combine_*).
 constexpr int kWarp = math::rows::kLanes;
+constexpr i64 kChunk = math::rows::kChunk;
 
 struct RowWalk {
   i64 len = 0, nrows = 0;
@@ -164,52 +180,61 @@ struct RowBody {
   FASTACT_HD_INLINE static Row row(const RowWalk& w, i64 r, const S* a, const S* b, S* o) {
     i64 off[3];
     w.outer.offsets(r, off);
-    return Row{a + off[1], b ? b + off[2] : nullptr, o + off[0], w.len, w.axis_st[1], w.axis_st[2], w.axis_st[0]};
+    return Row{a + off[1], b ? b + off[2] : nullptr, o ? o + off[0] : nullptr, w.len, w.axis_st[1], w.axis_st[2], w.axis_st[0]};
   }
-  FASTACT_HD_INLINE static i64 blocks(const Row& r) { return (r.len + kWarp - 1) / kWarp; }
   // Element i of p, or pad past the end (the CPU pads its last block of 32 the same way).
   FASTACT_HD_INLINE static V at(const S* p, i64 st, i64 i, i64 len, C pad) {
     return i < len ? V(ElemIo<S>::load(p[i * st])) : V(pad);
   }
-  // Forward pass 1: the lane's max.
-  FASTACT_HD_INLINE static C lane_max(const Row& r, int l) {
-    const C ninf = -inf();
-    V acc(ninf);
-    for (i64 k = 0; k < blocks(r); ++k) acc = math::rows::max_nan(acc, at(r.a, r.sa, k * kWarp + l, r.len, ninf));
+  // Chunks (math::rows::kChunk): lane l's elements of chunk ch are ch * kChunk + l + 32 k, up to the
+  // chunk's end or the row's last block of 32 (padded past the row's end).
+  FASTACT_HD_INLINE static i64 chunks(i64 len) { return (len + kChunk - 1) / kChunk; }
+  FASTACT_HD_INLINE static i64 chunk_begin(i64 ch) { return ch * kChunk; }
+  FASTACT_HD_INLINE static i64 chunk_end(const Row& r, i64 ch) {
+    const i64 e = (ch + 1) * kChunk, padded = (r.len + kWarp - 1) / kWarp * kWarp;
+    return e < padded ? e : padded;
+  }
+  // The end of chunk ch's elements (unpadded: the max and the outputs need no padding).
+  FASTACT_HD_INLINE static i64 chunk_stop(const Row& r, i64 ch) {
+    const i64 e = (ch + 1) * kChunk;
+    return e < r.len ? e : r.len;
+  }
+  // Forward pass 1: the lane's max over [begin, end) (end <= len: the max needs no padding).
+  FASTACT_HD_INLINE static C lane_max(const Row& r, int l, i64 begin, i64 end) {
+    V acc(-inf());
+    FASTACT_DEVICE_UNROLL(4)
+    for (i64 i = begin + l; i < end; i += kWarp) acc = math::rows::max_nan(acc, V(ElemIo<S>::load(r.a[i * r.sa])));
     return acc.v;
   }
-  // Forward pass 2: the lane's compensated sum of exp(x - m).
-  FASTACT_HD_INLINE static Kahan lane_sum(const Row& r, int l, C m) {
+  // Forward pass 2: the lane's compensated sum of exp(x - m) over one chunk.
+  FASTACT_HD_INLINE static Kahan lane_sum(const Row& r, int l, C m, i64 ch) {
     Kahan acc;
-    for (i64 k = 0; k < blocks(r); ++k) acc.add(math::rows::exp_shifted(at(r.a, r.sa, k * kWarp + l, r.len, -inf()), V(m)));
+    const i64 end = chunk_end(r, ch);
+    FASTACT_DEVICE_UNROLL(4)
+    for (i64 i = chunk_begin(ch) + l; i < end; i += kWarp)
+      acc.add(math::rows::exp_shifted(at(r.a, r.sa, i, r.len, -inf()), V(m)));
     return acc;
   }
-  // Forward pass 3: the lane's outputs.
-  FASTACT_HD_INLINE static void lane_write(const Row& r, int l, C m, C sum) {
-    if (!Log) {
-      const V scale(C(1) / sum);
-      for (i64 i = l; i < r.len; i += kWarp)
-        r.o[i * r.so] = ElemIo<S>::store((math::rows::exp_shifted(V(ElemIo<S>::load(r.a[i * r.sa])), V(m)) * scale).v);
-    } else {
-      const V lse(math::rows::log_sum(sum));
-      for (i64 i = l; i < r.len; i += kWarp)
-        r.o[i * r.so] = ElemIo<S>::store(math::rows::log_softmax_value(V(ElemIo<S>::load(r.a[i * r.sa])), V(m), lse).v);
-    }
+  // Forward pass 3: what every output of a row needs besides x and m: 1 / sum (softmax) or log(sum).
+  FASTACT_HD_INLINE static C finish(C sum) { return Log ? math::rows::log_sum(sum) : C(1) / sum; }
+  FASTACT_HD_INLINE static void write(const Row& r, i64 i, C m, C f) {
+    const V x(ElemIo<S>::load(r.a[i * r.sa]));
+    r.o[i * r.so] = ElemIo<S>::store(Log ? math::rows::log_softmax_value(x, V(m), V(f)).v
+                                         : (math::rows::exp_shifted(x, V(m)) * V(f)).v);
   }
-  // Backward pass 1: the lane's compensated sum of dy * y (softmax) or dy (log_softmax).
-  FASTACT_HD_INLINE static Kahan lane_backward_sum(const Row& r, int l) {
+  // Backward pass 1: the lane's compensated sum of dy * y (softmax) or dy (log_softmax) over one chunk.
+  FASTACT_HD_INLINE static Kahan lane_backward_sum(const Row& r, int l, i64 ch) {
     Kahan acc;
-    for (i64 k = 0; k < blocks(r); ++k) {
-      const i64 i = k * kWarp + l;
+    const i64 end = chunk_end(r, ch);
+    FASTACT_DEVICE_UNROLL(4)
+    for (i64 i = chunk_begin(ch) + l; i < end; i += kWarp)
       acc.add(math::rows::backward_term<Log>(at(r.a, r.sa, i, r.len, C(0)), at(r.b, r.sb, i, r.len, C(0))));
-    }
     return acc;
   }
-  // Backward pass 2: the lane's gradients.
-  FASTACT_HD_INLINE static void lane_backward_write(const Row& r, int l, C s) {
-    for (i64 i = l; i < r.len; i += kWarp)
-      r.o[i * r.so] = ElemIo<S>::store(
-          math::rows::backward_value<Log>(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
+  // Backward pass 2: one gradient.
+  FASTACT_HD_INLINE static void backward_write(const Row& r, i64 i, C s) {
+    r.o[i * r.so] = ElemIo<S>::store(
+        math::rows::backward_value<Log>(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
   }
   FASTACT_HD_INLINE static C inf() {
     if constexpr (sizeof(C) == 4) return simd::bit_cast<C>(std::uint32_t(0x7f800000u));
@@ -233,5 +258,25 @@ inline Grid grid_for(i64 items, int threads, int sm_count) {
   return Grid{b, threads};
 }
 inline Grid row_grid(i64 nrows, int sm_count) { return grid_for(nrows * kWarp, kThreads, sm_count); }
+
+// Few long rows are split: one warp per (row, chunk) task, in five launches (chunk maxima, row maxima,
+// chunk partial sums, row sums, outputs; a backward needs the last three) through a workspace of
+// RowWorkspace<C>::elements(w) values. Many rows keep one warp per row, which walks the same chunks.
+inline bool split_rows(const RowWalk& w, int sm_count) {
+  return w.len > kChunk && w.nrows < i64(sm_count > 0 ? sm_count : 1) * kBlocksPerSm;
+}
+struct SplitTask {
+  i64 row, chunk;
+};
+FASTACT_HD_INLINE SplitTask split_task(i64 t, i64 nchunks) { return SplitTask{t / nchunks, t % nchunks}; }
+template <class C>
+struct RowWorkspace {
+  C *chunk_max, *row_max, *chunk_sum, *row_sum;
+  static i64 elements(const RowWalk& w) { return 2 * w.nrows * ((w.len + kChunk - 1) / kChunk) + 2 * w.nrows; }
+  static RowWorkspace at(C* base, const RowWalk& w) {
+    const i64 tasks = w.nrows * ((w.len + kChunk - 1) / kChunk);
+    return RowWorkspace{base, base + tasks, base + tasks + w.nrows, base + 2 * tasks + w.nrows};
+  }
+};
 
 }  // namespace fastact::cuda

@@ -34,7 +34,31 @@ __global__ void __launch_bounds__(kThreads) copy_kernel(const S* a, S* o, Walk w
   copy_strided(a, o, w, n, coord());
 }
 
-// One warp per row. Lane values are gathered with shuffles and combined in lane order by every lane.
+// Every lane's value, combined in lane order by every lane (math::rows::combine_*).
+template <class C>
+__device__ C warp_sum(C v) {
+  return math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, v, j); });
+}
+template <class C>
+__device__ C warp_max(C v) {
+  return math::rows::combine_max<C>([&](int j) { return __shfl_sync(0xffffffffu, v, j); });
+}
+
+// A row's sum by chunks, in one warp: chunk ch's partial to lane ch % 32 (math::rows::PartialSums).
+template <class C, class LaneSum>
+__device__ C chunked_sum(i64 nchunks, int l, LaneSum lane_sum) {
+  math::rows::Kahan<simd::Scalar<C>> mine;
+  C first = C(0);
+  for (i64 ch = 0; ch < nchunks; ++ch) {
+    const auto k = lane_sum(ch);
+    const C p = warp_sum((k.s - k.c).v);
+    if (ch == 0) first = p;
+    if (ch % kWarp == l) mine.add(simd::Scalar<C>(p));
+  }
+  return nchunks == 1 ? first : warp_sum((mine.s - mine.c).v);
+}
+
+// One warp per row.
 template <class S, bool Log>
 __global__ void __launch_bounds__(kThreads) row_forward_kernel(RowWalk w, const S* x, S* y) {
   using B = RowBody<S, Log>;
@@ -43,12 +67,9 @@ __global__ void __launch_bounds__(kThreads) row_forward_kernel(RowWalk w, const 
   const int l = B::lane(c);
   for (i64 r = B::warp(c); r < w.nrows; r += B::warps(c)) {
     const typename B::Row row = B::row(w, r, x, nullptr, y);
-    const C part = B::lane_max(row, l);
-    const C m = math::rows::combine_max<C>([&](int j) { return __shfl_sync(0xffffffffu, part, j); });
-    const auto k = B::lane_sum(row, l, m);
-    const C sc = (k.s - k.c).v;
-    const C sum = math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, sc, j); });
-    B::lane_write(row, l, m, sum);
+    const C m = warp_max(B::lane_max(row, l, 0, row.len));
+    const C f = B::finish(chunked_sum<C>(B::chunks(row.len), l, [&](i64 ch) { return B::lane_sum(row, l, m, ch); }));
+    for (i64 i = l; i < row.len; i += kWarp) B::write(row, i, m, f);
   }
 }
 
@@ -60,11 +81,82 @@ __global__ void __launch_bounds__(kThreads) row_backward_kernel(RowWalk w, const
   const int l = B::lane(c);
   for (i64 r = B::warp(c); r < w.nrows; r += B::warps(c)) {
     const typename B::Row row = B::row(w, r, dy, y, dx);
-    const auto k = B::lane_backward_sum(row, l);
-    const C sc = (k.s - k.c).v;
-    const C s = math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, sc, j); });
-    B::lane_backward_write(row, l, s);
+    const C s = chunked_sum<C>(B::chunks(row.len), l, [&](i64 ch) { return B::lane_backward_sum(row, l, ch); });
+    for (i64 i = l; i < row.len; i += kWarp) B::backward_write(row, i, s);
   }
+}
+
+// Split rows (bodies.h split_rows): one warp per (row, chunk) task, then one warp per row to combine.
+// f(t, task, lane) for this warp's tasks t = warp, warp + warps, ... of nrows * per_row (per_row = 1: rows).
+template <class F>
+__device__ void each_task(const RowWalk& w, i64 per_row, F f) {
+  const Coord c = coord();
+  for (i64 t = c.global() / kWarp; t < w.nrows * per_row; t += c.total() / kWarp)
+    f(t, split_task(t, per_row), int(c.thread % kWarp));
+}
+template <class S>
+using WorkspaceOf = RowWorkspace<typename ElemIo<S>::C>;
+
+template <class S, bool Log>
+__global__ void __launch_bounds__(kThreads) split_chunk_max_kernel(RowWalk w, const S* x, WorkspaceOf<S> ws) {
+  using B = RowBody<S, Log>;
+  each_task(w, B::chunks(w.len), [&](i64 t, SplitTask k, int l) {
+    const typename B::Row row = B::row(w, k.row, x, nullptr, nullptr);
+    const i64 begin = B::chunk_begin(k.chunk), end = B::chunk_stop(row, k.chunk);
+    const auto m = warp_max(B::lane_max(row, l, begin, end));
+    if (l == 0) ws.chunk_max[t] = m;
+  });
+}
+
+template <class S, bool Log>
+__global__ void __launch_bounds__(kThreads) split_row_max_kernel(RowWalk w, WorkspaceOf<S> ws) {
+  using B = RowBody<S, Log>;
+  const i64 nch = B::chunks(w.len);
+  each_task(w, 1, [&](i64 r, SplitTask, int l) {
+    typename B::V acc(-B::inf());
+    for (i64 j = l; j < nch; j += kWarp) acc = math::rows::max_nan(acc, typename B::V(ws.chunk_max[r * nch + j]));
+    const auto m = warp_max(acc.v);
+    if (l == 0) ws.row_max[r] = m;
+  });
+}
+
+template <class S, bool Log, int Dir>
+__global__ void __launch_bounds__(kThreads) split_chunk_sum_kernel(RowWalk w, const S* a, const S* b, WorkspaceOf<S> ws) {
+  using B = RowBody<S, Log>;
+  each_task(w, B::chunks(w.len), [&](i64 t, SplitTask k, int l) {
+    const typename B::Row row = B::row(w, k.row, a, b, nullptr);
+    const auto acc = Dir == 0 ? B::lane_sum(row, l, ws.row_max[k.row], k.chunk) : B::lane_backward_sum(row, l, k.chunk);
+    const auto p = warp_sum((acc.s - acc.c).v);
+    if (l == 0) ws.chunk_sum[t] = p;
+  });
+}
+
+template <class S, bool Log>
+__global__ void __launch_bounds__(kThreads) split_row_sum_kernel(RowWalk w, WorkspaceOf<S> ws) {
+  using B = RowBody<S, Log>;
+  const i64 nch = B::chunks(w.len);
+  each_task(w, 1, [&](i64 r, SplitTask, int l) {
+    typename B::Kahan mine;  // lane l's chunk partials (math::rows::PartialSums)
+    for (i64 j = l; j < nch; j += kWarp) mine.add(typename B::V(ws.chunk_sum[r * nch + j]));
+    const auto s = nch == 1 ? ws.chunk_sum[r * nch] : warp_sum((mine.s - mine.c).v);
+    if (l == 0) ws.row_sum[r] = s;
+  });
+}
+
+template <class S, bool Log, int Dir>
+__global__ void __launch_bounds__(kThreads) split_write_kernel(RowWalk w, const S* a, const S* b, S* o, WorkspaceOf<S> ws) {
+  using B = RowBody<S, Log>;
+  each_task(w, B::chunks(w.len), [&](i64, SplitTask k, int l) {
+    const typename B::Row row = B::row(w, k.row, a, b, o);
+    const i64 begin = B::chunk_begin(k.chunk), end = B::chunk_stop(row, k.chunk);
+    if (Dir == 0) {
+      const auto m = ws.row_max[k.row], f = B::finish(ws.row_sum[k.row]);
+      for (i64 i = begin + l; i < end; i += kWarp) B::write(row, i, m, f);
+    } else {
+      const auto s = ws.row_sum[k.row];
+      for (i64 i = begin + l; i < end; i += kWarp) B::backward_write(row, i, s);
+    }
+  });
 }
 
 void check(cudaError_t e, const char* what) {
@@ -117,7 +209,33 @@ struct RowArgs {
 using RowLauncher = void (*)(const RowArgs&);
 
 template <class S, bool Log, int Dir>
+void launch_split_rows(const RowArgs& x) {
+  using C = typename ElemIo<S>::C;
+  const RowWalk& w = *x.walk;
+  const S* a = static_cast<const S*>(x.a);
+  const S* b = static_cast<const S*>(x.b);
+  void* base = nullptr;
+  check(cudaMallocAsync(&base, std::size_t(RowWorkspace<C>::elements(w)) * sizeof(C), x.stream),
+        "cudaMallocAsync (softmax workspace)");
+  const auto ws = RowWorkspace<C>::at(static_cast<C*>(base), w);
+  const Grid tasks = grid_for(w.nrows * RowBody<S, Log>::chunks(w.len) * kWarp, kThreads, x.sms);
+  const Grid rows = row_grid(w.nrows, x.sms);
+  const auto go = [&](auto kernel, Grid g, auto... args) {
+    kernel<<<unsigned(g.blocks), g.threads, 0, x.stream>>>(args...);
+  };
+  if (Dir == 0) {
+    go(split_chunk_max_kernel<S, Log>, tasks, w, a, ws);
+    go(split_row_max_kernel<S, Log>, rows, w, ws);
+  }
+  go(split_chunk_sum_kernel<S, Log, Dir>, tasks, w, a, b, ws);
+  go(split_row_sum_kernel<S, Log>, rows, w, ws);
+  go(split_write_kernel<S, Log, Dir>, tasks, w, a, b, static_cast<S*>(x.o), ws);
+  check(cudaFreeAsync(base, x.stream), "cudaFreeAsync (softmax workspace)");
+}
+
+template <class S, bool Log, int Dir>
 void launch_row(const RowArgs& x) {
+  if (split_rows(*x.walk, x.sms)) return launch_split_rows<S, Log, Dir>(x);
   const Grid g = row_grid(x.walk->nrows, x.sms);
   if (Dir == 0)
     row_forward_kernel<S, Log><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(*x.walk, static_cast<const S*>(x.a),

@@ -1,8 +1,11 @@
-// The softmax family's arithmetic, shared by the CPU row kernels and the CUDA warp-per-row kernels.
+// The softmax family's arithmetic, shared by the CPU row kernels and the CUDA row kernels.
 // The reduction order is part of the contract: 32 interleaved lanes (lane j takes elements j, j+32,
 // ..., the last block padded), each a compensated (Kahan) sum or a running max, then the 32 lanes
 // combined in lane order. A SIMD register of any width and a CUDA warp both walk that same order, so
-// every path gives the same bits.
+// every path gives the same bits. Sums over rows longer than kChunk go by chunks (PartialSums), so
+// that a GPU can spread one long row over many warps and still give the CPU's bits. (The max's order
+// does not matter: it can differ only in the sign of a zero or a NaN's payload, neither of which
+// reaches a result.)
 #pragma once
 #include "core.h"
 #include "vec_scalar.h"
@@ -42,6 +45,26 @@ FASTACT_HD_INLINE T combine_sum(Lane lane) {
   for (int j = 0; j < kLanes; ++j) k.add(simd::Scalar<T>(lane(j)));
   return k.s.v;
 }
+
+// Sums over a row go by chunks of kChunk elements (a multiple of 32, so only a row's last chunk pads):
+// each chunk's lanes are combined into a partial (combine_sum), and the partials are summed by the same
+// rule -- partial c to lane c % 32 (Kahan), then the lanes in order. A row of one chunk is its partial.
+constexpr int kChunk = 4096;
+
+template <class T>
+struct PartialSums {
+  Kahan<simd::Scalar<T>> lane[kLanes];
+  T first = T(0);
+  long long n = 0;
+  FASTACT_HD_INLINE void add(T partial) {
+    if (n == 0) first = partial;
+    lane[n % kLanes].add(simd::Scalar<T>(partial));
+    ++n;
+  }
+  FASTACT_HD_INLINE T total() const {
+    return n == 1 ? first : combine_sum<T>([&](int j) { return (lane[j].s - lane[j].c).v; });
+  }
+};
 
 // exp(x - m) with x - m kept as a double word: its rounding would otherwise cost |x - m| ulps.
 template <class V>

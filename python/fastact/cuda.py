@@ -100,9 +100,15 @@ def _stream_handle(stream, fn: str):
                     f"with __cuda_stream__; got {type(stream).__name__}")
 
 
+_LIBRARY = {}  # type -> its top-level module name (asked on every GPU call)
+
+
 def _library(obj):
-    mod = type(obj).__module__ or ""
-    return mod.split(".", 1)[0]
+    t = type(obj)
+    lib = _LIBRARY.get(t)
+    if lib is None:
+        lib = _LIBRARY[t] = (t.__module__ or "").split(".", 1)[0]
+    return lib
 
 
 def _current_stream(obj, device: int) -> int:
@@ -116,6 +122,9 @@ def _current_stream(obj, device: int) -> int:
     if lib == "torch":
         import torch
 
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # what torch's own kernels launch on
+        if raw is not None:
+            return int(raw(device))
         return int(torch.cuda.current_stream(obj.device).cuda_stream)
     return None
 
@@ -134,6 +143,8 @@ def on_gpu(obj) -> bool:
         return False
     if isinstance(obj, DeviceArray):
         return True
+    if _is_torch(obj):
+        return obj.is_cuda
     if _cai(obj) is not None:
         return True
     dev = getattr(obj, "__dlpack_device__", None)
@@ -143,6 +154,22 @@ def on_gpu(obj) -> bool:
         return int(dev()[0]) in (_DL_CUDA, _DL_CUDA_MANAGED)
     except Exception:
         return False
+
+
+def _is_torch(obj) -> bool:
+    """A PyTorch tensor (or subclass): read through its own attributes, the cheapest way in."""
+    return _library(obj) == "torch" and isinstance(getattr(obj, "is_cuda", None), bool)
+
+
+_TORCH_CODES = {}
+
+
+def _torch_code(dtype):
+    if not _TORCH_CODES:
+        import torch
+
+        _TORCH_CODES.update({torch.float32: _F32, torch.float64: _F64, torch.float16: _F16, torch.bfloat16: _BF16})
+    return _TORCH_CODES.get(dtype)
 
 
 class _Arg:
@@ -219,17 +246,37 @@ def _from_dlpack(obj, fn, name, stream) -> _Arg:
     return a
 
 
+def _from_torch(t, fn, name) -> _Arg:
+    code = _torch_code(t.dtype)
+    if code is None:
+        raise TypeError(f"fastact.{fn}: {name} has dtype {t.dtype}; expected float32, float64, float16 or bfloat16")
+    if t.requires_grad:
+        raise ValueError(f"fastact.{fn}: {name} requires grad, and fastact records no autograd history; "
+                         f"pass {name}.detach()")
+    a = _Arg()
+    a.obj, a.keep, a.code, a.ptr, a.readonly = t, None, code, int(t.data_ptr()), False
+    a.shape = tuple(t.shape)
+    a.strides = list(t.stride())
+    a.device, a.cai_stream = int(t.get_device()), None
+    return a
+
+
 def _describe(obj, name, fn, stream) -> _Arg:
     if isinstance(obj, DeviceArray):
         return obj._arg()
+    if _is_torch(obj):
+        return _from_torch(obj, fn, name)
     cai = _cai(obj)
-    if cai is not None:
+    # A type CAI cannot name (PyTorch's bfloat16 exports typestr '<V2') is read through DLPack, which names it
+    if cai is not None and not (str(cai.get("typestr", ""))[1:] not in _TYPESTR and hasattr(obj, "__dlpack__")):
         return _from_cai(obj, cai, fn, name)
     return _from_dlpack(obj, fn, name, 0 if stream is None else stream)
 
 
 def _device_hint(obj) -> int:
     """The device of a GPU array, without exporting it."""
+    if _is_torch(obj):
+        return int(obj.get_device())
     dev = getattr(obj, "__dlpack_device__", None)
     if dev is not None:
         try:

@@ -129,7 +129,8 @@ def test_elementwise_torch_layouts(op, kw, direction, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("op", ROW, ids=[o["name"] for o in ROW])
 @pytest.mark.parametrize("shape,axis", [((5, 1), -1), ((9, 31), -1), ((9, 32), -1), ((9, 33), -1),
-                                        ((7, 1000), -1), ((3, 4099), -1), ((1000, 7), 0), ((4, 5, 6), 1)])
+                                        ((7, 1000), -1), ((3, 4099), -1), ((2, 1 << 18), -1),
+                                        ((1100, 4100), -1), ((5000, 3), 0), ((1000, 7), 0), ((4, 5, 6), 1)])
 def test_rows_match_cpu(op, dtype, shape, axis):
     x = host_values(dtype, shape, 3)
     x[np.isnan(x.astype(np.float64))] = 0  # keep most rows finite
@@ -212,3 +213,21 @@ def test_errors_on_gpu():
         fastact.softmax(d, axis=3)
     with pytest.raises(ValueError, match="alpha|positive|must"):
         fastact.elu_backward(d, y=d, alpha=-1.0)
+
+
+def test_torch_tensors_are_read_directly():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(3, 5, device="cuda", requires_grad=True)
+    with pytest.raises(ValueError, match="requires grad.*detach"):
+        fastact.gelu(x)
+    assert_same(fastact.gelu(x.detach()).cpu().numpy(), fastact.gelu(x.detach().cpu().numpy()))
+    with pytest.raises(TypeError, match="dtype"):
+        fastact.relu(torch.zeros(4, device="cuda", dtype=torch.int32))
+    out = torch.empty(3, 5, device="cuda", dtype=torch.float64)
+    with pytest.raises(TypeError, match="dtype"):
+        fastact.relu(x.detach(), out=out)
+    t = torch.randn(8, 6, device="cuda").t()[::2]  # a transposed, strided view
+    assert_same(fastact.silu(t).cpu().numpy(), fastact.silu(t.cpu().numpy()))
+    y = torch.empty_like(t)
+    assert fastact.tanh(t, out=y) is y
+    assert_same(y.cpu().numpy(), fastact.tanh(t.cpu().numpy()))

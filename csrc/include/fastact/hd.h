@@ -13,3 +13,11 @@
 #else
 #define FASTACT_HD_INLINE inline
 #endif
+
+// Unroll a loop in device code (more loads in flight per thread); nothing on the host.
+#if defined(__CUDA_ARCH__)
+#define FASTACT_PRAGMA(x) _Pragma(#x)
+#define FASTACT_DEVICE_UNROLL(n) FASTACT_PRAGMA(unroll n)
+#else
+#define FASTACT_DEVICE_UNROLL(n)
+#endif
