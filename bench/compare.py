@@ -11,7 +11,9 @@ Alternatives, each optional (skipped with a note when not installed): NumPy, PyT
 backward kernels, torch.ops.aten.*_backward), JAX (jit-compiled, block_until_ready), ONNX Runtime (one
 single-node model per op, built with the onnx package) and numexpr. For each op, size and direction,
 every implementation is timed in interleaved rounds (fastact, then each alternative, repeated) and the
-median per-call time is reported as ns/element, allocating, and with out= for fastact. Ratios are
+median per-call time is reported as ns/element, allocating, and with out= for fastact. Each timed batch
+starts after --settle seconds of idle: ONNX Runtime's and XLA's worker threads spin after their calls, and
+without the pause they would take the cores from whichever library runs next. Ratios are
 best alternative / fastact (> 1: fastact is faster). The copy roof (the same bytes copied, single- and
 multi-threaded) is measured in the same run.
 """
@@ -201,6 +203,9 @@ def main():
     ap.add_argument("--threads", type=int, default=fastact.get_num_threads())
     ap.add_argument("--isa", default=fastact.get_isa())
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--settle", type=float, default=0.01,
+                    help="seconds of idle before each timed batch (default 0.01), so that a library's spinning "
+                         "thread pool (ONNX Runtime, XLA) has gone to sleep before the next library runs")
     ap.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     ap.add_argument("--plot", default=None, help="write a bar chart of the ratios to this file (matplotlib)")
     a = ap.parse_args()
@@ -287,6 +292,8 @@ def main():
                 times = {k: [] for k in runners}
                 for _ in range(a.rounds):  # interleaved
                     for k, r in runners.items():
+                        if a.settle:
+                            time.sleep(a.settle)
                         times[k].append(r())
                 med = {k: statistics.median(v) / n * 1e9 for k, v in times.items()}
                 label = name + (f"({variant})" if variant else "")

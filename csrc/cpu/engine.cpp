@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "../layout.h"
+#include "../math/rows.h"
 #include "thread_pool.h"
 
 namespace fastact::cpu {
@@ -90,6 +92,47 @@ void ew_typed(EwKernel k, int ndim, const std::int64_t* shape, T* out, const std
     parallel_run(nt, task);
 }
 
+// The row's partials summed by the contract's rule (math/rows.h), in the compute type.
+template <class C>
+double sum_partials(const std::vector<double>& partials) {
+  math::rows::PartialSums<C> s;
+  for (double p : partials) s.add(C(p));
+  return double(s.total());
+}
+
+// One long contiguous row shared by nt threads, each taking a run of whole chunks, phase by phase. The
+// max's order does not matter (math/rows.h); the partials are summed in chunk order: one thread's bits.
+void split_row(const RowKernel& k, int elsize, int nt, std::int64_t len, const void* a, const void* b, void* o) {
+  const std::int64_t nch = (len + math::rows::kChunk - 1) / math::rows::kChunk;
+  const int n = int(std::min<std::int64_t>(nt, nch));
+  const std::int64_t per = (nch + n - 1) / n * math::rows::kChunk;  // elements per thread
+  const auto at = [&](const void* p, std::int64_t i) {
+    return p ? static_cast<const char*>(p) + i * elsize : nullptr;
+  };
+  const auto each = [&](auto f) {
+    parallel_run(n, [&](int t) {
+      const std::int64_t lo = t * per, hi = std::min(len, lo + per);
+      if (lo < hi) f(t, lo, hi - lo);
+    });
+  };
+  double m = 0;
+  if (k.max) {
+    std::vector<double> maxes(n, -std::numeric_limits<double>::infinity());
+    each([&](int t, std::int64_t lo, std::int64_t cnt) { maxes[t] = k.max(at(a, lo), std::size_t(cnt)); });
+    m = maxes[0];
+    for (double v : maxes) m = (v > m || v != v) ? v : m;  // NaN wins, as in max_nan
+  }
+  std::vector<double> partials(static_cast<std::size_t>(nch));
+  each([&](int, std::int64_t lo, std::int64_t cnt) {
+    k.sums(at(a, lo), at(b, lo), const_cast<char*>(at(o, lo)), std::size_t(cnt), m,
+           partials.data() + lo / math::rows::kChunk);
+  });
+  const double total = elsize == 8 ? sum_partials<double>(partials) : sum_partials<float>(partials);
+  each([&](int, std::int64_t lo, std::int64_t cnt) {
+    k.write(at(a, lo), at(b, lo), const_cast<char*>(at(o, lo)), std::size_t(cnt), m, total);
+  });
+}
+
 template <class T>
 void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* out, const std::int64_t* os,
                 Operand a, Operand b) {
@@ -103,6 +146,30 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
   const std::int64_t sa = a.strides[axis], so = os[axis], sb = pb ? b.strides[axis] : 1;
   const bool direct = sa == 1 && so == 1 && sb == 1;
   const int nt = threads_for(nrows * len);
+  struct RowPtrs {
+    T* o;
+    const T* a;
+    const T* b;
+  };
+  const auto row = [&](std::int64_t r) {
+    std::int64_t off_o = 0, off_a = 0, off_b = 0;
+    for (int i = ndim - 1; i >= 0; --i) {
+      if (i == axis) continue;
+      const std::int64_t j = r % shape[i];
+      r /= shape[i];
+      off_o += j * os[i];
+      off_a += j * a.strides[i];
+      if (pb) off_b += j * b.strides[i];
+    }
+    return RowPtrs{out + off_o, pa + off_a, pb ? pb + off_b : nullptr};
+  };
+  if (direct && nrows < nt && len >= 2 * math::rows::kChunk) {  // few long rows: threads share each row
+    for (std::int64_t r = 0; r < nrows; ++r) {
+      const RowPtrs p = row(r);
+      split_row(k, int(sizeof(T)), nt, len, p.a, p.b, p.o);
+    }
+    return;
+  }
   const std::int64_t per = (nrows + nt - 1) / nt;
   auto task = [&](int t) {
     const std::int64_t lo = std::min(nrows, t * per), hi = std::min(nrows, lo + per);
@@ -113,18 +180,10 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
       if (pb) bb.resize(len);
     }
     for (std::int64_t r = lo; r < hi; ++r) {
-      std::int64_t rem = r, off_o = 0, off_a = 0, off_b = 0;
-      for (int i = ndim - 1; i >= 0; --i) {
-        if (i == axis) continue;
-        const std::int64_t j = rem % shape[i];
-        rem /= shape[i];
-        off_o += j * os[i];
-        off_a += j * a.strides[i];
-        if (pb) off_b += j * b.strides[i];
-      }
-      T* po = out + off_o;
-      const T* ra = pa + off_a;
-      const T* rb = pb ? pb + off_b : nullptr;
+      const RowPtrs p = row(r);
+      T* po = p.o;
+      const T* ra = p.a;
+      const T* rb = p.b;
       if (direct) {
         k(ra, rb, po, std::size_t(len));
       } else {

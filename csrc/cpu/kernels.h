@@ -10,8 +10,18 @@ using namespace fastact::kinds;
 
 // a: x (forward) or dy (backward); b: unused (forward) or x / y (backward). Contiguous, n elements.
 using EwKernel = void (*)(const void* a, const void* b, void* out, std::size_t n, const double* params);
-// One contiguous row of len elements. Forward: a = x. Backward: a = dy, b = y.
-using RowKernel = void (*)(const void* a, const void* b, void* out, std::size_t len);
+// One contiguous row of len elements (forward: a = x; backward: a = dy, b = y), whole, or in phases over
+// whole chunks (math/rows.h kChunk) so that threads can share one long row and give the same bits:
+// forward max -> m; sums over a run of chunks -> one partial per chunk; the partials of the row summed by
+// math::rows::PartialSums -> total; write. The backward has no max phase.
+struct RowKernel {
+  void (*whole)(const void* a, const void* b, void* out, std::size_t len) = nullptr;
+  double (*max)(const void* a, std::size_t n) = nullptr;
+  void (*sums)(const void* a, const void* b, void* out, std::size_t n, double m, double* partials) = nullptr;
+  void (*write)(const void* a, const void* b, void* out, std::size_t n, double m, double total) = nullptr;
+  void operator()(const void* a, const void* b, void* out, std::size_t len) const { whole(a, b, out, len); }
+  explicit operator bool() const { return whole != nullptr; }
+};
 
 struct KernelTable {
   const char* isa;

@@ -103,53 +103,58 @@ typename V::T row_max(const S* x, std::size_t len) {
   return reduce_max(acc);
 }
 
-// S: the storage type (T, or float16 / bfloat16 on float vectors: read and rounded directly, computed and
-// accumulated in float32).
-template <class V, bool Log, class S = typename V::T>
-void forward(const void* a_, const void*, void* o_, std::size_t len) {
+// A row in phases, over n elements that start on a chunk boundary (so several threads can share a long
+// row, each taking whole chunks, and get the bits of one thread): the forward's sums (exp(x - m) by
+// chunks; softmax keeps each exp, unrounded, in e when e is given) and outputs (softmax scales e, or
+// recomputes exp when e is null: the same values), the backward's sums and outputs. sink(partial) takes
+// each chunk's sum in order. S: the storage type (T, or float16 / bfloat16 on float vectors: read and
+// rounded directly, computed and accumulated in float32).
+template <class V, bool Log, class S, class Sink>
+void forward_sums(const S* x, std::size_t n, typename V::T mx, typename V::T* e, Sink sink) {
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const S* x = static_cast<const S*>(a_);
-  S* y = static_cast<S*>(o_);
-  if (len == 0) return;
-  const T mx = row_max<V>(x, len);
   const V m(mx);
-  // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
-  T* e_row = nullptr;
-  if constexpr (!Log) {
-    if constexpr (std::is_same_v<S, T>) {
-      e_row = y;
-    } else {
-      e_row = scratch_row<T>(len);
-    }
-  }
-  PartialSums<T> sums;
-  for (std::size_t start = 0; start < len; start += kChunk) {
+  for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    blocks<S>(std::min<std::size_t>(kChunk, len - start), x + start, nullptr,
+    blocks<S>(std::min<std::size_t>(kChunk, n - start), x + start, nullptr,
               IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
               [&](const S* a, const S*, std::size_t i, std::size_t count) {
-                V e[N];
+                V v[N];
                 for (int j = 0; j < N; ++j) {
-                  e[j] = exp_shifted(IO::load(a + j * V::W), m);
-                  acc[j].add(e[j]);
+                  v[j] = exp_shifted(IO::load(a + j * V::W), m);
+                  acc[j].add(v[j]);
                 }
-                if (!Log) store_block(e, e_row + start + i, count);
+                if (!Log && e) store_block(v, e + start + i, count);
               });
-    sums.add(reduce_sum(acc));
+    sink(reduce_sum(acc));
   }
-  const T sum = sums.total();
+}
+
+template <class V, bool Log, class S>
+void forward_write(const S* x, S* y, std::size_t n, typename V::T mx, typename V::T sum, const typename V::T* e) {
+  using T = typename V::T;
+  using IO = StorageIo<V, S>;
+  constexpr int N = kLanes / V::W;
+  const V m(mx);
   if constexpr (!Log) {
     const V r(T(1) / sum);
-    blocks<T>(len, e_row, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
-      V v[N];
-      for (int j = 0; j < N; ++j) v[j] = V::load(a + j * V::W) * r;
-      store_block(v, y + i, count);
-    });
+    if (e) {
+      blocks<T>(n, e, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
+        V v[N];
+        for (int j = 0; j < N; ++j) v[j] = V::load(a + j * V::W) * r;
+        store_block(v, y + i, count);
+      });
+    } else {
+      blocks<S>(n, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
+        V v[N];
+        for (int j = 0; j < N; ++j) v[j] = exp_shifted(IO::load(a + j * V::W), m) * r;
+        store_block(v, y + i, count);
+      });
+    }
   } else {
     const V lse(log_sum(sum));
-    blocks<S>(len, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
+    blocks<S>(n, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
       V v[N];
       for (int j = 0; j < N; ++j) v[j] = log_softmax_value(IO::load(a + j * V::W), m, lse);
       store_block(v, y + i, count);
@@ -157,32 +162,97 @@ void forward(const void* a_, const void*, void* o_, std::size_t len) {
   }
 }
 
-template <class V, bool Log, class S = typename V::T>
-void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
+template <class V, bool Log, class S, class Sink>
+void backward_sums(const S* dy, const S* y, std::size_t n, Sink sink) {
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const S* dy = static_cast<const S*>(a_);
-  const S* y = static_cast<const S*>(b_);
-  S* dx = static_cast<S*>(o_);
-  if (len == 0) return;
   const S zero = IO::value(T(0));
-  PartialSums<T> sums;
-  for (std::size_t start = 0; start < len; start += kChunk) {
+  for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    blocks<S>(std::min<std::size_t>(kChunk, len - start), dy + start, y + start, zero, zero,
+    blocks<S>(std::min<std::size_t>(kChunk, n - start), dy + start, y + start, zero, zero,
               [&](const S* a, const S* b, std::size_t, std::size_t) {
                 for (int j = 0; j < N; ++j)
                   acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
               });
-    sums.add(reduce_sum(acc));
+    sink(reduce_sum(acc));
   }
-  const V s(sums.total());
-  blocks<S>(len, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
+}
+
+template <class V, bool Log, class S>
+void backward_write(const S* dy, const S* y, S* dx, std::size_t n, typename V::T sum) {
+  using T = typename V::T;
+  using IO = StorageIo<V, S>;
+  constexpr int N = kLanes / V::W;
+  const S zero = IO::value(T(0));
+  const V s(sum);
+  blocks<S>(n, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
     V v[N];
     for (int j = 0; j < N; ++j) v[j] = backward_value<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W), s);
     store_block(v, dx + i, count);
   });
+}
+
+// Whole rows, one thread each.
+template <class V, bool Log, class S = typename V::T>
+void forward(const void* a_, const void*, void* o_, std::size_t len) {
+  using T = typename V::T;
+  const S* x = static_cast<const S*>(a_);
+  S* y = static_cast<S*>(o_);
+  if (len == 0) return;
+  const T mx = row_max<V>(x, len);
+  // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
+  T* e = nullptr;
+  if constexpr (!Log) {
+    if constexpr (std::is_same_v<S, T>) e = y;
+    else e = scratch_row<T>(len);
+  }
+  PartialSums<T> sums;
+  forward_sums<V, Log>(x, len, mx, e, [&](T p) { sums.add(p); });
+  forward_write<V, Log>(x, y, len, mx, sums.total(), e);
+}
+
+template <class V, bool Log, class S = typename V::T>
+void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
+  using T = typename V::T;
+  const S* dy = static_cast<const S*>(a_);
+  const S* y = static_cast<const S*>(b_);
+  if (len == 0) return;
+  PartialSums<T> sums;
+  backward_sums<V, Log>(dy, y, len, [&](T p) { sums.add(p); });
+  backward_write<V, Log>(dy, y, static_cast<S*>(o_), len, sums.total());
+}
+
+// The phases behind type-erased pointers, for the engine's split rows (kernels.h RowKernel). m and the
+// partials travel as double: exact for float and double alike. A softmax in 16 bits recomputes exp in
+// its write phase (a thread-local scratch row would not follow a chunk from one phase to the next).
+template <class V, bool Log, class S = typename V::T>
+double max_phase(const void* a, std::size_t n) {
+  return double(row_max<V>(static_cast<const S*>(a), n));
+}
+template <class V, bool Log, class S = typename V::T>
+void forward_sums_phase(const void* a, const void*, void* o, std::size_t n, double m, double* partials) {
+  using T = typename V::T;
+  T* e = nullptr;
+  if constexpr (!Log && std::is_same_v<S, T>) e = static_cast<T*>(o);
+  forward_sums<V, Log>(static_cast<const S*>(a), n, T(m), e, [&](T p) { *partials++ = double(p); });
+}
+template <class V, bool Log, class S = typename V::T>
+void forward_write_phase(const void* a, const void*, void* o, std::size_t n, double m, double total) {
+  using T = typename V::T;
+  const T* e = nullptr;
+  if constexpr (!Log && std::is_same_v<S, T>) e = static_cast<const T*>(o);
+  forward_write<V, Log>(static_cast<const S*>(a), static_cast<S*>(o), n, T(m), T(total), e);
+}
+template <class V, bool Log, class S = typename V::T>
+void backward_sums_phase(const void* a, const void* b, void*, std::size_t n, double, double* partials) {
+  using T = typename V::T;
+  backward_sums<V, Log>(static_cast<const S*>(a), static_cast<const S*>(b), n, [&](T p) { *partials++ = double(p); });
+}
+template <class V, bool Log, class S = typename V::T>
+void backward_write_phase(const void* a, const void* b, void* o, std::size_t n, double, double total) {
+  using T = typename V::T;
+  backward_write<V, Log>(static_cast<const S*>(a), static_cast<const S*>(b), static_cast<S*>(o), n, T(total));
 }
 
 }  // namespace fastact::cpu::rows

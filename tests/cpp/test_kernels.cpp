@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "cpu/dispatch.h"
+#include "cpu/engine.h"
 #include "cpu/kernels.h"
 #include "cpu/op_info.h"
 #include "cpu/tables16.h"
+#include "cpu/thread_pool.h"
 #include "fastact/half.h"
 #include "test_util.h"
 
@@ -214,6 +216,48 @@ TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
   std::printf("\n");
 }
 
+// Few long rows are shared by threads, phase by phase over whole chunks (engine.cpp split_row): the
+// result must be one thread's whole-row call, bit for bit -- every ISA, dtype, op and direction, rows of
+// 2 to 40 chunks (partials wrapping the 32 lanes), softmax in place too.
+template <class S>
+void check_split_rows(const cpu::KernelTable& t, int dt) {
+  for (const auto& op : cpu::row_ops())
+    for (int dir = 0; dir < 2; ++dir)
+      for (std::size_t len : {std::size_t(70001), std::size_t(40 * 4096 + 5)}) {
+        std::vector<S> x(len), y(len), whole(len), split(len);
+        std::mt19937 rng(unsigned(len + dir));
+        for (std::size_t i = 0; i < len; ++i) {
+          const float xv = float(int(rng() % 4001) - 2000) / 100.0f, yv = float(rng() % 1000) / 1000.0f;
+          if constexpr (std::is_same_v<S, half>) x[i] = to_half(xv), y[i] = to_half(yv);
+          else if constexpr (std::is_same_v<S, bfloat16>) x[i] = to_bfloat16(xv), y[i] = to_bfloat16(yv);
+          else x[i] = S(xv), y[i] = S(yv);
+        }
+        const cpu::RowKernel& k = t.row[op.id][dir][dt];
+        k(x.data(), y.data(), whole.data(), len);
+        const std::int64_t shape[1] = {std::int64_t(len)}, st[1] = {1};
+        cpu::run_rows(k, int(sizeof(S)), 1, shape, 0, split.data(), st, {x.data(), st}, {dir ? y.data() : nullptr, st});
+        EXPECT_EQ(0, std::memcmp(whole.data(), split.data(), len * sizeof(S)))
+            << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " len " << len;
+        if (dir == 0) {  // in place
+          cpu::run_rows(k, int(sizeof(S)), 1, shape, 0, x.data(), st, {x.data(), st}, {nullptr, st});
+          EXPECT_EQ(0, std::memcmp(whole.data(), x.data(), len * sizeof(S))) << t.isa << " " << op.name << " in place";
+        }
+      }
+}
+
+TEST(Rows, LongRowsSharedByThreadsMatchOneThread) {
+  const int saved = cpu::num_threads();
+  cpu::set_num_threads(3);
+  for (const auto& name : cpu::supported_isa_names()) {
+    const cpu::KernelTable& t = *cpu::table_for(name);
+    check_split_rows<float>(t, cpu::kF32);
+    check_split_rows<double>(t, cpu::kF64);
+    check_split_rows<half>(t, cpu::kF16);
+    check_split_rows<bfloat16>(t, cpu::kBF16);
+  }
+  cpu::set_num_threads(saved);
+}
+
 TEST(Kernels, EveryOpAndDirectionIsFilled) {
   for (const auto& name : cpu::supported_isa_names()) {
     const cpu::KernelTable* t = cpu::table_for(name);
@@ -225,7 +269,10 @@ TEST(Kernels, EveryOpAndDirectionIsFilled) {
       }
     for (const auto& op : cpu::row_ops())
       for (int dir = 0; dir < 2; ++dir)
-        for (int dt = 0; dt < cpu::kNumDtypes; ++dt) EXPECT_NE(t->row[op.id][dir][dt], nullptr) << op.name;
+        for (int dt = 0; dt < cpu::kNumDtypes; ++dt) {
+          const cpu::RowKernel& k = t->row[op.id][dir][dt];
+          EXPECT_TRUE(k.whole && k.sums && k.write && (dir == 1) == (k.max == nullptr)) << op.name;
+        }
   }
 }
 
