@@ -35,7 +35,11 @@ def test_numpy_producer_in_and_out_without_copies():
         fastact.gelu(x, out=Producer(ro))
 
 
-def test_gpu_dlpack_device_is_a_clear_error():
+def test_gpu_dlpack_device_is_a_clear_error(monkeypatch):
+    from fastact import cuda  # as on a machine without a GPU, whether or not this one has one
+
+    monkeypatch.setattr(cuda, "unavailable_reason", lambda: "no usable GPU here (test)")
+
     class GpuTensor:
         def __dlpack__(self, **kw):
             raise AssertionError("must not be exported")
@@ -87,9 +91,16 @@ def test_torch_mixed_devices_and_dtypes_are_errors():
         fastact.relu_backward(t, torch.zeros(4, dtype=torch.float64))
 
 
+def _jax_cpu(a):
+    """a on JAX's CPU device (a GPU machine's default device is its GPU)."""
+    import jax
+
+    return jax.device_put(a, jax.devices("cpu")[0])
+
+
 def test_jax_arrays_are_read_and_never_written():
     jnp = pytest.importorskip("jax.numpy")
-    a = jnp.linspace(-3, 3, 65, dtype=jnp.float32)
+    a = _jax_cpu(jnp.linspace(-3, 3, 65, dtype=jnp.float32))
     np.testing.assert_array_equal(fastact.gelu(a), fastact.gelu(np.asarray(a)))
     with pytest.raises(ValueError, match="read-only"):  # JAX exports are immutable
         fastact.gelu(np.asarray(a), out=a)
@@ -105,7 +116,7 @@ def test_bfloat16_exports_respect_read_only():
         jnp = __import__("jax.numpy", fromlist=["numpy"])
     except ImportError:
         return
-    a = jnp.linspace(-2, 2, 9, dtype=jnp.bfloat16)  # an unversioned export: never written
+    a = _jax_cpu(jnp.linspace(-2, 2, 9, dtype=jnp.bfloat16))  # an unversioned export: never written
     with pytest.raises(ValueError, match="read-only"):
         fastact.relu(np.zeros(9, ml_dtypes.bfloat16), out=a)
     np.testing.assert_array_equal(fastact.relu(a).astype(np.float32), np.maximum(np.asarray(a, np.float32), 0))

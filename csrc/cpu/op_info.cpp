@@ -1,7 +1,7 @@
 #include "op_info.h"
 
 #include <cmath>
-#include <sstream>
+#include <cstdio>
 #include <string>
 
 #include "fastact/fastact.h"
@@ -42,9 +42,11 @@ void check_params(const OpInfo& op, const double* params) {
       want = ">= 0";
     }
     if (want) {
-      std::ostringstream s;
-      s << op.name << ": " << p.name << " must be " << want << ", got " << v;
-      throw Error(s.str());
+      // snprintf, not an ostream: iostreams' locale machinery has crashed where a process holds two
+      // libstdc++ copies (seen on a GPU image), and an error path must never crash
+      char got[32];
+      std::snprintf(got, sizeof got, "%g", v);
+      throw Error(std::string(op.name) + ": " + p.name + " must be " + want + ", got " + got);
     }
   }
 }
