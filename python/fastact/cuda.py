@@ -144,7 +144,7 @@ def on_gpu(obj) -> bool:
     if isinstance(obj, DeviceArray):
         return True
     if _is_torch(obj):
-        return obj.is_cuda
+        return bool(obj.is_cuda)
     if _cai(obj) is not None:
         return True
     dev = getattr(obj, "__dlpack_device__", None)
@@ -156,9 +156,17 @@ def on_gpu(obj) -> bool:
         return False
 
 
+_IS_TORCH = {}  # type -> whether it is a PyTorch tensor type (asked several times per GPU call)
+
+
 def _is_torch(obj) -> bool:
     """A PyTorch tensor (or subclass): read through its own attributes, the cheapest way in."""
-    return _library(obj) == "torch" and isinstance(getattr(obj, "is_cuda", None), bool)
+    t = type(obj)
+    r = _IS_TORCH.get(t)
+    if r is None:
+        r = _IS_TORCH[t] = _library(obj) == "torch" and all(
+            hasattr(t, a) for a in ("is_cuda", "data_ptr", "stride", "get_device", "requires_grad"))
+    return r
 
 
 _TORCH_CODES = {}
