@@ -403,8 +403,34 @@ def _pair(a):
     return None if a is None else (a.ptr, list(a.strides))
 
 
+def _torch_fast(fn, a, b, out, stream):
+    """The common PyTorch call -- CUDA tensors of one dtype, shape and device, no out=, no stream=, no grad --
+    as (code, device, stream, new result); None sends the call down the general path (which also names
+    every error)."""
+    if out is not None or stream is not None or not _is_torch(a) or not a.is_cuda or a.requires_grad:
+        return None
+    code = _torch_code(a.dtype)
+    if code is None:
+        return None
+    dev = a.get_device()
+    if b is not None and not (_is_torch(b) and b.is_cuda and not b.requires_grad and b.dtype == a.dtype
+                              and b.shape == a.shape and b.get_device() == dev):
+        return None
+    _require(fn)
+    import torch
+
+    return code, dev, _current_stream(a, dev), torch.empty(a.shape, dtype=a.dtype, device=a.device)
+
+
 def elementwise(op, direction, fn, a, b, out, params, stream):
     """Runs registry op `op` in `direction` on GPU arrays (called by the generated functions)."""
+    fast = _torch_fast(fn, a, b if direction else None, out, stream)
+    if fast is not None:
+        code, dev, s, r = fast
+        _cuda.elementwise(op, direction, code, list(a.shape), (r.data_ptr(), list(r.stride())),
+                          (a.data_ptr(), list(a.stride())), (b.data_ptr(), list(b.stride())) if direction else None,
+                          list(params), s, dev)
+        return r
     names = ("grad_output" if direction else "x", "x" if direction == 1 else "y")
     call = _Call(fn, [a, b] if direction else [a], names[: 2 if direction else 1], out, stream)
     b_arg = call.args[1] if direction else None
@@ -418,6 +444,12 @@ def elementwise(op, direction, fn, a, b, out, params, stream):
 
 def rowwise(op, direction, fn, a, b, out, axis, stream):
     """Runs row op `op` (softmax family) along axis on GPU arrays."""
+    fast = _torch_fast(fn, a, b if direction else None, out, stream)
+    if fast is not None and -a.dim() <= axis < a.dim():
+        code, dev, s, r = fast
+        _cuda.rows(op, direction, code, list(a.shape), axis % a.dim(), (r.data_ptr(), list(r.stride())),
+                   (a.data_ptr(), list(a.stride())), (b.data_ptr(), list(b.stride())) if direction else None, s, dev)
+        return r
     names = ("grad_output", "y") if direction else ("x",)
     call = _Call(fn, [a, b] if direction else [a], names, out, stream)
     nd = len(call.shape)

@@ -231,3 +231,28 @@ def test_torch_tensors_are_read_directly():
     y = torch.empty_like(t)
     assert fastact.tanh(t, out=y) is y
     assert_same(y.cpu().numpy(), fastact.tanh(t.cpu().numpy()))
+
+
+def test_torch_fast_path_edges():
+    """Plain PyTorch calls take a short path (no out=, no stream=): layouts, rows, empties and its errors."""
+    torch = pytest.importorskip("torch")
+    base = torch.randn(1, 7, device="cuda")
+    wide = base.expand(5, 7)  # a zero stride
+    assert_same(fastact.gelu(wide).cpu().numpy(), fastact.gelu(np.ascontiguousarray(wide.cpu().numpy())))
+    e = torch.empty(0, 3, device="cuda")
+    assert tuple(fastact.relu(e).shape) == (0, 3)
+    x = torch.randn(6, 33, device="cuda", dtype=torch.float64).t()  # rows along a strided axis
+    for axis in (0, 1, -1):
+        y = fastact.log_softmax(x, axis=axis)
+        assert_same(y.cpu().numpy(), fastact.log_softmax(x.cpu().numpy(), axis=axis))
+        g = torch.randn_like(x)
+        assert_same(fastact.log_softmax_backward(g, y=y, axis=axis).cpu().numpy(),
+                    fastact.log_softmax_backward(g.cpu().numpy(), y=y.cpu().numpy(), axis=axis))
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        fastact.softmax(x, axis=2)
+    with pytest.raises(ValueError, match="at least one dimension"):
+        fastact.softmax(torch.tensor(1.0, device="cuda"))
+    with pytest.raises(TypeError, match="one dtype"):
+        fastact.relu_backward(x, x.float())
+    with pytest.raises(ValueError, match="shape"):
+        fastact.relu_backward(x, x[:1])
