@@ -238,6 +238,24 @@ FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   return select(neg, neg_r, q);
 }
 
+// sigmoid(x) = x_sigmoid(1, x, 0) with the work for a general x taken out (no x * (1 + em) product, no
+// huge-x scaling, no infinite-x limits): the operations that remain are the same, in the same order, so
+// the bits are x_sigmoid's (checked on all 2^32 floats when this was written); ~20 fewer operations.
+template <class V>
+FASTACT_HD V sigmoid(V x) {
+  auto neg = x < V(0);
+  ExpParts<V> e = exp_parts(-abs(x), select(neg, V(0), -V(0)));
+  Pow2<V> s = pow2_of(e.n);
+  V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;  // 1 + em exactly
+  V zh = s(ph), zl = s(pl);
+  V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;  // 1 + z
+  V num = select(neg, ph, V(1)), num_lo = select(neg, pl, V(0));
+  V r = V(1) / dh;
+  V q = num * r;
+  q = q + ((fma(-q, dh, num) + num_lo) - q * dl) * r;
+  return select(neg, ldexp3(q, e.n), q);
+}
+
 // d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), s = sigmoid(w). With z = exp(-|w|), d = 1 + z:
 //   w >= 0: (d + x*w'*z) / d^2        w < 0: z * (d + x*w') / d^2  (scaled last)
 // d + x*w' vanishes at the derivative's zero, so it is summed from exact double-word pieces.

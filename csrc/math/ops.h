@@ -83,7 +83,7 @@ struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
 
 struct Sigmoid {
   static constexpr bool tabulate16 = true;
-  template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return x_sigmoid(V(1), x, V(0)); }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::sigmoid(x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
     // z/(1+z)^2, z = exp(-|x|): symmetric, no 1 - s cancellation
     V z = exp(-abs(x));
