@@ -275,8 +275,9 @@ def _describe(obj, name, fn, stream) -> _Arg:
     if _is_torch(obj):
         return _from_torch(obj, fn, name)
     cai = _cai(obj)
-    # A type CAI cannot name (PyTorch's bfloat16 exports typestr '<V2') is read through DLPack, which names it
-    if cai is not None and not (str(cai.get("typestr", ""))[1:] not in _TYPESTR and hasattr(obj, "__dlpack__")):
+    # a type CAI cannot name (bfloat16 exported as typestr '<V2') is read through DLPack when the object has it
+    unnamed = cai is not None and str(cai.get("typestr", ""))[1:] not in _TYPESTR
+    if cai is not None and not (unnamed and hasattr(obj, "__dlpack__")):
         return _from_cai(obj, cai, fn, name)
     return _from_dlpack(obj, fn, name, 0 if stream is None else stream)
 
