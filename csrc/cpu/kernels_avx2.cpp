@@ -5,5 +5,6 @@
 namespace fastact::cpu::avx2 {
 using VF = simd::avx2::VF;
 using VD = simd::avx2::VD;
+constexpr int kInterleave = 4;
 }  // namespace fastact::cpu::avx2
 #include "kernels.inc"

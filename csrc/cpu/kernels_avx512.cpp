@@ -5,5 +5,6 @@
 namespace fastact::cpu::avx512 {
 using VF = simd::avx512::VF;
 using VD = simd::avx512::VD;
+constexpr int kInterleave = 4;
 }  // namespace fastact::cpu::avx512
 #include "kernels.inc"

@@ -5,5 +5,6 @@
 namespace fastact::cpu::neon {
 using VF = simd::neon::VF;
 using VD = simd::neon::VD;
+constexpr int kInterleave = 4;
 }  // namespace fastact::cpu::neon
 #include "kernels.inc"

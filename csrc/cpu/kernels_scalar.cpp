@@ -5,5 +5,6 @@
 namespace fastact::cpu::scalar {
 using VF = simd::Scalar<float>;
 using VD = simd::Scalar<double>;
+constexpr int kInterleave = 1;
 }  // namespace fastact::cpu::scalar
 #include "kernels.inc"

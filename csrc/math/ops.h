@@ -102,7 +102,7 @@ struct Tanh {
 
 // One element of an op in direction Dir: a is x (forward) or dy; b is unused (forward), x or y.
 template <class Op, int Dir, class V, class T>
-FASTACT_HD_INLINE V apply(V a, V b, const T* p) {
+FASTACT_HD V apply(V a, V b, const T* p) {
   if constexpr (Dir == kinds::kForward) return Op::template forward<V>(a, p);
   else if constexpr (Dir == kinds::kBackwardX) return Op::template backward_x<V>(a, b, p);
   else return Op::template backward_y<V>(a, b, p);
