@@ -35,6 +35,19 @@ def test_float32_forward_within_2ulp_every_isa(op, kw, isa):
     assert err[i] <= 2.0, f"{op['name']} {kw} on {isa}: {err[i]:.3f} ulp at x={x[i]!r}: got {y[i]!r}, want {ref[i]!r}"
 
 
+# silu takes a lean form for beta >= 1 (|x| <= |beta x|) and the general one below: both sides of the
+# edge and far beyond, on every ISA.
+@pytest.mark.parametrize("beta", [1e-30, 0.999, 1.0, 1.001, 2.0, 65536.0, 65537.0, 1e30, -1.0])
+def test_silu_beta_edges_within_2ulp_every_isa(beta, isa):
+    x = np.concatenate([X32, X32_DENSE])
+    y = fastact.silu(x, beta=beta)
+    with np.errstate(invalid="ignore"):
+        ref = R.forward("silu", x.astype(np.float64), beta=float(np.float32(beta)))
+    err = R.ulp_error(y, ref, np.float32)
+    i = int(np.argmax(err))
+    assert err[i] <= 2.0, f"silu beta={beta} on {isa}: {err[i]:.3f} ulp at x={x[i]!r}: got {y[i]!r}, want {ref[i]!r}"
+
+
 @pytest.mark.parametrize("op,kw", ELEMENTWISE_VARIANTS)
 def test_all_isas_bit_identical(op, kw):
     x = np.concatenate([X32, X32_DENSE])

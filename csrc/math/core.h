@@ -1,5 +1,5 @@
-// Building blocks shared by every activation: exp (with a double-word argument and wide scaling),
-// expm1, log, tanh, x*sigmoid(w) and the Gaussian tail. Written once against the vector interface of
+// Building blocks shared by every activation: exp (with a double-word argument and wide scaling, or
+// the lean ExpNeg for bounded arguments), expm1, log, tanh, sigmoid, x*sigmoid(w) and the Gaussian tail. Written once against the vector interface of
 // simd::Scalar (V), with explicit FMA, so every ISA and CUDA run the same operations in the same order.
 #pragma once
 #include <cmath>
@@ -33,6 +33,11 @@ struct K<float> {
   static constexpr float isqrt2pi = 0x1.988454p-2f;
   static constexpr float gelu_a0_hi = 0x1.80ead2p-1f, gelu_a0_lo = -0x1.a03fd4p-27f;  // gelu'(-a0) = 0
   static constexpr float sqrt2 = 0x1.6a09e6p+0f;
+  static constexpr float exp_under = 104.0f;     // exp(-104) < 2^-150: rounds to 0
+  static constexpr float x_sigmoid_lim = 120.0f; // |x| * exp(-120) underflows for |x| <= 120
+  static constexpr float scale_split = 70.0f;    // 2^n = 2^(n + 70) * 2^-70 (ExpNeg)
+  static constexpr float inv_split = 0x1p-70f;
+  static constexpr float tanh_one = 20.0f;       // tanh(x) rounds to 1 beyond 2|x| = 20
 };
 
 template <>
@@ -53,6 +58,11 @@ struct K<double> {
   static constexpr double isqrt2pi = 0x1.9884533d43651p-2;
   static constexpr double gelu_a0_hi = 0x1.80ead197f00b4p-1, gelu_a0_lo = -0x1.13e74c58cada8p-56;
   static constexpr double sqrt2 = 0x1.6a09e667f3bcdp+0;
+  static constexpr double exp_under = 746.0;     // exp(-746) < 2^-1075
+  static constexpr double x_sigmoid_lim = 760.0;
+  static constexpr double scale_split = 200.0;
+  static constexpr double inv_split = 0x1p-200;
+  static constexpr double tanh_one = 40.0;
 };
 
 template <class V>
@@ -146,10 +156,41 @@ FASTACT_HD Pow2<V> pow2_of(V n) {
 template <class V>
 FASTACT_HD V ldexp3(V y, V n) { return pow2_of(n)(y); }
 
+// y * 2^n in two steps, by 2^(n + split) then 2^-split, with no branch: the first step is exact and the
+// second rounds once, so the bits are ldexp3's, where n >= -196 (float) / -1222 (double) and
+// y * 2^(n + split) is normal and finite.
 template <class V>
-FASTACT_HD V exp(V x) {
-  ExpParts<V> e = exp_parts(x, V(0));
-  return ldexp3(e.p(), e.n);
+FASTACT_HD V ldexp_split(V y, V n) {
+  using C = KT<V>;
+  return (y * pow2i(n + V(C::scale_split))) * V(C::inv_split);
+}
+
+// exp(z + lo) for z from about -760 (double) / -120 (float) up to 40, callers clamping: (1 + em) * 2^n,
+// em = expm1(r) with r rounded once (up to 0.35 ulp of the result: for callers that stay well within
+// their bound), 2^n applied in two exact-or-once-rounded steps, 2^(n + split) * 2^-split, so a
+// subnormal result is rounded once with no branch. NaN propagates.
+template <class V>
+struct ExpNeg {
+  V em, n, s1;  // s1 = 2^(n + split)
+  FASTACT_HD V scale(V y) const { return (y * s1) * V(KT<V>::inv_split); }  // y * 2^n: y * s1 normal, finite
+};
+template <class V>
+FASTACT_HD ExpNeg<V> exp_neg(V z, V lo) {
+  using C = KT<V>;
+  const V magic(C::round_magic);
+  V n = fma(z, V(C::log2e), magic) - magic;
+  V r = fma(n, V(-C::ln2_hi), z) + fma(n, V(-C::ln2_lo), lo);
+  V em = fma(r * r, poly::exp_q(r), r);
+  return {em, n, pow2i(n + V(C::scale_split))};
+}
+
+// exp(z + lo) for z <= 0 (NaN propagates): 1 + em rounded, then scaled (within ~1 ulp).
+template <class V>
+FASTACT_HD V exp_nonpositive(V z, V lo = V(0)) {
+  using C = KT<V>;
+  auto under = z < -V(C::exp_under);
+  ExpNeg<V> e = exp_neg(select(under, -V(C::exp_under), z), select(under, V(0), lo));
+  return e.scale(V(1) + e.em);
 }
 
 // expm1(x) for x <= 80 (float) / 700 (double): 2^n * expm1(r) + (2^n - 1), one rounding.
@@ -181,14 +222,17 @@ FASTACT_HD V log_positive(V x) {
 }
 
 // tanh: odd polynomial near 0, 1 - 2/(exp(2|x|) + 1) elsewhere (no cancellation: the result is >= 0.51).
+// exp(2|x|) is rounded once from (1 + em) * 2^n; 2|x| is clamped where tanh has rounded to 1.
 template <class V>
 FASTACT_HD V tanh(V x) {
   using C = KT<V>;
   V a = abs(x);
   V s = x * x;
   V small = select(x == V(0), x, fma(x * s, poly::tanh_t(s), x));  // tanh(-0) = -0
-  V e = exp(a + a);
-  V large = copysign(V(1) - V(2) / (e + V(1)), x);
+  V a2 = a + a;
+  ExpNeg<V> e = exp_neg(select(a2 > V(C::tanh_one), V(C::tanh_one), a2), V(0));
+  V p2n = e.s1 * V(C::inv_split);  // 2^n, n <= 58: normal
+  V large = copysign(V(1) - V(2) / (fma(p2n, e.em, p2n) + V(1)), x);
   return select(a < V(C::tanh_small), small, large);
 }
 
@@ -198,7 +242,7 @@ FASTACT_HD V tanh_grad(V x) {
   using C = KT<V>;
   V t = tanh(x);
   V small = fma(-t, t, V(1));
-  V z = exp(V(-2) * abs(x));
+  V z = exp_nonpositive(V(-2) * abs(x));
   V d = V(1) + z;
   V large = (V(4) * z) / (d * d);
   return select(abs(x) < V(C::tanh_small), small, large);
@@ -238,22 +282,50 @@ FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
   return select(neg, neg_r, q);
 }
 
-// sigmoid(x) = x_sigmoid(1, x, 0) with the work for a general x taken out (no x * (1 + em) product, no
-// huge-x scaling, no infinite-x limits): the operations that remain are the same, in the same order, so
-// the bits are x_sigmoid's (checked on all 2^32 floats when this was written); ~20 fewer operations.
+// sigmoid(x): with z = exp(-|x|) = (1 + em) * 2^n (ExpNeg),
+//   x >= 0: 1 / (1 + z)        x < 0: (1 + em) / (1 + z) * 2^n  (scaled last: subnormal tails round once)
+// 1 + em and 1 + z are double words and the quotient is corrected by its remainder, so the result is
+// rounded about once on top of exp's error (worst 0.97 ulp in float, all 2^32 inputs).
 template <class V>
 FASTACT_HD V sigmoid(V x) {
+  using C = KT<V>;
   auto neg = x < V(0);
-  ExpParts<V> e = exp_parts(-abs(x), select(neg, V(0), -V(0)));
-  Pow2<V> s = pow2_of(e.n);
+  V a = abs(x);
+  ExpNeg<V> e = exp_neg(-select(a > V(C::exp_under), V(C::exp_under), a), V(0));
   V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;  // 1 + em exactly
-  V zh = s(ph), zl = s(pl);
+  V zh = e.scale(ph), zl = e.scale(pl);
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;  // 1 + z
-  V num = select(neg, ph, V(1)), num_lo = select(neg, pl, V(0));
-  V r = V(1) / dh;
-  V q = num * r;
-  q = q + ((fma(-q, dh, num) + num_lo) - q * dl) * r;
-  return select(neg, ldexp3(q, e.n), q);
+  V nh = select(neg, ph, V(1)), nl = select(neg, pl, V(0));
+  V rd = V(1) / dh;
+  V q = nh * rd;
+  q = q + ((fma(-q, dh, nh) + nl) - q * dl) * rd;
+  return select(neg, e.scale(q), q);
+}
+
+// x * sigmoid(w), w = wh + wl, for ops with |x| <= |w| wherever |w| > ln2/2 (silu with beta >= 1, gelu's
+// tanh form): then w < -x_sigmoid_lim means the product underflows, and x * q * 2^(n + split) stays
+// normal and finite wherever the result does not underflow. sigmoid's algorithm with the product
+// x * (q + c) rounded once by an fma, and none of x_sigmoid's huge- or tiny-x scaling.
+// Worst 1.06 ulp (silu) and 1.10 ulp (gelu tanh form) in float, all 2^32 inputs.
+template <class V>
+FASTACT_HD V x_sigmoid_bounded(V x, V wh, V wl) {
+  using C = KT<V>;
+  using T = typename V::T;
+  auto neg = wh < V(0);
+  V a = abs(wh);
+  auto big = a > V(C::x_sigmoid_lim);
+  ExpNeg<V> e = exp_neg(-select(big, V(C::x_sigmoid_lim), a), select(big, V(0), select(neg, wl, -wl)));
+  V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;
+  V zh = e.scale(ph), zl = e.scale(pl);
+  V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;
+  V nh = select(neg, ph, V(1)), nl = select(neg, pl, V(0));
+  V rd = V(1) / dh;
+  V q = nh * rd;
+  V c = ((fma(-q, dh, nh) + nl) - q * dl) * rd;
+  V u = fma(x, q, x * c);
+  V res = select(neg, e.scale(u), u);
+  res = select((x == V(0)) | (x == V(T(INFINITY))), x, res);  // the sign of -0; +inf (x * c would be -inf)
+  return select(wh < -V(C::x_sigmoid_lim), V(T(-0.0)), res);
 }
 
 // d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), s = sigmoid(w). With z = exp(-|w|), d = 1 + z:
@@ -318,7 +390,7 @@ FASTACT_HD V gelu_erf(V x) {
   // 0.5x + x^2 S(x^2); below 1e-30 the square is below rounding: 0.5x keeps the sign of tiny and -0 x
   V small = select(abs(x) < V(T(1e-30)), V(0.5) * x, fma(s, poly::gelu_s(s), V(0.5) * x));
   GaussTail<V> t = gauss_tail(abs(x));
-  V eg = ldexp3(t.e.times(t.G), t.e.n);  // |x| * Phi(-|x|)
+  V eg = ldexp_split(t.e.times(t.G), t.e.n);  // |x| * Phi(-|x|); n >= -185 (float) / -1155 (double)
   V tail = select(x < V(0), -eg, x - eg);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
@@ -329,11 +401,11 @@ template <class V>
 FASTACT_HD V gelu_erf_grad(V x) {
   using C = KT<V>;
   V s = x * x;
-  V phi_small = exp(V(-0.5) * s) * V(C::isqrt2pi);
+  V phi_small = exp_nonpositive(V(-0.5) * s) * V(C::isqrt2pi);
   V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
   GaussTail<V> t = gauss_tail(abs(x));
   // Phi(-a) - a*phi(a) = exp(-a^2/2) * D(a) / a
-  V q = ldexp3(t.e.times(gauss_d(t) / t.ac), t.e.n);
+  V q = ldexp_split(t.e.times(gauss_d(t) / t.ac), t.e.n);
   V tail = select(x < V(0), q, V(1) - q);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
@@ -367,7 +439,7 @@ template <class V>
 FASTACT_HD V gelu_tanh(V x) {
   V wh, wl;
   gelu_tanh_arg(x, wh, wl);
-  return x_sigmoid(x, wh, wl);
+  return x_sigmoid_bounded(x, wh, wl);  // |w| >= 1.59 |x|
 }
 
 template <class V>

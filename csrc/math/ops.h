@@ -50,7 +50,7 @@ struct Elu {  // p[0] = alpha
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
     auto pos = x > V(0);
-    return select(pos, dy, dy * (V(p[0]) * exp(select(pos, V(0), x))));
+    return select(pos, dy, dy * (V(p[0]) * exp_nonpositive(select(pos, V(0), x))));
   }
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) {
     return select(y > V(0), dy, dy * (y + V(p[0])));
@@ -72,6 +72,7 @@ struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     V wh, wl;
     two_prod(V(p[0]), x, wh, wl);
+    if (p[0] >= T(1)) return x_sigmoid_bounded(x, wh, wl);  // |x| <= |w|: the lean form holds
     return x_sigmoid(x, wh, wl);
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
@@ -86,7 +87,7 @@ struct Sigmoid {
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::sigmoid(x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
     // z/(1+z)^2, z = exp(-|x|): symmetric, no 1 - s cancellation
-    V z = exp(-abs(x));
+    V z = exp_nonpositive(-abs(x));
     V d = V(1) + z;
     return dy * (z / (d * d));
   }

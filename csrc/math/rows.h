@@ -16,12 +16,12 @@ constexpr int kLanes = 32;
 
 // max that propagates NaN from either side.
 template <class V>
-FASTACT_HD_INLINE V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
+FASTACT_HD V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
 
 template <class V>
 struct Kahan {
   V s{typename V::T(0)}, c{typename V::T(0)};
-  FASTACT_HD_INLINE void add(V v) {
+  FASTACT_HD void add(V v) {
     V y = v - c;
     V t = s + y;
     c = (t - s) - y;
@@ -68,16 +68,15 @@ struct PartialSums {
 
 // exp(x - m) with x - m kept as a double word: its rounding would otherwise cost |x - m| ulps.
 template <class V>
-FASTACT_HD_INLINE V exp_shifted(V x, V m) {
+FASTACT_HD V exp_shifted(V x, V m) {
   V dh, dl;
   two_sum(x, -m, dh, dl);
-  ExpParts<V> e = exp_parts(dh, dl);
-  return ldexp3(e.p(), e.n);
+  return exp_nonpositive(dh, dl);  // x <= m; x = -inf makes dl NaN, dropped below exp's range
 }
 
 // log_softmax: x - m - lse, with x - m as a double word (x = -inf: dl is NaN, the result -inf).
 template <class V>
-FASTACT_HD_INLINE V log_softmax_value(V x, V m, V lse) {
+FASTACT_HD V log_softmax_value(V x, V m, V lse) {
   V dh, dl;
   two_sum(x, -m, dh, dl);
   return (dh - lse) + select(dl == dl, dl, V(typename V::T(0)));
@@ -89,8 +88,8 @@ FASTACT_HD_INLINE T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v
 
 // Backward: softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
 template <bool Log, class V>
-FASTACT_HD_INLINE V backward_term(V g, V y) { return Log ? g : g * y; }
+FASTACT_HD V backward_term(V g, V y) { return Log ? g : g * y; }
 template <bool Log, class V>
-FASTACT_HD_INLINE V backward_value(V g, V y, V s) { return Log ? g - exp(y) * s : y * (g - s); }
+FASTACT_HD V backward_value(V g, V y, V s) { return Log ? g - exp_nonpositive(y) * s : y * (g - s); }
 
 }  // namespace fastact::math::rows
