@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -50,9 +51,17 @@ bool maybe_gpu(py::handle a, py::handle b, py::handle out, py::handle stream) {
 
 // An ndarray for arg (NumPy arrays pass through untouched; anything else goes through
 // fastact._dispatch.as_array, which handles scalars, lists, DLPack and GPU objects).
-py::array to_array(py::handle h, const char* fn, const char* name) {
+// The public function's name, put together only when a message needs it (most calls never do).
+struct Fn {
+  const char* op;
+  bool backward;
+  std::string str() const { return std::string(op) + (backward ? "_backward" : ""); }
+};
+std::string operator+(const Fn& f, const char* s) { return f.str() + s; }
+
+py::array to_array(py::handle h, const Fn& fn, const char* name) {
   if (py::isinstance<py::array>(h)) return py::reinterpret_borrow<py::array>(h);
-  return coerce_fn()(h, fn, name);
+  return coerce_fn()(h, fn.str(), name);
 }
 
 bool native_order(const py::dtype& dt) {
@@ -67,7 +76,7 @@ bool native_order(const py::dtype& dt) {
 // The kernel dtype of a (kF32 / kF64), or a TypeError naming the argument. Equal dtypes compare equal
 // here even when NumPy holds them as distinct objects (metadata). A byte-swapped input is converted to
 // native order (a copy: its bytes are not floats the CPU can use); a byte-swapped out= is an error.
-int dtype_code(py::array& a, const std::string& fn, const char* name, bool is_out = false) {
+int dtype_code(py::array& a, const Fn& fn, const char* name, bool is_out = false) {
   py::dtype dt = a.dtype();
   int code = -1;
   if (dt.kind() == 'f') code = dt.itemsize() == 4 ? cpu::kF32 : dt.itemsize() == 8 ? cpu::kF64
@@ -101,28 +110,38 @@ const char* dtype_name(int code) {
 }
 int elsize_of(int code) { return code == cpu::kF64 ? 8 : code == cpu::kF32 ? 4 : 2; }
 
+// py::array() would allocate an empty array: members start as null handles instead.
+py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
+
 struct View {
   py::object arr;  // keeps a copied input alive (py::object: null by default, no allocation)
-  std::int64_t strides[kMaxDims];
+  std::int64_t strides[kMaxDims];  // only the first ndim are set
   char* data;
 };
 
 // Element strides; an array whose strides or address are not whole elements is copied (only such
 // odd views are ever copied).
-View view_of(py::array a, bool writable, const std::string& fn, const char* name) {
-  const ssize_t isz = a.itemsize();
-  bool aligned = reinterpret_cast<std::uintptr_t>(a.data()) % isz == 0;
-  for (ssize_t i = 0; i < a.ndim(); ++i) aligned = aligned && a.strides(i) % isz == 0;
+View view_of(const py::array& a_in, bool writable, const Fn& fn, const char* name) {
+  const ssize_t isz = a_in.itemsize(), nd = a_in.ndim();
+  const ssize_t* st = a_in.strides();
+  bool aligned = reinterpret_cast<std::uintptr_t>(a_in.data()) % isz == 0;
+  for (ssize_t i = 0; i < nd; ++i) aligned = aligned && st[i] % isz == 0;
+  View v;
+  const py::array* a = &a_in;
+  py::array copy = null_array();
   if (!aligned) {
     if (writable) throw py::value_error(fn + ": " + name + " must be aligned to its element size");
-    a = py::module_::import("numpy").attr("ascontiguousarray")(a);
+    copy = py::module_::import("numpy").attr("ascontiguousarray")(a_in);
+    v.arr = copy;
+    a = &copy;
+    st = a->strides();
   }
-  View v{a, {}, static_cast<char*>(const_cast<void*>(a.data()))};
-  for (ssize_t i = 0; i < a.ndim(); ++i) v.strides[i] = a.strides(i) / isz;
+  v.data = static_cast<char*>(const_cast<void*>(a->data()));
+  for (ssize_t i = 0; i < nd; ++i) v.strides[i] = st[i] / isz;
   return v;
 }
 
-void check_same_shape(const py::array& a, const py::array& b, const std::string& fn, const char* na,
+void check_same_shape(const py::array& a, const py::array& b, const Fn& fn, const char* na,
                       const char* nb) {
   bool same = a.ndim() == b.ndim();
   for (ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
@@ -243,18 +262,29 @@ class ResultCache {
 
 // A new array of a's shape and dtype (Fortran order when a is, else C order).
 py::array new_like(const py::array& a) {
-  std::vector<ssize_t> shape(a.shape(), a.shape() + a.ndim());
-  const bool f_order = a.ndim() > 1 && (a.flags() & py::array::f_style) && !(a.flags() & py::array::c_style);
-  std::vector<ssize_t> strides(a.ndim());
+  const ssize_t nd = a.ndim();
+  const bool f_order = nd > 1 && (a.flags() & py::array::f_style) && !(a.flags() & py::array::c_style);
+  std::size_t nbytes = std::size_t(a.itemsize());
+  for (ssize_t i = 0; i < nd; ++i) nbytes *= std::size_t(a.shape(i));
+  ResultCache& cache = ResultCache::get();
+  if (nbytes < ResultCache::kMinBytes || cache.limit() == 0) {
+    // NumPy's own constructor, straight: strides from the order flag, no containers in between.
+    auto& api = py::detail::npy_api::get();
+    PyObject* descr = py::detail::array_proxy(a.ptr())->descr;
+    Py_INCREF(descr);  // stolen by the constructor
+    PyObject* r = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, int(nd), const_cast<Py_intptr_t*>(a.shape()),
+                                            nullptr, nullptr, f_order ? py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_ : 0,
+                                            nullptr);
+    if (!r) throw py::error_already_set();
+    return py::reinterpret_steal<py::array>(r);
+  }
+  std::vector<ssize_t> shape(a.shape(), a.shape() + nd), strides(nd);
   ssize_t s = a.itemsize();
-  for (ssize_t k = 0; k < a.ndim(); ++k) {
-    const ssize_t i = f_order ? k : a.ndim() - 1 - k;
+  for (ssize_t k = 0; k < nd; ++k) {
+    const ssize_t i = f_order ? k : nd - 1 - k;
     strides[i] = s;
     s *= shape[i];
   }
-  const std::size_t nbytes = std::size_t(s);
-  ResultCache& cache = ResultCache::get();
-  if (nbytes < ResultCache::kMinBytes || cache.limit() == 0) return py::array(a.dtype(), shape, strides);
   struct Owned {
     void* ptr;
     std::size_t size;
@@ -269,19 +299,16 @@ py::array new_like(const py::array& a) {
   return py::array(a.dtype(), shape, strides, owned->ptr, owner);
 }
 
-// py::array() would allocate an empty array: members start as null handles instead.
-py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
-
 // Validates out= (or makes a new array) and says whether results must go through a temporary.
-py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const std::vector<py::array>& inputs,
-                      const std::string& fn, bool& temp) {
+py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const py::array* const* inputs,
+                      int n_inputs, const Fn& fn, bool& temp) {
   temp = false;
   if (out_h.is_none()) return new_like(like);
   py::array out = null_array();
   if (py::isinstance<py::array>(out_h)) {
     out = py::reinterpret_borrow<py::array>(out_h);
   } else if (py::hasattr(out_h, "__dlpack__")) {  // e.g. a torch tensor, written in place
-    out = to_array(out_h, fn.c_str(), "out");
+    out = to_array(out_h, fn, "out");
   } else {
     throw py::type_error(fn + ": out must be a NumPy array or a DLPack tensor, got " +
                          std::string(py::str(py::type::of(out_h))));
@@ -297,21 +324,27 @@ py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const 
                          dtype_name(dtype) + " (the input's)");
   check_same_shape(like, out, fn, "the input", "out");
   if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
-  for (const auto& in : inputs) temp = temp || needs_temp(out, in);
+  for (int i = 0; i < n_inputs; ++i) temp = temp || needs_temp(out, *inputs[i]);
   return out;
 }
 
-std::vector<double> read_params(const cpu::OpInfo& info, const py::tuple& params) {
-  std::vector<double> p(kMaxParams, 0.0);
-  if (params.size() != info.params.size())
-    throw py::type_error(std::string(info.name) + ": expected " + std::to_string(info.params.size()) + " parameters");
+using Params = std::array<double, kMaxParams>;
+
+Params read_params(const cpu::OpInfo& info, PyObject* params) {
+  Params p{};
+  if (!PyTuple_Check(params) || PyTuple_GET_SIZE(params) != Py_ssize_t(info.params.size()))
+    throw py::type_error(std::string(info.name) + ": expected a tuple of " + std::to_string(info.params.size()) +
+                         " parameters");
   for (size_t i = 0; i < info.params.size(); ++i) {
-    py::handle v = params[i];
-    if (!PyFloat_Check(v.ptr()) && !PyLong_Check(v.ptr()) && !py::isinstance<py::array>(v) &&
-        !PyNumber_Check(v.ptr()))
+    PyObject* v = PyTuple_GET_ITEM(params, Py_ssize_t(i));
+    if (PyFloat_CheckExact(v)) {  // the usual case: the default or a float literal
+      p[i] = PyFloat_AS_DOUBLE(v);
+      continue;
+    }
+    if (!PyFloat_Check(v) && !PyLong_Check(v) && !py::isinstance<py::array>(v) && !PyNumber_Check(v))
       throw py::type_error(std::string(info.name) + ": " + info.params[i].name + " must be a number, got " +
                            std::string(py::str(py::type::of(v))));
-    p[i] = PyFloat_AsDouble(v.ptr());
+    p[i] = PyFloat_AsDouble(v);
     if (PyErr_Occurred()) throw py::error_already_set();
   }
   cpu::check_params(info, p.data());
@@ -326,95 +359,174 @@ py::object finish(const py::array& out, const py::array& dst, py::handle out_h, 
   return dst;
 }
 
-// The arguments of one call, checked and viewed: what both entry points share.
-
+// The arguments of one call, checked and viewed: what both entry points share. Nothing here allocates
+// on the heap in the common case (NumPy arrays in, a small or cached result out): at 1,024 elements the
+// call's own cost is most of the time.
 struct Call {
-  std::string fn;
+  Fn fn;
   int dtype;
   bool has_b, temp;
   py::array a = null_array(), b = null_array(), out = null_array();
   py::array dst = null_array();  // out, or a temporary when out overlaps an input
   View va, vb, vo;
-  std::vector<std::int64_t> shape;
+  int ndim;
+  const std::int64_t* shape;  // a's (NumPy's npy_intp is 64-bit on every platform fastact builds for)
+  std::int64_t size;
   int elsize() const { return elsize_of(dtype); }
 };
+static_assert(sizeof(Py_intptr_t) == sizeof(std::int64_t), "NumPy shapes are read as int64");
 
 // a_h: x or grad_output; b_h (when has_b): the backward's x or y.
 void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const char* an, const char* bn) {
-  c.a = to_array(a_h, c.fn.c_str(), an);
+  c.a = to_array(a_h, c.fn, an);
   c.dtype = dtype_code(c.a, c.fn, an);
   if (c.has_b) {
-    c.b = to_array(b_h, c.fn.c_str(), bn);
+    c.b = to_array(b_h, c.fn, bn);
     if (dtype_code(c.b, c.fn, bn) != c.dtype)
       throw py::type_error(c.fn + ": " + bn + " has dtype " + std::string(py::str(c.b.dtype())) + " but " + an +
                            " has " + std::string(py::str(c.a.dtype())) + "; pass arrays of one dtype");
     check_same_shape(c.a, c.b, c.fn, an, bn);
   }
   if (c.a.ndim() > kMaxDims) throw py::value_error(c.fn + ": at most 64 dimensions");
-  std::vector<py::array> ins = {c.a};
-  if (c.has_b) ins.push_back(c.b);
-  c.out = prepare_out(out_h, c.a, c.dtype, ins, c.fn, c.temp);
+  const py::array* ins[2] = {&c.a, &c.b};
+  c.out = prepare_out(out_h, c.a, c.dtype, ins, c.has_b ? 2 : 1, c.fn, c.temp);
   c.dst = c.temp ? new_like(c.a) : c.out;
   c.va = view_of(c.a, false, c.fn, an);
   if (c.has_b) c.vb = view_of(c.b, false, c.fn, bn);
   c.vo = view_of(c.dst, true, c.fn, "out");
-  c.shape.assign(c.a.shape(), c.a.shape() + c.a.ndim());
+  c.ndim = int(c.a.ndim());
+  c.shape = reinterpret_cast<const std::int64_t*>(c.a.shape());
+  c.size = 1;
+  for (int i = 0; i < c.ndim; ++i) c.size *= c.shape[i];
 }
 
-py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::tuple params,
+// Below this many elements a call keeps the GIL: releasing and taking it back costs more than the
+// work, and other Python threads wait no longer than a NumPy ufunc would make them.
+constexpr std::int64_t kReleaseGilElements = 16384;
+
+template <class F>
+void run_released(std::int64_t n, F&& f) {
+  if (n < kReleaseGilElements) return f();
+  py::gil_scoped_release nogil;
+  f();
+}
+
+py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, PyObject* params,
                        py::handle stream_h) {
-  const cpu::OpInfo& info = cpu::elementwise_ops().at(op);
+  const auto& ops = cpu::elementwise_ops();
+  if (op < 0 || std::size_t(op) >= ops.size() || dir < cpu::kForward || dir > cpu::kBackwardY)
+    throw py::value_error("_elementwise: no such op or direction");
+  const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
-  c.fn = std::string(info.name) + (dir == cpu::kForward ? "" : "_backward");
+  c.fn = {info.name, dir != cpu::kForward};
   c.has_b = dir != cpu::kForward;
-  std::vector<double> p = read_params(info, params);
+  const Params p = read_params(info, params);
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
   if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
-    py::object r = gpu_route_fn()("elementwise", op, dir, c.fn, a_h, b_h, out_h, p, stream_h);
+    py::object r = gpu_route_fn()("elementwise", op, dir, c.fn.str(), a_h, b_h, out_h,
+                                  std::vector<double>(p.begin(), p.end()), stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
   prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
-  std::int64_t n = 1;
-  for (std::int64_t d : c.shape) n *= d;
-  cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), op, dir, c.dtype, n);
-  {
-    py::gil_scoped_release nogil;
-    cpu::run_elementwise(k, c.elsize(), int(c.shape.size()), c.shape.data(), c.vo.data, c.vo.strides,
-                         {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides}, p.data());
-  }
+  cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), op, dir, c.dtype, c.size);
+  run_released(c.size, [&] {
+    cpu::run_elementwise(k, c.elsize(), c.ndim, c.shape, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
+                         {c.has_b ? c.vb.data : nullptr, c.vb.strides}, p.data());
+  });
   return finish(c.out, c.dst, out_h, c.temp);
 }
 
 py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h,
                    py::handle stream_h) {
-  const cpu::OpInfo& info = cpu::row_ops().at(op);
+  const auto& ops = cpu::row_ops();
+  if (op < 0 || std::size_t(op) >= ops.size() || dir < 0 || dir > 1)
+    throw py::value_error("_rowwise: no such op or direction");
+  const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
-  c.fn = std::string(info.name) + (dir == 0 ? "" : "_backward");
+  c.fn = {info.name, dir != 0};
   c.has_b = dir == 1;
   if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
     throw py::type_error(c.fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
-  const long axis_in = axis_h.cast<long>();
+  const long axis_in = PyLong_AsLong(axis_h.ptr());
+  if (axis_in == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(c.fn + ": axis " + std::string(py::str(axis_h)) + " is out of range");
+  }
   if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
-    py::object r = gpu_route_fn()("rows", op, dir, c.fn, a_h, b_h, out_h, axis_in, stream_h);
+    py::object r = gpu_route_fn()("rows", op, dir, c.fn.str(), a_h, b_h, out_h, axis_in, stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
   // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
   // is not the very same layout through a temporary.
   prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", "y");
-  const long nd = long(c.a.ndim());
+  const long nd = c.ndim;
   if (nd == 0) throw py::value_error(c.fn + ": x must have at least one dimension (got a 0-d array)");
   if (axis_in < -nd || axis_in >= nd)
     throw py::value_error(c.fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
                           std::to_string(nd) + " dimensions");
   const int axis = int(axis_in < 0 ? axis_in + nd : axis_in);
   cpu::RowKernel k = cpu::active_table().row[op][dir][c.dtype];
-  {
-    py::gil_scoped_release nogil;
-    cpu::run_rows(k, c.elsize(), int(c.shape.size()), c.shape.data(), axis, c.vo.data, c.vo.strides,
-                  {c.va.data, c.va.strides}, {c.has_b ? c.vb.data : nullptr, c.vb.strides});
-  }
+  run_released(c.size, [&] {
+    cpu::run_rows(k, c.elsize(), c.ndim, c.shape, axis, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
+                  {c.has_b ? c.vb.data : nullptr, c.vb.strides});
+  });
   return finish(c.out, c.dst, out_h, c.temp);
 }
+
+// The two entry points as plain CPython fast-call functions: pybind11's general dispatcher (argument
+// casters, overload bookkeeping) cost about as much as a 1,024-element relu. Exceptions are translated
+// the way pybind11 would.
+template <class F>
+PyObject* guarded(F&& f) noexcept {
+  try {
+    return f().release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::invalid_argument& e) {  // fastact::Error among them
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "fastact: unknown C++ exception");
+  }
+  return nullptr;
+}
+
+int small_int(PyObject* o, const char* what) {
+  const long v = PyLong_Check(o) ? PyLong_AsLong(o) : -1;
+  if (PyErr_Occurred() || !PyLong_Check(o) || v < 0 || v > 1000) {
+    PyErr_Clear();
+    throw py::type_error(std::string("fastact: internal entry point got a bad ") + what);
+  }
+  return int(v);
+}
+
+PyObject* elementwise_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return guarded([&] {
+    if (nargs != 7) throw py::type_error("_elementwise(op, dir, a, b, out, params, stream) takes 7 arguments");
+    return elementwise(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4],
+                       args[5], args[6]);
+  });
+}
+
+PyObject* rowwise_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  return guarded([&] {
+    if (nargs != 7) throw py::type_error("_rowwise(op, dir, a, b, out, axis, stream) takes 7 arguments");
+    return rowwise(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5],
+                   args[6]);
+  });
+}
+
+PyMethodDef entry_points[] = {
+    {"_elementwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&elementwise_entry)), METH_FASTCALL,
+     "_elementwise(op, dir, a, b, out, params, stream): the generic element-wise entry point (use fastact.<op>)."},
+    {"_rowwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowwise_entry)), METH_FASTCALL,
+     "_rowwise(op, dir, a, b, out, axis, stream): the generic row entry point (use fastact.<op>)."},
+    {nullptr, nullptr, 0, nullptr}};
 
 py::list op_list() {
   py::list l;
@@ -494,8 +606,7 @@ std::string compiler() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastact compiled core (use the fastact package, not this module)";
   cpu::active_table();  // reads FASTACT_ISA now: a path this CPU lacks fails the import, clearly
-  m.def("_elementwise", &elementwise);
-  m.def("_rowwise", &rowwise);
+  if (PyModule_AddFunctions(m.ptr(), entry_points) != 0) throw py::error_already_set();
   m.def("_dlpack_bfloat16", &dlpack_bfloat16);
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);
