@@ -70,12 +70,18 @@ void store_block(const V* v, S* out, std::size_t count) {
   }
 }
 
+// The max's order does not matter (math/rows.h): the 32 lanes are folded as a tree (5 steps deep
+// instead of a chain of 31), and the row below runs four independent accumulators. Nor does a NaN's
+// reaching the max (row_max): the sums that follow turn a NaN anywhere in the row into a NaN sum, and so
+// every output of the row into NaN, whatever m is.
 template <class V>
 typename V::T reduce_max(const V* acc) {
   using T = typename V::T;
   T l[kLanes];
   for (int j = 0; j < kLanes / V::W; ++j) acc[j].store(l + j * V::W);
-  return combine_max<T>([&](int j) { return l[j]; });
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) l[j] = max_nan(simd::Scalar<T>(l[j]), simd::Scalar<T>(l[j + w])).v;
+  return l[0];
 }
 
 template <class V>
@@ -93,14 +99,24 @@ template <class V, class S>
 typename V::T row_max(const S* x, std::size_t len) {
   using T = typename V::T;
   using IO = StorageIo<V, S>;
-  constexpr int N = kLanes / V::W;
-  V acc[N];
-  for (auto& a : acc) a = V(-std::numeric_limits<T>::infinity());
-  blocks<S>(len, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
+  constexpr int N = kLanes / V::W, U = 4;
+  V acc[U][N];
+  for (auto& u : acc)
+    for (auto& a : u) a = V(-std::numeric_limits<T>::infinity());
+  std::size_t i = 0;
+  for (; i + U * kLanes <= len; i += U * kLanes)
+    for (int u = 0; u < U; ++u)
+      for (int j = 0; j < N; ++j) {
+        const V v = IO::load(x + i + u * kLanes + j * V::W);
+        acc[u][j] = select(v > acc[u][j], v, acc[u][j]);  // one compare: a NaN in the row need not win here
+      }
+  blocks<S>(len - i, x + i, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
             [&](const S* a, const S*, std::size_t, std::size_t) {
-              for (int j = 0; j < N; ++j) acc[j] = max_nan(acc[j], IO::load(a + j * V::W));
+              for (int j = 0; j < N; ++j) acc[0][j] = max_nan(acc[0][j], IO::load(a + j * V::W));
             });
-  return reduce_max(acc);
+  for (int u = 1; u < U; ++u)
+    for (int j = 0; j < N; ++j) acc[0][j] = max_nan(acc[0][j], acc[u][j]);
+  return reduce_max(acc[0]);
 }
 
 // A row in phases, over n elements that start on a chunk boundary (so several threads can share a long
