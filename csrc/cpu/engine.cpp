@@ -170,29 +170,30 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
     }
     return;
   }
+  int inner = -1;  // the innermost dimension other than axis: consecutive rows step along it
+  for (int i = ndim - 1; i >= 0 && inner < 0; --i)
+    if (i != axis) inner = i;
   const std::int64_t per = (nrows + nt - 1) / nt;
   auto task = [&](int t) {
     const std::int64_t lo = std::min(nrows, t * per), hi = std::min(nrows, lo + per);
-    std::vector<T> ba, bb, bo;
-    if (!direct) {
-      ba.resize(len);
-      bo.resize(len);
-      if (pb) bb.resize(len);
+    if (direct) {  // runs of rows along the innermost other dimension are equally spaced: one call each
+      for (std::int64_t r = lo; r < hi;) {
+        const RowPtrs p = row(r);
+        const std::int64_t run = inner < 0 ? 1 : std::min(hi - r, shape[inner] - r % shape[inner]);
+        k.rows(p.a, p.b, p.o, std::size_t(len), std::size_t(run), inner < 0 ? 0 : a.strides[inner],
+               inner < 0 || !pb ? 0 : b.strides[inner], inner < 0 ? 0 : os[inner]);
+        r += run;
+      }
+      return;
     }
+    std::vector<T> ba(len), bb(pb ? len : 0), bo(len);  // a strided row goes through contiguous copies
     for (std::int64_t r = lo; r < hi; ++r) {
       const RowPtrs p = row(r);
-      T* po = p.o;
-      const T* ra = p.a;
-      const T* rb = p.b;
-      if (direct) {
-        k(ra, rb, po, std::size_t(len));
-      } else {
-        for (std::int64_t j = 0; j < len; ++j) ba[j] = ra[j * sa];
-        if (pb)
-          for (std::int64_t j = 0; j < len; ++j) bb[j] = rb[j * sb];
-        k(ba.data(), pb ? bb.data() : nullptr, bo.data(), std::size_t(len));
-        for (std::int64_t j = 0; j < len; ++j) po[j * so] = bo[j];
-      }
+      for (std::int64_t j = 0; j < len; ++j) ba[j] = p.a[j * sa];
+      if (pb)
+        for (std::int64_t j = 0; j < len; ++j) bb[j] = p.b[j * sb];
+      k(ba.data(), pb ? bb.data() : nullptr, bo.data(), std::size_t(len));
+      for (std::int64_t j = 0; j < len; ++j) p.o[j * so] = bo[j];
     }
   };
   if (nt == 1)

@@ -1,6 +1,7 @@
 // Kernel tables: one per ISA, each filled from the registry by kernels.inc compiled with that ISA's flags.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "fastact/registry.h"
 #include "../kinds.h"
@@ -10,17 +11,20 @@ using namespace fastact::kinds;
 
 // a: x (forward) or dy (backward); b: unused (forward) or x / y (backward). Contiguous, n elements.
 using EwKernel = void (*)(const void* a, const void* b, void* out, std::size_t n, const double* params);
-// One contiguous row of len elements (forward: a = x; backward: a = dy, b = y), whole, or in phases over
+// Contiguous rows of len elements (forward: a = x; backward: a = dy, b = y), whole (several equally
+// spaced rows per call, so that short rows can share their fixed costs), or one row in phases over
 // whole chunks (math/rows.h kChunk) so that threads can share one long row and give the same bits:
 // forward max -> m; sums over a run of chunks -> one partial per chunk; the partials of the row summed by
 // math::rows::PartialSums -> total; write. The backward has no max phase.
 struct RowKernel {
-  void (*whole)(const void* a, const void* b, void* out, std::size_t len) = nullptr;
+  // nrows whole rows of len; row r at a + r*sa, b + r*sb, out + r*so (strides in elements)
+  void (*rows)(const void* a, const void* b, void* out, std::size_t len, std::size_t nrows, std::int64_t sa,
+               std::int64_t sb, std::int64_t so) = nullptr;
   double (*max)(const void* a, std::size_t n) = nullptr;
   void (*sums)(const void* a, const void* b, void* out, std::size_t n, double m, double* partials) = nullptr;
   void (*write)(const void* a, const void* b, void* out, std::size_t n, double m, double total) = nullptr;
-  void operator()(const void* a, const void* b, void* out, std::size_t len) const { whole(a, b, out, len); }
-  explicit operator bool() const { return whole != nullptr; }
+  void operator()(const void* a, const void* b, void* out, std::size_t len) const { rows(a, b, out, len, 1, 0, 0, 0); }
+  explicit operator bool() const { return rows != nullptr; }
 };
 
 struct KernelTable {

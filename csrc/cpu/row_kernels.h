@@ -21,7 +21,7 @@ using namespace fastact::math::rows;
 // Calls f(const T* block_of_32_per_operand..., count) over the row; the last block is padded with pad.
 // T here is any storage type.
 template <class T, class F>
-void blocks(std::size_t len, const T* a, const T* b, T pad_a, T pad_b, F f) {
+inline __attribute__((always_inline)) void blocks(std::size_t len, const T* a, const T* b, T pad_a, T pad_b, F f) {
   std::size_t i = 0;
   for (; i + kLanes <= len; i += kLanes) f(a + i, b ? b + i : nullptr, i, std::size_t(kLanes));
   if (i < len) {
@@ -84,15 +84,34 @@ typename V::T reduce_max(const V* acc) {
   return l[0];
 }
 
+// Each lane's Kahan sum minus its compensation: what combine_sum takes.
 template <class V>
-typename V::T reduce_sum(const Kahan<V>* acc) {
+void lane_sums(const Kahan<V>* acc, typename V::T* l) {
   using T = typename V::T;
   T s[kLanes], c[kLanes];
   for (int j = 0; j < kLanes / V::W; ++j) {
     acc[j].s.store(s + j * V::W);
     acc[j].c.store(c + j * V::W);
   }
-  return combine_sum<T>([&](int j) { return s[j] - c[j]; });
+  for (int j = 0; j < kLanes; ++j) l[j] = s[j] - c[j];
+}
+
+template <class V>
+typename V::T reduce_sum(const Kahan<V>* acc) {
+  using T = typename V::T;
+  T l[kLanes];
+  lane_sums(acc, l);
+  return combine_sum<T>([&](int j) { return l[j]; });
+}
+
+// combine_sum for G rows at once: each row's chain of 32 dependent Kahan steps is the same, but the G
+// chains run side by side (a chain alone costs more than the vector work of a 64-element row).
+template <class T, int G>
+void combine_sums(const T (&l)[G][kLanes], T (&total)[G]) {
+  Kahan<simd::Scalar<T>> k[G];
+  for (int j = 0; j < kLanes; ++j)
+    for (int i = 0; i < G; ++i) k[i].add(simd::Scalar<T>(l[i][j]));
+  for (int i = 0; i < G; ++i) total[i] = k[i].s.v;
 }
 
 template <class V, class S>
@@ -125,24 +144,30 @@ typename V::T row_max(const S* x, std::size_t len) {
 // recomputes exp when e is null: the same values), the backward's sums and outputs. sink(partial) takes
 // each chunk's sum in order. S: the storage type (T, or float16 / bfloat16 on float vectors: read and
 // rounded directly, computed and accumulated in float32).
-template <class V, bool Log, class S, class Sink>
-void forward_sums(const S* x, std::size_t n, typename V::T mx, typename V::T* e, Sink sink) {
+// The chunk loops (and blocks) are forced inline: out of line, their Kahan accumulators lived in memory
+// (measured: the backward 1.5x slower).
+template <class V, bool Log, class S>
+inline __attribute__((always_inline)) void forward_chunk(const S* x, std::size_t n, V m, typename V::T* e, Kahan<V>* acc) {  // n <= kChunk
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const V m(mx);
+  blocks<S>(n, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
+            [&](const S* a, const S*, std::size_t i, std::size_t count) {
+              V v[N];
+              for (int j = 0; j < N; ++j) {
+                v[j] = exp_shifted(IO::load(a + j * V::W), m);
+                acc[j].add(v[j]);
+              }
+              if (!Log && e) store_block(v, e + i, count);
+            });
+}
+
+template <class V, bool Log, class S, class Sink>
+void forward_sums(const S* x, std::size_t n, typename V::T mx, typename V::T* e, Sink sink) {
+  constexpr int N = kLanes / V::W;
   for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    blocks<S>(std::min<std::size_t>(kChunk, n - start), x + start, nullptr,
-              IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
-              [&](const S* a, const S*, std::size_t i, std::size_t count) {
-                V v[N];
-                for (int j = 0; j < N; ++j) {
-                  v[j] = exp_shifted(IO::load(a + j * V::W), m);
-                  acc[j].add(v[j]);
-                }
-                if (!Log && e) store_block(v, e + start + i, count);
-              });
+    forward_chunk<V, Log>(x + start, std::min<std::size_t>(kChunk, n - start), V(mx), e ? e + start : nullptr, acc);
     sink(reduce_sum(acc));
   }
 }
@@ -178,19 +203,23 @@ void forward_write(const S* x, S* y, std::size_t n, typename V::T mx, typename V
   }
 }
 
-template <class V, bool Log, class S, class Sink>
-void backward_sums(const S* dy, const S* y, std::size_t n, Sink sink) {
+template <class V, bool Log, class S>
+inline __attribute__((always_inline)) void backward_chunk(const S* dy, const S* y, std::size_t n, Kahan<V>* acc) {  // n <= kChunk
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
   const S zero = IO::value(T(0));
+  blocks<S>(n, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t, std::size_t) {
+    for (int j = 0; j < N; ++j) acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
+  });
+}
+
+template <class V, bool Log, class S, class Sink>
+void backward_sums(const S* dy, const S* y, std::size_t n, Sink sink) {
+  constexpr int N = kLanes / V::W;
   for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    blocks<S>(std::min<std::size_t>(kChunk, n - start), dy + start, y + start, zero, zero,
-              [&](const S* a, const S* b, std::size_t, std::size_t) {
-                for (int j = 0; j < N; ++j)
-                  acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
-              });
+    backward_chunk<V, Log>(dy + start, y + start, std::min<std::size_t>(kChunk, n - start), acc);
     sink(reduce_sum(acc));
   }
 }
@@ -211,11 +240,8 @@ void backward_write(const S* dy, const S* y, S* dx, std::size_t n, typename V::T
 
 // Whole rows, one thread each.
 template <class V, bool Log, class S = typename V::T>
-void forward(const void* a_, const void*, void* o_, std::size_t len) {
+void forward(const S* x, S* y, std::size_t len) {
   using T = typename V::T;
-  const S* x = static_cast<const S*>(a_);
-  S* y = static_cast<S*>(o_);
-  if (len == 0) return;
   const T mx = row_max<V>(x, len);
   // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
   T* e = nullptr;
@@ -229,14 +255,80 @@ void forward(const void* a_, const void*, void* o_, std::size_t len) {
 }
 
 template <class V, bool Log, class S = typename V::T>
-void backward(const void* a_, const void* b_, void* o_, std::size_t len) {
+void backward(const S* dy, const S* y, S* dx, std::size_t len) {
   using T = typename V::T;
-  const S* dy = static_cast<const S*>(a_);
-  const S* y = static_cast<const S*>(b_);
-  if (len == 0) return;
   PartialSums<T> sums;
   backward_sums<V, Log>(dy, y, len, [&](T p) { sums.add(p); });
-  backward_write<V, Log>(dy, y, static_cast<S*>(o_), len, sums.total());
+  backward_write<V, Log>(dy, y, dx, len, sums.total());
+}
+
+// nrows rows (row r at a + r*sa, b + r*sb, out + r*so elements). Rows of one chunk (the sum of such a row
+// is its one partial) go kGroup at a time, their lane combinations side by side (combine_sums); the
+// bits are those of one row at a time.
+constexpr int kGroup = 4;
+
+template <class V, bool Log, class S = typename V::T>
+void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::size_t nrows, std::int64_t sa,
+                  std::int64_t, std::int64_t so) {
+  using T = typename V::T;
+  constexpr int N = kLanes / V::W;
+  const S* x = static_cast<const S*>(a_);
+  S* y = static_cast<S*>(o_);
+  if (len == 0) return;
+  if (len > std::size_t(kChunk)) {
+    for (std::size_t r = 0; r < nrows; ++r) forward<V, Log>(x + std::int64_t(r) * sa, y + std::int64_t(r) * so, len);
+    return;
+  }
+  T* scratch = nullptr;
+  if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * len);
+  for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
+    const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
+    T mx[kGroup] = {}, lanes[kGroup][kLanes] = {}, total[kGroup];
+    T* e[kGroup] = {};
+    for (int i = 0; i < g; ++i) {
+      const S* xi = x + std::int64_t(r0 + i) * sa;
+      mx[i] = row_max<V>(xi, len);
+      if constexpr (!Log) {
+        if constexpr (std::is_same_v<S, T>) e[i] = y + std::int64_t(r0 + i) * so;
+        else e[i] = scratch + i * len;
+      }
+      Kahan<V> acc[N];
+      forward_chunk<V, Log>(xi, len, V(mx[i]), e[i], acc);
+      lane_sums(acc, lanes[i]);
+    }
+    combine_sums(lanes, total);
+    for (int i = 0; i < g; ++i)
+      forward_write<V, Log>(x + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * so, len, mx[i], total[i], e[i]);
+  }
+}
+
+template <class V, bool Log, class S = typename V::T>
+void backward_rows(const void* a_, const void* b_, void* o_, std::size_t len, std::size_t nrows, std::int64_t sa,
+                   std::int64_t sb, std::int64_t so) {
+  using T = typename V::T;
+  constexpr int N = kLanes / V::W;
+  const S* dy = static_cast<const S*>(a_);
+  const S* y = static_cast<const S*>(b_);
+  S* dx = static_cast<S*>(o_);
+  if (len == 0) return;
+  if (len > std::size_t(kChunk)) {
+    for (std::size_t r = 0; r < nrows; ++r)
+      backward<V, Log>(dy + std::int64_t(r) * sa, y + std::int64_t(r) * sb, dx + std::int64_t(r) * so, len);
+    return;
+  }
+  for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
+    const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
+    T lanes[kGroup][kLanes] = {}, total[kGroup];
+    for (int i = 0; i < g; ++i) {
+      Kahan<V> acc[N];
+      backward_chunk<V, Log>(dy + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * sb, len, acc);
+      lane_sums(acc, lanes[i]);
+    }
+    combine_sums(lanes, total);
+    for (int i = 0; i < g; ++i)
+      backward_write<V, Log>(dy + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * sb,
+                             dx + std::int64_t(r0 + i) * so, len, total[i]);
+  }
 }
 
 // The phases behind type-erased pointers, for the engine's split rows (kernels.h RowKernel). m and the

@@ -271,7 +271,7 @@ TEST(Kernels, EveryOpAndDirectionIsFilled) {
       for (int dir = 0; dir < 2; ++dir)
         for (int dt = 0; dt < cpu::kNumDtypes; ++dt) {
           const cpu::RowKernel& k = t->row[op.id][dir][dt];
-          EXPECT_TRUE(k.whole && k.sums && k.write && (dir == 1) == (k.max == nullptr)) << op.name;
+          EXPECT_TRUE(k.rows && k.sums && k.write && (dir == 1) == (k.max == nullptr)) << op.name;
         }
   }
 }
