@@ -232,3 +232,16 @@ def test_softmax_backward_any_axis(dtype, axis):
 def test_every_elementwise_op_has_a_reference():
     for op in ELEMENTWISE:
         R.forward(op["name"], np.zeros(1), **full_params(op, {}, np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_x_sigmoid_gradients_at_the_float_limits(dtype, isa):
+    """silu's and gelu tanh's gradients at |x| near the largest float: 0 on the left, 1 on the right (the
+    product of e^w and x*w' once overflowed to -inf near -max before it was scaled down)."""
+    fmax = float(np.finfo(dtype).max)
+    x = np.array([-fmax, -0.99 * fmax, -fmax / 3, -1e30, fmax / 3, fmax, -np.inf, np.inf], dtype)
+    g = np.ones_like(x)
+    want = np.array([0, 0, 0, 0, 1, 1, 0, 1], dtype)
+    for kw in ({}, {"beta": 2.0}, {"beta": 0.5}):
+        np.testing.assert_array_equal(fastact.silu_backward(g, x, **kw), want, err_msg=f"silu {kw}")
+    np.testing.assert_array_equal(fastact.gelu_backward(g, x, approximate="tanh"), want)

@@ -338,20 +338,26 @@ FASTACT_HD V x_sigmoid_bounded(V x, V wh, V wl) {
 // d/dx [x * sigmoid(w(x))] = s + x*w'*s*(1-s), s = sigmoid(w). With z = exp(-|w|), d = 1 + z:
 //   w >= 0: (d + x*w'*z) / d^2        w < 0: z * (d + x*w') / d^2  (scaled last)
 // d + x*w' vanishes at the derivative's zero, so it is summed from exact double-word pieces.
+// For the ops here |x*w'| <= 3|w| + 1 (silu: x*w' = w; gelu's tanh form: ~3w), so beyond |w| =
+// x_sigmoid_lim the w < 0 side has underflowed (a zero of d + x*w''s sign) and the w > 0 side is 1:
+// exp runs on the clamped |w|, with the lean ExpNeg and its two-step scaling.
 template <class V>
 FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a double word
+  using C = KT<V>;
   using T = typename V::T;
   auto neg = wh < V(0);
-  ExpParts<V> e = exp_parts(-abs(wh), select(neg, wl, -wl));
-  Pow2<V> s = pow2_of(e.n);
+  V a = abs(wh);
+  auto big = a > V(C::x_sigmoid_lim);
+  ExpNeg<V> e = exp_neg(-select(big, V(C::x_sigmoid_lim), a), select(big, V(0), select(neg, wl, -wl)));
   V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;
-  V zh = s(ph), zl = s(pl);
+  V zh = e.scale(ph), zl = e.scale(pl);
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;
   V inv_d2 = V(1) / (dh * dh);  // one division serves both signs
   V nneg = (dh + xwh) + (dl + xwl);
-  V neg_r = ldexp3(e.times(nneg * inv_d2), e.n);
+  V neg_r = e.scale(fma(nneg * inv_d2, e.em, nneg * inv_d2));  // (1 + em) * 2^n * (d + x*w') / d^2
+  neg_r = select(wh < -V(C::x_sigmoid_lim), copysign(V(0), nneg), neg_r);
   neg_r = select(abs(xwh) == V(T(INFINITY)), V(0), neg_r);  // e^w * x*w' -> 0
-  V xwz = select(zh == V(0), V(0), xwh * zh);
+  V xwz = select(big, V(0), xwh * zh);
   V pos_r = (dh + xwz) * inv_d2;
   return select(neg, neg_r, pos_r);
 }
