@@ -363,9 +363,9 @@ py::object finish(const py::array& out, const py::array& dst, py::handle out_h, 
 // on the heap in the common case (NumPy arrays in, a small or cached result out): at 1,024 elements the
 // call's own cost is most of the time.
 struct Call {
-  Fn fn;
+  Fn fn;  // fn.backward: there is a second input b
   int dtype;
-  bool has_b, temp;
+  bool temp;
   py::array a = null_array(), b = null_array(), out = null_array();
   py::array dst = null_array();  // out, or a temporary when out overlaps an input
   View va, vb, vo;
@@ -376,11 +376,11 @@ struct Call {
 };
 static_assert(sizeof(Py_intptr_t) == sizeof(std::int64_t), "NumPy shapes are read as int64");
 
-// a_h: x or grad_output; b_h (when has_b): the backward's x or y.
+// a_h: x or grad_output; b_h (backward only): the backward's x or y.
 void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const char* an, const char* bn) {
   c.a = to_array(a_h, c.fn, an);
   c.dtype = dtype_code(c.a, c.fn, an);
-  if (c.has_b) {
+  if (c.fn.backward) {
     c.b = to_array(b_h, c.fn, bn);
     if (dtype_code(c.b, c.fn, bn) != c.dtype)
       throw py::type_error(c.fn + ": " + bn + " has dtype " + std::string(py::str(c.b.dtype())) + " but " + an +
@@ -389,10 +389,10 @@ void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const ch
   }
   if (c.a.ndim() > kMaxDims) throw py::value_error(c.fn + ": at most 64 dimensions");
   const py::array* ins[2] = {&c.a, &c.b};
-  c.out = prepare_out(out_h, c.a, c.dtype, ins, c.has_b ? 2 : 1, c.fn, c.temp);
+  c.out = prepare_out(out_h, c.a, c.dtype, ins, c.fn.backward ? 2 : 1, c.fn, c.temp);
   c.dst = c.temp ? new_like(c.a) : c.out;
   c.va = view_of(c.a, false, c.fn, an);
-  if (c.has_b) c.vb = view_of(c.b, false, c.fn, bn);
+  if (c.fn.backward) c.vb = view_of(c.b, false, c.fn, bn);
   c.vo = view_of(c.dst, true, c.fn, "out");
   c.ndim = int(c.a.ndim());
   c.shape = reinterpret_cast<const std::int64_t*>(c.a.shape());
@@ -419,7 +419,6 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
   c.fn = {info.name, dir != cpu::kForward};
-  c.has_b = dir != cpu::kForward;
   const Params p = read_params(info, params);
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
   if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
@@ -427,24 +426,24 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
                                   std::vector<double>(p.begin(), p.end()), stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
-  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
+  prepare(c, a_h, b_h, out_h, c.fn.backward ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
   cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), op, dir, c.dtype, c.size);
   run_released(c.size, [&] {
     cpu::run_elementwise(k, c.elsize(), c.ndim, c.shape, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
-                         {c.has_b ? c.vb.data : nullptr, c.vb.strides}, p.data());
+                         {c.fn.backward ? c.vb.data : nullptr, c.vb.strides}, p.data());
   });
   return finish(c.out, c.dst, out_h, c.temp);
 }
 
-py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, py::handle axis_h,
+py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, PyObject* axis_obj,
                    py::handle stream_h) {
+  const py::handle axis_h(axis_obj);
   const auto& ops = cpu::row_ops();
   if (op < 0 || std::size_t(op) >= ops.size() || dir < 0 || dir > 1)
     throw py::value_error("_rowwise: no such op or direction");
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
   c.fn = {info.name, dir != 0};
-  c.has_b = dir == 1;
   if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
     throw py::type_error(c.fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
   const long axis_in = PyLong_AsLong(axis_h.ptr());
@@ -458,7 +457,7 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   }
   // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
   // is not the very same layout through a temporary.
-  prepare(c, a_h, b_h, out_h, c.has_b ? "grad_output" : "x", "y");
+  prepare(c, a_h, b_h, out_h, c.fn.backward ? "grad_output" : "x", "y");
   const long nd = c.ndim;
   if (nd == 0) throw py::value_error(c.fn + ": x must have at least one dimension (got a 0-d array)");
   if (axis_in < -nd || axis_in >= nd)
@@ -468,7 +467,7 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   cpu::RowKernel k = cpu::active_table().row[op][dir][c.dtype];
   run_released(c.size, [&] {
     cpu::run_rows(k, c.elsize(), c.ndim, c.shape, axis, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
-                  {c.has_b ? c.vb.data : nullptr, c.vb.strides});
+                  {c.fn.backward ? c.vb.data : nullptr, c.vb.strides});
   });
   return finish(c.out, c.dst, out_h, c.temp);
 }
@@ -505,26 +504,19 @@ int small_int(PyObject* o, const char* what) {
   return int(v);
 }
 
-PyObject* elementwise_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+// The CPython face of elementwise() and rowwise(): seven positional arguments, the first two small ints.
+template <py::object (*F)(int, int, py::handle, py::handle, py::handle, PyObject*, py::handle)>
+PyObject* entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return guarded([&] {
-    if (nargs != 7) throw py::type_error("_elementwise(op, dir, a, b, out, params, stream) takes 7 arguments");
-    return elementwise(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4],
-                       args[5], args[6]);
-  });
-}
-
-PyObject* rowwise_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  return guarded([&] {
-    if (nargs != 7) throw py::type_error("_rowwise(op, dir, a, b, out, axis, stream) takes 7 arguments");
-    return rowwise(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5],
-                   args[6]);
+    if (nargs != 7) throw py::type_error("fastact: the internal entry point takes 7 arguments");
+    return F(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5], args[6]);
   });
 }
 
 PyMethodDef entry_points[] = {
-    {"_elementwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&elementwise_entry)), METH_FASTCALL,
+    {"_elementwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<elementwise>)), METH_FASTCALL,
      "_elementwise(op, dir, a, b, out, params, stream): the generic element-wise entry point (use fastact.<op>)."},
-    {"_rowwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&rowwise_entry)), METH_FASTCALL,
+    {"_rowwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<rowwise>)), METH_FASTCALL,
      "_rowwise(op, dir, a, b, out, axis, stream): the generic row entry point (use fastact.<op>)."},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -264,8 +264,27 @@ void backward(const S* dy, const S* y, S* dx, std::size_t len) {
 
 // nrows rows (row r at a + r*sa, b + r*sb, out + r*so elements). Rows of one chunk (the sum of such a row
 // is its one partial) go kGroup at a time, their lane combinations side by side (combine_sums); the
-// bits are those of one row at a time.
+// bits are those of one row at a time. row_groups is the walk both directions share: whole(r) for a
+// long row; for short ones lanes(r, i, l) fills row r's 32 lane sums (i: its place in the group), and
+// write(r, i, total) runs once the group's sums are combined.
 constexpr int kGroup = 4;
+
+template <class T, class Whole, class Lanes, class Write>
+inline __attribute__((always_inline)) void row_groups(std::size_t len, std::size_t nrows, Whole whole, Lanes lanes,
+                                                      Write write) {
+  if (len == 0) return;
+  if (len > std::size_t(kChunk)) {
+    for (std::size_t r = 0; r < nrows; ++r) whole(std::int64_t(r));
+    return;
+  }
+  for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
+    const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
+    T l[kGroup][kLanes] = {}, total[kGroup];
+    for (int i = 0; i < g; ++i) lanes(std::int64_t(r0) + i, i, l[i]);
+    combine_sums(l, total);
+    for (int i = 0; i < g; ++i) write(std::int64_t(r0) + i, i, total[i]);
+  }
+}
 
 template <class V, bool Log, class S = typename V::T>
 void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::size_t nrows, std::int64_t sa,
@@ -274,32 +293,23 @@ void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::s
   constexpr int N = kLanes / V::W;
   const S* x = static_cast<const S*>(a_);
   S* y = static_cast<S*>(o_);
-  if (len == 0) return;
-  if (len > std::size_t(kChunk)) {
-    for (std::size_t r = 0; r < nrows; ++r) forward<V, Log>(x + std::int64_t(r) * sa, y + std::int64_t(r) * so, len);
-    return;
-  }
   T* scratch = nullptr;
-  if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * len);
-  for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
-    const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
-    T mx[kGroup] = {}, lanes[kGroup][kLanes] = {}, total[kGroup];
-    T* e[kGroup] = {};
-    for (int i = 0; i < g; ++i) {
-      const S* xi = x + std::int64_t(r0 + i) * sa;
-      mx[i] = row_max<V>(xi, len);
-      if constexpr (!Log) {
-        if constexpr (std::is_same_v<S, T>) e[i] = y + std::int64_t(r0 + i) * so;
-        else e[i] = scratch + i * len;
-      }
-      Kahan<V> acc[N];
-      forward_chunk<V, Log>(xi, len, V(mx[i]), e[i], acc);
-      lane_sums(acc, lanes[i]);
-    }
-    combine_sums(lanes, total);
-    for (int i = 0; i < g; ++i)
-      forward_write<V, Log>(x + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * so, len, mx[i], total[i], e[i]);
-  }
+  if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * std::min<std::size_t>(len, kChunk));
+  T mx[kGroup] = {};
+  T* e[kGroup] = {};
+  row_groups<T>(
+      len, nrows, [&](std::int64_t r) { forward<V, Log>(x + r * sa, y + r * so, len); },
+      [&](std::int64_t r, int i, T* l) {
+        mx[i] = row_max<V>(x + r * sa, len);
+        if constexpr (!Log) {
+          if constexpr (std::is_same_v<S, T>) e[i] = y + r * so;
+          else e[i] = scratch + i * len;
+        }
+        Kahan<V> acc[N];
+        forward_chunk<V, Log>(x + r * sa, len, V(mx[i]), e[i], acc);
+        lane_sums(acc, l);
+      },
+      [&](std::int64_t r, int i, T total) { forward_write<V, Log>(x + r * sa, y + r * so, len, mx[i], total, e[i]); });
 }
 
 template <class V, bool Log, class S = typename V::T>
@@ -310,25 +320,14 @@ void backward_rows(const void* a_, const void* b_, void* o_, std::size_t len, st
   const S* dy = static_cast<const S*>(a_);
   const S* y = static_cast<const S*>(b_);
   S* dx = static_cast<S*>(o_);
-  if (len == 0) return;
-  if (len > std::size_t(kChunk)) {
-    for (std::size_t r = 0; r < nrows; ++r)
-      backward<V, Log>(dy + std::int64_t(r) * sa, y + std::int64_t(r) * sb, dx + std::int64_t(r) * so, len);
-    return;
-  }
-  for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
-    const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
-    T lanes[kGroup][kLanes] = {}, total[kGroup];
-    for (int i = 0; i < g; ++i) {
-      Kahan<V> acc[N];
-      backward_chunk<V, Log>(dy + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * sb, len, acc);
-      lane_sums(acc, lanes[i]);
-    }
-    combine_sums(lanes, total);
-    for (int i = 0; i < g; ++i)
-      backward_write<V, Log>(dy + std::int64_t(r0 + i) * sa, y + std::int64_t(r0 + i) * sb,
-                             dx + std::int64_t(r0 + i) * so, len, total[i]);
-  }
+  row_groups<T>(
+      len, nrows, [&](std::int64_t r) { backward<V, Log>(dy + r * sa, y + r * sb, dx + r * so, len); },
+      [&](std::int64_t r, int, T* l) {
+        Kahan<V> acc[N];
+        backward_chunk<V, Log>(dy + r * sa, y + r * sb, len, acc);
+        lane_sums(acc, l);
+      },
+      [&](std::int64_t r, int, T total) { backward_write<V, Log>(dy + r * sa, y + r * sb, dx + r * so, len, total); });
 }
 
 // The phases behind type-erased pointers, for the engine's split rows (kernels.h RowKernel). m and the
