@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <condition_variable>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,48 @@ bool spin_until(F ready, std::chrono::microseconds yield_after = kSpin) {
   }
 }
 
+// Where the pool's threads run. Linux wakes a sleeping worker next to the thread that woke it and may
+// leave it there for milliseconds while another CPU idles (measured on a 2-vCPU VM: after a 50 ms pause,
+// most batches of 6 us regions ran both tasks on one CPU, 13 us a region instead of 7). So each thread
+// notes its CPU at every region, and a worker that finds another pool thread on its own CPU moves to one
+// that no pool thread was last seen on, by narrowing its affinity for an instant and restoring it at
+// once: a move, not a pin (the scheduler stays free to place it afterwards; with every allowed CPU in
+// use, or a single one allowed, nothing moves).
+class Placement {
+ public:
+  void resize(int threads) {
+    slots_.reset(new std::atomic<int>[std::size_t(threads)]);
+    for (int i = 0; i < threads; ++i) slots_[std::size_t(i)].store(-1, std::memory_order_relaxed);
+    n_ = threads;
+  }
+  void note_caller() { slots_[0].store(sched_getcpu(), std::memory_order_relaxed); }
+  void settle_worker(int slot) {  // slot >= 1
+    const int here = sched_getcpu();
+    slots_[std::size_t(slot)].store(here, std::memory_order_relaxed);
+    if (here < 0 || here >= CPU_SETSIZE || !shared(slot, here)) return;
+    cpu_set_t allowed, unused;
+    if (pthread_getaffinity_np(pthread_self(), sizeof(allowed), &allowed) != 0) return;
+    unused = allowed;
+    for (int j = 0; j < n_; ++j) {
+      const int c = slots_[std::size_t(j)].load(std::memory_order_relaxed);
+      if (c >= 0 && c < CPU_SETSIZE) CPU_CLR(c, &unused);
+    }
+    if (CPU_COUNT(&unused) == 0) return;
+    if (pthread_setaffinity_np(pthread_self(), sizeof(unused), &unused) == 0)
+      pthread_setaffinity_np(pthread_self(), sizeof(allowed), &allowed);
+    slots_[std::size_t(slot)].store(sched_getcpu(), std::memory_order_relaxed);
+  }
+
+ private:
+  bool shared(int slot, int cpu) const {
+    for (int j = 0; j < n_; ++j)
+      if (j != slot && slots_[std::size_t(j)].load(std::memory_order_relaxed) == cpu) return true;
+    return false;
+  }
+  std::unique_ptr<std::atomic<int>[]> slots_;
+  int n_ = 0;
+};
+
 class Pool {
  public:
   explicit Pool(int size) : size_(size) {}
@@ -88,6 +131,7 @@ class Pool {
       return;
     }
     start_if_needed();
+    placement_.note_caller();
     // Publish the region: fn_ and done_ first, then the ticket that names it (acquire/release pairs).
     fn_.store(&fn);
     done_.store(0);
@@ -132,10 +176,11 @@ class Pool {
     if (int(workers_.size()) == size_ - 1) return;
     stop_workers();
     quit_.store(false);
-    for (int i = 0; i < size_ - 1; ++i) workers_.emplace_back([this] { loop(); });
+    placement_.resize(size_);
+    for (int i = 0; i < size_ - 1; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
   }
 
-  void loop() {
+  void loop(int slot) {
     std::uint32_t seen = gen_of(ticket_.load());
     auto woken = [&] { return quit_.load() || gen_of(ticket_.load()) != seen; };
     for (;;) {
@@ -146,6 +191,7 @@ class Pool {
         --sleepers_;
       }
       if (quit_.load()) return;
+      placement_.settle_worker(slot);
       const std::uint64_t v = ticket_.load();
       seen = gen_of(v);
       const int n = work(seen);
@@ -176,6 +222,7 @@ class Pool {
   std::atomic<std::uint64_t> ticket_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> quit_{false};
+  Placement placement_;  // written by the caller (under busy_) and the workers; resized with no worker
   std::uint32_t generation_ = 0;  // the caller's count (under busy_)
   int sleepers_ = 0;              // guarded by m_
 };

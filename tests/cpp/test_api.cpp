@@ -1,7 +1,9 @@
 // The public C++ API (fastact/fastact.h) and the engines behind it, with no Python involved.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <thread>
@@ -158,5 +160,28 @@ TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
     EXPECT_TRUE(ok1 && ok2) << threads << " threads";
     EXPECT_GT(workers_used.load(), 0) << "the workers never took part";
   }
+  fastact::set_num_threads(before);
+}
+
+// Workers that find another pool thread on their CPU move off it (thread_pool.cpp, Placement) by
+// narrowing their affinity for an instant: afterwards every pool thread must still hold the whole mask it
+// started with (a move, never a pin), across pauses long enough for the workers to sleep and be woken.
+TEST(ThreadPool, MovesNeverPinAWorker) {
+  const int before = fastact::num_threads();
+  cpu_set_t process;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(process), &process), 0);
+  fastact::set_num_threads(2);
+  std::atomic<int> narrowed{0}, ran{0};
+  for (int pause = 0; pause < 6; ++pause) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past the workers' 200 us spin
+    for (int r = 0; r < 200; ++r)
+      fastact::cpu::parallel_run(2, [&](int) {
+        cpu_set_t mine;
+        if (sched_getaffinity(0, sizeof(mine), &mine) != 0 || !CPU_EQUAL(&mine, &process)) narrowed.fetch_add(1);
+        ran.fetch_add(1);
+      });
+  }
+  EXPECT_EQ(ran.load(), 6 * 200 * 2);
+  EXPECT_EQ(narrowed.load(), 0) << "a task ran on a thread whose affinity was left narrowed";
   fastact::set_num_threads(before);
 }
