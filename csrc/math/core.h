@@ -221,14 +221,20 @@ FASTACT_HD V log_positive(V x) {
   return select((x == x * V(2)) | (x != x), x, res);
 }
 
+// tanh below tanh_small: x + x^3 T(x^2), odd; tanh(-0) = -0.
+template <class V>
+FASTACT_HD V tanh_near0(V x) {
+  V s = x * x;
+  return select(x == V(0), x, fma(x * s, poly::tanh_t(s), x));
+}
+
 // tanh: odd polynomial near 0, 1 - 2/(exp(2|x|) + 1) elsewhere (no cancellation: the result is >= 0.51).
 // exp(2|x|) is rounded once from (1 + em) * 2^n; 2|x| is clamped where tanh has rounded to 1.
 template <class V>
 FASTACT_HD V tanh(V x) {
   using C = KT<V>;
   V a = abs(x);
-  V s = x * x;
-  V small = select(x == V(0), x, fma(x * s, poly::tanh_t(s), x));  // tanh(-0) = -0
+  V small = tanh_near0(x);
   V a2 = a + a;
   ExpNeg<V> e = exp_neg(select(a2 > V(C::tanh_one), V(C::tanh_one), a2), V(0));
   V p2n = e.s1 * V(C::inv_split);  // 2^n, n <= 58: normal
@@ -240,7 +246,7 @@ FASTACT_HD V tanh(V x) {
 template <class V>
 FASTACT_HD V tanh_grad(V x) {
   using C = KT<V>;
-  V t = tanh(x);
+  V t = tanh_near0(x);  // tanh(x) where the small side is taken
   V small = fma(-t, t, V(1));
   V z = exp_nonpositive(V(-2) * abs(x));
   V d = V(1) + z;
@@ -363,7 +369,8 @@ FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a dou
 }
 
 // Gaussian pieces for gelu. For a = |x| >= 1/2: Phi(-a) = exp(-a^2/2) * G(a) / a, with G from the
-// fitted polynomials (in a - 1.5 up to A1, in 1/a beyond). exp(-a^2/2) uses the exact square.
+// fitted polynomials (in a - 1.5 up to A1, in 1/a beyond; one Horner chain, its coefficients chosen per
+// lane). exp(-a^2/2) uses the exact square.
 template <class V>
 struct GaussTail {
   ExpParts<V> e;  // exp(-a^2/2)
@@ -377,9 +384,10 @@ FASTACT_HD GaussTail<V> gauss_tail(V a) {
   V sh, sl;
   two_prod(ac, ac, sh, sl);
   ExpParts<V> e = exp_parts(V(-0.5) * sh, V(-0.5) * sl);
-  V g_mid = poly::gelu_g(ac - V(1.5));
-  V g_far = poly::gelu_h(V(1) / ac);
-  return {e, select(ac < V(C::gelu_a1), g_mid, g_far), ac};
+  // one polynomial per lane: gelu_g in a - 1.5 below A1, gelu_h in 1/a beyond (the bits of each fit)
+  auto far = ~(ac < V(C::gelu_a1));  // NaN too, as before
+  V G = poly::gelu_g_or_h(select(far, V(1) / ac, ac - V(1.5)), far);
+  return {e, G, ac};
 }
 
 // D(a) = G(a) - a^2/sqrt(2 pi) without cancellation: below A1 as (a - a0) * E(a), a - a0 formed
