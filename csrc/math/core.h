@@ -37,6 +37,11 @@ struct K<float> {
   static constexpr float x_sigmoid_lim = 120.0f; // |x| * exp(-120) underflows for |x| <= 120
   static constexpr float scale_split = 70.0f;    // 2^n = 2^(n + 70) * 2^-70 (ExpNeg)
   static constexpr float inv_split = 0x1p-70f;
+  // round_magic + 127 + 70: exp_neg rounds with it, and the rounded value's low bits are then those of
+  // the biased exponent of 2^(n + split) (shift_to_exponent)
+  static constexpr float exp_shift = 0x1.8p23f + 197.0f;
+  static constexpr float sigmoid_clamp = 103.25f;       // n = -149: 2^n exact; exp(-a) rounds to 2^-149
+  static constexpr float exp_zero = 0x1.9fe368p+6f;     // the float below 150 ln2: exp(-a) < 2^-150 beyond
   static constexpr float tanh_one = 20.0f;       // tanh(x) rounds to 1 beyond 2|x| = 20
 };
 
@@ -62,6 +67,9 @@ struct K<double> {
   static constexpr double x_sigmoid_lim = 760.0;
   static constexpr double scale_split = 200.0;
   static constexpr double inv_split = 0x1p-200;
+  static constexpr double exp_shift = 0x1.8p52 + 1223.0;
+  static constexpr double sigmoid_clamp = 744.5;        // n = -1074
+  static constexpr double exp_zero = 0x1.74910d52d3051p+9;  // the double below 1075 ln2
   static constexpr double tanh_one = 40.0;
 };
 
@@ -103,8 +111,7 @@ FASTACT_HD ExpParts<V> exp_parts(V hi, V lo) {
   const V lo_lim(C::exp_lo), hi_lim(C::exp_hi);
   // lo only matters inside the range; outside (and for inf/NaN hi) it may be garbage, so drop it.
   lo = select((hi > lo_lim) & (hi < hi_lim), lo, V(0));
-  hi = select(hi < lo_lim, lo_lim, hi);
-  hi = select(hi > hi_lim, hi_lim, hi);
+  hi = at_most(at_least(hi, lo_lim), hi_lim);
   V n = round_int(hi * V(C::log2e));
   // r + rl = (hi - n*ln2_hi) + (lo - n*ln2_lo) exactly: the first difference is exact, the second is
   // tiny; rounding r would cost up to 0.35 ulp of the result.
@@ -165,23 +172,28 @@ FASTACT_HD V ldexp_split(V y, V n) {
   return (y * pow2i(n + V(C::scale_split))) * V(C::inv_split);
 }
 
-// exp(z + lo) for z from about -760 (double) / -120 (float) up to 40, callers clamping: (1 + em) * 2^n,
+// exp(z + lo) for z from about -760 (double) / -120 (float) up to 39, callers clamping: (1 + em) * 2^n,
 // em = expm1(r) with r rounded once (up to 0.35 ulp of the result: for callers that stay well within
 // their bound), 2^n applied in two exact-or-once-rounded steps, 2^(n + split) * 2^-split, so a
-// subnormal result is rounded once with no branch. NaN propagates.
+// subnormal result is rounded once with no branch. z * log2e is rounded to n with exp_shift, whose
+// sum leaves the bits of 2^(n + split) in place: no float-to-integer conversion. NaN propagates.
 template <class V>
 struct ExpNeg {
   V em, n, s1;  // s1 = 2^(n + split)
   FASTACT_HD V scale(V y) const { return (y * s1) * V(KT<V>::inv_split); }  // y * 2^n: y * s1 normal, finite
+  // 2^n itself: exact down to the smallest subnormal (n = -149 / -1074), 0 below.
+  FASTACT_HD V pow2() const { return s1 * V(KT<V>::inv_split); }
 };
 template <class V>
 FASTACT_HD ExpNeg<V> exp_neg(V z, V lo) {
   using C = KT<V>;
-  const V magic(C::round_magic);
-  V n = fma(z, V(C::log2e), magic) - magic;
+  const V shift(C::exp_shift);
+  V t = fma(z, V(C::log2e), shift);
+  V n = t - shift;
   V r = fma(n, V(-C::ln2_hi), z) + fma(n, V(-C::ln2_lo), lo);
-  V em = fma(r * r, poly::exp_q(r), r);
-  return {em, n, pow2i(n + V(C::scale_split))};
+  V r2 = r * r;
+  V em = fma(r2, poly::exp_q_estrin(r, r2), r);
+  return {em, n, shift_to_exponent(t)};
 }
 
 // exp(z + lo) for z <= 0 (NaN propagates): 1 + em rounded, then scaled (within ~1 ulp).
@@ -189,7 +201,7 @@ template <class V>
 FASTACT_HD V exp_nonpositive(V z, V lo = V(0)) {
   using C = KT<V>;
   auto under = z < -V(C::exp_under);
-  ExpNeg<V> e = exp_neg(select(under, -V(C::exp_under), z), select(under, V(0), lo));
+  ExpNeg<V> e = exp_neg(at_least(z, -V(C::exp_under)), select(under, V(0), lo));
   return e.scale(V(1) + e.em);
 }
 
@@ -197,7 +209,7 @@ FASTACT_HD V exp_nonpositive(V z, V lo = V(0)) {
 template <class V>
 FASTACT_HD V expm1_upto80(V x) {
   using C = KT<V>;
-  ExpParts<V> e = exp_parts(select(x < V(C::expm1_lo), V(C::expm1_lo), x), V(0));
+  ExpParts<V> e = exp_parts(at_least(x, V(C::expm1_lo)), V(0));
   V t = pow2i(e.n);
   V res = fma(t, e.em, t - V(1));
   return select(x == V(0), x, res);  // keeps the sign of -0
@@ -236,8 +248,8 @@ FASTACT_HD V tanh(V x) {
   V a = abs(x);
   V small = tanh_near0(x);
   V a2 = a + a;
-  ExpNeg<V> e = exp_neg(select(a2 > V(C::tanh_one), V(C::tanh_one), a2), V(0));
-  V p2n = e.s1 * V(C::inv_split);  // 2^n, n <= 58: normal
+  ExpNeg<V> e = exp_neg(at_most(a2, V(C::tanh_one)), V(0));
+  V p2n = e.pow2();  // n <= 29: normal
   V large = copysign(V(1) - V(2) / (fma(p2n, e.em, p2n) + V(1)), x);
   return select(a < V(C::tanh_small), small, large);
 }
@@ -292,33 +304,37 @@ FASTACT_HD V x_sigmoid(V x, V wh, V wl) {
 // (ExpNeg, a >= 0 already clamped), q + c is
 //   w >= 0: 1 / (1 + z)        w < 0: (1 + em) / (1 + z), to be scaled by 2^n last (subnormal tails
 // round once). 1 + em and 1 + z are double words and c is q's remainder correction, so q + c rounds about
-// once on top of exp's error.
+// once on top of exp's error. z is scaled in one step by 2^n (0 where n < -149: z is then far below
+// 1 + z's last bit either way).
 template <class V>
 struct SigmoidQuotient {
   ExpNeg<V> e;
-  V q, c;
+  V p2n, q, c;  // p2n = e.pow2()
 };
 template <class V>
 FASTACT_HD SigmoidQuotient<V> sigmoid_quotient(V a, V lo, typename V::M neg) {
   ExpNeg<V> e = exp_neg(-a, lo);
+  V p2n = e.pow2();
   V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;  // 1 + em exactly
-  V zh = e.scale(ph), zl = e.scale(pl);
+  V zh = ph * p2n, zl = pl * p2n;
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;  // 1 + z
   V nh = select(neg, ph, V(1)), nl = select(neg, pl, V(0));
   V rd = V(1) / dh;
   V q = nh * rd;
-  return {e, q, ((fma(-q, dh, nh) + nl) - q * dl) * rd};
+  return {e, p2n, q, ((fma(-q, dh, nh) + nl) - q * dl) * rd};
 }
 
-// sigmoid(x): worst 0.97 ulp in float, all 2^32 inputs.
+// sigmoid(x). For x < 0 the result is q * 2^n with 2^n exact, rounded once: |x| is clamped where
+// n = -149 and exp(x) rounds to 2^-149 (up to 150 ln2), and is 0 beyond 150 ln2.
 template <class V>
 FASTACT_HD V sigmoid(V x) {
   using C = KT<V>;
   auto neg = x < V(0);
   V a = abs(x);
-  SigmoidQuotient<V> s = sigmoid_quotient(select(a > V(C::exp_under), V(C::exp_under), a), V(0), neg);
+  SigmoidQuotient<V> s = sigmoid_quotient(at_most(a, V(C::sigmoid_clamp)), V(0), neg);
   V q = s.q + s.c;
-  return select(neg, s.e.scale(q), q);
+  V neg_r = select(a > V(C::exp_zero), V(0), q * s.p2n);
+  return select(neg, neg_r, q);
 }
 
 // x * sigmoid(w), w = wh + wl, for ops with |x| <= |w| wherever |w| > ln2/2 (silu with beta >= 1, gelu's
@@ -334,7 +350,7 @@ FASTACT_HD V x_sigmoid_bounded(V x, V wh, V wl) {
   V a = abs(wh);
   auto big = a > V(C::x_sigmoid_lim);
   SigmoidQuotient<V> s =
-      sigmoid_quotient(select(big, V(C::x_sigmoid_lim), a), select(big, V(0), select(neg, wl, -wl)), neg);
+      sigmoid_quotient(at_most(a, V(C::x_sigmoid_lim)), select(big, V(0), select(neg, wl, -wl)), neg);
   V u = fma(x, s.q, x * s.c);
   V res = select(neg, s.e.scale(u), u);
   res = select((x == V(0)) | (x == V(T(INFINITY))), x, res);  // the sign of -0; +inf (x * c would be -inf)
@@ -354,9 +370,10 @@ FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a dou
   auto neg = wh < V(0);
   V a = abs(wh);
   auto big = a > V(C::x_sigmoid_lim);
-  ExpNeg<V> e = exp_neg(-select(big, V(C::x_sigmoid_lim), a), select(big, V(0), select(neg, wl, -wl)));
+  ExpNeg<V> e = exp_neg(-at_most(a, V(C::x_sigmoid_lim)), select(big, V(0), select(neg, wl, -wl)));
   V ph = V(1) + e.em, pl = (V(1) - ph) + e.em;
-  V zh = e.scale(ph), zl = e.scale(pl);
+  V p2n = e.pow2();
+  V zh = ph * p2n, zl = pl * p2n;
   V dh = V(1) + zh, dl = ((V(1) - dh) + zh) + zl;
   V inv_d2 = V(1) / (dh * dh);  // one division serves both signs
   V nneg = (dh + xwh) + (dl + xwl);
@@ -380,7 +397,7 @@ struct GaussTail {
 template <class V>
 FASTACT_HD GaussTail<V> gauss_tail(V a) {
   using C = KT<V>;
-  V ac = select(a < V(C::gelu_amax), a, V(C::gelu_amax));
+  V ac = at_most(a, V(C::gelu_amax));
   V sh, sl;
   two_prod(ac, ac, sh, sl);
   ExpParts<V> e = exp_parts(V(-0.5) * sh, V(-0.5) * sl);
@@ -422,9 +439,10 @@ template <class V>
 FASTACT_HD V gelu_erf_grad(V x) {
   using C = KT<V>;
   V s = x * x;
-  V phi_small = exp_nonpositive(V(-0.5) * s) * V(C::isqrt2pi);
-  V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
   GaussTail<V> t = gauss_tail(abs(x));
+  // below gelu_small, exp(-x^2/2) = 1 + em (n = 0): the tail's own exp, of the exact square
+  V phi_small = t.e.p() * V(C::isqrt2pi);
+  V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
   // Phi(-a) - a*phi(a) = exp(-a^2/2) * D(a) / a
   V q = ldexp_split(t.e.times(gauss_d(t) / t.ac), t.e.n);
   V tail = select(x < V(0), q, V(1) - q);
@@ -466,7 +484,7 @@ FASTACT_HD V gelu_tanh(V x) {
 template <class V>
 FASTACT_HD V gelu_tanh_grad(V x) {
   // Beyond |x| = 40 the derivative is exactly 0 or 1 in both precisions; clamping keeps x^3 finite.
-  V xc = select(x > V(40), V(40), select(x < V(-40), V(-40), x));
+  V xc = at_most(at_least(x, V(-40)), V(40));
   V wh, wl, xwh, xwl;
   gelu_tanh_arg(xc, wh, wl, &xwh, &xwl);
   return select(x == x, x_sigmoid_grad(wh, wl, xwh, xwl), x);

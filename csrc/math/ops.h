@@ -46,11 +46,11 @@ struct Elu {  // p[0] = alpha
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     auto pos = x > V(0);
-    return select(pos, x, V(p[0]) * expm1_upto80(select(pos, V(0), x)));
+    return select(pos, x, V(p[0]) * expm1_upto80(at_most(x, V(0))));
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
     auto pos = x > V(0);
-    return select(pos, dy, dy * (V(p[0]) * exp_nonpositive(select(pos, V(0), x))));
+    return select(pos, dy, dy * (V(p[0]) * exp_nonpositive(at_most(x, V(0)))));
   }
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) {
     return select(y > V(0), dy, dy * (y + V(p[0])));
@@ -69,13 +69,17 @@ struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
 
 struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
   static constexpr bool tabulate16 = true;
+  // beta = 1 (the default) passes w = x + 0 as two_prod(1, x) would give it: the same bits, without the
+  // product's operations
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    if (p[0] == T(1)) return x_sigmoid_bounded(x, x, V(0));
     V wh, wl;
     two_prod(V(p[0]), x, wh, wl);
     if (p[0] >= T(1)) return x_sigmoid_bounded(x, wh, wl);  // |x| <= |w|: the lean form holds
     return x_sigmoid(x, wh, wl);
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    if (p[0] == T(1)) return dy * x_sigmoid_grad(x, V(0), x, V(0));
     V wh, wl;
     two_prod(V(p[0]), x, wh, wl);
     return dy * x_sigmoid_grad(wh, wl, wh, wl);  // x * w' = beta * x = w

@@ -59,6 +59,8 @@ struct VF {
   friend M operator!=(VF a, VF b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend VF fma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a.v, b.v, c.v); }
   friend VF select(M m, VF a, VF b) { return _mm256_blendv_ps(b.v, a.v, m.m); }
+  friend VF at_most(VF a, VF c) { return _mm256_min_ps(c.v, a.v); }   // c < a ? c : a (a if unordered)
+  friend VF at_least(VF a, VF c) { return _mm256_max_ps(c.v, a.v); }
   friend VF abs(VF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v); }
   friend VF copysign(VF a, VF s) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -68,6 +70,7 @@ struct VF {
     __m256i i = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(i, 23));
   }
+  friend VF shift_to_exponent(VF t) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t.v), 23)); }
   friend VF exponent_of(VF x) {
     __m256i e = _mm256_srli_epi32(_mm256_castps_si256(x.v), 23);
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(e, _mm256_set1_epi32(127)));
@@ -109,6 +112,8 @@ struct VD {
   friend M operator!=(VD a, VD b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend VD fma(VD a, VD b, VD c) { return _mm256_fmadd_pd(a.v, b.v, c.v); }
   friend VD select(M m, VD a, VD b) { return _mm256_blendv_pd(b.v, a.v, m.m); }
+  friend VD at_most(VD a, VD c) { return _mm256_min_pd(c.v, a.v); }
+  friend VD at_least(VD a, VD c) { return _mm256_max_pd(c.v, a.v); }
   friend VD abs(VD a) { return _mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v); }
   friend VD copysign(VD a, VD s) {
     const __m256d sign = _mm256_set1_pd(-0.0);
@@ -123,6 +128,7 @@ struct VD {
     i = _mm256_add_epi64(i, _mm256_set1_epi64x(1023));
     return _mm256_castsi256_pd(_mm256_slli_epi64(i, 52));
   }
+  friend VD shift_to_exponent(VD t) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t.v), 52)); }
   friend VD exponent_of(VD x) {
     // exponent field (11 bits) via the same magic-number trick in reverse
     __m256i e = _mm256_srli_epi64(_mm256_castpd_si256(x.v), 52);

@@ -60,6 +60,8 @@ struct VF {
   friend M operator!=(VF a, VF b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend VF fma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a.v, b.v, c.v); }
   friend VF select(M m, VF a, VF b) { return _mm512_mask_blend_ps(m.m, b.v, a.v); }
+  friend VF at_most(VF a, VF c) { return _mm512_min_ps(c.v, a.v); }   // c < a ? c : a (a if unordered)
+  friend VF at_least(VF a, VF c) { return _mm512_max_ps(c.v, a.v); }
   friend VF abs(VF a) {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MAX)));
   }
@@ -72,6 +74,7 @@ struct VF {
     __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(i, 23));
   }
+  friend VF shift_to_exponent(VF t) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t.v), 23)); }
   friend VF exponent_of(VF x) {
     __m512i e = _mm512_srli_epi32(_mm512_castps_si512(x.v), 23);
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(e, _mm512_set1_epi32(127)));
@@ -107,6 +110,8 @@ struct VD {
   friend M operator!=(VD a, VD b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
   friend VD fma(VD a, VD b, VD c) { return _mm512_fmadd_pd(a.v, b.v, c.v); }
   friend VD select(M m, VD a, VD b) { return _mm512_mask_blend_pd(m.m, b.v, a.v); }
+  friend VD at_most(VD a, VD c) { return _mm512_min_pd(c.v, a.v); }
+  friend VD at_least(VD a, VD c) { return _mm512_max_pd(c.v, a.v); }
   friend VD abs(VD a) {
     return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MAX)));
   }
@@ -120,6 +125,7 @@ struct VD {
     i = _mm512_add_epi64(i, _mm512_set1_epi64(1023));
     return _mm512_castsi512_pd(_mm512_slli_epi64(i, 52));
   }
+  friend VD shift_to_exponent(VD t) { return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t.v), 52)); }
   friend VD exponent_of(VD x) {
     __m512i e = _mm512_srli_epi64(_mm512_castpd_si512(x.v), 52);
     const __m512d magic = _mm512_set1_pd(4503599627370496.0);  // 2^52

@@ -52,12 +52,16 @@ struct VF {
   friend M operator!=(VF a, VF b) { return {vmvnq_u32(vceqq_f32(a.v, b.v))}; }
   friend VF fma(VF a, VF b, VF c) { return vfmaq_f32(c.v, a.v, b.v); }
   friend VF select(M m, VF a, VF b) { return vbslq_f32(m.m, a.v, b.v); }
+  // not FMIN / FMAX: those order -0 below +0 and return NaN for a NaN c; these are select()'s
+  friend VF at_most(VF a, VF c) { return vbslq_f32(vcgtq_f32(a.v, c.v), c.v, a.v); }
+  friend VF at_least(VF a, VF c) { return vbslq_f32(vcltq_f32(a.v, c.v), c.v, a.v); }
   friend VF abs(VF a) { return vabsq_f32(a.v); }
   friend VF copysign(VF a, VF s) { return vbslq_f32(vdupq_n_u32(0x80000000u), s.v, a.v); }
   friend VF pow2i(VF n) {
     int32x4_t i = vaddq_s32(vcvtnq_s32_f32(n.v), vdupq_n_s32(127));
     return vreinterpretq_f32_s32(vshlq_n_s32(i, 23));
   }
+  friend VF shift_to_exponent(VF t) { return vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(t.v), 23)); }
   friend VF exponent_of(VF x) {
     int32x4_t e = vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32(x.v), 23));
     return vcvtq_f32_s32(vsubq_s32(e, vdupq_n_s32(127)));
@@ -99,12 +103,15 @@ struct VD {
   friend M operator!=(VD a, VD b) { return ~M{vceqq_f64(a.v, b.v)}; }
   friend VD fma(VD a, VD b, VD c) { return vfmaq_f64(c.v, a.v, b.v); }
   friend VD select(M m, VD a, VD b) { return vbslq_f64(m.m, a.v, b.v); }
+  friend VD at_most(VD a, VD c) { return vbslq_f64(vcgtq_f64(a.v, c.v), c.v, a.v); }
+  friend VD at_least(VD a, VD c) { return vbslq_f64(vcltq_f64(a.v, c.v), c.v, a.v); }
   friend VD abs(VD a) { return vabsq_f64(a.v); }
   friend VD copysign(VD a, VD s) { return vbslq_f64(vdupq_n_u64(0x8000000000000000ull), s.v, a.v); }
   friend VD pow2i(VD n) {
     int64x2_t i = vaddq_s64(vcvtnq_s64_f64(n.v), vdupq_n_s64(1023));
     return vreinterpretq_f64_s64(vshlq_n_s64(i, 52));
   }
+  friend VD shift_to_exponent(VD t) { return vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(t.v), 52)); }
   friend VD exponent_of(VD x) {
     int64x2_t e = vreinterpretq_s64_u64(vshrq_n_u64(vreinterpretq_u64_f64(x.v), 52));
     return vcvtq_f64_s64(vsubq_s64(e, vdupq_n_s64(1023)));

@@ -52,9 +52,12 @@ struct Pair {
   FASTACT_HD friend Pair operator-(Pair x) { return {-x.a, -x.b}; }
   FASTACT_HD friend Pair fma(Pair x, Pair y, Pair z) { return {fma(x.a, y.a, z.a), fma(x.b, y.b, z.b)}; }
   FASTACT_HD friend Pair select(M m, Pair x, Pair y) { return {select(m.a, x.a, y.a), select(m.b, x.b, y.b)}; }
+  FASTACT_HD friend Pair at_most(Pair x, Pair c) { return {at_most(x.a, c.a), at_most(x.b, c.b)}; }
+  FASTACT_HD friend Pair at_least(Pair x, Pair c) { return {at_least(x.a, c.a), at_least(x.b, c.b)}; }
   FASTACT_HD friend Pair abs(Pair x) { return {abs(x.a), abs(x.b)}; }
   FASTACT_HD friend Pair copysign(Pair x, Pair s) { return {copysign(x.a, s.a), copysign(x.b, s.b)}; }
   FASTACT_HD friend Pair pow2i(Pair n) { return {pow2i(n.a), pow2i(n.b)}; }
+  FASTACT_HD friend Pair shift_to_exponent(Pair x) { return {shift_to_exponent(x.a), shift_to_exponent(x.b)}; }
   FASTACT_HD friend Pair exponent_of(Pair x) { return {exponent_of(x.a), exponent_of(x.b)}; }
   FASTACT_HD friend Pair mantissa_of(Pair x) { return {mantissa_of(x.a), mantissa_of(x.b)}; }
 };
