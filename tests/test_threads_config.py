@@ -149,6 +149,21 @@ def test_large_results_reuse_released_buffers():
     assert 0 <= held <= limit
 
 
+def test_large_outputs_stream_with_the_same_bits():
+    """Outputs of float32/float64 calls past stream_min_bytes per thread are stored non-temporally (the
+    C++ tests check every kernel at every alignment); here the public path, against a run with it off."""
+    n = fastact._core.stream_min_bytes() // 4 * 2 + 37  # float32: past the threshold with 2 threads
+    code = ("import hashlib, numpy as np, fastact; fastact.set_num_threads(2); "
+            f"x = np.linspace(-20, 20, {n}, dtype=np.float32)[1:]; o = np.empty(x.size + 1, np.float32)[1:]; "
+            "fastact.silu(x, out=o); print(hashlib.sha256(o.tobytes()).hexdigest(), o[12345])")
+    on = _run(code)
+    off = _run(code, FASTACT_STREAM_STORES="0")
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert on.stdout == off.stdout and len(on.stdout) > 64, (on.stdout, off.stdout)
+    r = _run("import fastact; print(fastact._core.stream_min_bytes())", FASTACT_STREAM_STORES="0")
+    assert int(r.stdout) >= 1 << 62
+
+
 def test_result_cache_can_be_turned_off():
     code = ("import numpy as np, fastact; x = np.ones(1 << 20, np.float32); y = fastact.relu(x); del y; "
             "assert fastact._core.result_cache() == (0, 0), fastact._core.result_cache(); print('ok')")

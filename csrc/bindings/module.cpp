@@ -613,6 +613,9 @@ PYBIND11_MODULE(_core, m) {
     ResultCache& c = ResultCache::get();
     return py::make_tuple(c.held(), c.limit());
   }, "(bytes held, limit) of the cache of released large results (FASTACT_RESULT_CACHE_MB).");
+  m.def("stream_min_bytes", [] { return std::size_t(cpu::stream_min_bytes()); },
+        "Element-wise float32/float64 kernel calls that write at least this many bytes use non-temporal "
+        "stores (half the last-level cache; SIZE_MAX when FASTACT_STREAM_STORES=0).");
   m.attr("HALF_TABLE_MIN_ELEMENTS") = cpu::tables16::kMinElements;
   m.def("half_tables", [] {
     const cpu::tables16::Stats s = cpu::tables16::stats();

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstdio>
+#include <string>
 
 #include "fastact/fastact.h"
 
@@ -109,5 +111,48 @@ void select_isa(const std::string& name) {
   }
   current().store(t);
 }
+
+namespace {
+// The last-level cache of CPU 0 from Linux's sysfs (glibc's sysconf reports a whole socket's L3 on
+// chiplet CPUs, 12x the 32 MiB one core can use); 32 MiB where it cannot be read.
+std::size_t last_level_cache_bytes() {
+  // C stdio, not iostreams: a statically linked libstdc++ next to the system's has crashed in
+  // iostream's locale code (see the snprintf in the error messages)
+  std::size_t best = 0;
+  for (int i = 0; i < 8; ++i) {
+    char path[96];
+    int level = 0;
+    unsigned long long size = 0;
+    char unit = 0;
+    std::snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+    std::FILE* f = std::fopen(path, "r");
+    if (!f) continue;
+    const bool have_level = std::fscanf(f, "%d", &level) == 1;
+    std::fclose(f);
+    std::snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+    f = std::fopen(path, "r");
+    if (!f) continue;
+    const bool have_size = std::fscanf(f, "%llu%c", &size, &unit) >= 1;
+    std::fclose(f);
+    if (!have_level || !have_size) continue;
+    if (unit == 'K') size <<= 10;
+    else if (unit == 'M') size <<= 20;
+    if (level >= 2 && size > best) best = std::size_t(size);
+  }
+  return best ? best : std::size_t(32) << 20;
+}
+
+std::atomic<std::size_t>& stream_threshold() {
+  static std::atomic<std::size_t> bytes{[] {
+    const char* env = std::getenv("FASTACT_STREAM_STORES");
+    if (env && std::string(env) == "0") return ~std::size_t(0);  // off
+    return last_level_cache_bytes() / 2;
+  }()};
+  return bytes;
+}
+}  // namespace
+
+std::size_t stream_min_bytes() { return stream_threshold().load(std::memory_order_relaxed); }
+void set_stream_min_bytes(std::size_t bytes) { stream_threshold().store(bytes); }
 
 }  // namespace fastact::cpu

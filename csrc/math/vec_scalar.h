@@ -48,6 +48,8 @@ struct Scalar {
   FASTACT_HD constexpr Scalar(T x) : v(x) {}
   FASTACT_HD static Scalar load(const T* p) { return Scalar(*p); }
   FASTACT_HD void store(T* p) const { *p = v; }
+  FASTACT_HD void store_stream(T* p) const { *p = v; }  // the reference path streams nothing
+  FASTACT_HD static void stream_fence() {}
   // 16-bit storage (T = float only): widen exactly; round to nearest even on store.
   FASTACT_HD static Scalar load_f16(const std::uint16_t* p) { return to_float(half{*p}); }
   FASTACT_HD void store_f16(std::uint16_t* p) const { *p = to_half(v).bits; }

@@ -46,9 +46,17 @@ def _half_tables_config() -> str:
             f"{count} built, {size >> 10} KiB  (FASTACT_HALF_TABLES=0 turns them off)")
 
 
+def _streaming_config() -> str:
+    b = _core.stream_min_bytes()
+    if b >= 1 << 62:
+        return "off (FASTACT_STREAM_STORES=0)"
+    return (f"non-temporal stores for float32/float64 calls writing >= {b >> 20} MiB per thread "
+            "(half the last-level cache; FASTACT_STREAM_STORES=0 turns them off)")
+
+
 def show_config(file=None) -> None:
     """Print the version, compiler, ISA paths (compiled, supported here, in use), threads, the result cache,
-    the 16-bit lookup tables (which ops, how many built) and CUDA."""
+    the 16-bit lookup tables (which ops, how many built), streaming stores for large outputs and CUDA."""
     import sys
 
     out = file or sys.stdout
@@ -63,6 +71,7 @@ def show_config(file=None) -> None:
         f"{_core.result_cache()[0] >> 20} MiB held  (FASTACT_RESULT_CACHE_MB)",
         "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
         f"  16-bit tables:   {_half_tables_config()}",
+        f"  streaming:       {_streaming_config()}",
         f"  CUDA:            {_cuda_config()}",
         f"  ops:             {', '.join(o['name'] for o in _OPS)}",
     ]

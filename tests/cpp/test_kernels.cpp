@@ -216,6 +216,44 @@ TEST(Kernels, EveryIsaMatchesScalarBitForBit) {
   std::printf("\n");
 }
 
+// Large float32 / float64 outputs are written with non-temporal stores from the first vector-aligned
+// element on (kernels.inc): the bits must be those of ordinary stores, whatever the output's alignment
+// (heads of 0 to W-1 elements), the size (tails), in place too. The threshold is lowered so that small
+// calls stream.
+template <class T>
+void check_streaming(const cpu::KernelTable& t) {
+  const int dt = sizeof(T) == 4 ? cpu::kF32 : cpu::kF64;
+  const std::size_t saved = cpu::stream_min_bytes();
+  for (const auto& op : cpu::elementwise_ops())
+    for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
+      cpu::EwKernel k = t.ew[op.id][dir][dt];
+      if (!k) continue;
+      const auto p = param_sets(op).front();
+      for (std::size_t n : {std::size_t(300), std::size_t(1001)})
+        for (std::size_t shift = 0; shift < 17; ++shift) {
+          auto a = inputs<T>(n, unsigned(n + shift)), b = inputs<T>(n, unsigned(n + shift + 7));
+          std::vector<T> plain(n), streamed(n + shift), io = a;
+          cpu::set_stream_min_bytes(~std::size_t(0));
+          k(a.data(), b.data(), plain.data(), n, p.data());
+          cpu::set_stream_min_bytes(64);
+          k(a.data(), b.data(), streamed.data() + shift, n, p.data());
+          k(io.data(), b.data(), io.data(), n, p.data());
+          cpu::set_stream_min_bytes(saved);
+          EXPECT_TRUE(same_bits(std::vector<T>(streamed.begin() + std::ptrdiff_t(shift), streamed.end()), plain))
+              << t.isa << " " << op.name << " dir " << dir << " n " << n << " shift " << shift;
+          EXPECT_TRUE(same_bits(io, plain)) << t.isa << " " << op.name << " in place, n " << n;
+        }
+    }
+  cpu::set_stream_min_bytes(saved);
+}
+
+TEST(Kernels, StreamingStoresGiveTheBitsOfOrdinaryStores) {
+  for (const auto& name : cpu::supported_isa_names()) {
+    check_streaming<float>(*cpu::table_for(name));
+    check_streaming<double>(*cpu::table_for(name));
+  }
+}
+
 // Few long rows are shared by threads, phase by phase over whole chunks (engine.cpp split_row): the
 // result must be one thread's whole-row call, bit for bit -- every ISA, dtype, op and direction, rows of
 // 2 to 40 chunks (partials wrapping the 32 lanes), softmax in place too.

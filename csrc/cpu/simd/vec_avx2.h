@@ -25,6 +25,8 @@ struct VF {
   VF(float x) : v(_mm256_set1_ps(x)) {}
   static VF load(const float* p) { return _mm256_loadu_ps(p); }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void store_stream(float* p) const { _mm256_stream_ps(p, v); }  // p 32-byte aligned
+  static void stream_fence() { _mm_sfence(); }
   // 16-bit storage: F16C for binary16; integer round-to-nearest-even for bfloat16 (as fastact::to_bfloat16).
   static VF load_f16(const std::uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -99,6 +101,8 @@ struct VD {
   VD(double x) : v(_mm256_set1_pd(x)) {}
   static VD load(const double* p) { return _mm256_loadu_pd(p); }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
+  void store_stream(double* p) const { _mm256_stream_pd(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   friend VD operator+(VD a, VD b) { return _mm256_add_pd(a.v, b.v); }
   friend VD operator-(VD a, VD b) { return _mm256_sub_pd(a.v, b.v); }
   friend VD operator*(VD a, VD b) { return _mm256_mul_pd(a.v, b.v); }

@@ -25,6 +25,10 @@ struct VF {
   VF(float x) : v(_mm512_set1_ps(x)) {}
   static VF load(const float* p) { return _mm512_loadu_ps(p); }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  // Non-temporal store (p 64-byte aligned): the line goes to memory without being read first; callers
+  // end a run of them with stream_fence().
+  void store_stream(float* p) const { _mm512_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   // 16-bit storage: AVX-512F conversions for binary16; integer round-to-nearest-even for bfloat16
   // (not VCVTNEPS2BF16, which flushes subnormals).
   static VF load_f16(const std::uint16_t* p) {
@@ -95,6 +99,8 @@ struct VD {
   VD(double x) : v(_mm512_set1_pd(x)) {}
   static VD load(const double* p) { return _mm512_loadu_pd(p); }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
+  void store_stream(double* p) const { _mm512_stream_pd(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   friend VD operator+(VD a, VD b) { return _mm512_add_pd(a.v, b.v); }
   friend VD operator-(VD a, VD b) { return _mm512_sub_pd(a.v, b.v); }
   friend VD operator*(VD a, VD b) { return _mm512_mul_pd(a.v, b.v); }

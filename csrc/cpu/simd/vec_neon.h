@@ -25,6 +25,8 @@ struct VF {
   VF(float x) : v(vdupq_n_f32(x)) {}
   static VF load(const float* p) { return vld1q_f32(p); }
   void store(float* p) const { vst1q_f32(p, v); }
+  void store_stream(float* p) const { vst1q_f32(p, v); }  // (no non-temporal hint for a q register here)
+  static void stream_fence() {}
   // 16-bit storage: FCVTL/FCVTN for binary16 (round to nearest even); integer rounding for bfloat16.
   static VF load_f16(const std::uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
   void store_f16(std::uint16_t* p) const { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
@@ -90,6 +92,8 @@ struct VD {
   VD(double x) : v(vdupq_n_f64(x)) {}
   static VD load(const double* p) { return vld1q_f64(p); }
   void store(double* p) const { vst1q_f64(p, v); }
+  void store_stream(double* p) const { vst1q_f64(p, v); }
+  static void stream_fence() {}
   friend VD operator+(VD a, VD b) { return vaddq_f64(a.v, b.v); }
   friend VD operator-(VD a, VD b) { return vsubq_f64(a.v, b.v); }
   friend VD operator*(VD a, VD b) { return vmulq_f64(a.v, b.v); }

@@ -28,6 +28,8 @@ struct Pair {
 
   FASTACT_HD static Pair load(const T* p) { return {V::load(p), V::load(p + V::W)}; }
   FASTACT_HD void store(T* p) const { a.store(p), b.store(p + V::W); }
+  FASTACT_HD void store_stream(T* p) const { a.store_stream(p), b.store_stream(p + V::W); }
+  FASTACT_HD static void stream_fence() { V::stream_fence(); }
   FASTACT_HD static Pair load_f16(const std::uint16_t* p) { return {V::load_f16(p), V::load_f16(p + V::W)}; }
   FASTACT_HD void store_f16(std::uint16_t* p) const { a.store_f16(p), b.store_f16(p + V::W); }
   FASTACT_HD static Pair load_bf16(const std::uint16_t* p) { return {V::load_bf16(p), V::load_bf16(p + V::W)}; }
