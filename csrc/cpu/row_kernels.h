@@ -1,5 +1,5 @@
 // Softmax-family row kernels, generic over the vector type: the lanes of math/rows.h (32 interleaved
-// lanes, combined in lane order; sums by chunks of kChunk), held in 32 / W vectors of W lanes, so every
+// lanes, combined by its tree; sums by chunks of kChunk), held in 32 / W vectors of W lanes, so every
 // ISA gets the same bits.
 #pragma once
 #include <algorithm>
@@ -73,14 +73,16 @@ void store_block(const V* v, S* out, std::size_t count) {
 // The max's order does not matter (math/rows.h): the 32 lanes are folded as a tree (5 steps deep
 // instead of a chain of 31), and the row below runs four independent accumulators. Nor does a NaN's
 // reaching the max (row_max): the sums that follow turn a NaN anywhere in the row into a NaN sum, and so
-// every output of the row into NaN, whatever m is.
+// every output of the row into NaN, whatever m is. So the fold is a plain compare-and-pick, which
+// compilers make one maxss / maxsd (max_nan's two compares compiled to branches, mispredicted on
+// random rows).
 template <class V>
 typename V::T reduce_max(const V* acc) {
   using T = typename V::T;
   T l[kLanes];
   for (int j = 0; j < kLanes / V::W; ++j) acc[j].store(l + j * V::W);
   for (int w = kLanes / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) l[j] = max_nan(simd::Scalar<T>(l[j]), simd::Scalar<T>(l[j + w])).v;
+    for (int j = 0; j < w; ++j) l[j] = l[j + w] > l[j] ? l[j + w] : l[j];
   return l[0];
 }
 
@@ -102,16 +104,6 @@ typename V::T reduce_sum(const Kahan<V>* acc) {
   T l[kLanes];
   lane_sums(acc, l);
   return combine_sum<T>([&](int j) { return l[j]; });
-}
-
-// combine_sum for G rows at once: each row's chain of 32 dependent Kahan steps is the same, but the G
-// chains run side by side (a chain alone costs more than the vector work of a 64-element row).
-template <class T, int G>
-void combine_sums(const T (&l)[G][kLanes], T (&total)[G]) {
-  Kahan<simd::Scalar<T>> k[G];
-  for (int j = 0; j < kLanes; ++j)
-    for (int i = 0; i < G; ++i) k[i].add(simd::Scalar<T>(l[i][j]));
-  for (int i = 0; i < G; ++i) total[i] = k[i].s.v;
 }
 
 template <class V, class S>
@@ -146,20 +138,28 @@ typename V::T row_max(const S* x, std::size_t len) {
 // rounded directly, computed and accumulated in float32).
 // The chunk loops (and blocks) are forced inline: out of line, their Kahan accumulators lived in memory
 // (measured: the backward 1.5x slower).
-template <class V, bool Log, class S>
-inline __attribute__((always_inline)) void forward_chunk(const S* x, std::size_t n, V m, typename V::T* e, Kahan<V>* acc) {  // n <= kChunk
+// With NextMax, the pass also takes the running max of the next row, as long as this one (next: its
+// start; nmax: N accumulators): the exp pass is compute-bound, and a max pass of its own stalled on
+// fetching the row into L1 (a seventh of a 1,024-element softmax).
+template <class V, bool Log, bool NextMax = false, class S>
+inline __attribute__((always_inline)) void forward_chunk(const S* x, std::size_t n, V m, typename V::T* e, Kahan<V>* acc,
+                                                         const S* next = nullptr, V* nmax = nullptr) {  // n <= kChunk
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  blocks<S>(n, x, nullptr, IO::value(-std::numeric_limits<T>::infinity()), IO::value(T(0)),
-            [&](const S* a, const S*, std::size_t i, std::size_t count) {
-              V v[N];
-              for (int j = 0; j < N; ++j) {
-                v[j] = exp_shifted(IO::load(a + j * V::W), m);
-                acc[j].add(v[j]);
-              }
-              if (!Log && e) store_block(v, e + i, count);
-            });
+  const S ninf = IO::value(-std::numeric_limits<T>::infinity());
+  blocks<S>(n, x, NextMax ? next : nullptr, ninf, ninf, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
+    V v[N];
+    for (int j = 0; j < N; ++j) {
+      v[j] = exp_shifted(IO::load(a + j * V::W), m);
+      acc[j].add(v[j]);
+      if constexpr (NextMax) {
+        const V u = IO::load(b + j * V::W);
+        nmax[j] = select(u > nmax[j], u, nmax[j]);  // one compare, as row_max's
+      }
+    }
+    if (!Log && e) store_block(v, e + i, count);
+  });
 }
 
 template <class V, bool Log, class S, class Sink>
@@ -279,9 +279,10 @@ inline __attribute__((always_inline)) void row_groups(std::size_t len, std::size
   }
   for (std::size_t r0 = 0; r0 < nrows; r0 += kGroup) {
     const int g = int(std::min<std::size_t>(kGroup, nrows - r0));
-    T l[kGroup][kLanes] = {}, total[kGroup];
+    T l[kGroup][kLanes], total[kGroup];
     for (int i = 0; i < g; ++i) lanes(std::int64_t(r0) + i, i, l[i]);
-    combine_sums(l, total);
+    for (int i = g; i < kGroup; ++i) std::fill(l[i], l[i] + kLanes, T(0));  // a short last group's rest
+    combine_sums<T, kGroup>([&](int i, int j) { return l[i][j]; }, total);  // side by side (a tree alone is latency)
     for (int i = 0; i < g; ++i) write(std::int64_t(r0) + i, i, total[i]);
   }
 }
@@ -295,18 +296,27 @@ void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::s
   S* y = static_cast<S*>(o_);
   T* scratch = nullptr;
   if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * std::min<std::size_t>(len, kChunk));
-  T mx[kGroup] = {};
+  T mx[kGroup] = {}, next_max = T(0);
   T* e[kGroup] = {};
   row_groups<T>(
       len, nrows, [&](std::int64_t r) { forward<V, Log>(x + r * sa, y + r * so, len); },
       [&](std::int64_t r, int i, T* l) {
-        mx[i] = row_max<V>(x + r * sa, len);
+        // row r's max came with row r - 1's pass (forward_chunk's NextMax; row_groups calls lanes in row
+        // order), but for the first row
+        mx[i] = r == 0 ? row_max<V>(x, len) : next_max;
         if constexpr (!Log) {
           if constexpr (std::is_same_v<S, T>) e[i] = y + r * so;
           else e[i] = scratch + i * len;
         }
         Kahan<V> acc[N];
-        forward_chunk<V, Log>(x + r * sa, len, V(mx[i]), e[i], acc);
+        if (r + 1 < std::int64_t(nrows)) {
+          V nmax[N];
+          for (auto& u : nmax) u = V(-std::numeric_limits<T>::infinity());
+          forward_chunk<V, Log, true>(x + r * sa, len, V(mx[i]), e[i], acc, x + (r + 1) * sa, nmax);
+          next_max = reduce_max(nmax);
+        } else {
+          forward_chunk<V, Log>(x + r * sa, len, V(mx[i]), e[i], acc);
+        }
         lane_sums(acc, l);
       },
       [&](std::int64_t r, int i, T total) { forward_write<V, Log>(x + r * sa, y + r * so, len, mx[i], total, e[i]); });

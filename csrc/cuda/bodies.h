@@ -150,7 +150,7 @@ FASTACT_HD_INLINE void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coor
 // Rows (softmax family): a warp per row, or per (row, chunk) for few long rows, lane l taking elements
 // l, l+32, ... -- the lanes and chunks of math/rows.h, so the result is the CPU's to the bit. Each
 // pass below is one lane's share; between passes the kernel shell gathers the 32 lane values (warp
-// shuffles) and every lane combines them in lane order (math::rows::combine_*).
+// shuffles) and every lane combines them in the order of math::rows::combine_*.
 constexpr int kWarp = math::rows::kLanes;
 constexpr i64 kChunk = math::rows::kChunk;
 

@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads) copy_kernel(const S* a, S* o, Walk w
   copy_strided(a, o, w, n, coord());
 }
 
-// Every lane's value, combined in lane order by every lane (math::rows::combine_*).
+// Every lane's value, combined by every lane in the order of math::rows::combine_*.
 template <class C>
 __device__ C warp_sum(C v) {
   return math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, v, j); });

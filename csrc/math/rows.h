@@ -1,11 +1,11 @@
 // The softmax family's arithmetic, shared by the CPU row kernels and the CUDA row kernels.
 // The reduction order is part of the contract: 32 interleaved lanes (lane j takes elements j, j+32,
 // ..., the last block padded), each a compensated (Kahan) sum or a running max, then the 32 lanes
-// combined in lane order. A SIMD register of any width and a CUDA warp both walk that same order, so
-// every path gives the same bits. Sums over rows longer than kChunk go by chunks (PartialSums), so
-// that a GPU can spread one long row over many warps and still give the CPU's bits. (The max's order
-// does not matter: it can differ only in the sign of a zero or a NaN's payload, neither of which
-// reaches a result.)
+// combined by a fixed tree (combine_sums). A SIMD register of any width and a CUDA warp both walk that
+// same order, so every path gives the same bits. Sums over rows longer than kChunk go by chunks
+// (PartialSums), so that a GPU can spread one long row over many warps and still give the CPU's bits.
+// (The max's order does not matter: it can differ only in the sign of a zero or a NaN's payload,
+// neither of which reaches a result.)
 #pragma once
 #include "core.h"
 #include "vec_scalar.h"
@@ -38,17 +38,47 @@ FASTACT_HD_INLINE T combine_max(Lane lane) {
   return m.v;
 }
 
-// The 32 lane sums, combined in lane order; lane(j) gives lane j's Kahan sum minus its compensation.
+// The 32 lane sums of G rows, each combined by the same tree: at step w = 16, 8, 4, 2, 1, lane j < w takes
+// lane j + w, the sum's rounding error (two_sum) added to the errors both already carry; the result is
+// lane 0's sum plus its errors. Five dependent steps instead of a chain of 32 (a Kahan chain over the
+// lanes was a sixth of a 1,024-element softmax), and no less accurate: every rounding of the sums is
+// kept. lane(i, j) gives row i's lane j (its Kahan sum minus its compensation). The G rows run side by
+// side, each with the bits of combine_sum alone.
+template <class T, int G, class Lane>
+FASTACT_HD_INLINE void combine_sums(Lane lane, T* total) {
+  using S = simd::Scalar<T>;
+  T s[kLanes][G], e[kLanes / 2][G];
+  for (int j = 0; j < kLanes; ++j)
+    for (int i = 0; i < G; ++i) s[j][i] = lane(i, j);
+  for (int j = 0; j < kLanes / 2; ++j)
+    for (int i = 0; i < G; ++i) {
+      S h, l;
+      two_sum(S(s[j][i]), S(s[j + kLanes / 2][i]), h, l);
+      s[j][i] = h.v;
+      e[j][i] = l.v;
+    }
+  for (int w = kLanes / 4; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j)
+      for (int i = 0; i < G; ++i) {
+        S h, l;
+        two_sum(S(s[j][i]), S(s[j + w][i]), h, l);
+        s[j][i] = h.v;
+        e[j][i] = (e[j][i] + e[j + w][i]) + l.v;
+      }
+  for (int i = 0; i < G; ++i) total[i] = s[0][i] + e[0][i];
+}
+
+// One row's: lane(j) gives lane j's Kahan sum minus its compensation.
 template <class T, class Lane>
 FASTACT_HD_INLINE T combine_sum(Lane lane) {
-  Kahan<simd::Scalar<T>> k;
-  for (int j = 0; j < kLanes; ++j) k.add(simd::Scalar<T>(lane(j)));
-  return k.s.v;
+  T total;
+  combine_sums<T, 1>([&](int, int j) { return lane(j); }, &total);
+  return total;
 }
 
 // Sums over a row go by chunks of kChunk elements (a multiple of 32, so only a row's last chunk pads):
 // each chunk's lanes are combined into a partial (combine_sum), and the partials are summed by the same
-// rule -- partial c to lane c % 32 (Kahan), then the lanes in order. A row of one chunk is its partial.
+// rule -- partial c to lane c % 32 (Kahan), then the lanes' tree. A row of one chunk is its partial.
 constexpr int kChunk = 4096;
 
 template <class T>
