@@ -1,7 +1,10 @@
 // Layout normalisation shared by the CPU engines and the CUDA launchers: an N-d shape with one set of
 // element strides per operand, reduced to the fewest dimensions that describe the same walk.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <vector>
 
 namespace fastact::layout {
 
@@ -56,6 +59,49 @@ inline Flat flatten(int ndim, const std::int64_t* shape, const std::int64_t* so,
   }
   f.contiguous = f.d.n == 1 && f.d.st[0][0] == 1 && f.d.st[1][0] == 1 && (!sb || f.d.st[2][0] == 1);
   return f;
+}
+
+// Whether two different indices of an array reach the same element (a broadcast view, an overlapping
+// as_strided view): such an array cannot be an output, since what it holds would depend on the order of
+// the writes. Strides in elements. Exact: sorted by stride, each dimension must step past all that the
+// smaller ones reach; a layout that fails that test (an interleaved one) is checked element by element
+// when it has at most kExactOverlapLimit elements, and counted as overlapping beyond that.
+constexpr std::int64_t kExactOverlapLimit = std::int64_t(1) << 22;
+inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std::int64_t* strides) {
+  struct Dim {
+    std::int64_t size, stride;
+  };
+  std::vector<Dim> d;
+  for (int i = 0; i < ndim; ++i)
+    if (shape[i] == 0) return false;  // no elements at all
+  std::int64_t count = 1;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] == 1) continue;
+    if (strides[i] == 0) return true;
+    d.push_back({shape[i], std::llabs(strides[i])});  // a negative stride mirrors its dimension: same collisions
+    count = count > kExactOverlapLimit ? count : count * shape[i];
+  }
+  std::sort(d.begin(), d.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  std::int64_t reach = 0;  // the largest offset the dimensions so far reach
+  bool nested = true;
+  for (const Dim& x : d) {
+    std::int64_t span;
+    if (x.stride <= reach || __builtin_mul_overflow(x.stride, x.size - 1, &span) ||
+        __builtin_add_overflow(reach, span, &reach)) {
+      nested = false;
+      break;
+    }
+  }
+  if (nested) return false;
+  if (count > kExactOverlapLimit) return true;
+  std::vector<std::int64_t> offsets(1, 0);
+  for (const Dim& x : d) {
+    const std::size_t n = offsets.size();
+    for (std::int64_t j = 1; j < x.size; ++j)
+      for (std::size_t k = 0; k < n; ++k) offsets.push_back(offsets[k] + j * x.stride);
+  }
+  std::sort(offsets.begin(), offsets.end());
+  return std::adjacent_find(offsets.begin(), offsets.end()) != offsets.end();
 }
 
 }  // namespace fastact::layout

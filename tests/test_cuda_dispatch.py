@@ -328,3 +328,26 @@ def test_emulated_device_array_protocols(host_backend):
     b = cuda.to_device(np.zeros(3, ml_dtypes.bfloat16))
     assert not hasattr(b, "__cuda_array_interface__")
     assert cuda.on_gpu(b) and not cuda.on_gpu(np.zeros(3))
+
+
+def test_emulated_hardening(host_backend):
+    """The GPU path's share of the hardening issue: an out= whose elements share memory is refused (not
+    computed several times over), parameters are checked in the compute type, errors name the function."""
+    x = np.full(64, 0.5, np.float32)
+    shared = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (64,), (0,))
+    with pytest.raises(ValueError, match="sigmoid: out has elements that share memory"):
+        fastact.sigmoid(HostCAI(x), out=HostCAI(shared))
+    rows = np.lib.stride_tricks.as_strided(np.zeros(16, np.float32), (4, 8), (8, 4))
+    with pytest.raises(ValueError, match="softmax_backward: out has elements that share memory"):
+        fastact.softmax_backward(HostCAI(x.reshape(4, 16)[:, :8]), y=HostCAI(x.reshape(4, 16)[:, 8:]),
+                                 out=HostCAI(rows))
+    assert not host_backend.calls  # refused before any launch
+    with pytest.raises(ValueError, match="elu: alpha must be a finite float32 number"):
+        fastact.elu(HostCAI(x), alpha=1e39)
+    with pytest.raises(ValueError, match="elu_backward: alpha must be a finite float32 number"):
+        fastact.elu_backward(HostCAI(x), HostCAI(x), alpha=1e39)
+    with pytest.raises(ValueError, match="leaky_relu_backward: negative_slope must be a finite float32"):
+        fastact.leaky_relu_backward(HostCAI(x.astype(np.float16)), y=HostCAI(x.astype(np.float16)),
+                                    negative_slope=3.5e38)
+    d = x.astype(np.float64)
+    np.testing.assert_array_equal(fastact.elu(HostCAI(-d), alpha=1e39).get(), fastact.elu(-d, alpha=1e39))

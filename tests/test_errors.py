@@ -86,8 +86,12 @@ def test_conversions_and_other_inputs():
 
 
 def test_configuration_errors():
-    with pytest.raises(ValueError, match="n must be >= 1"):
-        fastact.set_num_threads(0)
+    for bad in (0, -1, 4097, 10**6):
+        with pytest.raises(ValueError, match="n must be from 1 to 4096"):
+            fastact.set_num_threads(bad)
+    for bad in (2.0, True, "2", None):
+        with pytest.raises(TypeError, match="n must be an int"):
+            fastact.set_num_threads(bad)
     with pytest.raises(ValueError, match="not available"):
         fastact.set_isa("bogus")
     with pytest.raises(ValueError, match="approximate must be one of"):

@@ -13,12 +13,14 @@
 #include <vector>
 
 #include "../cuda/launch.h"
-#include "dlpack.h"
+#include "dlpack_import.h"
 #include "fastact/registry.h"
+#include "gil.h"
 
 namespace py = pybind11;
 using namespace fastact;
 using namespace fastact::dlpack;
+using fastact::bindings::without_gil;
 
 namespace {
 
@@ -95,8 +97,7 @@ void stream_wait(std::uintptr_t producer, std::uintptr_t consumer, int device) {
 
 void synchronize(std::uintptr_t stream, int device) {
   cuda::DeviceScope scope(device);
-  py::gil_scoped_release nogil;
-  check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+  without_gil([&] { check(cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)), "cudaStreamSynchronize"); });
 }
 
 // Device memory fastact owns (DeviceArray's storage). Freed with cudaFree, which waits for the work
@@ -131,10 +132,12 @@ void memcpy_sync(std::uintptr_t dst, std::uintptr_t src, std::size_t nbytes, con
                            : kind == "dtod" ? cudaMemcpyDeviceToDevice
                                             : throw py::value_error("memcpy kind must be htod, dtoh or dtod");
   cuda::DeviceScope scope(device);
-  py::gil_scoped_release nogil;
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  check(cudaMemcpyAsync(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), nbytes, k, s), "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  without_gil([&] {
+    check(cudaMemcpyAsync(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), nbytes, k, s),
+          "cudaMemcpyAsync");
+    check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  });
 }
 
 // (ptr, strides) pairs from Python: strides in elements.
@@ -157,50 +160,44 @@ void elementwise(int op, int dir, int dtype, const std::vector<std::int64_t>& sh
   const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a"), y = arg_of(b, shape.size(), "b");
   std::vector<double> p(params);
   p.resize(kMaxParams, 0.0);
-  py::gil_scoped_release nogil;
-  cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr), o.strides.data(),
-                    {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
-                    {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, p.data(), stream, device);
+  without_gil([&] {
+    cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr),
+                      o.strides.data(), {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
+                      {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, p.data(), stream, device);
+  });
 }
 
 void rows(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, int axis, py::handle out, py::handle a,
           py::handle b, std::uintptr_t stream, int device) {
   const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a"), y = arg_of(b, shape.size(), "b");
-  py::gil_scoped_release nogil;
-  cuda::rows(op, dir, dtype, int(shape.size()), shape.data(), axis, reinterpret_cast<void*>(o.ptr), o.strides.data(),
-             {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
-             {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, stream, device);
+  without_gil([&] {
+    cuda::rows(op, dir, dtype, int(shape.size()), shape.data(), axis, reinterpret_cast<void*>(o.ptr), o.strides.data(),
+               {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
+               {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, stream, device);
+  });
 }
 
 void copy(int elsize, const std::vector<std::int64_t>& shape, py::handle out, py::handle a, std::uintptr_t stream,
           int device) {
   const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a");
-  py::gil_scoped_release nogil;
-  cuda::copy(elsize, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr), o.strides.data(),
-             {reinterpret_cast<const void*>(x.ptr), x.strides.data()}, stream, device);
+  without_gil([&] {
+    cuda::copy(elsize, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr), o.strides.data(),
+               {reinterpret_cast<const void*>(x.ptr), x.strides.data()}, stream, device);
+  });
 }
 
 // ---------------------------------------------------------------------------------------- DLPack
-// Takes a producer's capsule: returns (owner, ptr, shape, strides or None, (code, bits, lanes),
-// (device_type, device_id), read_only). The owner runs the producer's deleter when released.
-py::tuple dlpack_import(py::capsule cap) {
-  const std::string name = PyCapsule_GetName(cap.ptr()) ? PyCapsule_GetName(cap.ptr()) : "";
-  const bool versioned = name == "dltensor_versioned";
-  if (!versioned && name != "dltensor") throw py::type_error("not a DLPack capsule (or one already consumed)");
-  void* raw = PyCapsule_GetPointer(cap.ptr(), name.c_str());
-  if (!raw) throw py::error_already_set();
-  const DLTensor& t = versioned ? static_cast<DLManagedTensorVersioned*>(raw)->dl_tensor
-                                : static_cast<DLManagedTensor*>(raw)->dl_tensor;
-  const bool read_only = versioned && (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0;
-  std::vector<std::int64_t> shape(t.shape, t.shape + t.ndim);
-  py::object strides = t.strides ? py::object(py::cast(std::vector<std::int64_t>(t.strides, t.strides + t.ndim)))
-                                 : py::object(py::none());
-  const std::uintptr_t ptr = reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset;
+// Exports obj through DLPack (passing stream= to the producer) and imports it by the one DLPack path
+// (dlpack_import.h): returns (owner, ptr, shape, element strides, (code, bits, lanes), (device_type,
+// device_id), read_only). The owner runs the producer's deleter when released. what: "fastact.relu: x".
+py::tuple dlpack_import(py::handle obj, const std::string& what, std::int64_t stream) {
+  py::dict kw;
+  kw["stream"] = stream;
+  Imported t = import_capsule(call_dlpack(obj, what, kw), what);
   py::tuple dtype = py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes));
-  py::tuple device = py::make_tuple(int(t.device.device_type), int(t.device.device_id));
-  PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
-  py::capsule owner(raw, release_fn(versioned));
-  return py::make_tuple(owner, ptr, shape, strides, dtype, device, read_only);
+  py::tuple device = py::make_tuple(t.device_type, t.device_id);
+  return py::make_tuple(t.owner, reinterpret_cast<std::uintptr_t>(t.data), t.shape, t.strides, dtype, device,
+                        t.read_only);
 }
 
 // An export of memory that `owner` keeps alive: the capsule holds a reference to it until the
@@ -281,7 +278,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("elementwise", &elementwise);
   m.def("rows", &rows);
   m.def("copy", &copy);
-  m.def("dlpack_import", &dlpack_import);
+  m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"));
   m.def("dlpack_export", &dlpack_export);
   py::class_<Buffer>(m, "Buffer")
       .def(py::init<std::size_t, int>(), py::arg("nbytes"), py::arg("device"))

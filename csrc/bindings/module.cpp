@@ -7,22 +7,34 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>
+#endif
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "../cpu/dispatch.h"
 #include "../cpu/engine.h"
+#include "../cpu/env.h"
 #include "../cpu/op_info.h"
 #include "../cpu/tables16.h"
 #include "../cpu/thread_pool.h"
-#include "dlpack.h"
+#include "../layout.h"
+#include "dlpack_import.h"
 #include "fastact/fastact.h"
+#include "gil.h"
 
 namespace py = pybind11;
 using namespace fastact;
@@ -31,16 +43,24 @@ namespace {
 
 constexpr int kMaxDims = 64;
 
-py::object& coerce_fn() {
-  // Leaked on purpose: a static py::object would be released after the interpreter has finalized.
-  static py::object* f = new py::object(py::module_::import("fastact._dispatch").attr("as_array"));
-  return *f;
-}
+// The Python side of the call path, handed over once by fastact/__init__.py (_set_hooks) and read under
+// the GIL. Nothing is imported during a call: an import inside a C++ function-local static held its
+// initialisation guard while Python ran, and threads making their first calls at once deadlocked.
+// The references are never released (the interpreter may finalize before static destructors run).
+struct Hooks {
+  PyObject* as_array = nullptr;   // _dispatch.as_array: scalars, lists, GPU arrays reaching the CPU path
+  PyObject* gpu_route = nullptr;  // _dispatch.gpu_route: runs a call on the GPU, or NotImplemented
+  PyObject* bfloat16 = nullptr;   // _dispatch.bfloat16_dtype: ml_dtypes' bfloat16 NumPy dtype, imported on use
+};
+Hooks g_hooks;
+PyObject* g_numpy_generic = nullptr;  // numpy.generic, for parameters given as NumPy scalars
 
-py::object& gpu_route_fn() {
-  static py::object* f = new py::object(py::module_::import("fastact._dispatch").attr("gpu_route"));
-  return *f;
+py::object hook(PyObject* f) {
+  if (!f) throw py::import_error("fastact._core is used through the fastact package (import fastact)");
+  return py::reinterpret_borrow<py::object>(f);
 }
+py::object coerce_fn() { return hook(g_hooks.as_array); }
+py::object gpu_route_fn() { return hook(g_hooks.gpu_route); }
 
 // GPU arrays (and stream=) go to fastact._dispatch.gpu_route, which answers NotImplemented when every
 // argument is on the CPU. NumPy arrays never pay for the check.
@@ -49,8 +69,6 @@ bool maybe_gpu(py::handle a, py::handle b, py::handle out, py::handle stream) {
   return !stream.is_none() || !plain(a) || !plain(b) || !plain(out);
 }
 
-// An ndarray for arg (NumPy arrays pass through untouched; anything else goes through
-// fastact._dispatch.as_array, which handles scalars, lists, DLPack and GPU objects).
 // The public function's name, put together only when a message needs it (most calls never do).
 struct Fn {
   const char* op;
@@ -59,8 +77,72 @@ struct Fn {
 };
 std::string operator+(const Fn& f, const char* s) { return f.str() + s; }
 
+// A NumPy view of a CPU DLPack tensor (PyTorch and JAX CPU arrays, NumPy itself), any of the four
+// dtypes, read only where the producer says so (or cannot say: dlpack_import.h).
+py::array from_dlpack(py::handle obj, const Fn& fn, const char* name) {
+  const std::string what = "fastact." + fn.str() + ": " + name;
+  if (PyObject_HasAttrString(obj.ptr(), "requires_grad") && py::bool_(obj.attr("requires_grad")))
+    throw py::value_error(what + " requires grad, and fastact records no autograd history; pass " + name +
+                          ".detach()");
+  dlpack::Imported t = dlpack::import_capsule(dlpack::call_dlpack(obj, what), what);
+  if (t.device_type != dlpack::kCPU && t.device_type != dlpack::kCUDAHost)
+    throw py::value_error(what + " was exported for DLPack device type " + std::to_string(t.device_type) +
+                          ", not the CPU");
+  py::object dt;
+  const auto code = t.dtype.code, bits = t.dtype.bits;
+  constexpr int kNpyFloat = 11, kNpyDouble = 12, kNpyHalf = 23;  // NumPy's type numbers
+  if (code == dlpack::kFloat && (bits == 32 || bits == 64 || bits == 16))
+    dt = py::dtype(bits == 32 ? kNpyFloat : bits == 64 ? kNpyDouble : kNpyHalf);
+  else if (code == dlpack::kBfloat && bits == 16)
+    dt = hook(g_hooks.bfloat16)(fn.str(), name);
+  else
+    throw py::type_error(what + " has DLPack dtype (code " + std::to_string(code) + ", " + std::to_string(bits) +
+                         " bits); expected float32, float64, float16 or bfloat16");
+  const std::int64_t isz = bits / 8;
+  std::vector<Py_intptr_t> shape(t.shape.begin(), t.shape.end()), strides(t.shape.size());
+  for (std::size_t i = 0; i < t.shape.size(); ++i)
+    if (__builtin_mul_overflow(t.strides[i], isz, &strides[i]))
+      throw py::value_error(what + " has a stride too large to describe in bytes");
+  auto& api = py::detail::npy_api::get();
+  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, dt.release().ptr(), int(shape.size()), shape.data(),
+                                            strides.data(), t.data,
+                                            t.read_only ? 0 : py::detail::npy_api::NPY_ARRAY_WRITEABLE_, nullptr);
+  if (!arr) throw py::error_already_set();
+  py::array r = py::reinterpret_steal<py::array>(arr);
+  if (api.PyArray_SetBaseObject_(arr, t.owner.release().ptr()) != 0) throw py::error_already_set();
+  return r;
+}
+
+bool has_dlpack(py::handle h) {
+  return PyObject_HasAttrString(h.ptr(), "__dlpack__") && PyObject_HasAttrString(h.ptr(), "__dlpack_device__");
+}
+
+// The device type a __dlpack_device__ names, or a TypeError naming the argument when it names none.
+int dlpack_device_type(py::handle h, const Fn& fn, const char* name) {
+  py::object dev;
+  try {
+    dev = h.attr("__dlpack_device__")();
+  } catch (py::error_already_set& e) {
+    throw py::type_error("fastact." + fn.str() + ": " + name + ".__dlpack_device__() failed: " +
+                         std::string(py::str(e.value())));
+  }
+  if (PyTuple_Check(dev.ptr()) && PyTuple_GET_SIZE(dev.ptr()) == 2) {
+    const long v = PyLong_AsLong(PyTuple_GET_ITEM(dev.ptr(), 0));
+    if (!(v == -1 && PyErr_Occurred())) return int(v);
+    PyErr_Clear();
+  }
+  throw py::type_error("fastact." + fn.str() + ": " + name + ".__dlpack_device__() returned " +
+                       std::string(py::repr(dev)) + "; expected a (device_type, device_id) tuple");
+}
+
+// An ndarray for arg: NumPy arrays as they are, CPU DLPack tensors as views; the rest (Python scalars
+// and lists, GPU arrays that reached the CPU path) through fastact._dispatch.as_array.
 py::array to_array(py::handle h, const Fn& fn, const char* name) {
   if (py::isinstance<py::array>(h)) return py::reinterpret_borrow<py::array>(h);
+  if (has_dlpack(h) && !PyObject_HasAttrString(h.ptr(), "__cuda_array_interface__")) {
+    const int dev = dlpack_device_type(h, fn, name);
+    if (dev == dlpack::kCPU || dev == dlpack::kCUDAHost) return from_dlpack(h, fn, name);
+  }
   return coerce_fn()(h, fn.str(), name);
 }
 
@@ -84,12 +166,12 @@ int dtype_code(py::array& a, const Fn& fn, const char* name, bool is_out = false
   // ml_dtypes.bfloat16 (a NumPy user dtype of kind 'V'): recognised by name once, then by its type number
   // (the name check is slow); never imported here.
   else if (dt.kind() == 'V' && dt.itemsize() == 2) {
-    static int bf16_type_num = -1;
+    static std::atomic<int> bf16_type_num{-1};
     const int num = py::detail::array_descriptor_proxy(dt.ptr())->type_num;
-    if (num == bf16_type_num) {
+    if (num == bf16_type_num.load(std::memory_order_relaxed)) {
       code = cpu::kBF16;
-    } else if (bf16_type_num < 0 && std::string(py::str(dt)) == "bfloat16") {
-      bf16_type_num = num;
+    } else if (std::string(py::str(dt)) == "bfloat16") {
+      bf16_type_num.store(num, std::memory_order_relaxed);
       code = cpu::kBF16;
     }
   }
@@ -131,7 +213,9 @@ View view_of(const py::array& a_in, bool writable, const Fn& fn, const char* nam
   py::array copy = null_array();
   if (!aligned) {
     if (writable) throw py::value_error(fn + ": " + name + " must be aligned to its element size");
-    copy = py::module_::import("numpy").attr("ascontiguousarray")(a_in);
+    // a new buffer (NumPy's own allocation is aligned): ascontiguousarray would hand a misaligned but
+    // contiguous array back as it is
+    copy = py::module_::import("numpy").attr("array")(a_in, py::arg("copy") = true, py::arg("order") = "C");
     v.arr = copy;
     a = &copy;
     st = a->strides();
@@ -177,16 +261,28 @@ bool needs_temp(const py::array& out, const py::array& in) {
 // Large results come from a small cache of recently released buffers. Fresh memory costs the kernel
 // zeroing its pages on first touch (about 0.25 ns per float32 element, more than relu itself), and a
 // loop over batches frees and makes a result of the same size every call. Buffers of at least 1 MiB
-// are kept, up to FASTACT_RESULT_CACHE_MB in all (default 1024; 0 turns the cache off).
+// are kept, up to FASTACT_RESULT_CACHE_MB in all (default 256; 0 turns the cache off), and given back to
+// the system once unused for kIdle (a helper thread, alive only while the cache holds something) or on
+// fastact.release_memory(). The results are ordinary NumPy arrays that own their memory: NumPy allocates
+// them through this cache's data-memory handler (NEP 49), so they free, resize and pickle as any other.
 class ResultCache {
  public:
   static constexpr std::size_t kMinBytes = std::size_t(1) << 20;
   static constexpr std::size_t kMaxBlocks = 8;
+  static constexpr auto kIdle = std::chrono::seconds(2);
 
   static ResultCache& get() {
     static ResultCache* c = [] {
       auto* cache = new ResultCache();  // never destroyed: arrays may outlive static destruction
-      pthread_atfork(nullptr, nullptr, [] { new (&get().m_) std::mutex(); });  // a child's lock starts free
+      g_cache = cache;
+      // A fork copies the cache consistent: no other thread is inside it (prepare takes its lock). The
+      // child has no helper thread, and its condition variable must not count the parent's waiter.
+      pthread_atfork([] { g_cache->m_.lock(); }, [] { g_cache->m_.unlock(); },
+                     [] {
+                       g_cache->m_.unlock();
+                       new (&g_cache->idle_cv_) std::condition_variable();
+                       g_cache->reaper_running_ = false;
+                     });
       return cache;
     }();
     return *c;
@@ -196,9 +292,16 @@ class ResultCache {
     std::lock_guard<std::mutex> lk(m_);
     return held_;
   }
+  std::size_t release_all() {
+    std::lock_guard<std::mutex> lk(m_);
+    const std::size_t freed = held_;
+    while (!blocks_.empty()) drop_oldest();
+    return freed;
+  }
 
   // A block of at least n bytes (64-byte aligned): a cached one no more than twice as big, or a new one.
-  void* take(std::size_t n, std::size_t& size) {
+  // (null when there is no memory: NumPy then raises MemoryError)
+  void* take(std::size_t n) {
     {
       std::lock_guard<std::mutex> lk(m_);
       std::size_t best = blocks_.size();
@@ -206,97 +309,183 @@ class ResultCache {
         if (blocks_[i].size >= n && blocks_[i].size <= 2 * n && (best == blocks_.size() || blocks_[i].size < blocks_[best].size))
           best = i;
       if (best != blocks_.size()) {
-        Block b = blocks_[best];
+        const Block b = blocks_[best];
         blocks_.erase(blocks_.begin() + std::ptrdiff_t(best));
         held_ -= b.size;
-        size = b.size;
+        live_[b.ptr] = b.size;
         return b.ptr;
       }
     }
     // Big blocks on 2 MiB boundaries, offered to transparent huge pages (as NumPy does): fewer faults.
     constexpr std::size_t kHuge = std::size_t(2) << 20;
     void* p = nullptr;
-    if (posix_memalign(&p, n >= 2 * kHuge ? kHuge : 64, n) != 0) throw std::bad_alloc();
+    if (posix_memalign(&p, n >= 2 * kHuge ? kHuge : 64, n) != 0) return nullptr;
 #ifdef MADV_HUGEPAGE
     if (n >= 2 * kHuge) madvise(p, n, MADV_HUGEPAGE);
 #endif
-    size = n;
+    try {
+      std::lock_guard<std::mutex> lk(m_);
+      live_[p] = n;
+    } catch (const std::bad_alloc&) {
+      std::free(p);
+      return nullptr;
+    }
     return p;
   }
-  void give(void* p, std::size_t size) {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      if (size <= limit_) {
-        while (!blocks_.empty() && (held_ + size > limit_ || blocks_.size() >= kMaxBlocks)) {  // oldest first
-          std::free(blocks_.front().ptr);
-          held_ -= blocks_.front().size;
-          blocks_.erase(blocks_.begin());
-        }
-        blocks_.push_back({p, size});
-        held_ += size;
-        return;
-      }
+  void give(void* p) {
+    if (!p) return;
+    std::lock_guard<std::mutex> lk(m_);
+    const auto it = live_.find(p);
+    if (it == live_.end()) {  // never the case: NumPy frees through the handler that allocated
+      std::free(p);
+      return;
     }
-    std::free(p);
+    const std::size_t size = it->second;
+    live_.erase(it);
+    if (size > limit_) {
+      std::free(p);
+      return;
+    }
+    while (!blocks_.empty() && (held_ + size > limit_ || blocks_.size() >= kMaxBlocks)) drop_oldest();
+    blocks_.push_back({p, size, std::chrono::steady_clock::now()});
+    held_ += size;
+    if (!reaper_running_) start_reaper();
+  }
+  std::size_t capacity(void* p) {  // 0 for a block this cache did not hand out (never the case)
+    std::lock_guard<std::mutex> lk(m_);
+    const auto it = live_.find(p);
+    return it == live_.end() ? 0 : it->second;
   }
 
+  // NumPy's data-memory handler (NEP 49) over this cache; NumPy calls it with the GIL held.
+  struct Handler {
+    char name[127];
+    std::uint8_t version;
+    void* ctx;
+    void* (*malloc)(void*, std::size_t);
+    void* (*calloc)(void*, std::size_t, std::size_t);
+    void* (*realloc)(void*, void*, std::size_t);
+    void (*free)(void*, void*, std::size_t);
+  };
+  static Handler handler;
+
  private:
-  ResultCache() {
-    const char* env = std::getenv("FASTACT_RESULT_CACHE_MB");
-    long mb = 1024;
-    if (env) {
-      char* end = nullptr;
-      const long v = std::strtol(env, &end, 10);
-      if (end != env && *end == '\0' && v >= 0) mb = v;
-    }
-    limit_ = std::size_t(mb) << 20;
+  // blocks_ never grows past kMaxBlocks + 1: reserved, so give() (NumPy's free) cannot fail to allocate
+  ResultCache() : limit_(std::size_t(cpu::env_int("FASTACT_RESULT_CACHE_MB", 0, 1 << 20).value_or(256)) << 20) {
+    blocks_.reserve(kMaxBlocks + 1);
   }
   struct Block {
     void* ptr;
     std::size_t size;
+    std::chrono::steady_clock::time_point released;
   };
+  void drop_oldest() {  // under m_
+    std::free(blocks_.front().ptr);
+    held_ -= blocks_.front().size;
+    blocks_.erase(blocks_.begin());
+  }
+  void start_reaper() {  // under m_
+    try {
+      std::thread([this] { reap(); }).detach();
+      reaper_running_ = true;
+    } catch (const std::system_error&) {  // no thread: blocks stay until reused, evicted or released
+    }
+  }
+  void reap() {
+    std::unique_lock<std::mutex> lk(m_);
+    while (!blocks_.empty()) {
+      idle_cv_.wait_for(lk, kIdle);
+      const auto now = std::chrono::steady_clock::now();
+      while (!blocks_.empty() && now - blocks_.front().released >= kIdle) drop_oldest();
+    }
+    reaper_running_ = false;
+  }
+
+  static ResultCache* g_cache;
   std::mutex m_;
-  std::vector<Block> blocks_;
-  std::size_t held_ = 0, limit_ = 0;
+  std::condition_variable idle_cv_;
+  std::vector<Block> blocks_;  // oldest first
+  std::unordered_map<void*, std::size_t> live_;  // blocks handed out, and their sizes
+  std::size_t held_ = 0;
+  const std::size_t limit_;
+  bool reaper_running_ = false;
+};
+ResultCache* ResultCache::g_cache = nullptr;
+
+ResultCache::Handler ResultCache::handler = {
+    "fastact_result_cache", 1, nullptr,
+    [](void*, std::size_t n) { return ResultCache::get().take(n ? n : 1); },
+    [](void*, std::size_t count, std::size_t size) -> void* {
+      std::size_t n;
+      if (__builtin_mul_overflow(count, size, &n)) return nullptr;
+      void* p = ResultCache::get().take(n ? n : 1);
+      if (p) std::memset(p, 0, n);
+      return p;
+    },
+    [](void*, void* p, std::size_t n) -> void* {
+      ResultCache& c = ResultCache::get();
+      if (!p) return c.take(n ? n : 1);
+      const std::size_t cap = c.capacity(p);
+      if (cap == 0) return nullptr;  // NumPy raises MemoryError; p stays valid
+      if (n <= cap) return p;
+      void* q = c.take(n);
+      if (!q) return nullptr;
+      std::memcpy(q, p, cap);
+      c.give(p);
+      return q;
+    },
+    [](void*, void* p, std::size_t) { ResultCache::get().give(p); },
 };
 
-// A new array of a's shape and dtype (Fortran order when a is, else C order).
+// NumPy's PyDataMem_SetHandler (C API slot 304, NumPy >= 1.22), and the handler capsule; null when the
+// NumPy in use predates NEP 49 (large results then come from NumPy's own allocator).
+using SetHandlerFn = PyObject* (*)(PyObject*);
+SetHandlerFn g_set_handler = nullptr;
+PyObject* g_handler_capsule = nullptr;
+
+void init_result_handler() {
+  py::module_ m = py::detail::import_numpy_core_submodule("multiarray");
+  void** api = static_cast<void**>(PyCapsule_GetPointer(m.attr("_ARRAY_API").ptr(), nullptr));
+  if (!api) throw py::error_already_set();
+  const auto feature_version = reinterpret_cast<unsigned (*)()>(api[211])();
+  if (feature_version < 0xf) return;  // NPY_1_22_API_VERSION
+  g_set_handler = reinterpret_cast<SetHandlerFn>(api[304]);
+  g_handler_capsule = PyCapsule_New(&ResultCache::handler, "mem_handler", nullptr);
+  if (!g_handler_capsule) throw py::error_already_set();
+}
+
+// A new array of a's shape and dtype (Fortran order when a is, else C order); large ones through the
+// result cache.
 py::array new_like(const py::array& a) {
   const ssize_t nd = a.ndim();
   const bool f_order = nd > 1 && (a.flags() & py::array::f_style) && !(a.flags() & py::array::c_style);
   std::size_t nbytes = std::size_t(a.itemsize());
   for (ssize_t i = 0; i < nd; ++i) nbytes *= std::size_t(a.shape(i));
-  ResultCache& cache = ResultCache::get();
-  if (nbytes < ResultCache::kMinBytes || cache.limit() == 0) {
-    // NumPy's own constructor, straight: strides from the order flag, no containers in between.
-    auto& api = py::detail::npy_api::get();
-    PyObject* descr = py::detail::array_proxy(a.ptr())->descr;
-    Py_INCREF(descr);  // stolen by the constructor
-    PyObject* r = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, int(nd), const_cast<Py_intptr_t*>(a.shape()),
-                                            nullptr, nullptr, f_order ? py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_ : 0,
-                                            nullptr);
-    if (!r) throw py::error_already_set();
-    return py::reinterpret_steal<py::array>(r);
+  const bool cached = nbytes >= ResultCache::kMinBytes && g_set_handler && ResultCache::get().limit() > 0;
+  PyObject* previous = nullptr;
+  if (cached && !(previous = g_set_handler(g_handler_capsule))) throw py::error_already_set();
+  // NumPy's own constructor, straight: strides from the order flag, no containers in between.
+  auto& api = py::detail::npy_api::get();
+  PyObject* descr = py::detail::array_proxy(a.ptr())->descr;
+  Py_INCREF(descr);  // stolen by the constructor
+  PyObject* r = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, int(nd), const_cast<Py_intptr_t*>(a.shape()),
+                                          nullptr, nullptr, f_order ? py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_ : 0,
+                                          nullptr);
+  if (cached) {
+    py::error_scope keep;  // the constructor's error, if any, survives putting the handler back
+    Py_XDECREF(g_set_handler(previous));
+    Py_DECREF(previous);
   }
-  std::vector<ssize_t> shape(a.shape(), a.shape() + nd), strides(nd);
-  ssize_t s = a.itemsize();
-  for (ssize_t k = 0; k < nd; ++k) {
-    const ssize_t i = f_order ? k : nd - 1 - k;
-    strides[i] = s;
-    s *= shape[i];
-  }
-  struct Owned {
-    void* ptr;
-    std::size_t size;
-  };
-  auto* owned = new Owned{nullptr, 0};
-  owned->ptr = cache.take(nbytes, owned->size);
-  py::capsule owner(owned, [](void* o) {
-    auto* b = static_cast<Owned*>(o);
-    ResultCache::get().give(b->ptr, b->size);
-    delete b;
-  });
-  return py::array(a.dtype(), shape, strides, owned->ptr, owner);
+  if (!r) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(r);
+}
+
+// Whether two indices of a reach one element (layout.h), from NumPy's byte strides.
+bool has_self_overlap(const py::array& a) {
+  std::int64_t strides[kMaxDims];
+  const ssize_t nd = a.ndim() > kMaxDims ? kMaxDims : a.ndim();
+  for (ssize_t i = 0; i < nd; ++i) strides[i] = a.strides(i);  // bytes: the same collisions as elements
+  return layout::has_internal_overlap(int(nd), reinterpret_cast<const std::int64_t*>(a.shape()), strides);
 }
 
 // Validates out= (or makes a new array) and says whether results must go through a temporary.
@@ -324,30 +513,52 @@ py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const 
                          dtype_name(dtype) + " (the input's)");
   check_same_shape(like, out, fn, "the input", "out");
   if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
+  if (has_self_overlap(out))
+    throw py::value_error(fn + ": out has elements that share memory (a broadcast or overlapping view), so what it "
+                          "would hold depends on the order of the writes; pass an array whose elements are distinct");
   for (int i = 0; i < n_inputs; ++i) temp = temp || needs_temp(out, *inputs[i]);
   return out;
 }
 
 using Params = std::array<double, kMaxParams>;
 
-Params read_params(const cpu::OpInfo& info, PyObject* params) {
+// One parameter as a double, or a TypeError / ValueError naming it: real numbers only (Python ints and
+// floats, NumPy scalars and 0-d arrays of a real dtype, objects with __float__); never a bool, a complex,
+// an array of several values, or an int too large for a double.
+double param_value(const cpu::OpInfo& info, const Fn& fn, std::size_t i, PyObject* v) {
+  if (PyFloat_CheckExact(v)) return PyFloat_AS_DOUBLE(v);  // the usual case: the default or a float literal
+  const std::string name = fn.str() + ": " + info.params[i].name;
+  auto type_name = [&] { return std::string(Py_TYPE(v)->tp_name); };
+  if (PyBool_Check(v)) throw py::type_error(name + " must be a real number, got bool");
+  if (PyComplex_Check(v)) throw py::type_error(name + " must be a real number, got " + type_name());
+  if (py::isinstance<py::array>(v) || (g_numpy_generic && PyObject_IsInstance(v, g_numpy_generic) == 1)) {
+    py::array a = py::array::ensure(v);
+    if (!a) throw py::error_already_set();
+    if (a.ndim() != 0)
+      throw py::type_error(name + " must be a real number, got an array of shape " +
+                           std::string(py::str(py::tuple(py::cast(std::vector<ssize_t>(a.shape(), a.shape() + a.ndim()))))));
+    const char k = a.dtype().kind();
+    if (k != 'f' && k != 'i' && k != 'u')
+      throw py::type_error(name + " must be a real number, got a NumPy " + std::string(py::str(a.dtype())));
+  } else if (!PyLong_Check(v) && !PyFloat_Check(v) && !PyNumber_Check(v)) {
+    throw py::type_error(name + " must be a real number, got " + type_name());
+  }
+  const double d = PyFloat_AsDouble(v);
+  if (d == -1.0 && PyErr_Occurred()) {
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+    PyErr_Clear();
+    if (overflow) throw py::value_error(name + " is too large for a float64 (" + std::string(py::repr(v)).substr(0, 40) + ")");
+    throw py::type_error(name + " must be a real number, got " + type_name());
+  }
+  return d;
+}
+
+Params read_params(const cpu::OpInfo& info, const Fn& fn, PyObject* params) {
   Params p{};
   if (!PyTuple_Check(params) || PyTuple_GET_SIZE(params) != Py_ssize_t(info.params.size()))
-    throw py::type_error(std::string(info.name) + ": expected a tuple of " + std::to_string(info.params.size()) +
-                         " parameters");
-  for (size_t i = 0; i < info.params.size(); ++i) {
-    PyObject* v = PyTuple_GET_ITEM(params, Py_ssize_t(i));
-    if (PyFloat_CheckExact(v)) {  // the usual case: the default or a float literal
-      p[i] = PyFloat_AS_DOUBLE(v);
-      continue;
-    }
-    if (!PyFloat_Check(v) && !PyLong_Check(v) && !py::isinstance<py::array>(v) && !PyNumber_Check(v))
-      throw py::type_error(std::string(info.name) + ": " + info.params[i].name + " must be a number, got " +
-                           std::string(py::str(py::type::of(v))));
-    p[i] = PyFloat_AsDouble(v);
-    if (PyErr_Occurred()) throw py::error_already_set();
-  }
-  cpu::check_params(info, p.data());
+    throw py::type_error(fn.str() + ": expected a tuple of " + std::to_string(info.params.size()) + " parameters");
+  for (size_t i = 0; i < info.params.size(); ++i)
+    p[i] = param_value(info, fn, i, PyTuple_GET_ITEM(params, Py_ssize_t(i)));
   return p;
 }
 
@@ -407,8 +618,7 @@ constexpr std::int64_t kReleaseGilElements = 4096;
 template <class F>
 void run_released(std::int64_t n, F&& f) {
   if (n < kReleaseGilElements) return f();
-  py::gil_scoped_release nogil;
-  f();
+  bindings::without_gil(f);
 }
 
 py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, PyObject* params,
@@ -419,14 +629,15 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
   c.fn = {info.name, dir != cpu::kForward};
-  const Params p = read_params(info, params);
-  if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());
+  const Params p = read_params(info, c.fn, params);
+  if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, p.data());  // needs only the parameters' signs
   if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
     py::object r = gpu_route_fn()("elementwise", op, dir, c.fn.str(), a_h, b_h, out_h,
                                   std::vector<double>(p.begin(), p.end()), stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
   prepare(c, a_h, b_h, out_h, c.fn.backward ? "grad_output" : "x", dir == cpu::kBackwardX ? "x" : "y");
+  cpu::check_params(info, p.data(), c.dtype, c.fn.backward);
   cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), op, dir, c.dtype, c.size);
   run_released(c.size, [&] {
     cpu::run_elementwise(k, c.elsize(), c.ndim, c.shape, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
@@ -444,9 +655,12 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
   c.fn = {info.name, dir != 0};
-  if (!PyLong_Check(axis_h.ptr()) || PyBool_Check(axis_h.ptr()))
-    throw py::type_error(c.fn + ": axis must be an int, got " + std::string(py::str(py::type::of(axis_h))));
-  const long axis_in = PyLong_AsLong(axis_h.ptr());
+  // any integer (NumPy's included, through __index__), but not a bool
+  if (PyBool_Check(axis_h.ptr()) || !PyIndex_Check(axis_h.ptr()))
+    throw py::type_error(c.fn + ": axis must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
+  const py::object axis_int = py::reinterpret_steal<py::object>(PyNumber_Index(axis_h.ptr()));
+  if (!axis_int) throw py::error_already_set();
+  const long axis_in = PyLong_AsLong(axis_int.ptr());
   if (axis_in == -1 && PyErr_Occurred()) {
     PyErr_Clear();
     throw py::value_error(c.fn + ": axis " + std::string(py::str(axis_h)) + " is out of range");
@@ -457,9 +671,10 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   }
   // Rows read all their inputs before writing, but only within a row: prepare() sends any overlap that
   // is not the very same layout through a temporary.
-  prepare(c, a_h, b_h, out_h, c.fn.backward ? "grad_output" : "x", "y");
+  const char* an = c.fn.backward ? "grad_output" : "x";
+  prepare(c, a_h, b_h, out_h, an, "y");
   const long nd = c.ndim;
-  if (nd == 0) throw py::value_error(c.fn + ": x must have at least one dimension (got a 0-d array)");
+  if (nd == 0) throw py::value_error(c.fn + ": " + an + " must have at least one dimension (got a 0-d array)");
   if (axis_in < -nd || axis_in >= nd)
     throw py::value_error(c.fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
                           std::to_string(nd) + " dimensions");
@@ -475,10 +690,16 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
 // The two entry points as plain CPython fast-call functions: pybind11's general dispatcher (argument
 // casters, overload bookkeeping) cost about as much as a 1,024-element relu. Exceptions are translated
 // the way pybind11 would.
+// Not noexcept: a thread that CPython ends at interpreter exit (pthread_exit when it asks for the GIL)
+// unwinds through here, and that unwind must go on (gil.h).
 template <class F>
-PyObject* guarded(F&& f) noexcept {
+PyObject* guarded(F&& f) {
   try {
     return f().release().ptr();
+#if defined(__GLIBCXX__)
+  } catch (abi::__forced_unwind&) {
+    throw;
+#endif
   } catch (py::error_already_set& e) {
     e.restore();
   } catch (py::builtin_exception& e) {
@@ -548,41 +769,6 @@ py::list op_list() {
   return l;
 }
 
-// A zero-copy NumPy view of a CPU DLPack tensor of a dtype NumPy's from_dlpack refuses (bfloat16), as
-// `dtype` (ml_dtypes.bfloat16). The producer's deleter runs when the view is released. A versioned
-// export (DLPack >= 1.0) says whether it is read-only; an unversioned one cannot, so its view is made
-// read-only: fastact never writes into memory it was not told it may write.
-using namespace fastact::dlpack;
-
-py::array dlpack_bfloat16(py::object obj, py::dtype dtype) {
-  py::object cap;
-  try {
-    cap = obj.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0));
-  } catch (py::error_already_set& e) {
-    if (!e.matches(PyExc_TypeError)) throw;
-    cap = obj.attr("__dlpack__")();  // a producer that predates versioned exports
-  }
-  const bool versioned = std::string(PyCapsule_GetName(cap.ptr())) == "dltensor_versioned";
-  void* raw = PyCapsule_GetPointer(cap.ptr(), versioned ? "dltensor_versioned" : "dltensor");
-  if (!raw) throw py::error_already_set();
-  const DLTensor& t = versioned ? static_cast<DLManagedTensorVersioned*>(raw)->dl_tensor
-                                : static_cast<DLManagedTensor*>(raw)->dl_tensor;
-  const bool read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0 : true;
-  if (t.device.device_type != kCPU) throw py::value_error("not a CPU DLPack tensor");
-  if (!(t.dtype.code == kBfloat && t.dtype.bits == 16 && t.dtype.lanes == 1))
-    throw py::type_error("DLPack tensor is not bfloat16");
-  std::vector<ssize_t> shape(t.shape, t.shape + t.ndim), strides(t.ndim);
-  for (int i = t.ndim - 1, s = 2; i >= 0; --i) {  // DLPack strides are in elements (null: C order)
-    strides[i] = t.strides ? ssize_t(t.strides[i]) * 2 : s;
-    s *= int(shape[i]);
-  }
-  PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
-  py::capsule owner(raw, release_fn(versioned));
-  py::array arr(dtype, shape, strides, static_cast<char*>(t.data) + t.byte_offset, owner);
-  if (read_only) arr.attr("flags").attr("writeable") = false;
-  return arr;
-}
-
 std::string compiler() {
 #if defined(__clang__)
   return "clang " __clang_version__;
@@ -597,9 +783,38 @@ std::string compiler() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastact compiled core (use the fastact package, not this module)";
-  cpu::active_table();  // reads FASTACT_ISA now: a path this CPU lacks fails the import, clearly
+  // Everything a call may initialise lazily is set up now, under the import lock: the environment
+  // variables are read (a bad value fails the import with a message that names it, rather than being
+  // ignored), and no call later waits on another thread's static initialisation, nor forks in the
+  // middle of one.
+  cpu::active_table();  // FASTACT_ISA: a path this CPU lacks fails the import, clearly
+  cpu::num_threads();   // FASTACT_NUM_THREADS
+  cpu::stream_min_bytes();  // FASTACT_STREAM_STORES
+  cpu::tables16::stats();   // FASTACT_HALF_TABLES
+  ResultCache::get();       // FASTACT_RESULT_CACHE_MB
+  init_result_handler();
+  g_numpy_generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
   if (PyModule_AddFunctions(m.ptr(), entry_points) != 0) throw py::error_already_set();
-  m.def("_dlpack_bfloat16", &dlpack_bfloat16);
+  m.def("_set_hooks", [](py::object as_array, py::object gpu_route, py::object bfloat16) {
+    g_hooks = {as_array.inc_ref().ptr(), gpu_route.inc_ref().ptr(), bfloat16.inc_ref().ptr()};
+  }, "Installs the Python side of the call path (fastact/__init__.py does, once).");
+  m.def("_as_array", [](py::handle obj, const std::string& fn, const std::string& name) {
+    return to_array(obj, Fn{fn.c_str(), false}, name.c_str());
+  }, "The NumPy array (a view where it can be) that a call would use for obj.");
+  m.def("_check_params", [](int op, int dir, py::tuple params, int dtype) {
+    const auto& ops = cpu::elementwise_ops();
+    if (op < 0 || std::size_t(op) >= ops.size() || dtype < 0 || dtype >= cpu::kNumDtypes)
+      throw py::value_error("_check_params: no such op or dtype");
+    const cpu::OpInfo& info = ops[std::size_t(op)];
+    const Fn fn{info.name, dir != cpu::kForward};
+    const Params p = read_params(info, fn, params.ptr());
+    cpu::check_params(info, p.data(), dtype, fn.backward);
+  }, "Checks an op's parameters for arrays of a dtype code (the GPU path's check; the CPU's is in the call).");
+  m.def("_has_internal_overlap", [](std::vector<std::int64_t> shape, std::vector<std::int64_t> strides) {
+    if (shape.size() != strides.size() || shape.size() > std::size_t(kMaxDims))
+      throw py::value_error("_has_internal_overlap: shape and strides of one length (at most 64)");
+    return layout::has_internal_overlap(int(shape.size()), shape.data(), strides.data());
+  }, "Whether two indices of an array with this shape and these strides reach one element.");
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);
   m.def("compiler", &compiler);
@@ -613,6 +828,10 @@ PYBIND11_MODULE(_core, m) {
     ResultCache& c = ResultCache::get();
     return py::make_tuple(c.held(), c.limit());
   }, "(bytes held, limit) of the cache of released large results (FASTACT_RESULT_CACHE_MB).");
+  m.def("release_memory", [] { return ResultCache::get().release_all(); },
+        "Frees the cached buffers of released results now; returns the bytes freed.");
+  m.attr("RESULT_CACHE_IDLE_SECONDS") = std::chrono::duration<double>(ResultCache::kIdle).count();
+  m.attr("MAX_THREADS") = cpu::kMaxThreads;
   m.def("stream_min_bytes", [] { return std::size_t(cpu::stream_min_bytes()); },
         "Element-wise float32/float64 kernel calls that write at least this many bytes use non-temporal "
         "stores (half the last-level cache; SIZE_MAX when FASTACT_STREAM_STORES=0).");
@@ -622,5 +841,5 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(s.enabled, s.count, s.bytes);
   }, "(enabled, tables built, bytes) of the 16-bit lookup tables (FASTACT_HALF_TABLES).");
   m.def("set_num_threads", &fastact::set_num_threads, py::arg("n"),
-        "Use up to n threads (n >= 1) for large calls; results do not depend on it.");
+        "Use up to n threads (1 <= n <= MAX_THREADS) for large calls; results do not depend on it.");
 }

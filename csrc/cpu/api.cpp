@@ -1,10 +1,13 @@
 // The public C++ API (fastact/fastact.h), generated from the registry: each function validates its
 // parameters and hands raw pointers to the engines with the active ISA's kernel.
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <type_traits>
 
 #include "dispatch.h"
 #include "engine.h"
+#include "../layout.h"
 #include "fastact/fastact.h"
 #include "op_info.h"
 #include "tables16.h"
@@ -24,14 +27,45 @@ constexpr int dtype_of() {
   else return sizeof(T) == 4 ? cpu::kF32 : cpu::kF64;
 }
 
+// An output must have distinct elements and may share memory with an input only by being that input,
+// element for element (in place): the pointer API has no temporary to take a partial overlap through.
+template <class T>
+void check_output(const char* fn, int ndim, const std::int64_t* shape, const T* out, const std::int64_t* so,
+                  const T* const* ins, const std::int64_t* const* sins, int nins) {
+  if (layout::has_internal_overlap(ndim, shape, so))
+    throw Error(std::string(fn) + ": the output's strides make two results share one element");
+  auto span = [&](const T* p, const std::int64_t* st) {
+    std::int64_t lo = 0, hi = 0;
+    for (int i = 0; i < ndim; ++i) {
+      if (shape[i] == 0) return std::pair<const T*, const T*>(p, p);
+      (st[i] < 0 ? lo : hi) += (shape[i] - 1) * st[i];
+    }
+    return std::pair<const T*, const T*>(p + lo, p + hi + 1);
+  };
+  const auto o = span(out, so);
+  for (int k = 0; k < nins; ++k) {
+    if (!ins[k]) continue;
+    const auto in = span(ins[k], sins[k]);
+    if (o.first == o.second || in.first == in.second || o.second <= in.first || in.second <= o.first) continue;
+    bool same = ins[k] == out;
+    for (int i = 0; same && i < ndim; ++i) same = shape[i] == 1 || sins[k][i] == so[i];
+    if (!same)
+      throw Error(std::string(fn) + ": the output overlaps an input without being that input element for element "
+                                    "(in place); pass separate arrays");
+  }
+}
+
 template <class T>
 void run_ew(ElementwiseOp op, int dir, const T* a, std::ptrdiff_t sa, const T* b, T* out, std::ptrdiff_t so,
             std::size_t n, const double* params) {
   const cpu::OpInfo& info = cpu::elementwise_ops()[int(op)];
-  cpu::check_params(info, params);
+  cpu::check_params(info, params, dtype_of<T>(), dir != cpu::kForward);
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, params);
   const std::int64_t shape[1] = {std::int64_t(n)};
   const std::int64_t s_a[1] = {sa}, s_o[1] = {so};
+  const T* ins[2] = {a, b};
+  const std::int64_t* sins[2] = {s_a, s_a};
+  check_output(info.name, 1, shape, out, s_o, ins, sins, 2);
   cpu::EwKernel k = cpu::tables16::pick(cpu::active_table(), int(op), dir, dtype_of<T>(), std::int64_t(n));
   cpu::run_elementwise(k, sizeof(T), 1, shape, out, s_o, {a, s_a}, {b, s_a}, params);
 }
@@ -41,6 +75,9 @@ void run_row(RowOp op, int dir, const T* a, const T* b, T* out, std::ptrdiff_t r
              std::ptrdiff_t row_o, std::ptrdiff_t col_o, std::size_t rows, std::size_t cols) {
   const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(cols)};
   const std::int64_t s_a[2] = {row_a, col_a}, s_o[2] = {row_o, col_o};
+  const T* ins[2] = {a, b};
+  const std::int64_t* sins[2] = {s_a, s_a};
+  check_output(cpu::row_ops()[int(op)].name, 2, shape, out, s_o, ins, sins, 2);
   cpu::RowKernel k = cpu::active_table().row[int(op)][dir][dtype_of<T>()];
   cpu::run_rows(k, sizeof(T), 2, shape, 1, out, s_o, {a, s_a}, {b, s_a});
 }
@@ -54,7 +91,8 @@ std::string current_isa() { return cpu::active_table().isa; }
 void set_isa(const std::string& name) { cpu::select_isa(name); }
 int num_threads() { return cpu::num_threads(); }
 void set_num_threads(int n) {
-  if (n < 1) throw Error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n < 1 || n > cpu::kMaxThreads)
+    throw Error("set_num_threads: n must be from 1 to " + std::to_string(cpu::kMaxThreads) + ", got " + std::to_string(n));
   cpu::set_num_threads(n);
 }
 

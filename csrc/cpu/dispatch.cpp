@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "env.h"
 #include "fastact/fastact.h"
 
 namespace fastact::cpu {
@@ -42,11 +43,13 @@ struct Entry {
 const std::vector<Entry>& entries() {  // best last
   static const std::vector<Entry> e = {
       {"scalar", scalar::table, [] { return true; }},
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(FASTACT_HAVE_AVX2)
       {"avx2", avx2::table, has_avx2},
+#endif
+#if defined(FASTACT_HAVE_AVX512)
       {"avx512", avx512::table, has_avx512},
 #endif
-#if defined(__aarch64__)
+#if defined(FASTACT_HAVE_NEON)
       {"neon", neon::table, [] { return true; }},
 #endif
   };
@@ -144,8 +147,7 @@ std::size_t last_level_cache_bytes() {
 
 std::atomic<std::size_t>& stream_threshold() {
   static std::atomic<std::size_t> bytes{[] {
-    const char* env = std::getenv("FASTACT_STREAM_STORES");
-    if (env && std::string(env) == "0") return ~std::size_t(0);  // off
+    if (!env_flag("FASTACT_STREAM_STORES").value_or(true)) return ~std::size_t(0);  // off
     return last_level_cache_bytes() / 2;
   }()};
   return bytes;

@@ -7,6 +7,7 @@
 
 #include "../layout.h"
 #include "../math/rows.h"
+#include "fp_env.h"
 #include "thread_pool.h"
 
 namespace fastact::cpu {
@@ -206,6 +207,7 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
 
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
                      const std::int64_t* out_strides, Operand a, Operand b, const double* params) {
+  const FpEnvScope fp;
   // The engines only move elements: any type of the right size will do.
   if (elsize == 2)
     ew_typed<std::uint16_t>(k, ndim, shape, static_cast<std::uint16_t*>(out), out_strides, a, b, params);
@@ -217,6 +219,7 @@ void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape
 
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
               const std::int64_t* out_strides, Operand a, Operand b) {
+  const FpEnvScope fp;
   if (elsize == 2)
     rows_typed<std::uint16_t>(k, ndim, shape, axis, static_cast<std::uint16_t*>(out), out_strides, a, b);
   else if (elsize == 4)

@@ -13,7 +13,8 @@ struct Operand {
   const std::int64_t* strides;  // in elements, one per dimension
 };
 
-// out[i] = kernel(a[i], b[i]) over an N-d shape.
+// out[i] = kernel(a[i], b[i]) over an N-d shape. Both engines run in fastact's floating-point state (fp_env.h)
+// and give the caller's back; exceptions from the kernels or the pool's tasks reach the caller.
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
                      const std::int64_t* out_strides, Operand a, Operand b, const double* params);
 

@@ -25,20 +25,25 @@ const std::vector<OpInfo>& row_ops() {
   return v;
 }
 
-void check_params(const OpInfo& op, const double* params) {
+void check_params(const OpInfo& op, const double* params, int dtype, bool backward) {
+  const bool f64 = dtype == kinds::kF64;
   for (std::size_t i = 0; i < op.params.size(); ++i) {
     const ParamInfo& p = op.params[i];
     const double v = params[i];
+    const double c = f64 ? v : double(float(v));  // what the kernels compute with (16-bit types: float32)
     const char* want = nullptr;
     if (p.choices) {
       int n = 1;
-      for (const char* c = p.choices; *c; ++c) n += *c == '|';
+      for (const char* ch = p.choices; *ch; ++ch) n += *ch == '|';
       if (!(v >= 0 && v < n && v == std::floor(v))) want = "one of the choices";
     } else if (!std::isfinite(v)) {
       want = "a finite number";
-    } else if (p.check == ParamCheck::Positive && !(v > 0)) {
-      want = "> 0";
-    } else if (p.check == ParamCheck::NonNegative && !(v >= 0)) {
+    } else if (!std::isfinite(c)) {
+      want = dtype == kinds::kF32 ? "a finite float32 number (|value| <= 3.4028235e38)"
+                           : "a finite float32 number (|value| <= 3.4028235e38: 16-bit types compute in float32)";
+    } else if (p.check == ParamCheck::Positive && !(c > 0)) {
+      want = f64 ? "> 0" : "> 0 in float32 (>= 1.4e-45)";
+    } else if (p.check == ParamCheck::NonNegative && !(c >= 0)) {
       want = ">= 0";
     }
     if (want) {
@@ -46,7 +51,7 @@ void check_params(const OpInfo& op, const double* params) {
       // libstdc++ copies (seen on a GPU image), and an error path must never crash
       char got[32];
       std::snprintf(got, sizeof got, "%g", v);
-      throw Error(std::string(op.name) + ": " + p.name + " must be " + want + ", got " + got);
+      throw Error(std::string(op.name) + (backward ? "_backward: " : ": ") + p.name + " must be " + want + ", got " + got);
     }
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 
+#include "../kinds.h"
 #include "fastact/registry.h"
 
 namespace fastact::cpu {
@@ -27,8 +28,10 @@ struct OpInfo {
 const std::vector<OpInfo>& elementwise_ops();
 const std::vector<OpInfo>& row_ops();
 
-// Throws fastact::Error naming the op and parameter if a value is out of its domain.
-void check_params(const OpInfo& op, const double* params);
+// Throws fastact::Error naming the function (op or op_backward) and the parameter if a value is out of its domain, or does not fit
+// the compute type of dtype (float32 for float32, float16 and bfloat16; float64 for float64): a slope
+// of 1e39 would be inf in float32 and turn every result into inf or NaN.
+void check_params(const OpInfo& op, const double* params, int dtype, bool backward = false);
 // Throws fastact::Error if the backward of op cannot be computed from y (with these params).
 void check_backward_from_y(const OpInfo& op, const double* params);
 

@@ -9,12 +9,12 @@
 #include <limits>
 #include <new>
 #include <type_traits>
-#include <vector>
 
 #include "../math/rows.h"
 #include "storage_io.h"
 
 namespace fastact::cpu::rows {
+FASTACT_TARGET_BEGIN
 using namespace fastact::math;
 using namespace fastact::math::rows;
 
@@ -36,7 +36,9 @@ inline __attribute__((always_inline)) void blocks(std::size_t len, const T* a, c
 }
 
 // A per-thread scratch row of at least len values, on cache lines of its own: two threads' scratch rows
-// sharing a line would bounce it between cores on every row (measured: 1.5x slower).
+// sharing a line would bounce it between cores on every row (measured: 1.5x slower). It lives as long as
+// its thread, so it is never longer than kScratchMaxBytes: longer rows recompute instead (the same bits).
+constexpr std::size_t kScratchMaxBytes = std::size_t(256) << 10;
 template <class T>
 T* scratch_row(std::size_t len) {
   struct Row {
@@ -244,10 +246,11 @@ void forward(const S* x, S* y, std::size_t len) {
   using T = typename V::T;
   const T mx = row_max<V>(x, len);
   // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
+  // if the row fits one (past that, the write pass computes exp again: the same values)
   T* e = nullptr;
   if constexpr (!Log) {
     if constexpr (std::is_same_v<S, T>) e = y;
-    else e = scratch_row<T>(len);
+    else if (len * sizeof(T) <= kScratchMaxBytes) e = scratch_row<T>(len);
   }
   PartialSums<T> sums;
   forward_sums<V, Log>(x, len, mx, e, [&](T p) { sums.add(p); });
@@ -295,6 +298,7 @@ void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::s
   const S* x = static_cast<const S*>(a_);
   S* y = static_cast<S*>(o_);
   T* scratch = nullptr;
+  static_assert(kGroup * kChunk * sizeof(double) <= kScratchMaxBytes, "short rows always fit the scratch row");
   if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * std::min<std::size_t>(len, kChunk));
   T mx[kGroup] = {}, next_max = T(0);
   T* e[kGroup] = {};
@@ -372,4 +376,5 @@ void backward_write_phase(const void* a, const void* b, void* o, std::size_t n, 
   backward_write<V, Log>(static_cast<const S*>(a), static_cast<const S*>(b), static_cast<S*>(o), n, T(total));
 }
 
+FASTACT_TARGET_END
 }  // namespace fastact::cpu::rows

@@ -8,6 +8,7 @@
 #include "fastact/half.h"
 
 namespace fastact::cpu {
+FASTACT_TARGET_BEGIN
 
 template <class V, class S>
 struct StorageIo {
@@ -30,4 +31,5 @@ struct StorageIo {
   }
 };
 
+FASTACT_TARGET_END
 }  // namespace fastact::cpu

@@ -2,11 +2,16 @@
 // gathers: 0.24 vs 0.35 ns per element).
 #include "tables16.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
+
+#include "env.h"
 
 namespace fastact::cpu::tables16 {
 namespace {
@@ -24,15 +29,22 @@ struct Cache {
   std::atomic<int> count{0};  // slots [0, count) are complete; written under mu, read without it
   std::size_t bytes = 0;
   std::mutex mu;
-  const bool enabled = [] {
-    const char* e = std::getenv("FASTACT_HALF_TABLES");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  const bool enabled = env_flag("FASTACT_HALF_TABLES").value_or(true);
 };
 
+Cache* g_cache = nullptr;
+
+// A child forked while another thread builds a table would inherit mu locked by a thread it does not
+// have: its copy starts unlocked. What that build had written is not counted (count moves only when a
+// table is complete), so the child builds it again when it needs it.
 Cache& cache() {
-  static Cache c;
-  return c;
+  static Cache* c = [] {
+    auto* cache = new Cache();  // never destroyed: tables may be read during static destruction
+    g_cache = cache;
+    pthread_atfork(nullptr, nullptr, [] { new (&g_cache->mu) std::mutex(); });
+    return cache;
+  }();
+  return *c;
 }
 
 bool same(const Key& a, const Key& b) {

@@ -10,20 +10,21 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "env.h"
+#include "fp_env.h"
 
 namespace fastact::cpu {
 namespace {
 
 int default_threads() {
-  if (const char* env = std::getenv("FASTACT_NUM_THREADS")) {
-    char* end = nullptr;
-    long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v >= 1 && v <= 4096) return int(v);
-  }
+  if (const auto n = env_int("FASTACT_NUM_THREADS", 1, kMaxThreads)) return int(*n);
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
   unsigned h = std::thread::hardware_concurrency();
@@ -116,17 +117,20 @@ class Pool {
  public:
   explicit Pool(int size) : size_(size) {}
 
-  int size() const { return size_; }
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
   void resize(int n) {
     std::lock_guard<std::mutex> busy(busy_);
     stop_workers();
-    size_ = n;
+    size_.store(n);
   }
 
+  // A task that throws (std::bad_alloc, say) does not end the process: the region runs to its end (the
+  // tasks not yet started are skipped), and the first exception is rethrown here, on the caller, once
+  // no worker uses fn or the caller's stack any more.
   void run(int ntasks, const std::function<void(int)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || ntasks <= 1 || size_ <= 1 || ntasks > 0xffff) {
+    if (!busy.owns_lock() || ntasks <= 1 || size() <= 1 || ntasks > 0xffff) {
       for (int t = 0; t < ntasks; ++t) fn(t);
       return;
     }
@@ -147,6 +151,16 @@ class Pool {
       done_cv_.wait(lk, [&] { return done_.load() == ntasks; });
     }
     fn_.store(nullptr);
+    if (failed_.load()) {
+      std::exception_ptr e;
+      {
+        std::lock_guard<std::mutex> lk(error_m_);
+        e = error_;
+        error_ = nullptr;
+        failed_.store(false);
+      }
+      std::rethrow_exception(e);
+    }
   }
 
  private:
@@ -164,7 +178,15 @@ class Pool {
     std::uint64_t v = ticket_.load();
     while (gen_of(v) == gen && next_of(v) < ntasks_of(v)) {
       if (ticket_.compare_exchange_weak(v, v + 1)) {
-        (*fn_.load())(next_of(v));
+        if (!failed_.load(std::memory_order_relaxed)) {
+          try {
+            (*fn_.load())(next_of(v));
+          } catch (...) {
+            std::lock_guard<std::mutex> lk(error_m_);
+            if (!error_) error_ = std::current_exception();
+            failed_.store(true);
+          }
+        }
         ++n;
         v = ticket_.load();
       }
@@ -173,11 +195,21 @@ class Pool {
   }
 
   void start_if_needed() {
-    if (int(workers_.size()) == size_ - 1) return;
+    const int size = this->size();
+    if (int(workers_.size()) == size - 1) return;
     stop_workers();
     quit_.store(false);
-    placement_.resize(size_);
-    for (int i = 0; i < size_ - 1; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
+    placement_.resize(size);
+    for (int i = 0; i < size - 1; ++i) {
+      try {
+        workers_.emplace_back([this, i] { loop(i + 1); });
+      } catch (const std::system_error& e) {  // out of threads or memory for their stacks
+        stop_workers();
+        throw std::runtime_error("fastact: could not start worker thread " + std::to_string(i + 1) + " of " +
+                                 std::to_string(size - 1) + " (" + e.what() +
+                                 "); use fewer threads: fastact.set_num_threads(n) or FASTACT_NUM_THREADS");
+      }
+    }
   }
 
   void loop(int slot) {
@@ -191,6 +223,7 @@ class Pool {
         --sleepers_;
       }
       if (quit_.load()) return;
+      use_fastact_fp_state();
       placement_.settle_worker(slot);
       const std::uint64_t v = ticket_.load();
       seen = gen_of(v);
@@ -213,7 +246,7 @@ class Pool {
     workers_.clear();
   }
 
-  int size_;
+  std::atomic<int> size_;  // read by num_threads() on any thread; written under busy_
   std::mutex busy_;  // one parallel region at a time
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
@@ -222,6 +255,9 @@ class Pool {
   std::atomic<std::uint64_t> ticket_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> quit_{false};
+  std::atomic<bool> failed_{false};  // a task of the current region threw
+  std::mutex error_m_;
+  std::exception_ptr error_;  // its exception (under error_m_)
   Placement placement_;  // written by the caller (under busy_) and the workers; resized with no worker
   std::uint32_t generation_ = 0;  // the caller's count (under busy_)
   int sleepers_ = 0;              // guarded by m_
@@ -251,7 +287,9 @@ Pool& pool() {
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxThreads)
+    throw std::invalid_argument("set_num_threads: n must be from 1 to " + std::to_string(kMaxThreads) + ", got " +
+                                std::to_string(n));
   pool().resize(n);
 }
 

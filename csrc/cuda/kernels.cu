@@ -2,6 +2,7 @@
 // registry op, direction and dtype, and the host launchers that size their grids (plan.h).
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -165,11 +166,14 @@ void check(cudaError_t e, const char* what) {
 
 int sm_count(int device) {
   constexpr int kMaxDevices = 64;
-  static int cache[kMaxDevices] = {};
-  if (device >= 0 && device < kMaxDevices && cache[device] > 0) return cache[device];
+  static std::atomic<int> cache[kMaxDevices] = {};  // written by calls that have released the GIL
+  if (device >= 0 && device < kMaxDevices) {
+    const int v = cache[device].load(std::memory_order_relaxed);
+    if (v > 0) return v;
+  }
   int v = 0;
   check(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-  if (device >= 0 && device < kMaxDevices) cache[device] = v;
+  if (device >= 0 && device < kMaxDevices) cache[device].store(v, std::memory_order_relaxed);
   return v;
 }
 

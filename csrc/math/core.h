@@ -9,6 +9,7 @@
 #include "polynomials.h"
 
 namespace fastact::math {
+FASTACT_TARGET_BEGIN
 
 template <class T>
 struct K;
@@ -490,4 +491,5 @@ FASTACT_HD V gelu_tanh_grad(V x) {
   return select(x == x, x_sigmoid_grad(wh, wl, xwh, xwl), x);
 }
 
+FASTACT_TARGET_END
 }  // namespace fastact::math

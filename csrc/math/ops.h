@@ -8,6 +8,7 @@
 #include "core.h"
 
 namespace fastact::ops {
+FASTACT_TARGET_BEGIN
 using namespace fastact::math;
 
 // tabulate16 = true: the op's math is costly enough that large float16 / bfloat16 calls look results up
@@ -121,4 +122,5 @@ struct LogSoftmax {
   static constexpr bool log = true;
 };
 
+FASTACT_TARGET_END
 }  // namespace fastact::ops

@@ -7,6 +7,7 @@
 #include "fastact/hd.h"
 
 namespace fastact::math::poly {
+FASTACT_TARGET_BEGIN
 
 // exp(r) = 1 + r + r^2*Q(r) on |r| <= ln2/2
 template <class V>
@@ -248,4 +249,5 @@ FASTACT_HD V gelu_g_or_h(V x, M second) {
   }
 }
 
+FASTACT_TARGET_END
 }  // namespace fastact::math::poly

@@ -11,6 +11,7 @@
 #include "vec_scalar.h"
 
 namespace fastact::math::rows {
+FASTACT_TARGET_BEGIN
 
 constexpr int kLanes = 32;
 
@@ -122,4 +123,5 @@ FASTACT_HD V backward_term(V g, V y) { return Log ? g : g * y; }
 template <bool Log, class V>
 FASTACT_HD V backward_value(V g, V y, V s) { return Log ? g - exp_nonpositive(y) * s : y * (g - s); }
 
+FASTACT_TARGET_END
 }  // namespace fastact::math::rows

@@ -10,6 +10,7 @@
 #include "fastact/hd.h"
 
 namespace fastact::simd {
+FASTACT_TARGET_BEGIN
 
 template <class T>
 struct IntOf;
@@ -125,4 +126,5 @@ struct Scalar {
   }
 };
 
+FASTACT_TARGET_END
 }  // namespace fastact::simd

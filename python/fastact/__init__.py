@@ -7,9 +7,13 @@ is always what the extension provides. ``fastact.show_config()`` says how this b
 """
 from __future__ import annotations
 
-from . import _core, cuda
-from ._core import compiled_isas, get_isa, get_num_threads, set_isa, set_num_threads, supported_isas
+import operator as _operator
+
+from . import _core, _dispatch, cuda
+from ._core import compiled_isas, get_isa, get_num_threads, set_isa, supported_isas
 from ._generate import build_functions
+
+_core._set_hooks(_dispatch.as_array, _dispatch.gpu_route, _dispatch.bfloat16_dtype)
 
 __version__ = _core.version()
 
@@ -19,6 +23,22 @@ _TABULATED = [o["name"] for o in _OPS if o["tabulated16"]]
 globals().update(_functions)
 swish = _functions["silu"]  # alias (ONNX / TF name)
 swish_backward = _functions["silu_backward"]
+
+
+def set_num_threads(n: int) -> None:
+    """Use up to n threads (1 <= n <= 4096) for large calls; results do not depend on it."""
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"fastact.set_num_threads: n must be an int, got {type(n).__name__}")
+    n = _operator.index(n)
+    if not 1 <= n <= _core.MAX_THREADS:
+        raise ValueError(f"fastact.set_num_threads: n must be from 1 to {_core.MAX_THREADS}, got {n}")
+    _core.set_num_threads(n)
+
+
+def release_memory() -> int:
+    """Gives the buffers fastact keeps for reuse (released results of 1 MiB or more) back to the system now,
+    instead of after they have been unused for a few seconds; returns the number of bytes freed."""
+    return _core.release_memory()
 
 
 def ops() -> list:
@@ -46,6 +66,17 @@ def _half_tables_config() -> str:
             f"{count} built, {size >> 10} KiB  (FASTACT_HALF_TABLES=0 turns them off)")
 
 
+def _memory_config() -> str:
+    held, limit = _core.result_cache()
+    _, _, tables = _core.half_tables()
+    cache = ("result cache off (FASTACT_RESULT_CACHE_MB=0)" if limit == 0 else
+             f"{held / 2**20:.1f} MiB of released results cached for reuse (at most {limit >> 20} MiB, "
+             f"FASTACT_RESULT_CACHE_MB; freed after {_core.RESULT_CACHE_IDLE_SECONDS:g} s unused or by "
+             "fastact.release_memory())")
+    return (f"{cache}; 16-bit tables {tables >> 10} KiB (at most 16 MiB); "
+            "softmax scratch <= 256 KiB per thread (16-bit rows)")
+
+
 def _streaming_config() -> str:
     b = _core.stream_min_bytes()
     if b >= 1 << 62:
@@ -55,8 +86,9 @@ def _streaming_config() -> str:
 
 
 def show_config(file=None) -> None:
-    """Print the version, compiler, ISA paths (compiled, supported here, in use), threads, the result cache,
-    the 16-bit lookup tables (which ops, how many built), streaming stores for large outputs and CUDA."""
+    """Print the version, compiler, ISA paths (compiled, supported here, in use), threads, the memory fastact
+    holds (result cache, 16-bit tables, scratch rows), the 16-bit lookup tables (which ops, how many built),
+    streaming stores for large outputs and CUDA."""
     import sys
 
     out = file or sys.stdout
@@ -67,8 +99,7 @@ def show_config(file=None) -> None:
         f"  ISA supported:   {', '.join(supported_isas())}",
         f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
         f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
-        f"  result cache:    {_core.result_cache()[1] >> 20} MiB for released results of >= 1 MiB, "
-        f"{_core.result_cache()[0] >> 20} MiB held  (FASTACT_RESULT_CACHE_MB)",
+        f"  memory held:     {_memory_config()}",
         "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
         f"  16-bit tables:   {_half_tables_config()}",
         f"  streaming:       {_streaming_config()}",
@@ -80,5 +111,5 @@ def show_config(file=None) -> None:
 
 __all__ = sorted(list(_functions) + [
     "cuda", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
-    "set_isa", "get_num_threads", "set_num_threads",
+    "set_isa", "get_num_threads", "set_num_threads", "release_memory",
 ])

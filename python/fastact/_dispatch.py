@@ -1,10 +1,10 @@
-"""Non-NumPy arguments: the one place that knows about them.
+"""Non-NumPy arguments: the Python side of the call path.
 
-NumPy arrays never come here (the compiled layer takes them as they are). Everything else does:
-``gpu_route`` sends calls with GPU arrays (or ``stream=``) to fastact.cuda; ``as_array`` turns the rest
-into NumPy arrays: Python scalars and lists (converted with NumPy, integers promoted to float64 as
-NumPy ufuncs do) and CPU DLPack producers (PyTorch CPU tensors, JAX CPU arrays: consumed without a
-copy, bfloat16 included; a read-only export stays read-only).
+NumPy arrays never come here, nor do CPU DLPack tensors (the compiled layer reads them itself). The
+compiled core calls these hooks, installed once at import (``fastact/__init__.py``): ``gpu_route`` sends
+calls with GPU arrays (or ``stream=``) to fastact.cuda; ``as_array`` turns Python scalars and lists into
+NumPy arrays (integers promoted to float64, as NumPy ufuncs do) and names GPU arrays that reached the CPU
+path; ``bfloat16_dtype`` gives ml_dtypes' bfloat16 dtype for bfloat16 DLPack tensors.
 """
 from __future__ import annotations
 
@@ -33,32 +33,23 @@ def _gpu_error(fn: str, name: str, obj) -> RuntimeError:
                         f"but {cuda.unavailable_reason() or 'it reached the CPU path'}")
 
 
+def bfloat16_dtype(fn: str, name: str):
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise TypeError(f"fastact.{fn}: {name} is a bfloat16 DLPack tensor; reading it needs ml_dtypes "
+                        "(pip install ml_dtypes)") from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def as_array(obj, fn: str, name: str) -> np.ndarray:
     if obj is None:
         raise TypeError(f"fastact.{fn}: {name} is required (got None)")
-    if hasattr(obj, "__cuda_array_interface__"):
-        raise _gpu_error(fn, name, obj)
-    if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
-        device_type = obj.__dlpack_device__()[0]
-        if device_type != _DLPACK_CPU:
-            raise _gpu_error(fn, name, obj)
-        try:
-            return np.from_dlpack(obj)
-        except (BufferError, TypeError, RuntimeError) as e:
-            err = e
-        try:  # bfloat16, which NumPy's from_dlpack does not know: read through ml_dtypes' dtype
-            import ml_dtypes
-
-            from . import _core
-
-            return _core._dlpack_bfloat16(obj, np.dtype(ml_dtypes.bfloat16))
-        except ImportError:
-            raise TypeError(f"fastact.{fn}: {name} is a bfloat16 DLPack tensor? reading it needs ml_dtypes "
-                            f"(pip install ml_dtypes); NumPy said: {err}") from None
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"fastact.{fn}: {name} could not be read through DLPack: {err}") from None
+    if hasattr(obj, "__cuda_array_interface__") or hasattr(obj, "__dlpack_device__"):
+        raise _gpu_error(fn, name, obj)  # CPU DLPack tensors never come here
     if isinstance(obj, (str, bytes, dict, set)):
-        raise TypeError(f"fastact.{fn}: {name} must be an array of float32 or float64, got {type(obj).__name__}")
+        raise TypeError(f"fastact.{fn}: {name} must be an array of float32, float64, float16 or bfloat16, got "
+                        f"{type(obj).__name__}")
     try:
         arr = np.asarray(obj)
     except (ValueError, TypeError) as e:

@@ -41,15 +41,17 @@ def build_functions(ops, core):
     for op in ops:
         name, oid, params = op["name"], op["id"], op["params"]
         kwsig = "".join(f", {p['name']}={_default_src(p)}" for p in params)
-        vals = []
-        for p in params:
-            if p["choices"]:
-                table = {c: i for i, c in enumerate(p["choices"].split("|"))}
-                ns[f"_choices_{name}_{p['name']}"] = table
-                vals.append(f"_choice({name!r}, {p['name']!r}, {p['name']}, _choices_{name}_{p['name']})")
-            else:
-                vals.append(p["name"])
-        ptuple = "(" + "".join(v + ", " for v in vals) + ")"
+        def param_tuple(fn):  # the parameters as the entry point takes them; choice errors name fn
+            vals = []
+            for p in params:
+                if p["choices"]:
+                    ns[f"_choices_{name}_{p['name']}"] = {c: i for i, c in enumerate(p["choices"].split("|"))}
+                    vals.append(f"_choice({fn!r}, {p['name']!r}, {p['name']}, _choices_{name}_{p['name']})")
+                else:
+                    vals.append(p["name"])
+            return "(" + "".join(v + ", " for v in vals) + ")"
+
+        ptuple, ptuple_b = param_tuple(name), param_tuple(name + "_backward")
         pdoc = "\n".join(_param_doc(p) for p in params)
         first = params[0]["name"] if params else ""
         from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
@@ -61,10 +63,10 @@ def build_functions(ops, core):
                 f"    if y is None:\n"
                 f"        if x is None:\n"
                 f"            raise ValueError('fastact.{name}_backward needs {from_text}')\n"
-                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple}, stream)\n"
+                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple_b}, stream)\n"
                 f"    if x is not None:\n"
                 f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
-                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple}, stream)\n"
+                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple_b}, stream)\n"
             )
             fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16 (any shape and"
                     " strides): NumPy or any CPU DLPack tensor (runs on the CPU), or a GPU array -- CuPy,"

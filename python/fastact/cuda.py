@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
+
 try:
     from . import _cuda
     _IMPORT_ERROR = None
@@ -73,10 +75,11 @@ def devices() -> list:
     return [_cuda.device_info(i) for i in range(device_count())]
 
 
-def _require(fn: str):
+def _require(fn: str, obj=None, name: str = ""):
     reason = unavailable_reason()
     if reason is not None:
-        raise RuntimeError(f"fastact.{fn}: got GPU arrays, but {reason}")
+        what = f"{name} is a GPU array ({type(obj).__module__}.{type(obj).__name__})" if name else "got GPU arrays"
+        raise RuntimeError(f"fastact.{fn}: {what}, but {reason}")
 
 
 # ------------------------------------------------------------------------------------------ streams
@@ -234,11 +237,9 @@ def _from_cai(obj, cai, fn, name) -> _Arg:
 
 def _from_dlpack(obj, fn, name, stream) -> _Arg:
     dl_stream = 1 if stream == 0 else stream  # DLPack: 1 names the legacy default stream; 0 is not allowed
-    try:
-        cap = obj.__dlpack__(stream=dl_stream, max_version=(1, 0))
-    except TypeError:
-        cap = obj.__dlpack__(stream=dl_stream)
-    owner, ptr, shape, strides, (code, bits, lanes), (dev_type, dev_id), readonly = _cuda.dlpack_import(cap)
+    # the one DLPack import path (the CPU's too): checked, 64-bit strides, legacy capsules read-only
+    owner, ptr, shape, strides, (code, bits, lanes), (dev_type, dev_id), readonly = _cuda.dlpack_import(
+        obj, f"fastact.{fn}: {name}", dl_stream)
     if dev_type not in (_DL_CUDA, _DL_CUDA_MANAGED):
         raise ValueError(f"fastact.{fn}: {name} is not on a CUDA device (DLPack device type {dev_type})")
     kinds = {(2, 32): _F32, (2, 64): _F64, (2, 16): _F16, (4, 16): _BF16}
@@ -249,7 +250,7 @@ def _from_dlpack(obj, fn, name, stream) -> _Arg:
     a.obj, a.keep = obj, owner
     a.code, a.ptr, a.readonly = kinds[(code, bits)], int(ptr), bool(readonly)
     a.shape = tuple(int(n) for n in shape)
-    a.strides = list(strides) if strides is not None else _c_strides(a.shape)
+    a.strides = list(strides)
     a.device, a.cai_stream = int(dev_id), None
     return a
 
@@ -316,7 +317,7 @@ class _Call:
             cpu = [n for (o, n), g in zip(present, gpu) if not g]
             raise ValueError(f"fastact.{fn}: {', '.join(cpu)} {'is' if len(cpu) == 1 else 'are'} on the CPU but the "
                              "other arguments are GPU arrays; pass arrays of one device")
-        _require(fn)
+        _require(fn, *present[0])
         self.fn = fn
         first = present[0][0]
         self.device = _device_hint(first)
@@ -349,6 +350,10 @@ class _Call:
                                  f"got {a.shape}")
         if self.out is not None and self.out.readonly:
             raise ValueError(f"fastact.{fn}: out is read-only")
+        if self.out is not None and _core._has_internal_overlap(list(self.out.shape), list(self.out.strides)):
+            raise ValueError(f"fastact.{fn}: out has elements that share memory (a broadcast or overlapping view), so "
+                             "what it would hold depends on the order of the writes; pass an array whose elements "
+                             "are distinct")
         self.code = code
         self.shape = self.args[0].shape
 
@@ -413,11 +418,11 @@ def _torch_fast(fn, a, b, out, stream):
     code = _torch_code(a.dtype)
     if code is None:
         return None
+    _require(fn, a, "grad_output" if b is not None else "x")
     dev = a.get_device()
     if b is not None and not (_is_torch(b) and b.is_cuda and not b.requires_grad and b.dtype == a.dtype
                               and b.shape == a.shape and b.get_device() == dev):
         return None
-    _require(fn)
     import torch
 
     return code, dev, _current_stream(a, dev), torch.empty(a.shape, dtype=a.dtype, device=a.device)
@@ -428,12 +433,14 @@ def elementwise(op, direction, fn, a, b, out, params, stream):
     fast = _torch_fast(fn, a, b if direction else None, out, stream)
     if fast is not None:
         code, dev, s, r = fast
+        _core._check_params(op, direction, tuple(params[:_nparams(op)]), code)
         _cuda.elementwise(op, direction, code, list(a.shape), (r.data_ptr(), list(r.stride())),
                           (a.data_ptr(), list(a.stride())), (b.data_ptr(), list(b.stride())) if direction else None,
                           list(params), s, dev)
         return r
     names = ("grad_output" if direction else "x", "x" if direction == 1 else "y")
     call = _Call(fn, [a, b] if direction else [a], names[: 2 if direction else 1], out, stream)
+    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)  # domains in the compute type
     b_arg = call.args[1] if direction else None
 
     def launch(dst):
@@ -466,6 +473,15 @@ def rowwise(op, direction, fn, a, b, out, axis, stream):
                    call.stream, call.device)
 
     return call.run(launch)
+
+
+_NPARAMS = {}
+
+
+def _nparams(op: int) -> int:
+    if not _NPARAMS:
+        _NPARAMS.update({o["id"]: len(o["params"]) for o in _core.ops() if o["kind"] == "elementwise"})
+    return _NPARAMS[op]
 
 
 # ------------------------------------------------------------------------------------- DeviceArray

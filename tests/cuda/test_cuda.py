@@ -256,3 +256,39 @@ def test_torch_fast_path_edges():
         fastact.relu_backward(x, x.float())
     with pytest.raises(ValueError, match="shape"):
         fastact.relu_backward(x, x[:1])
+
+
+def test_hardening_on_the_gpu():
+    """The hardening issue's checks, on the GPU path: an out= whose elements share memory is refused (not
+    computed several times), parameters are checked in the compute type, DLPack imports follow the one
+    path (legacy capsules read-only), and errors name the argument."""
+    torch = pytest.importorskip("torch")
+    t = torch.full((1,), 0.5, device="cuda").expand(2048)
+    with pytest.raises(ValueError, match="out has elements that share memory"):
+        fastact.sigmoid(t, out=t)
+    assert float(t[0]) == 0.5
+    rows = torch.zeros(64, device="cuda").as_strided((8, 16), (4, 1))
+    with pytest.raises(ValueError, match="out has elements that share memory"):
+        fastact.relu(torch.ones(8, 16, device="cuda"), out=rows)
+    x = torch.tensor([-1.0, -2.0], device="cuda")
+    with pytest.raises(ValueError, match="elu: alpha must be a finite float32 number"):
+        fastact.elu(x, alpha=1e39)  # the short path
+    with pytest.raises(ValueError, match="elu_backward: alpha must be a finite float32 number"):
+        fastact.elu_backward(x, x, alpha=1e39, out=torch.empty_like(x))  # the general path
+    d = x.double()
+    np.testing.assert_allclose(fastact.elu(d, alpha=1e39).cpu().numpy(), 1e39 * np.expm1([-1.0, -2.0]), rtol=1e-15)
+
+    class Legacy:  # a CUDA producer that predates DLPack 1.0: its memory counts as read-only
+        def __init__(self, t):
+            self.t = t
+
+        def __dlpack__(self, stream=None, **kw):
+            return self.t.__dlpack__(stream=stream)
+
+        def __dlpack_device__(self):
+            return self.t.__dlpack_device__()
+
+    legacy = Legacy(torch.zeros(2, device="cuda"))
+    assert_same(fastact.relu(Legacy(x)).get(), fastact.relu(x.cpu().numpy()))  # a DeviceArray result
+    with pytest.raises(ValueError, match="out is read-only"):
+        fastact.relu(x, out=legacy)

@@ -9,6 +9,7 @@
 #include "fastact/hd.h"
 
 namespace fastact::simd {
+FASTACT_TARGET_BEGIN
 
 template <class V>
 struct Pair {
@@ -64,4 +65,5 @@ struct Pair {
   FASTACT_HD friend Pair mantissa_of(Pair x) { return {mantissa_of(x.a), mantissa_of(x.b)}; }
 };
 
+FASTACT_TARGET_END
 }  // namespace fastact::simd

@@ -18,6 +18,7 @@ struct bfloat16 {
   std::uint16_t bits;
 };
 
+FASTACT_TARGET_BEGIN
 namespace detail {
 FASTACT_HD std::uint32_t float_bits(float f) {
   std::uint32_t u;
@@ -70,4 +71,5 @@ FASTACT_HD bfloat16 to_bfloat16(float f) {
   return bfloat16{std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
 }
 
+FASTACT_TARGET_END
 }  // namespace fastact
