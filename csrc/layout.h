@@ -79,7 +79,7 @@ inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std:
     if (shape[i] == 1) continue;
     if (strides[i] == 0) return true;
     d.push_back({shape[i], std::llabs(strides[i])});  // a negative stride mirrors its dimension: same collisions
-    count = count > kExactOverlapLimit ? count : count * shape[i];
+    if (count <= kExactOverlapLimit && __builtin_mul_overflow(count, shape[i], &count)) count = kExactOverlapLimit + 1;
   }
   std::sort(d.begin(), d.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
   std::int64_t reach = 0;  // the largest offset the dimensions so far reach

@@ -52,13 +52,14 @@ KINDS = {"float32": (2, 32), "float64": (2, 64), "float16": (2, 16), "bfloat16":
 class Producer:
     """Exports `buf` (a NumPy array whose memory is used) as a tensor of `shape` and `dtype`, element
     `strides` (None: the producer sends NULL), on `device` (1 = CPU). `versioned`: a DLPack >= 1.0 capsule;
-    `read_only`: its flag. `deleted` counts the deleter's calls."""
+    `read_only`, `copied`: its flags. `deleted` counts the deleter's calls."""
 
     def __init__(self, buf, shape, dtype="float32", strides=None, versioned=True, read_only=False, device=1,
-                 byte_offset=0, lanes=1, major=1):
+                 byte_offset=0, lanes=1, major=1, copied=False, null_data=False):
         self.buf, self.shape, self.strides = buf, tuple(shape), strides
         self.dtype, self.versioned, self.read_only, self.device = dtype, versioned, read_only, device
         self.byte_offset, self.lanes, self.major = byte_offset, lanes, major
+        self.copied, self.null_data = copied, null_data  # the IS_COPIED flag; a NULL data pointer
         self.deleted = 0
         self._keep = []
 
@@ -75,11 +76,11 @@ class Producer:
             self.deleted += 1
 
         cb = _DELETER(deleter)
-        t = DLTensor(self.buf.ctypes.data, DLDevice(self.device, 0), len(self.shape), DLDataType(code, bits, self.lanes),
+        t = DLTensor(None if self.null_data else self.buf.ctypes.data, DLDevice(self.device, 0), len(self.shape), DLDataType(code, bits, self.lanes),
                      ctypes.cast(shape, c_int64_p), ctypes.cast(strides, c_int64_p) if strides is not None else None,
                      self.byte_offset)
         if versioned:
-            m = DLManagedTensorVersioned(self.major, 0, None, cb, 1 if self.read_only else 0, t)
+            m = DLManagedTensorVersioned(self.major, 0, None, cb, (1 if self.read_only else 0) | (2 if self.copied else 0), t)
         else:
             m = DLManagedTensor(t, None, cb)
         name = _NAMES[versioned]

@@ -498,3 +498,135 @@ def test_show_config_reports_the_memory_held():
     s = io.StringIO()
     fastact.show_config(file=s)
     assert "memory held" in s.getvalue() and "release_memory" in s.getvalue()
+
+
+# Found by an adversarial run against the installed package after the fixes above (each failed then).
+def test_producers_with_the_legacy_dlpack_signature_are_read():
+    buf = np.float32([-1.0, 2.0])
+
+    class Legacy:  # __dlpack__(stream=None): no max_version keyword, as older PyTorch, CuPy and JAX have it
+        def __dlpack_device__(self):
+            return (1, 0)
+
+        def __dlpack__(self, stream=None):
+            return buf.__dlpack__()
+
+    np.testing.assert_array_equal(fastact.relu(Legacy()), [0.0, 2.0])
+    with pytest.raises(ValueError, match="out is read-only"):  # a legacy capsule cannot say it may be written
+        fastact.relu(buf, out=Legacy())
+
+
+def test_parameter_checks_and_conversions_run_in_fastacts_floating_point_state():
+    code = """
+    import ctypes, fractions, numpy as np, fastact
+    libm = ctypes.CDLL("libm.so.6")
+    x = np.ones(4, np.float32); x64 = np.linspace(-3, 3, 64)
+    want = fastact.elu(-x64, alpha=fractions.Fraction(1, 3))
+    libm.feenableexcept(0x01 | 0x04 | 0x08 | 0x10 | 0x20)  # every trap: a check in the caller's state dies
+    for call, err in [(lambda: fastact.elu(x, alpha=1e39), ValueError),
+                      (lambda: fastact.elu(x, alpha=1e-46), None),
+                      (lambda: fastact.elu_backward(x, y=x, alpha=float("nan")), ValueError),
+                      (lambda: fastact.leaky_relu(x), None)]:
+        try:
+            call()
+            assert err is None
+        except ValueError:
+            assert err is ValueError
+    libm.fedisableexcept(0x3d)
+    libm.fesetround(0x800)  # upward: a Fraction's float would round up in the caller's state
+    got = fastact.elu(-x64, alpha=fractions.Fraction(1, 3))
+    libm.fesetround(0)
+    assert (got == want).all()
+    libm.feclearexcept(0x3d)
+    fastact.softmax(np.float32([0.5, 1, -1, 2, -200, 200]))
+    assert libm.fetestexcept(0x3d) == 0, "status flags raised by the call reached the caller"
+    print("ok")
+    """
+    r = run_child(code)
+    assert r.returncode == 0 and "ok" in r.stdout, (r.returncode, r.stdout, r.stderr)
+
+
+def test_an_out_exported_as_a_copy_is_refused():
+    a = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="out was exported as a copy"):
+        fastact.relu(np.ones(4, np.float32), out=Producer(a, (4,), copied=True))
+
+    class DLPackOnly:  # __dlpack__ without __dlpack_device__: never through np.asarray (a copy) as out=
+        def __dlpack__(self, **kw):
+            return a.__dlpack__(**kw)
+
+        def __array__(self, dtype=None, copy=None):
+            return a.copy()
+
+    with pytest.raises(TypeError, match=r"relu: out must be a NumPy array or a DLPack tensor"):
+        fastact.relu(np.ones(4, np.float32), out=DLPackOnly())
+    assert not a.any()
+    np.testing.assert_array_equal(fastact.relu(Producer(np.float32([-1, 1]), (2,), copied=True)), [0, 1])  # input: fine
+
+
+def test_dlpack_tensors_without_data_or_with_any_stride_on_single_elements():
+    p = Producer(np.zeros(4, np.float32), (4,), null_data=True)
+    with pytest.raises(ValueError, match="relu: x: a DLPack tensor with elements but no data pointer"):
+        fastact.relu(p)
+    assert p.deleted == 1
+    assert fastact.relu(Producer(np.zeros(4, np.float32), (0,), null_data=True)).shape == (0,)
+    buf = np.float32([-1.0, 2.0, -3.0])
+    r = fastact.relu(Producer(buf, (3, 1), strides=(1, 2 ** 62)))  # any stride along one element (PyTorch's
+    np.testing.assert_array_equal(r, [[0.0], [2.0], [0.0]])        # empty_strided takes such)
+    assert fastact.relu(Producer(buf, (0, 3), strides=(2 ** 62, 1))).shape == (0, 3)
+
+
+def test_interrupts_pass_through_as_they_are():
+    class Interrupting:
+        def __dlpack_device__(self):
+            return (1, 0)
+
+        def __dlpack__(self, **kw):
+            raise KeyboardInterrupt
+
+    class Slope:
+        def __float__(self):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fastact.relu(Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        fastact.elu(np.ones(2, np.float32), alpha=Slope())
+
+
+def test_other_devices_masked_arrays_and_failing_array_likes_are_named():
+    class OtherDevice:
+        def __dlpack_device__(self):
+            return (8, 0)  # DLPack's Metal
+
+        def __dlpack__(self, **kw):
+            raise AssertionError("never exported")
+
+    with pytest.raises(ValueError, match="relu: x is on DLPack device type 8"):
+        fastact.relu(OtherDevice())
+    m = np.ma.masked_array(np.float32([1, -1]), mask=[False, True])
+    with pytest.raises(TypeError, match=r"sigmoid: x is a masked array"):
+        fastact.sigmoid(m)
+
+    class Broken:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("cannot")
+
+    with pytest.raises(TypeError, match="relu: x could not be converted to an array: cannot"):
+        fastact.relu(Broken())
+
+
+def test_a_torch_out_moves_its_version_counter():
+    torch = torch_or_skip()
+    w = torch.ones(3)
+    p = torch.ones(3, requires_grad=True)
+    loss = (p * w).sum()  # saves w for the backward
+    fastact.relu(w, out=w)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_huge_shapes_in_the_overlap_check_do_not_enumerate():
+    assert fastact._core._has_internal_overlap([2 ** 21, 2 ** 43], [1, 2 ** 21 - 1])  # counted as overlapping
+    r = run_child("import fastact", FASTACT_NUM_THREADS=" 2")
+    assert r.returncode != 0 and "FASTACT_NUM_THREADS=' 2' is not valid" in r.stderr

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import fastact  # noqa: E402
-from conftest import OPS, backward_modes  # noqa: E402
+import fastact
+from conftest import OPS, backward_modes
 
 try:
     import ml_dtypes

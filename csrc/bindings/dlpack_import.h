@@ -18,9 +18,13 @@ struct Imported {
   char* data = nullptr;     // the first element (byte_offset applied)
   int device_type = 0, device_id = 0;
   DLDataType dtype{};
-  std::vector<std::int64_t> shape, strides;  // strides in elements; C order when the producer sent none
+  // strides in elements; C order when the producer sent none; 0 along dimensions of one element or none
+  // (where a producer may put anything: PyTorch's empty_strided takes 2^62)
+  std::vector<std::int64_t> shape, strides;
   bool read_only = true;
+  bool copied = false;  // the producer says it exported a copy: writing it would change nothing it holds
 };
+constexpr std::uint64_t kFlagIsCopied = 2;
 
 // what: the argument as messages name it ("fastact.relu: x"). Errors: TypeError (not a capsule, a used
 // one, a dtype with lanes), ValueError (a layout that cannot be described). The capsule is marked used
@@ -45,6 +49,7 @@ inline Imported import_capsule(pybind11::handle cap, const std::string& what) {
                                 : static_cast<DLManagedTensor*>(raw)->dl_tensor;
   Imported r;
   r.read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0 : true;
+  r.copied = versioned && (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagIsCopied) != 0;
   if (t.ndim < 0 || t.ndim > 64)
     throw py::value_error(what + ": a DLPack tensor of " + std::to_string(t.ndim) + " dimensions (at most 64)");
   if (t.ndim > 0 && !t.shape) throw py::value_error(what + ": a DLPack tensor without a shape");
@@ -55,11 +60,15 @@ inline Imported import_capsule(pybind11::handle cap, const std::string& what) {
     if (s < 0) throw py::value_error(what + ": a DLPack tensor with a negative dimension");
   r.strides.resize(std::size_t(t.ndim));
   std::int64_t step = 1;  // C order, in 64 bits: a dimension of 2^31 elements is nothing unusual
+  bool empty = false;
   for (int i = t.ndim - 1; i >= 0; --i) {
-    r.strides[std::size_t(i)] = t.strides ? t.strides[i] : step;
-    if (__builtin_mul_overflow(step, r.shape[std::size_t(i)] > 0 ? r.shape[std::size_t(i)] : 1, &step))
+    const std::int64_t n = r.shape[std::size_t(i)];
+    r.strides[std::size_t(i)] = n <= 1 ? 0 : t.strides ? t.strides[i] : step;
+    empty = empty || n == 0;
+    if (__builtin_mul_overflow(step, n > 0 ? n : 1, &step))
       throw py::value_error(what + ": a DLPack tensor with more elements than 64 bits can count");
   }
+  if (!t.data && !empty) throw py::value_error(what + ": a DLPack tensor with elements but no data pointer");
   r.data = static_cast<char*>(t.data) + t.byte_offset;
   r.device_type = t.device.device_type;
   r.device_id = t.device.device_id;
@@ -69,14 +78,18 @@ inline Imported import_capsule(pybind11::handle cap, const std::string& what) {
   return r;
 }
 
-// Calls obj.__dlpack__ (asking for a versioned capsule first, then the legacy form for producers that
-// predate it); a producer's refusal (a tensor that requires grad, a sparse or quantized one) becomes a
-// TypeError that names the argument and says why. kwargs: extra arguments (stream= for GPU producers).
-inline pybind11::object call_dlpack(pybind11::handle obj, const std::string& what, pybind11::dict kwargs = {}) {
+// Calls obj.__dlpack__, asking for a versioned capsule (and, for an output, for no copy: writing into a
+// copy would change nothing the caller holds), then in the legacy form for producers that predate those
+// keywords. A producer's refusal (a tensor that requires grad, a sparse or quantized one) becomes a
+// TypeError that names the argument and says why; KeyboardInterrupt, SystemExit and MemoryError pass as
+// they are. kwargs: the legacy call's arguments (stream= for GPU producers).
+inline pybind11::object call_dlpack(pybind11::handle obj, const std::string& what, pybind11::dict kwargs = {},
+                                    bool for_output = false) {
   namespace py = pybind11;
   try {
-    py::dict kw(kwargs);
+    py::dict kw = kwargs.attr("copy")();  // a copy: the legacy call below must not see the new keywords
     kw["max_version"] = py::make_tuple(1, 0);
+    if (for_output) kw["copy"] = false;
     try {
       return obj.attr("__dlpack__")(**kw);
     } catch (py::error_already_set& e) {
@@ -84,6 +97,7 @@ inline pybind11::object call_dlpack(pybind11::handle obj, const std::string& wha
     }
     return obj.attr("__dlpack__")(**kwargs);
   } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_Exception) || e.matches(PyExc_MemoryError)) throw;
     throw py::type_error(what + " (" + std::string(py::str(py::type::of(obj).attr("__name__"))) +
                          ") could not be exported through DLPack: " + std::string(py::str(e.value())));
   }

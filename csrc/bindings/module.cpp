@@ -28,6 +28,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/engine.h"
 #include "../cpu/env.h"
+#include "../cpu/fp_env.h"
 #include "../cpu/op_info.h"
 #include "../cpu/tables16.h"
 #include "../cpu/thread_pool.h"
@@ -79,12 +80,15 @@ std::string operator+(const Fn& f, const char* s) { return f.str() + s; }
 
 // A NumPy view of a CPU DLPack tensor (PyTorch and JAX CPU arrays, NumPy itself), any of the four
 // dtypes, read only where the producer says so (or cannot say: dlpack_import.h).
-py::array from_dlpack(py::handle obj, const Fn& fn, const char* name) {
+py::array from_dlpack(py::handle obj, const Fn& fn, const char* name, bool for_output = false) {
   const std::string what = "fastact." + fn.str() + ": " + name;
-  if (PyObject_HasAttrString(obj.ptr(), "requires_grad") && py::bool_(obj.attr("requires_grad")))
+  if (PyObject_HasAttrString(obj.ptr(), "requires_grad") && py::object(obj.attr("requires_grad")).ptr() == Py_True)
     throw py::value_error(what + " requires grad, and fastact records no autograd history; pass " + name +
                           ".detach()");
-  dlpack::Imported t = dlpack::import_capsule(dlpack::call_dlpack(obj, what), what);
+  dlpack::Imported t = dlpack::import_capsule(dlpack::call_dlpack(obj, what, {}, for_output), what);
+  if (for_output && t.copied)
+    throw py::value_error(what + " was exported as a copy (DLPack's IS_COPIED flag): results written there would "
+                          "not reach it; pass an array fastact can write in place");
   if (t.device_type != dlpack::kCPU && t.device_type != dlpack::kCUDAHost)
     throw py::value_error(what + " was exported for DLPack device type " + std::to_string(t.device_type) +
                           ", not the CPU");
@@ -137,12 +141,24 @@ int dlpack_device_type(py::handle h, const Fn& fn, const char* name) {
 
 // An ndarray for arg: NumPy arrays as they are, CPU DLPack tensors as views; the rest (Python scalars
 // and lists, GPU arrays that reached the CPU path) through fastact._dispatch.as_array.
-py::array to_array(py::handle h, const Fn& fn, const char* name) {
-  if (py::isinstance<py::array>(h)) return py::reinterpret_borrow<py::array>(h);
+py::array to_array(py::handle h, const Fn& fn, const char* name, bool for_output = false) {
+  if (py::isinstance<py::array>(h)) {
+    if (Py_TYPE(h.ptr()) != py::detail::npy_api::get().PyArray_Type_ && PyObject_HasAttrString(h.ptr(), "_mask") &&
+        PyObject_HasAttrString(h.ptr(), "filled"))  // numpy.ma: its mask would be dropped without a word
+      throw py::type_error("fastact." + fn.str() + ": " + name + " is a masked array; pass " + name +
+                           ".filled(value) or " + name + ".data");
+    return py::reinterpret_borrow<py::array>(h);
+  }
   if (has_dlpack(h) && !PyObject_HasAttrString(h.ptr(), "__cuda_array_interface__")) {
     const int dev = dlpack_device_type(h, fn, name);
-    if (dev == dlpack::kCPU || dev == dlpack::kCUDAHost) return from_dlpack(h, fn, name);
+    if (dev == dlpack::kCPU || dev == dlpack::kCUDAHost) return from_dlpack(h, fn, name, for_output);
+    if (dev != dlpack::kCUDA && dev != dlpack::kCUDAManaged)
+      throw py::value_error("fastact." + fn.str() + ": " + name + " is on DLPack device type " + std::to_string(dev) +
+                            "; fastact runs on the CPU and on CUDA GPUs");
   }
+  if (for_output) throw py::type_error("fastact." + fn.str() + ": out must be a NumPy array or a DLPack tensor (with "
+                                       "__dlpack__ and __dlpack_device__), got " +
+                                       std::string(Py_TYPE(h.ptr())->tp_name));
   return coerce_fn()(h, fn.str(), name);
 }
 
@@ -496,8 +512,8 @@ py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const 
   py::array out = null_array();
   if (py::isinstance<py::array>(out_h)) {
     out = py::reinterpret_borrow<py::array>(out_h);
-  } else if (py::hasattr(out_h, "__dlpack__")) {  // e.g. a torch tensor, written in place
-    out = to_array(out_h, fn, "out");
+  } else if (py::hasattr(out_h, "__dlpack__")) {  // e.g. a torch tensor, written in place (never a copy)
+    out = to_array(out_h, fn, "out", true);
   } else {
     throw py::type_error(fn + ": out must be a NumPy array or a DLPack tensor, got " +
                          std::string(py::str(py::type::of(out_h))));
@@ -545,6 +561,8 @@ double param_value(const cpu::OpInfo& info, const Fn& fn, std::size_t i, PyObjec
   }
   const double d = PyFloat_AsDouble(v);
   if (d == -1.0 && PyErr_Occurred()) {
+    if (!PyErr_ExceptionMatches(PyExc_Exception) || PyErr_ExceptionMatches(PyExc_MemoryError))
+      throw py::error_already_set();  // KeyboardInterrupt, SystemExit, MemoryError: as they are
     const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
     PyErr_Clear();
     if (overflow) throw py::value_error(name + " is too large for a float64 (" + std::string(py::repr(v)).substr(0, 40) + ")");
@@ -562,12 +580,32 @@ Params read_params(const cpu::OpInfo& info, const Fn& fn, PyObject* params) {
   return p;
 }
 
+// A PyTorch tensor written through DLPack: its autograd version counter moves, as after torch's own
+// in-place ops, so that a backward which saved it raises instead of using the new values. torch is looked
+// up among the loaded modules (the tensor could not exist without it), never imported here.
+void note_in_place_write(py::handle out_h) {
+  if (!PyObject_HasAttrString(out_h.ptr(), "_version")) return;
+  const py::str name("torch");
+  PyObject* torch = PyImport_GetModule(name.ptr());  // a new reference, or null
+  if (!torch) {
+    PyErr_Clear();
+    return;
+  }
+  const py::object mod = py::reinterpret_steal<py::object>(torch);
+  try {
+    mod.attr("autograd").attr("graph").attr("increment_version")(out_h);
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_AttributeError)) throw;  // a PyTorch without it: nothing to tell
+  }
+}
+
 // The result: out= as the caller passed it (a NumPy array, or a DLPack tensor written in place), else
 // the new array. dst went through a temporary when out overlapped an input.
 py::object finish(const py::array& out, const py::array& dst, py::handle out_h, bool temp) {
   if (temp) py::module_::import("numpy").attr("copyto")(out, dst);
-  if (!out_h.is_none()) return py::reinterpret_borrow<py::object>(out_h);
-  return dst;
+  if (out_h.is_none()) return dst;
+  if (!py::isinstance<py::array>(out_h)) note_in_place_write(out_h);
+  return py::reinterpret_borrow<py::object>(out_h);
 }
 
 // The arguments of one call, checked and viewed: what both entry points share. Nothing here allocates
@@ -728,6 +766,10 @@ int small_int(PyObject* o, const char* what) {
 // The CPython face of elementwise() and rowwise(): seven positional arguments, the first two small ints.
 template <py::object (*F)(int, int, py::handle, py::handle, py::handle, PyObject*, py::handle)>
 PyObject* entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  // the whole call in fastact's floating-point state: the kernels, and the parameter checks and
+  // conversions too (a Fraction's float depends on the rounding mode; a float32 overflow check traps
+  // where overflow is unmasked)
+  const cpu::FpEnvScope fp;
   return guarded([&] {
     if (nargs != 7) throw py::type_error("fastact: the internal entry point takes 7 arguments");
     return F(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5], args[6]);
@@ -792,6 +834,7 @@ PYBIND11_MODULE(_core, m) {
   cpu::stream_min_bytes();  // FASTACT_STREAM_STORES
   cpu::tables16::stats();   // FASTACT_HALF_TABLES
   ResultCache::get();       // FASTACT_RESULT_CACHE_MB
+  py::detail::npy_api::get();  // NumPy's C API table (pybind11 looks it up on first use otherwise)
   init_result_handler();
   g_numpy_generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
   if (PyModule_AddFunctions(m.ptr(), entry_points) != 0) throw py::error_already_set();
@@ -802,6 +845,7 @@ PYBIND11_MODULE(_core, m) {
     return to_array(obj, Fn{fn.c_str(), false}, name.c_str());
   }, "The NumPy array (a view where it can be) that a call would use for obj.");
   m.def("_check_params", [](int op, int dir, py::tuple params, int dtype) {
+    const cpu::FpEnvScope fp;
     const auto& ops = cpu::elementwise_ops();
     if (op < 0 || std::size_t(op) >= ops.size() || dtype < 0 || dtype >= cpu::kNumDtypes)
       throw py::value_error("_check_params: no such op or dtype");

@@ -7,6 +7,7 @@
 
 #include "dispatch.h"
 #include "engine.h"
+#include "fp_env.h"
 #include "../layout.h"
 #include "fastact/fastact.h"
 #include "op_info.h"
@@ -58,6 +59,7 @@ void check_output(const char* fn, int ndim, const std::int64_t* shape, const T* 
 template <class T>
 void run_ew(ElementwiseOp op, int dir, const T* a, std::ptrdiff_t sa, const T* b, T* out, std::ptrdiff_t so,
             std::size_t n, const double* params) {
+  const cpu::FpEnvScope fp;  // the checks too: a float32 overflow check traps where overflow is unmasked
   const cpu::OpInfo& info = cpu::elementwise_ops()[int(op)];
   cpu::check_params(info, params, dtype_of<T>(), dir != cpu::kForward);
   if (dir == cpu::kBackwardY) cpu::check_backward_from_y(info, params);

@@ -15,7 +15,8 @@ std::optional<long long> env_int(const char* name, long long lo, long long hi) {
   char* end = nullptr;
   errno = 0;
   const long long n = std::strtoll(v, &end, 10);
-  if (end == v || *end != '\0' || errno == ERANGE || n < lo || n > hi)
+  const bool digits_only = (*v >= '0' && *v <= '9') || ((*v == '-' || *v == '+') && v[1] >= '0' && v[1] <= '9');
+  if (!digits_only || end == v || *end != '\0' || errno == ERANGE || n < lo || n > hi)
     throw Error(std::string(name) + "='" + v + "' is not valid: expected an integer from " + std::to_string(lo) +
                 " to " + std::to_string(hi) + " (or unset it)");
   return n;

@@ -38,24 +38,22 @@ inline FpState read_fp_state() { return 0; }
 inline void write_fp_state(FpState) {}
 #endif
 
-// Sets fastact's state for its lifetime when the thread's differs, and then puts the thread's back
-// (status flags included: a call leaves the caller's state exactly as it found it). Reading the state
-// is cheap; writing it is done only when needed.
+// Sets fastact's state for its lifetime when the thread's differs, and then puts the thread's back,
+// status flags included: a call leaves the caller's state exactly as it found it. Reading the state is
+// cheap; it is written only where it differs.
 class FpEnvScope {
  public:
   FpEnvScope() : saved_(read_fp_state()) {
-    changed_ = (saved_ & kFpControlMask) != kFpDefaultControl;
-    if (changed_) write_fp_state((saved_ & ~kFpControlMask) | kFpDefaultControl);
+    if ((saved_ & kFpControlMask) != kFpDefaultControl) write_fp_state((saved_ & ~kFpControlMask) | kFpDefaultControl);
   }
   ~FpEnvScope() {
-    if (changed_) write_fp_state(saved_);
+    if (read_fp_state() != saved_) write_fp_state(saved_);
   }
   FpEnvScope(const FpEnvScope&) = delete;
   FpEnvScope& operator=(const FpEnvScope&) = delete;
 
  private:
   FpState saved_;
-  bool changed_;
 };
 
 // For threads fastact owns (pool workers): set the state, nothing to restore.

@@ -52,8 +52,10 @@ def as_array(obj, fn: str, name: str) -> np.ndarray:
                         f"{type(obj).__name__}")
     try:
         arr = np.asarray(obj)
-    except (ValueError, TypeError) as e:
-        raise TypeError(f"fastact.{fn}: {name} could not be converted to an array: {e}") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # an object's own __array__ failing included: named, not passed through
+        raise TypeError(f"fastact.{fn}: {name} could not be converted to an array: {e}") from e
     if arr.dtype.kind in "biu" and not isinstance(obj, np.generic):
         arr = arr.astype(np.float64)  # Python ints and bools: promote, as NumPy ufuncs do
     return arr
