@@ -71,20 +71,22 @@ inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std:
   struct Dim {
     std::int64_t size, stride;
   };
-  std::vector<Dim> d;
+  Dim d[kMaxDims];  // on the stack: checked on every call with an out=
+  int nd = 0;
   for (int i = 0; i < ndim; ++i)
     if (shape[i] == 0) return false;  // no elements at all
   std::int64_t count = 1;
-  for (int i = 0; i < ndim; ++i) {
+  for (int i = 0; i < ndim && i < kMaxDims; ++i) {
     if (shape[i] == 1) continue;
     if (strides[i] == 0) return true;
-    d.push_back({shape[i], std::llabs(strides[i])});  // a negative stride mirrors its dimension: same collisions
+    d[nd++] = {shape[i], std::llabs(strides[i])};  // a negative stride mirrors its dimension: same collisions
     if (count <= kExactOverlapLimit && __builtin_mul_overflow(count, shape[i], &count)) count = kExactOverlapLimit + 1;
   }
-  std::sort(d.begin(), d.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  std::sort(d, d + nd, [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
   std::int64_t reach = 0;  // the largest offset the dimensions so far reach
   bool nested = true;
-  for (const Dim& x : d) {
+  for (int k = 0; k < nd; ++k) {
+    const Dim& x = d[k];
     std::int64_t span;
     if (x.stride <= reach || __builtin_mul_overflow(x.stride, x.size - 1, &span) ||
         __builtin_add_overflow(reach, span, &reach)) {
@@ -95,7 +97,8 @@ inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std:
   if (nested) return false;
   if (count > kExactOverlapLimit) return true;
   std::vector<std::int64_t> offsets(1, 0);
-  for (const Dim& x : d) {
+  for (int k = 0; k < nd; ++k) {
+    const Dim& x = d[k];
     const std::size_t n = offsets.size();
     for (std::int64_t j = 1; j < x.size; ++j)
       for (std::size_t k = 0; k < n; ++k) offsets.push_back(offsets[k] + j * x.stride);

@@ -498,6 +498,7 @@ py::array new_like(const py::array& a) {
 
 // Whether two indices of a reach one element (layout.h), from NumPy's byte strides.
 bool has_self_overlap(const py::array& a) {
+  if (a.flags() & (py::array::c_style | py::array::f_style)) return false;  // dense: the usual out=, at once
   std::int64_t strides[kMaxDims];
   const ssize_t nd = a.ndim() > kMaxDims ? kMaxDims : a.ndim();
   for (ssize_t i = 0; i < nd; ++i) strides[i] = a.strides(i);  // bytes: the same collisions as elements
