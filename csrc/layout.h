@@ -9,11 +9,14 @@
 namespace fastact::layout {
 
 constexpr int kMaxDims = 64;  // the most an array may have (NumPy's limit)
+// Operands of one element-wise call, outputs and inputs together (a gated op's backward: two outputs,
+// three inputs).
+constexpr int kMaxOperands = 6;
 
 struct Dims {
   int n = 0;
   std::int64_t size[kMaxDims];
-  std::int64_t st[3][kMaxDims];  // per operand: out, a, b
+  std::int64_t st[kMaxOperands][kMaxDims];  // per operand: the outputs, then the inputs
 };
 
 // Drops size-1 dims and merges dims that are contiguous for every operand. A walk over the result in
@@ -39,26 +42,31 @@ inline Dims coalesce(int ndim, const std::int64_t* shape, const std::int64_t* co
   return d;
 }
 
-// An element-wise call's walk: out, a and (when b is non-null) b over one shape. Contiguous: one run of
-// n elements, unit stride for every operand.
+// An element-wise call's walk over nops operands (strides[k]: operand k's element strides). Contiguous:
+// one run of n elements, unit stride for every operand.
 struct Flat {
   Dims d;
   std::int64_t n = 1;
   bool contiguous = false;
 };
-inline Flat flatten(int ndim, const std::int64_t* shape, const std::int64_t* so, const std::int64_t* sa,
-                    const std::int64_t* sb) {
-  const std::int64_t* strides[3] = {so, sa, sb ? sb : so};
+inline Flat flatten(int ndim, const std::int64_t* shape, int nops, const std::int64_t* const* strides) {
   Flat f;
-  f.d = coalesce(ndim, shape, strides, 3);
+  f.d = coalesce(ndim, shape, strides, nops);
   for (int i = 0; i < ndim; ++i) f.n *= shape[i];
   if (f.d.n == 0) {  // a single element (0-d, or all dims of size 1)
     f.d.n = 1;
     f.d.size[0] = 1;
-    f.d.st[0][0] = f.d.st[1][0] = f.d.st[2][0] = 1;
+    for (int k = 0; k < nops; ++k) f.d.st[k][0] = 1;
   }
-  f.contiguous = f.d.n == 1 && f.d.st[0][0] == 1 && f.d.st[1][0] == 1 && (!sb || f.d.st[2][0] == 1);
+  f.contiguous = f.d.n == 1;
+  for (int k = 0; k < nops; ++k) f.contiguous = f.contiguous && f.d.st[k][0] == 1;
   return f;
+}
+// out, a and (when sb is non-null) b: a unary op's walk; without b, the third operand walks as out.
+inline Flat flatten(int ndim, const std::int64_t* shape, const std::int64_t* so, const std::int64_t* sa,
+                    const std::int64_t* sb) {
+  const std::int64_t* strides[3] = {so, sa, sb ? sb : so};
+  return flatten(ndim, shape, 3, strides);
 }
 
 // Whether two different indices of an array reach the same element (a broadcast view, an overlapping

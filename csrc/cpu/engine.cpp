@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "../layout.h"
@@ -24,37 +25,63 @@ int threads_for(std::int64_t work) {
   return int(std::max<std::int64_t>(t, 1));
 }
 
+// A walk over [begin, end) of the coalesced dims d, operand k at base[k] (the nout outputs first, then the
+// inputs). Runs along the innermost dim where every operand is unit-stride go straight to the kernel;
+// otherwise by chunks: inputs of other strides gathered (a stride-0 input splatted once per run, as it
+// is the same element all along it), outputs of other strides written through a buffer.
 template <class T>
-void ew_strided(EwKernel k, const Dims& d, T* out, const T* a, const T* b, std::int64_t begin, std::int64_t end,
+void ew_strided(EwKernel k, const Dims& d, int nout, int nin, T* const* base, std::int64_t begin, std::int64_t end,
                 const double* params) {
-  const int last = d.n - 1;
+  const int last = d.n - 1, nops = nout + nin;
   std::int64_t idx[kMaxDims];
   std::int64_t rem = begin;
   for (int i = last; i >= 0; --i) {
     idx[i] = rem % d.size[i];
     rem /= d.size[i];
   }
-  T ba[kChunk], bb[kChunk], bo[kChunk];
+  T buf[layout::kMaxOperands][kChunk];
+  const void* in[layout::kMaxOperands];
+  void* out[layout::kMaxOperands];
   std::int64_t pos = begin;
   while (pos < end) {
-    std::int64_t off[3] = {0, 0, 0};
-    for (int i = 0; i <= last; ++i)
-      for (int k = 0; k < 3; ++k) off[k] += idx[i] * d.st[k][i];
+    T* p[layout::kMaxOperands];
+    bool unit = true;
+    for (int o = 0; o < nops; ++o) {
+      std::int64_t off = 0;
+      for (int i = 0; i <= last; ++i) off += idx[i] * d.st[o][i];
+      p[o] = base[o] + off;
+      unit = unit && d.st[o][last] == 1;
+    }
     const std::int64_t run = std::min(d.size[last] - idx[last], end - pos);
-    const std::int64_t so = d.st[0][last], sa = d.st[1][last], sb = d.st[2][last];
-    T* po = out + off[0];
-    const T* pa = a + off[1];
-    const T* pb = b ? b + off[2] : nullptr;
-    if (so == 1 && sa == 1 && (!b || sb == 1)) {
-      k(pa, pb, po, std::size_t(run), params);
+    if (unit) {
+      for (int o = 0; o < nout; ++o) out[o] = p[o];
+      for (int o = 0; o < nin; ++o) in[o] = p[nout + o];
+      k.fn(in, out, std::size_t(run), params);
     } else {
+      for (int o = 0; o < nin; ++o) {  // a splatted input is filled once per run
+        const int q = nout + o;
+        if (d.st[q][last] == 0) std::fill(buf[q], buf[q] + std::min(kChunk, run), *p[q]);
+      }
       for (std::int64_t j0 = 0; j0 < run; j0 += kChunk) {
         const std::int64_t m = std::min(kChunk, run - j0);
-        for (std::int64_t j = 0; j < m; ++j) ba[j] = pa[(j0 + j) * sa];
-        if (b)
-          for (std::int64_t j = 0; j < m; ++j) bb[j] = pb[(j0 + j) * sb];
-        k(ba, b ? bb : nullptr, bo, std::size_t(m), params);
-        for (std::int64_t j = 0; j < m; ++j) po[(j0 + j) * so] = bo[j];
+        for (int o = 0; o < nin; ++o) {
+          const int q = nout + o;
+          const std::int64_t s = d.st[q][last];
+          if (s == 1) {
+            in[o] = p[q] + j0;
+          } else {
+            if (s != 0)
+              for (std::int64_t j = 0; j < m; ++j) buf[q][j] = p[q][(j0 + j) * s];
+            in[o] = buf[q];
+          }
+        }
+        for (int o = 0; o < nout; ++o) out[o] = d.st[o][last] == 1 ? static_cast<void*>(p[o] + j0) : buf[o];
+        k.fn(in, out, std::size_t(m), params);
+        for (int o = 0; o < nout; ++o) {
+          const std::int64_t s = d.st[o][last];
+          if (s != 1)
+            for (std::int64_t j = 0; j < m; ++j) p[o][(j0 + j) * s] = buf[o][j];
+        }
       }
     }
     pos += run;
@@ -67,25 +94,34 @@ void ew_strided(EwKernel k, const Dims& d, T* out, const T* a, const T* b, std::
 }
 
 template <class T>
-void ew_typed(EwKernel k, int ndim, const std::int64_t* shape, T* out, const std::int64_t* os, Operand a,
-              Operand b, const double* params) {
-  const T* pa = static_cast<const T*>(a.data);
-  const T* pb = static_cast<const T*>(b.data);
-  const layout::Flat f = layout::flatten(ndim, shape, os, a.strides, pb ? b.strides : nullptr);
+void ew_typed(EwKernel k, int ndim, const std::int64_t* shape, int nout, const Operand* outs, int nin,
+              const Operand* ins, const double* params) {
+  const int nops = nout + nin;
+  T* base[layout::kMaxOperands];
+  const std::int64_t* strides[layout::kMaxOperands];
+  for (int o = 0; o < nops; ++o) {
+    const Operand& x = o < nout ? outs[o] : ins[o - nout];
+    base[o] = static_cast<T*>(const_cast<void*>(x.data));
+    strides[o] = x.strides;
+  }
+  const layout::Flat f = layout::flatten(ndim, shape, nops, strides);
   const std::int64_t n = f.n;
   if (n == 0) return;
-  const Dims& d = f.d;
-  const bool contiguous = f.contiguous;
   const int nt = threads_for(n);
   // Split on cache-line multiples so that threads never share an output line.
   const std::int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;
   auto task = [&](int t) {
     const std::int64_t lo = std::min(n, t * per), hi = std::min(n, lo + per);
     if (lo >= hi) return;
-    if (contiguous)
-      k(pa + lo, pb ? pb + lo : nullptr, out + lo, std::size_t(hi - lo), params);
-    else
-      ew_strided<T>(k, d, out, pa, pb, lo, hi, params);
+    if (f.contiguous) {
+      const void* in[layout::kMaxOperands];
+      void* out[layout::kMaxOperands];
+      for (int o = 0; o < nout; ++o) out[o] = base[o] + lo;
+      for (int o = 0; o < nin; ++o) in[o] = base[nout + o] + lo;
+      k.fn(in, out, std::size_t(hi - lo), params);
+    } else {
+      ew_strided<T>(k, f.d, nout, nin, base, lo, hi, params);
+    }
   };
   if (nt == 1)
     task(0);
@@ -205,16 +241,25 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
 
 }  // namespace
 
-void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
-                     const std::int64_t* out_strides, Operand a, Operand b, const double* params) {
+void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
+                     int nin, const Operand* ins, const double* params) {
+  if (nout < 1 || nin < 1 || nout + nin > layout::kMaxOperands)
+    throw std::invalid_argument("run_elementwise: 1 to 5 inputs and outputs in all, at least one of each");
   const FpEnvScope fp;
   // The engines only move elements: any type of the right size will do.
   if (elsize == 2)
-    ew_typed<std::uint16_t>(k, ndim, shape, static_cast<std::uint16_t*>(out), out_strides, a, b, params);
+    ew_typed<std::uint16_t>(k, ndim, shape, nout, outs, nin, ins, params);
   else if (elsize == 4)
-    ew_typed<float>(k, ndim, shape, static_cast<float*>(out), out_strides, a, b, params);
+    ew_typed<float>(k, ndim, shape, nout, outs, nin, ins, params);
   else
-    ew_typed<double>(k, ndim, shape, static_cast<double*>(out), out_strides, a, b, params);
+    ew_typed<double>(k, ndim, shape, nout, outs, nin, ins, params);
+}
+
+void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
+                     const std::int64_t* out_strides, Operand a, Operand b, const double* params) {
+  const Operand outs[1] = {{out, out_strides}};
+  const Operand ins[2] = {a, b};
+  run_elementwise(k, elsize, ndim, shape, 1, outs, b.data ? 2 : 1, ins, params);
 }
 
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,

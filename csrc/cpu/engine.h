@@ -17,6 +17,11 @@ struct Operand {
 // and give the caller's back; exceptions from the kernels or the pool's tasks reach the caller.
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, void* out,
                      const std::int64_t* out_strides, Operand a, Operand b, const double* params);
+// The general form: nout outputs and nin inputs (the kernel's in its direction; nout + nin <=
+// layout::kMaxOperands), any strides each; a stride-0 input (a broadcast weight or bias) stays on the
+// contiguous kernel.
+void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
+                     int nin, const Operand* ins, const double* params);
 
 // kernel over every 1-d row along `axis` (0 <= axis < ndim).
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,

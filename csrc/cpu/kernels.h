@@ -9,8 +9,18 @@
 namespace fastact::cpu {
 using namespace fastact::kinds;
 
-// a: x (forward) or dy (backward); b: unused (forward) or x / y (backward). Contiguous, n elements.
-using EwKernel = void (*)(const void* a, const void* b, void* out, std::size_t n, const double* params);
+// An element-wise kernel: n elements of each operand, contiguous. in: the op's inputs in its direction
+// (ops::Signature: a unary op's x, or dy and x / y), out: its outputs.
+struct EwKernel {
+  void (*fn)(const void* const* in, void* const* out, std::size_t n, const double* params) = nullptr;
+  // A unary op's call: a = x (forward) or dy, b = unused (forward) or x / y, one output.
+  void operator()(const void* a, const void* b, void* out, std::size_t n, const double* params) const {
+    const void* in[2] = {a, b};
+    void* o[1] = {out};
+    fn(in, o, n, params);
+  }
+  explicit operator bool() const { return fn != nullptr; }
+};
 // Contiguous rows of len elements (forward: a = x; backward: a = dy, b = y), whole (several equally
 // spaced rows per call, so that short rows can share their fixed costs), or one row in phases over
 // whole chunks (math/rows.h kChunk) so that threads can share one long row and give the same bits:

@@ -114,6 +114,26 @@ FASTACT_HD V apply(V a, V b, const T* p) {
   else return Op::template backward_y<V>(a, b, p);
 }
 
+// The operands of an element-wise op in each direction (kinds::Direction): how many inputs it reads and
+// outputs it writes per element, in the order the engines pass them. A unary op reads x (forward), or dy
+// and x / y (backward), and writes one value; ops with more operands specialize this (own_eval: the op
+// defines eval<Dir> itself).
+template <class Op>
+struct Signature {
+  static constexpr int in[kinds::kNumDirections] = {1, 2, 2};
+  static constexpr int out[kinds::kNumDirections] = {1, 1, 1};
+  static constexpr bool own_eval = false;
+};
+
+// One element of an element-wise op in direction Dir, on Signature<Op>'s operands: in[0..in-1] read,
+// out[0..out-1] written.
+template <class Op, int Dir, class V, class T>
+FASTACT_HD void eval(const V* in, V* out, const T* p) {
+  if constexpr (Signature<Op>::own_eval) Op::template eval<Dir>(in, out, p);
+  else if constexpr (Dir == kinds::kForward) out[0] = apply<Op, Dir>(in[0], V(T(0)), p);
+  else out[0] = apply<Op, Dir>(in[0], in[1], p);
+}
+
 // Row ops (softmax family): the per-element pieces; the row engine does the reductions.
 struct Softmax {
   static constexpr bool log = false;

@@ -91,7 +91,7 @@ void check_ew(const cpu::OpInfo& op) {
   using C = typename Body::C;
   constexpr bool has_b = Dir != kinds::kForward;
   const cpu::EwKernel k = ref().ew[op.id][Dir][dtype_of<S>()];
-  ASSERT_NE(k, nullptr);
+  ASSERT_TRUE(k);
   const std::string name = std::string(op.name) + " dir " + std::to_string(Dir) + " dtype " + std::to_string(dtype_of<S>());
   for (const auto& pv : param_sets(op)) {
     const cuda::Params<C> p = cuda::to_params<C>(pv.data());

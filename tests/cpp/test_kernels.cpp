@@ -66,7 +66,7 @@ void check_elementwise(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
     for (const auto& p : param_sets(op)) {
       for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
         cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
-        ASSERT_EQ(k == nullptr, r == nullptr);
+        ASSERT_EQ(bool(k), bool(r));
         if (!k) continue;
         for (std::size_t n : kSizes) {
           auto a = inputs<T>(n, unsigned(n) + 1), b = inputs<T>(n, unsigned(n) + 2);
@@ -301,9 +301,9 @@ TEST(Kernels, EveryOpAndDirectionIsFilled) {
     const cpu::KernelTable* t = cpu::table_for(name);
     for (const auto& op : cpu::elementwise_ops())
       for (int dt = 0; dt < cpu::kNumDtypes; ++dt) {
-        EXPECT_NE(t->ew[op.id][cpu::kForward][dt], nullptr) << op.name;
-        EXPECT_EQ(t->ew[op.id][cpu::kBackwardX][dt] != nullptr, op.backward_from != BackwardFrom::FromY) << op.name;
-        EXPECT_EQ(t->ew[op.id][cpu::kBackwardY][dt] != nullptr, op.backward_from != BackwardFrom::FromX) << op.name;
+        EXPECT_TRUE(t->ew[op.id][cpu::kForward][dt]) << op.name;
+        EXPECT_EQ(bool(t->ew[op.id][cpu::kBackwardX][dt]), op.backward_from != BackwardFrom::FromY) << op.name;
+        EXPECT_EQ(bool(t->ew[op.id][cpu::kBackwardY][dt]), op.backward_from != BackwardFrom::FromX) << op.name;
       }
     for (const auto& op : cpu::row_ops())
       for (int dir = 0; dir < 2; ++dir)
