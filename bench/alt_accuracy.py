@@ -53,7 +53,7 @@ def forward_impls(x, rows, threads):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ops", default=",".join(o["name"] for o in fastact.ops()))
+    ap.add_argument("--ops", default=",".join(o["name"] for o in fastact.ops() if o["kind"] != "gated"))
     ap.add_argument("--stride", type=int, default=257, help="every STRIDE-th float32 bit pattern (default 257)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     a = ap.parse_args()

@@ -199,6 +199,70 @@ def numexpr_impls(x, threads):
 ALTERNATIVES = ("numpy", "torch", "jax", "ort", "numexpr")
 
 
+def gated_impls(name, gate, up, dy, threads):
+    """The GLU family written with each alternative's own calls (the unfused forms users write today):
+    forward act(gate) * up (glu: gate * sigmoid(up)); backward the two gradients as autograd computes
+    them. Every alternative allocates its temporaries."""
+    impls = {}
+    with np.errstate(all="ignore"):
+        if gate.dtype in (np.float32, np.float64):
+            sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+            npf = {"glu": lambda: gate * sig(up), "swiglu": lambda: gate * sig(gate) * up,
+                   "reglu": lambda: np.maximum(gate, 0) * up}
+            if name in npf:
+                impls[("fwd", "numpy")] = npf[name]
+            try:
+                import numexpr as ne
+
+                ne.set_num_threads(threads)
+                nef = {"glu": "g / (1 + exp(-u))", "swiglu": "g / (1 + exp(-g)) * u", "reglu": "where(g > 0, g, 0) * u"}
+                if name in nef:
+                    impls[("fwd", "numexpr")] = lambda e=nef[name]: ne.evaluate(e, local_dict={"g": gate, "u": up})
+            except ImportError:
+                pass
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return impls
+    tdtype = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+    def tt(a):
+        return torch.from_numpy(a.astype(np.float32)).to(tdtype[gate.dtype.name]) if a.dtype.itemsize == 2 \
+            else torch.from_numpy(a)
+
+    tg, tu, td = tt(gate), tt(up), tt(dy)
+    A = torch.ops.aten
+    fwd = {"glu": lambda: tg * torch.sigmoid(tu), "swiglu": lambda: F.silu(tg) * tu, "geglu": lambda: F.gelu(tg) * tu,
+           "reglu": lambda: torch.relu(tg) * tu}
+    bwd = {"glu": lambda: (td * torch.sigmoid(tu), A.sigmoid_backward(td * tg, torch.sigmoid(tu))),
+           "swiglu": lambda: (A.silu_backward(td * tu, tg), td * F.silu(tg)),
+           "geglu": lambda: (A.gelu_backward(td * tu, tg), td * F.gelu(tg)),
+           "reglu": lambda: (A.threshold_backward(td * tu, tg, 0), td * torch.relu(tg))}
+    impls[("fwd", "torch")] = fwd[name]
+    impls[("bwd", "torch")] = bwd[name]
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        if gate.dtype.itemsize == 2 and gate.dtype != np.float16:
+            jg, ju, jd = (jnp.asarray(a.astype(np.float32)).astype(jnp.bfloat16) for a in (gate, up, dy))
+        else:
+            jg, ju, jd = jnp.asarray(gate), jnp.asarray(up), jnp.asarray(dy)
+        nn = jax.nn
+        jf = {"glu": lambda g, u: g * nn.sigmoid(u), "swiglu": lambda g, u: nn.silu(g) * u,
+              "geglu": lambda g, u: nn.gelu(g, approximate=False) * u, "reglu": lambda g, u: nn.relu(g) * u}[name]
+        f = jax.jit(jf)
+        b = jax.jit(lambda g, u, d: jax.vjp(jf, g, u)[1](d))
+        f(jg, ju).block_until_ready()
+        jax.block_until_ready(b(jg, ju, jd))
+        impls[("fwd", "jax")] = lambda: f(jg, ju).block_until_ready()
+        impls[("bwd", "jax")] = lambda: jax.block_until_ready(b(jg, ju, jd))
+    except ImportError:
+        pass
+    return impls
+
+
 def fastact_calls(f, fb, variant, a, g, y, out, from_x):
     """fastact's four timed calls (forward and backward, allocating and out=). The parameter is written
     out, as the alternatives' lambdas do: f(a, **{}) or a functools.partial alone costs 100-130 ns, a
@@ -272,7 +336,8 @@ def main():
         half = dt.itemsize == 2  # 16-bit: also fastact's own float32 rate, the issue's throughput anchor
         cols_hdr = ["fastact", "fa out="] + (["f32 out="] if half else []) + list(ALTERNATIVES)
         print(f"{'op':22s} {'dir':4s} " + " ".join(f"{c:>9s}" for c in cols_hdr) + f"  {'best alt':>9s} {'ratio':>6s}")
-        ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops}
+        ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops
+              if o["kind"] != "gated"}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
         anchors = {
             "numpy": (numpy_impls(x, rows) if a.dtype != "bfloat16" else {}, None),  # NumPy has no bfloat16 kernels
@@ -287,7 +352,36 @@ def main():
                 missing.add(k)
         for o in ops:
             name = o["name"]
-            for variant in ([""] + (["tanh"] if name == "gelu" else [])):
+            if o["kind"] == "gated":  # two arrays of n (gate, up): the two-array form, and its backward
+                up = (rng.standard_normal(n) * 3).astype(dt)
+                f, fb = getattr(fastact, name), getattr(fastact, name + "_backward")
+                o1, o2 = np.empty_like(x), np.empty_like(x)
+                impls = {("fwd", "fastact"): lambda: f(x, up), ("fwd", "fa out="): lambda: f(x, up, out=o1),
+                         ("bwd", "fastact"): lambda: fb(g, x, up), ("bwd", "fa out="): lambda: fb(g, x, up, out=(o1, o2))}
+                impls.update(gated_impls(name, x, up, g, a.threads))
+                variants = [None]
+            else:
+                variants = [""] + (["tanh"] if name == "gelu" else [])
+            for variant in variants:
+                if variant is None:
+                    label = name + "(gate, up)"
+                    runners = {k: timer(v) for k, v in impls.items()}
+                    times = {k: [] for k in runners}
+                    for _ in range(a.rounds):
+                        for k, r in runners.items():
+                            if a.settle:
+                                time.sleep(a.settle)
+                            times[k].append(r())
+                    med = {k: statistics.median(v) / n * 1e9 for k, v in times.items()}
+                    for d in ("fwd", "bwd"):
+                        cells = [med.get((d, c)) for c in cols_hdr]
+                        alts = {c: med[(d, c)] for c in ALTERNATIVES if (d, c) in med}
+                        best = min(alts, key=alts.get) if alts else None
+                        ratio = f"{alts[best] / cells[0]:6.2f}" if best else "     -"
+                        print(f"{label:22s} {d:4s} " + " ".join(f"{c:9.3f}" if c is not None else f"{'-':>9s}"
+                                                                  for c in cells) + f"  {best or '-':>9s} {ratio}")
+                        results.append((n, label, d, cells[0], cells[1], best, alts.get(best), None))
+                    continue
                 arr = rows if o["kind"] == "row" else x
                 f = getattr(fastact, name)
                 fb = getattr(fastact, name + "_backward")

@@ -2,6 +2,7 @@
 // element strides per operand, reduced to the fewest dimensions that describe the same walk.
 #pragma once
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -69,6 +70,103 @@ inline Flat flatten(int ndim, const std::int64_t* shape, const std::int64_t* so,
   return flatten(ndim, shape, 3, strides);
 }
 
+// The bytes [lo, hi) that an array of elsize-byte elements at base reaches (byte strides); lo == hi when
+// it has no elements.
+struct ByteSpan {
+  std::uintptr_t lo, hi;
+};
+inline ByteSpan byte_span(std::uintptr_t base, int ndim, const std::int64_t* shape, const std::int64_t* strides,
+                          std::int64_t elsize) {
+  std::uintptr_t lo = base, hi = base;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] == 0) return {base, base};
+    const std::int64_t span = (shape[i] - 1) * strides[i];
+    if (span < 0) lo -= std::uintptr_t(-span);
+    else hi += std::uintptr_t(span);
+  }
+  return {lo, hi + std::uintptr_t(elsize)};
+}
+
+// Whether two arrays of elsize-byte elements share a byte (a's elements at a + sum i_k sa_k, b's at b +
+// sum j_k sb_k, byte strides). Exact where a bounded search settles it (interleaved views such as the two
+// halves of one array along its last axis do not share, though their spans overlap), and "they may" past
+// kShareSearchLimit steps: the caller then takes the safe path (a temporary, or an error).
+constexpr std::int64_t kShareSearchLimit = 1 << 16;
+inline bool may_share_memory(std::uintptr_t a, int nda, const std::int64_t* shape_a, const std::int64_t* sa,
+                             std::uintptr_t b, int ndb, const std::int64_t* shape_b, const std::int64_t* sb,
+                             std::int64_t elsize) {
+  struct Term {
+    std::int64_t coef, n;  // coef * i, 0 <= i < n
+  };
+  Term t[2 * kMaxDims];
+  int nt = 0;
+  for (int k = 0; k < nda; ++k) {
+    if (shape_a[k] == 0) return false;
+    if (shape_a[k] > 1 && sa[k] != 0) t[nt++] = {sa[k], shape_a[k]};
+  }
+  for (int k = 0; k < ndb; ++k) {
+    if (shape_b[k] == 0) return false;
+    if (shape_b[k] > 1 && sb[k] != 0) t[nt++] = {-sb[k], shape_b[k]};
+  }
+  // find i: |sum coef_k i_k - d| < elsize, d = b - a (the byte distance of b's first element from a's)
+  const std::int64_t d = std::int64_t(b - a);
+  std::sort(t, t + nt, [](const Term& x, const Term& y) { return std::llabs(x.coef) > std::llabs(y.coef); });
+  std::int64_t lo_rest[2 * kMaxDims + 1], hi_rest[2 * kMaxDims + 1];  // the range the terms from k on can reach
+  lo_rest[nt] = hi_rest[nt] = 0;
+  for (int k = nt - 1; k >= 0; --k) {
+    const std::int64_t span = t[k].coef * (t[k].n - 1);
+    lo_rest[k] = lo_rest[k + 1] + (span < 0 ? span : 0);
+    hi_rest[k] = hi_rest[k + 1] + (span > 0 ? span : 0);
+  }
+  std::int64_t work = 0;
+  // depth-first over the terms, each value kept only if the rest can still close the gap
+  struct Search {
+    const Term* t;
+    int nt;
+    const std::int64_t *lo, *hi;
+    std::int64_t w, &work;
+    int go(int k, std::int64_t target) {  // 1: found, 0: none, -1: gave up
+      if (target - lo[k] <= -w || target - hi[k] >= w) return 0;
+      if (k == nt) return 1;
+      if (++work > kShareSearchLimit) return -1;
+      const std::int64_t c = t[k].coef;
+      // values of i with target - c*i within (lo[k+1] - w, hi[k+1] + w)
+      std::int64_t first = 0, last = t[k].n - 1;
+      const std::int64_t a1 = target - hi[k + 1] - w + 1, a2 = target - lo[k + 1] + w - 1;  // c*i in [a1, a2]
+      auto div_floor = [](std::int64_t x, std::int64_t y) { return x / y - ((x % y != 0) && ((x < 0) != (y < 0))); };
+      auto div_ceil = [&](std::int64_t x, std::int64_t y) { return -div_floor(-x, y); };
+      if (c > 0) {
+        first = std::max(first, div_ceil(a1, c));
+        last = std::min(last, div_floor(a2, c));
+      } else {
+        first = std::max(first, div_ceil(a2, c));
+        last = std::min(last, div_floor(a1, c));
+      }
+      for (std::int64_t i = first; i <= last; ++i) {
+        const int r = go(k + 1, target - c * i);
+        if (r != 0) return r;
+      }
+      return 0;
+    }
+  } search{t, nt, lo_rest, hi_rest, elsize, work};
+  return search.go(0, d) != 0;
+}
+
+// Whether an output and an input of one shape share memory other than as the very same elements in the
+// very same layout (in place: every element is read before it is written, so that is safe): an output
+// that does must be written through a temporary, or refused. Byte strides. Spans that overlap without a
+// shared element (interleaved views) do not count.
+inline bool overlaps_differently(std::uintptr_t out, const std::int64_t* out_strides, std::uintptr_t in,
+                                 const std::int64_t* in_strides, int ndim, const std::int64_t* shape,
+                                 std::int64_t elsize) {
+  const ByteSpan o = byte_span(out, ndim, shape, out_strides, elsize);
+  const ByteSpan a = byte_span(in, ndim, shape, in_strides, elsize);
+  if (o.lo == o.hi || a.lo == a.hi || o.hi <= a.lo || a.hi <= o.lo) return false;
+  bool same = out == in;
+  for (int i = 0; i < ndim && same; ++i) same = shape[i] <= 1 || out_strides[i] == in_strides[i];
+  return !same && may_share_memory(out, ndim, shape, out_strides, in, ndim, shape, in_strides, elsize);
+}
+
 // Whether two different indices of an array reach the same element (a broadcast view, an overlapping
 // as_strided view): such an array cannot be an output, since what it holds would depend on the order of
 // the writes. Strides in elements. Exact: sorted by stride, each dimension must step past all that the
@@ -87,6 +185,7 @@ inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std:
   for (int i = 0; i < ndim && i < kMaxDims; ++i) {
     if (shape[i] == 1) continue;
     if (strides[i] == 0) return true;
+    if (strides[i] == INT64_MIN) return true;  // no array can step that far: refused, never negated
     d[nd++] = {shape[i], std::llabs(strides[i])};  // a negative stride mirrors its dimension: same collisions
     if (count <= kExactOverlapLimit && __builtin_mul_overflow(count, shape[i], &count)) count = kExactOverlapLimit + 1;
   }
@@ -109,7 +208,7 @@ inline bool has_internal_overlap(int ndim, const std::int64_t* shape, const std:
     const Dim& x = d[k];
     const std::size_t n = offsets.size();
     for (std::int64_t j = 1; j < x.size; ++j)
-      for (std::size_t k = 0; k < n; ++k) offsets.push_back(offsets[k] + j * x.stride);
+      for (std::size_t e = 0; e < n; ++e) offsets.push_back(offsets[e] + j * x.stride);
   }
   std::sort(offsets.begin(), offsets.end());
   return std::adjacent_find(offsets.begin(), offsets.end()) != offsets.end();

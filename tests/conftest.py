@@ -81,3 +81,51 @@ def _variants_with(mode):
 
 BACKWARD_X_VARIANTS = _variants_with("x")
 BACKWARD_Y_VARIANTS = _variants_with("y")
+
+
+GATED = [o for o in OPS if o["kind"] == "gated"]
+
+
+class Form:
+    """One way to call an op, from the registry: its function, the names of its array arguments, valid
+    arrays for them (good(dtype)), and the call itself. A test that loops over FORMS covers every op of
+    every kind, each in every form it has, with no edit when an op is added."""
+
+    def __init__(self, id, op, fn, names, shapes, call, tuple_out=False):
+        self.id, self.op, self.fn, self.names, self.shapes = id, op, fn, names, shapes
+        self._call, self.tuple_out = call, tuple_out
+
+    def good(self, dtype=np.float32, seed=0):
+        rng = np.random.default_rng(seed)
+        return [(rng.standard_normal(s) * 3).astype(dtype) for s in self.shapes]
+
+    def __call__(self, args, **kw):
+        return self._call(getattr(fastact, self.fn), args, kw)
+
+    def __repr__(self):
+        return self.id
+
+
+def _forms(op):
+    name = op["name"]
+    if op["kind"] == "elementwise":
+        out = [Form(name, op, name, ["x"], [(8,)], lambda f, a, kw: f(a[0], **kw))]
+        for m in backward_modes(op, {}):
+            call = (lambda f, a, kw: f(a[0], a[1], **kw)) if m == "x" else (lambda f, a, kw: f(a[0], y=a[1], **kw))
+            out.append(Form(f"{name}_backward[{m}]", op, name + "_backward", ["grad_output", m], [(8,), (8,)], call))
+        return out
+    if op["kind"] == "row":
+        return [Form(name, op, name, ["x"], [(8,)], lambda f, a, kw: f(a[0], **kw)),
+                Form(f"{name}_backward[y]", op, name + "_backward", ["grad_output", "y"], [(8,), (8,)],
+                     lambda f, a, kw: f(a[0], y=a[1], **kw))]
+    if op["kind"] == "gated":
+        return [Form(f"{name}[x]", op, name, ["x"], [(8,)], lambda f, a, kw: f(a[0], **kw)),
+                Form(f"{name}[gate,up]", op, name, ["gate", "up"], [(8,), (8,)], lambda f, a, kw: f(a[0], a[1], **kw)),
+                Form(f"{name}_backward[x]", op, name + "_backward", ["grad_output", "x"], [(4,), (8,)],
+                     lambda f, a, kw: f(a[0], a[1], **kw)),
+                Form(f"{name}_backward[gate,up]", op, name + "_backward", ["grad_output", "gate", "up"],
+                     [(8,), (8,), (8,)], lambda f, a, kw: f(a[0], a[1], a[2], **kw), tuple_out=True)]
+    raise AssertionError(f"no call forms for the kind {op['kind']!r} (of {name}): add them here")
+
+
+FORMS = [f for o in OPS for f in _forms(o)]

@@ -10,33 +10,8 @@ import numpy as np
 import pytest
 
 import fastact
-from conftest import OPS, backward_modes
+from conftest import FORMS, OPS, backward_modes
 from dlpack_producer import Producer
-
-GOOD = np.linspace(-2, 2, 8, dtype=np.float32)
-
-
-def calls():
-    """(id, function name, callable(**overrides), the names of its array arguments, op)."""
-    out = []
-    for op in OPS:
-        name, row = op["name"], op["kind"] == "row"
-        out.append((name, name, ("x",), op))
-        for m in (["y"] if row else backward_modes(op, {})):
-            out.append((f"{name}_backward[{m}]", name + "_backward", ("grad_output", m), op))
-    return out
-
-
-CALLS = calls()
-
-
-def invoke(fn, arg_names, args, **kw):
-    f = getattr(fastact, fn)
-    if len(arg_names) == 1:
-        return f(args[0], **kw)
-    if arg_names[1] == "x":
-        return f(args[0], args[1], **kw)
-    return f(args[0], y=args[1], **kw)
 
 
 def names(fn, arg):
@@ -70,115 +45,132 @@ BAD_ARRAYS = [  # (id, value factory, exception, what the message says besides t
 ]
 
 
-@pytest.mark.parametrize("case", CALLS, ids=[c[0] for c in CALLS])
+@pytest.mark.parametrize("form", FORMS, ids=repr)
 @pytest.mark.parametrize("bad", BAD_ARRAYS, ids=[b[0] for b in BAD_ARRAYS])
-def test_bad_array_arguments(case, bad):
-    _, fn, arg_names, _ = case
+def test_bad_array_arguments(form, bad):
     _, make, exc, says = bad
+    fn = form.fn
     if bad[0] == "gpu without cuda" and fastact.cuda.is_available():
         pytest.skip("a GPU is usable here: the fake pointer would reach the driver")
-    for i, arg in enumerate(arg_names):
-        args = [GOOD, GOOD][: len(arg_names)]
+    for i, arg in enumerate(form.names):
+        args = form.good()
         args[i] = make()
         if bad[0] == "gpu without cuda":  # all on the "GPU" (mixing devices is an error of its own)
-            args = [make() for _ in arg_names]
+            args = [make() for _ in form.names]
             if i:
                 continue
-        if i == 1 and args[i] is None:  # a backward's x / y left out: it says which it needs
+        if args[i] is None and i == len(form.names) - 1 and form.fn.endswith("_backward") and len(form.names) == 2 \
+                and form.op["kind"] != "gated":  # a backward's x / y left out: it says which it needs
             with pytest.raises(ValueError, match=rf"{fn} needs {arg}|{fn} needs x"):
-                invoke(fn, arg_names, args)
+                form(args)
+            continue
+        if args[i] is None and arg == "up":  # up=None is the one-array form: a gate of 8 is split in halves
             continue
         with pytest.raises(exc) as e:
-            invoke(fn, arg_names, args)
+            form(args)
         assert names(fn, arg).search(str(e.value)) and says in str(e.value), (arg, str(e.value))
 
 
-@pytest.mark.parametrize("case", [c for c in CALLS if len(c[2]) == 2], ids=[c[0] for c in CALLS if len(c[2]) == 2])
-def test_second_array_of_another_dtype_or_shape(case):
-    _, fn, arg_names, _ = case
-    with pytest.raises(TypeError, match=names(fn, arg_names[1])):
-        invoke(fn, arg_names, [GOOD, GOOD.astype(np.float64)])
-    with pytest.raises(ValueError, match=names(fn, arg_names[1])):
-        invoke(fn, arg_names, [GOOD, GOOD[:4]])
+MULTI = [f for f in FORMS if len(f.names) > 1]
 
 
-def _out_cases():
-    ro = np.zeros(8, np.float32)
+@pytest.mark.parametrize("form", MULTI, ids=repr)
+def test_other_arrays_of_another_dtype_or_shape(form):
+    for i in range(1, len(form.names)):
+        args = form.good()
+        args[i] = args[i].astype(np.float64)
+        with pytest.raises(TypeError, match=names(form.fn, form.names[i])):
+            form(args)
+        args = form.good()
+        args[i] = args[i][:2]
+        with pytest.raises(ValueError, match=names(form.fn, form.names[i])):
+            form(args)
+
+
+def _read_only(n):
+    ro = np.zeros(n, np.float32)
     ro.flags.writeable = False
-    raw = np.zeros(8 * 4 + 1, np.uint8)
-    from numpy.lib.stride_tricks import as_strided
-
-    return [
-        ("shape", lambda: np.zeros(9, np.float32), ValueError, "out must have the shape"),
-        ("dtype", lambda: np.zeros(8, np.float64), TypeError, "out has dtype float64"),
-        ("read-only", lambda: ro, ValueError, "out is read-only"),
-        ("list", lambda: [0.0] * 8, TypeError, "out must be a NumPy array or a DLPack tensor"),
-        ("byte order", lambda: np.zeros(8, ">f4"), TypeError, "out must be in the machine's byte order"),
-        ("misaligned", lambda: np.ndarray((8,), np.float32, buffer=raw, offset=1), ValueError, "out must be aligned"),
-        ("self-overlap", lambda: as_strided(np.zeros(2, np.float32), (8,), (0,)), ValueError,
-         "out has elements that share memory"),
-        ("legacy dlpack", lambda: Producer(np.zeros(8, np.float32), (8,), versioned=False), ValueError,
-         "out is read-only"),
-    ]
+    return ro
 
 
-OUT_CASES = _out_cases()
+def _misaligned(n):
+    return np.ndarray((n,), np.float32, buffer=np.zeros(n * 4 + 1, np.uint8), offset=1)
 
 
-@pytest.mark.parametrize("case", CALLS, ids=[c[0] for c in CALLS])
+OUT_CASES = [  # (id, factory of a bad out= for a result of n elements, exception, what the message says)
+    ("shape", lambda n: np.zeros(n + 1, np.float32), ValueError, "out must have the shape"),
+    ("dtype", lambda n: np.zeros(n, np.float64), TypeError, "out has dtype float64"),
+    ("read-only", _read_only, ValueError, "out is read-only"),
+    ("list", lambda n: [0.0] * n, TypeError, "out must be a NumPy array or a DLPack tensor"),
+    ("byte order", lambda n: np.zeros(n, ">f4"), TypeError, "out must be in the machine's byte order"),
+    ("misaligned", _misaligned, ValueError, "out must be aligned"),
+    ("self-overlap", lambda n: np.lib.stride_tricks.as_strided(np.zeros(2, np.float32), (n,), (0,)), ValueError,
+     "out has elements that share memory"),
+    ("legacy dlpack", lambda n: Producer(np.zeros(n, np.float32), (n,), versioned=False), ValueError,
+     "out is read-only"),
+]
+
+
+@pytest.mark.parametrize("form", FORMS, ids=repr)
 @pytest.mark.parametrize("bad", OUT_CASES, ids=[b[0] for b in OUT_CASES])
-def test_bad_out(case, bad):
-    _, fn, arg_names, _ = case
+def test_bad_out(form, bad):
     _, make, exc, says = bad
+    args = form.good()
+    n = form(args).size if not form.tuple_out else args[0].size  # the result's size (outputs are 1-d here)
+    out = make(n)
+    if form.tuple_out:
+        out = (out, None)
     with pytest.raises(exc, match=re.escape(says)) as e:
-        invoke(fn, arg_names, [GOOD, GOOD][: len(arg_names)], out=make())
-    assert fn in str(e.value)
+        form(args, out=out)
+    assert form.fn in str(e.value)
 
 
 BAD_PARAMS = [("nan", np.nan, ValueError), ("inf", np.inf, ValueError), ("str", "0.5", TypeError),
               ("complex", 0.5j, TypeError), ("array", np.ones(3), TypeError), ("bool", False, TypeError),
               ("None", None, TypeError), ("hugeint", 10 ** 400, ValueError), ("float32 overflow", 1e39, ValueError)]
-PARAM_CALLS = [(c, p) for c in CALLS for p in c[3]["params"]]
+PARAM_FORMS = [(f, p) for f in FORMS for p in f.op["params"]]
 
 
-@pytest.mark.parametrize("case,param", PARAM_CALLS, ids=[f"{c[0]}-{p['name']}" for c, p in PARAM_CALLS])
+@pytest.mark.parametrize("form,param", PARAM_FORMS, ids=[f"{f!r}-{p['name']}" for f, p in PARAM_FORMS])
 @pytest.mark.parametrize("bad", BAD_PARAMS, ids=[b[0] for b in BAD_PARAMS])
-def test_bad_parameters(case, param, bad):
-    _, fn, arg_names, _ = case
+def test_bad_parameters(form, param, bad):
     _, value, exc = bad
     if param["choices"]:
         exc = ValueError  # a choice is looked up by value: anything else is "not one of the choices"
-    with pytest.raises(exc, match=names(fn, param["name"])):
-        invoke(fn, arg_names, [GOOD, GOOD][: len(arg_names)], **{param["name"]: value})
+    with pytest.raises(exc, match=names(form.fn, param["name"])):
+        form(form.good(), **{param["name"]: value})
 
 
-ROW_CALLS = [c for c in CALLS if c[3]["kind"] == "row"]
+AXIS_FORMS = [f for f in FORMS if f.op["kind"] == "row" or (f.op["kind"] == "gated" and not f.tuple_out
+                                                                and "gate" not in f.names)]
 
 
-@pytest.mark.parametrize("case", ROW_CALLS, ids=[c[0] for c in ROW_CALLS])
-def test_bad_axis(case):
-    _, fn, arg_names, _ = case
-    args = [GOOD.reshape(2, 4)] * len(arg_names)
+@pytest.mark.parametrize("form", AXIS_FORMS, ids=repr)
+def test_bad_axis(form):
+    fn = form.fn
+    args = [a.reshape(2, -1) if a.size == 8 else a.reshape(2, -1) for a in form.good()]
+    if form.op["kind"] == "gated" and fn.endswith("_backward"):
+        args = [args[0].reshape(2, 2), args[1]]
     for bad in (True, 1.5, "0", None, np.float32(0)):
         with pytest.raises(TypeError, match=names(fn, "axis")):
-            invoke(fn, arg_names, args, axis=bad)
+            form(args, axis=bad)
     for bad in (2, -3, 10 ** 30):
         with pytest.raises(ValueError, match=names(fn, "axis")):
-            invoke(fn, arg_names, args, axis=bad)
-    with pytest.raises(ValueError, match=names(fn, arg_names[0])):
-        invoke(fn, arg_names, [np.float32(1)] * len(arg_names))
+            form(args, axis=bad)
+    with pytest.raises(ValueError, match=names(fn, form.names[-1] if form.op["kind"] == "gated" else form.names[0])):
+        form([np.float32(1)] * len(form.names))
 
 
-@pytest.mark.parametrize("case", CALLS, ids=[c[0] for c in CALLS])
-def test_stream_with_cpu_arrays(case):
-    _, fn, arg_names, _ = case
-    with pytest.raises(ValueError, match=rf"{fn}: stream= is for GPU arrays"):
-        invoke(fn, arg_names, [GOOD, GOOD][: len(arg_names)], stream=0)
+@pytest.mark.parametrize("form", FORMS, ids=repr)
+def test_stream_with_cpu_arrays(form):
+    with pytest.raises(ValueError, match=rf"{form.fn}: stream= is for GPU arrays"):
+        form(form.good(), stream=0)
 
 
-@pytest.mark.parametrize("op", OPS, ids=[o["name"] for o in OPS])
+@pytest.mark.parametrize("op", [o for o in OPS if o["kind"] != "gated"], ids=lambda o: o["name"])
 def test_backward_without_the_input_it_needs(op):
     b = getattr(fastact, op["name"] + "_backward")
+    GOOD = np.linspace(-2, 2, 8, dtype=np.float32)
     with pytest.raises(ValueError, match=rf"{op['name']}_backward.*needs"):
         b(GOOD)
     with pytest.raises(ValueError, match=rf"{op['name']}_backward"):

@@ -212,13 +212,18 @@ class HostBackend:
 
         return [np.float32, np.float64, np.float16, ml_dtypes.bfloat16][code]
 
-    def elementwise(self, op, direction, code, shape, out, a, b, params, stream, device):
+    def elementwise(self, op, direction, code, shape, outs, ins, params, stream, device):
         self.calls.append(("elementwise", op, direction, stream))
         dt = self._dtype(code)
-        info = [o for o in fastact.ops() if o["kind"] == "elementwise"][op]
-        args = [_np_view(p, shape, s, dt) for p, s in (out, a) + ((b,) if b else ())]
-        fastact._core._elementwise(op, direction, args[1], args[2] if b else None, args[0],
-                                   tuple(params[: len(info["params"])]), None)
+        info = [o for o in fastact.ops() if o["kind"] != "row"][op]
+        o = [_np_view(p, shape, s, dt) for p, s in outs]
+        i = [_np_view(p, shape, s, dt) for p, s in ins]
+        ps = tuple(params[: len(info["params"])])
+        if info["kind"] == "gated":  # the two-array form on the views: (a, b) or (dy, a, b)
+            a, b, dy = (i[0], i[1], None) if direction == 0 else (i[1], i[2], i[0])
+            fastact._core._gated(op, direction, a, b, dy, o[0] if direction == 0 else tuple(o), ps, -1, None)
+        else:
+            fastact._core._elementwise(op, direction, i[0], i[1] if direction else None, o[0], ps, None)
 
     def rows(self, op, direction, code, shape, axis, out, a, b, stream, device):
         self.calls.append(("rows", op, direction, stream))
@@ -351,3 +356,40 @@ def test_emulated_hardening(host_backend):
                                     negative_slope=3.5e38)
     d = x.astype(np.float64)
     np.testing.assert_array_equal(fastact.elu(HostCAI(-d), alpha=1e39).get(), fastact.elu(-d, alpha=1e39))
+
+
+def test_emulated_gated_ops(host_backend):
+    """The GLU family's GPU path: both forms, forward and backward, out= (arrays, a tuple, in place), and
+    its errors, against the CPU path."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 10)).astype(np.float32)
+    g = rng.standard_normal((6, 5)).astype(np.float32)
+    for op in [o for o in fastact.ops() if o["kind"] == "gated"]:
+        f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+        r = f(HostCAI(x))
+        assert isinstance(r, cuda.DeviceArray) and r.shape == (6, 5)
+        np.testing.assert_array_equal(r.get(), f(x))
+        np.testing.assert_array_equal(f(HostCAI(x.T.copy()), axis=0).get(), f(x.T.copy(), axis=0))
+        np.testing.assert_array_equal(fb(HostCAI(g), HostCAI(x)).get(), fb(g, x))
+        a, b = np.ascontiguousarray(x[:, :5]), np.ascontiguousarray(x[:, 5:])
+        np.testing.assert_array_equal(f(HostCAI(a), HostCAI(b)).get(), f(a, b))
+        ga, gb = fb(HostCAI(g), HostCAI(a), HostCAI(b))
+        wa, wb = fb(g, a, b)
+        np.testing.assert_array_equal(ga.get(), wa)
+        np.testing.assert_array_equal(gb.get(), wb)
+        a2, b2 = a.copy(), b.copy()  # in place: (grad_gate, grad_up) over (gate, up)
+        ra, rb = fb(HostCAI(g), HostCAI(a2), HostCAI(b2), out=(HostCAI(a2), HostCAI(b2)))
+        np.testing.assert_array_equal(a2, wa)
+        np.testing.assert_array_equal(b2, wb)
+        xs = x.copy()  # grad_x over x itself
+        fb(HostCAI(g), HostCAI(xs), out=HostCAI(xs))
+        np.testing.assert_array_equal(xs, fb(g, x))
+    with pytest.raises(ValueError, match="swiglu: x has length 9 along axis -1"):
+        fastact.swiglu(HostCAI(np.zeros((2, 9), np.float32)))
+    with pytest.raises(ValueError, match="swiglu: up must have the shape of gate"):
+        fastact.swiglu(HostCAI(np.zeros(4, np.float32)), HostCAI(np.zeros(5, np.float32)))
+    with pytest.raises(TypeError, match=r"swiglu_backward: out must be a tuple \(grad_gate, grad_up\)"):
+        fastact.swiglu_backward(HostCAI(np.zeros(4, np.float32)), HostCAI(np.zeros(4, np.float32)),
+                                HostCAI(np.zeros(4, np.float32)), out=HostCAI(np.zeros(4, np.float32)))
+    with pytest.raises(ValueError, match="swiglu: alpha must be a finite float32 number"):
+        fastact.swiglu(HostCAI(np.zeros(4, np.float32)), alpha=1e39)

@@ -26,11 +26,16 @@ def table(ops) -> str:
                 ps.append(f"{p['name']}={ch[int(p['default'])]!r} ({alts})")
             else:
                 ps.append(f"{p['name']}={p['default']:g}")
-        if o["kind"] == "row":
+        if o["kind"] in ("row", "gated"):
             ps.insert(0, "axis=-1")
         first = o["params"][0]["name"] if o["params"] else ""
         doc = o["doc"].replace("|", "\\|")
-        rows.append(f"| `{o['name']}` | {', '.join(ps) or '—'} | {doc} | {_FROM[o['backward_from']].format(p=first)} |")
+        if o["kind"] == "gated":  # (x, axis) split in halves a, b, or (gate, up) as a, b
+            name = f"`{o['name']}(x)`, `{o['name']}(gate, up)`"
+            frm = "x, or gate and up (returns grad_x, or (grad_gate, grad_up))"
+        else:
+            name, frm = f"`{o['name']}`", _FROM[o["backward_from"]].format(p=first)
+        rows.append(f"| {name} | {', '.join(ps) or '—'} | {doc} | {frm} |")
     return "\n".join(rows)
 
 

@@ -71,18 +71,25 @@ void register_all() {
             const std::string name = std::string(op.name) + "/" + kDirNames[dir] + "/" + isa + "/" + kDtypeNames[dt] +
                                      "/" + std::to_string(n);
             const bool engine = isa == "engine";
-            benchmark::RegisterBenchmark(name.c_str(), [k, n, dt, dir, engine, p = defaults(op)](benchmark::State& st) {
-              auto a = values(dt, n, 1), b = values(dt, n, 2), o = values(dt, n, 3);
-              const void* pb = dir == kinds::kForward ? nullptr : b.data();
+            const int ni = op.n_in[dir], no = op.n_out[dir];
+            benchmark::RegisterBenchmark(name.c_str(), [k, n, dt, ni, no, engine, p = defaults(op)](benchmark::State& st) {
+              std::vector<decltype(values(dt, n, 1))> in, out;
+              for (int i = 0; i < ni; ++i) in.push_back(values(dt, n, unsigned(1 + i)));
+              for (int o = 0; o < no; ++o) out.push_back(values(dt, n, unsigned(10 + o)));
               const std::int64_t one = 1;
+              std::vector<cpu::Operand> ins, outs;
+              std::vector<const void*> pin;
+              std::vector<void*> pout;
+              for (auto& v : in) ins.push_back({v.data(), &one}), pin.push_back(v.data());
+              for (auto& v : out) outs.push_back({v.data(), &one}), pout.push_back(v.data());
               for (auto _ : st) {
                 if (engine)
-                  cpu::run_elementwise(k, kElsize[dt], 1, &n, o.data(), &one, {a.data(), &one}, {pb, &one}, p.data());
+                  cpu::run_elementwise(k, kElsize[dt], 1, &n, no, outs.data(), ni, ins.data(), p.data());
                 else
-                  k(a.data(), pb, o.data(), std::size_t(n), p.data());
+                  k.fn(pin.data(), pout.data(), std::size_t(n), p.data());
                 benchmark::ClobberMemory();
               }
-              finish(st, n, dt, dir == kinds::kForward ? 2 : 3);
+              finish(st, n, dt, ni + no);
             })->UseRealTime();
           }
         }

@@ -155,15 +155,20 @@ Arg arg_of(py::handle h, std::size_t ndim, const char* name) {
   return a;
 }
 
-void elementwise(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, py::handle out, py::handle a,
-                 py::handle b, const std::vector<double>& params, std::uintptr_t stream, int device) {
-  const Arg o = arg_of(out, shape.size(), "out"), x = arg_of(a, shape.size(), "a"), y = arg_of(b, shape.size(), "b");
+// outs and ins: lists of (ptr, strides) pairs, the op's outputs and inputs in direction dir.
+void elementwise(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, py::list outs, py::list ins,
+                 const std::vector<double>& params, std::uintptr_t stream, int device) {
+  std::vector<Arg> o, i;
+  for (py::handle h : outs) o.push_back(arg_of(h, shape.size(), "out"));
+  for (py::handle h : ins) i.push_back(arg_of(h, shape.size(), "an input"));
+  std::vector<cuda::Operand> oo, oi;
+  for (const Arg& a : o) oo.push_back({reinterpret_cast<const void*>(a.ptr), a.strides.data()});
+  for (const Arg& a : i) oi.push_back({reinterpret_cast<const void*>(a.ptr), a.strides.data()});
   std::vector<double> p(params);
   p.resize(kMaxParams, 0.0);
   without_gil([&] {
-    cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), reinterpret_cast<void*>(o.ptr),
-                      o.strides.data(), {reinterpret_cast<const void*>(x.ptr), x.strides.data()},
-                      {reinterpret_cast<const void*>(y.ptr), y.strides.data()}, p.data(), stream, device);
+    cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), int(oo.size()), oo.data(), int(oi.size()),
+                      oi.data(), p.data(), stream, device);
   });
 }
 
@@ -190,10 +195,14 @@ void copy(int elsize, const std::vector<std::int64_t>& shape, py::handle out, py
 // Exports obj through DLPack (passing stream= to the producer) and imports it by the one DLPack path
 // (dlpack_import.h): returns (owner, ptr, shape, element strides, (code, bits, lanes), (device_type,
 // device_id), read_only). The owner runs the producer's deleter when released. what: "fastact.relu: x".
-py::tuple dlpack_import(py::handle obj, const std::string& what, std::int64_t stream) {
+// for_output: asked for without a copy, and refused if the producer made one anyway.
+py::tuple dlpack_import(py::handle obj, const std::string& what, std::int64_t stream, bool for_output) {
   py::dict kw;
   kw["stream"] = stream;
-  Imported t = import_capsule(call_dlpack(obj, what, kw), what);
+  Imported t = import_capsule(call_dlpack(obj, what, kw, for_output), what);
+  if (for_output && t.copied)
+    throw py::value_error(what + " was exported as a copy (DLPack's IS_COPIED flag): results written there would "
+                          "not reach it; pass an array fastact can write in place");
   py::tuple dtype = py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes));
   py::tuple device = py::make_tuple(t.device_type, t.device_id);
   return py::make_tuple(t.owner, reinterpret_cast<std::uintptr_t>(t.data), t.shape, t.strides, dtype, device,
@@ -207,12 +216,23 @@ struct ExportCtx {
   std::vector<std::int64_t> shape, strides;
 };
 
+// A consumer may release the tensor from any thread, late in interpreter exit included: the owner's
+// reference is then left to the exiting interpreter (taking the GIL there would end this thread).
+inline bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
 template <class M>
 void export_deleter(M* m) {
   auto* ctx = static_cast<ExportCtx*>(m->manager_ctx);
-  {
-    py::gil_scoped_acquire gil;
+  if (!interpreter_finalizing()) {
+    const PyGILState_STATE g = PyGILState_Ensure();
     Py_XDECREF(ctx->owner);
+    PyGILState_Release(g);
   }
   delete ctx;
   delete m;
@@ -278,7 +298,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("elementwise", &elementwise);
   m.def("rows", &rows);
   m.def("copy", &copy);
-  m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"));
+  m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"),
+        py::arg("for_output") = false);
   m.def("dlpack_export", &dlpack_export);
   py::class_<Buffer>(m, "Buffer")
       .def(py::init<std::size_t, int>(), py::arg("nbytes"), py::arg("device"))

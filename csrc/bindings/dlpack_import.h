@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../layout.h"
 #include "dlpack.h"
 
 namespace fastact::dlpack {
@@ -50,8 +51,9 @@ inline Imported import_capsule(pybind11::handle cap, const std::string& what) {
   Imported r;
   r.read_only = versioned ? (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagReadOnly) != 0 : true;
   r.copied = versioned && (static_cast<DLManagedTensorVersioned*>(raw)->flags & kFlagIsCopied) != 0;
-  if (t.ndim < 0 || t.ndim > 64)
-    throw py::value_error(what + ": a DLPack tensor of " + std::to_string(t.ndim) + " dimensions (at most 64)");
+  if (t.ndim < 0 || t.ndim > layout::kMaxDims)
+    throw py::value_error(what + ": a DLPack tensor of " + std::to_string(t.ndim) + " dimensions (at most " +
+                          std::to_string(layout::kMaxDims) + ")");
   if (t.ndim > 0 && !t.shape) throw py::value_error(what + ": a DLPack tensor without a shape");
   if (t.dtype.lanes != 1)
     throw py::type_error(what + ": a DLPack dtype with " + std::to_string(t.dtype.lanes) + " lanes (vector types are not supported)");
@@ -73,8 +75,8 @@ inline Imported import_capsule(pybind11::handle cap, const std::string& what) {
   r.device_type = t.device.device_type;
   r.device_id = t.device.device_id;
   r.dtype = t.dtype;
+  r.owner = py::capsule(raw, release_fn(versioned));  // first: if this fails, the producer's capsule still owns it
   PyCapsule_SetName(cap.ptr(), versioned ? "used_dltensor_versioned" : "used_dltensor");
-  r.owner = py::capsule(raw, release_fn(versioned));
   return r;
 }
 

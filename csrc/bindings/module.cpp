@@ -1,6 +1,7 @@
 // Python bindings. Two generic entry points (element-wise and row ops) take the registry id of the op,
 // so no op has binding code of its own; the Python layer builds the public functions from ops().
-// Arrays are used in place (zero copy): only inputs whose strides are not whole elements are copied.
+// Arrays are used in place (zero copy): only inputs whose address or strides are not whole elements, or
+// whose bytes are not in the machine's order, are copied.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -42,7 +43,7 @@ using namespace fastact;
 
 namespace {
 
-constexpr int kMaxDims = 64;
+using layout::kMaxDims;
 
 // The Python side of the call path, handed over once by fastact/__init__.py (_set_hooks) and read under
 // the GIL. Nothing is imported during a call: an import inside a C++ function-local static held its
@@ -127,6 +128,7 @@ int dlpack_device_type(py::handle h, const Fn& fn, const char* name) {
   try {
     dev = h.attr("__dlpack_device__")();
   } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_Exception) || e.matches(PyExc_MemoryError)) throw;
     throw py::type_error("fastact." + fn.str() + ": " + name + ".__dlpack_device__() failed: " +
                          std::string(py::str(e.value())));
   }
@@ -141,12 +143,17 @@ int dlpack_device_type(py::handle h, const Fn& fn, const char* name) {
 
 // An ndarray for arg: NumPy arrays as they are, CPU DLPack tensors as views; the rest (Python scalars
 // and lists, GPU arrays that reached the CPU path) through fastact._dispatch.as_array.
+// numpy.ma arrays are ndarrays whose mask fastact would drop without a word: refused, as input or out=.
+void refuse_masked(py::handle h, const Fn& fn, const char* name) {
+  if (Py_TYPE(h.ptr()) != py::detail::npy_api::get().PyArray_Type_ && PyObject_HasAttrString(h.ptr(), "_mask") &&
+      PyObject_HasAttrString(h.ptr(), "filled"))
+    throw py::type_error("fastact." + fn.str() + ": " + name + " is a masked array; pass " + name +
+                         ".filled(value) or " + name + ".data");
+}
+
 py::array to_array(py::handle h, const Fn& fn, const char* name, bool for_output = false) {
   if (py::isinstance<py::array>(h)) {
-    if (Py_TYPE(h.ptr()) != py::detail::npy_api::get().PyArray_Type_ && PyObject_HasAttrString(h.ptr(), "_mask") &&
-        PyObject_HasAttrString(h.ptr(), "filled"))  // numpy.ma: its mask would be dropped without a word
-      throw py::type_error("fastact." + fn.str() + ": " + name + " is a masked array; pass " + name +
-                           ".filled(value) or " + name + ".data");
+    refuse_masked(h, fn, name);
     return py::reinterpret_borrow<py::array>(h);
   }
   if (has_dlpack(h) && !PyObject_HasAttrString(h.ptr(), "__cuda_array_interface__")) {
@@ -211,6 +218,14 @@ int elsize_of(int code) { return code == cpu::kF64 ? 8 : code == cpu::kF32 ? 4 :
 // py::array() would allocate an empty array: members start as null handles instead.
 py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
 
+// Whether a's address and strides are whole elements.
+bool whole_elements(const py::array& a) {
+  const ssize_t isz = a.itemsize();
+  bool ok = reinterpret_cast<std::uintptr_t>(a.data()) % isz == 0;
+  for (ssize_t i = 0; i < a.ndim(); ++i) ok = ok && a.strides(i) % isz == 0;
+  return ok;
+}
+
 struct View {
   py::object arr;  // keeps a copied input alive (py::object: null by default, no allocation)
   std::int64_t strides[kMaxDims];  // only the first ndim are set
@@ -222,8 +237,7 @@ struct View {
 View view_of(const py::array& a_in, bool writable, const Fn& fn, const char* name) {
   const ssize_t isz = a_in.itemsize(), nd = a_in.ndim();
   const ssize_t* st = a_in.strides();
-  bool aligned = reinterpret_cast<std::uintptr_t>(a_in.data()) % isz == 0;
-  for (ssize_t i = 0; i < nd; ++i) aligned = aligned && st[i] % isz == 0;
+  const bool aligned = whole_elements(a_in);
   View v;
   const py::array* a = &a_in;
   py::array copy = null_array();
@@ -252,26 +266,24 @@ void check_same_shape(const py::array& a, const py::array& b, const Fn& fn, cons
   }
 }
 
-// Byte range [lo, hi) an array can touch.
-std::pair<std::uintptr_t, std::uintptr_t> extent(const py::array& a) {
-  std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(a.data()), hi = lo;
-  for (ssize_t i = 0; i < a.ndim(); ++i) {
-    if (a.shape(i) == 0) return {lo, lo};
-    const std::intptr_t span = std::intptr_t(a.shape(i) - 1) * a.strides(i);
-    if (span < 0) lo += span; else hi += span;
-  }
-  return {lo, hi + a.itemsize()};
+// Whether two arrays share a byte (layout::may_share_memory).
+bool shares_memory(const py::array& a, const py::array& b) {
+  return layout::may_share_memory(reinterpret_cast<std::uintptr_t>(a.data()), int(a.ndim()),
+                                  reinterpret_cast<const std::int64_t*>(a.shape()),
+                                  reinterpret_cast<const std::int64_t*>(a.strides()),
+                                  reinterpret_cast<std::uintptr_t>(b.data()), int(b.ndim()),
+                                  reinterpret_cast<const std::int64_t*>(b.shape()),
+                                  reinterpret_cast<const std::int64_t*>(b.strides()), a.itemsize());
 }
 
+// Whether out must be written through a temporary because of in (layout::overlaps_differently).
 bool needs_temp(const py::array& out, const py::array& in) {
-  auto [olo, ohi] = extent(out);
-  auto [ilo, ihi] = extent(in);
-  if (ohi <= ilo || ihi <= olo || olo == ohi || ilo == ihi) return false;
-  // The very same elements (in-place) are safe: every element is read before it is written.
-  if (out.data() != in.data() || out.ndim() != in.ndim()) return true;
-  for (ssize_t i = 0; i < out.ndim(); ++i)
-    if (out.strides(i) != in.strides(i)) return true;
-  return false;
+  static_assert(sizeof(ssize_t) == sizeof(std::int64_t), "NumPy strides are read as int64");
+  return layout::overlaps_differently(reinterpret_cast<std::uintptr_t>(out.data()),
+                                      reinterpret_cast<const std::int64_t*>(out.strides()),
+                                      reinterpret_cast<std::uintptr_t>(in.data()),
+                                      reinterpret_cast<const std::int64_t*>(in.strides()), int(out.ndim()),
+                                      reinterpret_cast<const std::int64_t*>(out.shape()), out.itemsize());
 }
 
 // Large results come from a small cache of recently released buffers. Fresh memory costs the kernel
@@ -316,8 +328,9 @@ class ResultCache {
   }
 
   // A block of at least n bytes (64-byte aligned): a cached one no more than twice as big, or a new one.
-  // (null when there is no memory: NumPy then raises MemoryError)
-  void* take(std::size_t n) {
+  // (null when there is no memory: NumPy then raises MemoryError). NumPy calls take, give and capacity
+  // from C: nothing may escape them.
+  void* take(std::size_t n) noexcept try {
     {
       std::lock_guard<std::mutex> lk(m_);
       std::size_t best = blocks_.size();
@@ -326,9 +339,9 @@ class ResultCache {
           best = i;
       if (best != blocks_.size()) {
         const Block b = blocks_[best];
+        live_.emplace(b.ptr, b.size);  // first: if it throws, the block stays in the cache
         blocks_.erase(blocks_.begin() + std::ptrdiff_t(best));
         held_ -= b.size;
-        live_[b.ptr] = b.size;
         return b.ptr;
       }
     }
@@ -342,13 +355,15 @@ class ResultCache {
     try {
       std::lock_guard<std::mutex> lk(m_);
       live_[p] = n;
-    } catch (const std::bad_alloc&) {
+    } catch (...) {
       std::free(p);
       return nullptr;
     }
     return p;
+  } catch (...) {
+    return nullptr;
   }
-  void give(void* p) {
+  void give(void* p) noexcept try {
     if (!p) return;
     std::lock_guard<std::mutex> lk(m_);
     const auto it = live_.find(p);
@@ -358,7 +373,8 @@ class ResultCache {
     }
     const std::size_t size = it->second;
     live_.erase(it);
-    if (size > limit_) {
+    // small blocks (what a garbage-collector pass allocated while the handler was set) are not kept
+    if (size > limit_ || size < kMinBytes) {
       std::free(p);
       return;
     }
@@ -366,11 +382,14 @@ class ResultCache {
     blocks_.push_back({p, size, std::chrono::steady_clock::now()});
     held_ += size;
     if (!reaper_running_) start_reaper();
+  } catch (...) {  // only a failing lock could get here (p is then neither cached nor freed: kept)
   }
-  std::size_t capacity(void* p) {  // 0 for a block this cache did not hand out (never the case)
+  std::size_t capacity(void* p) noexcept try {  // 0 for a block this cache did not hand out (never the case)
     std::lock_guard<std::mutex> lk(m_);
     const auto it = live_.find(p);
     return it == live_.end() ? 0 : it->second;
+  } catch (...) {
+    return 0;
   }
 
   // NumPy's data-memory handler (NEP 49) over this cache; NumPy calls it with the GIL held.
@@ -404,7 +423,7 @@ class ResultCache {
     try {
       std::thread([this] { reap(); }).detach();
       reaper_running_ = true;
-    } catch (const std::system_error&) {  // no thread: blocks stay until reused, evicted or released
+    } catch (...) {  // no thread (or no memory for one): blocks stay until reused, evicted or released
     }
   }
   void reap() {
@@ -496,22 +515,23 @@ py::array new_like(const py::array& a) {
   return py::reinterpret_steal<py::array>(r);
 }
 
-// Whether two indices of a reach one element (layout.h), from NumPy's byte strides.
+// Whether two indices of a reach one element (layout.h); a's strides are whole elements.
 bool has_self_overlap(const py::array& a) {
   if (a.flags() & (py::array::c_style | py::array::f_style)) return false;  // dense: the usual out=, at once
   std::int64_t strides[kMaxDims];
   const ssize_t nd = a.ndim() > kMaxDims ? kMaxDims : a.ndim();
-  for (ssize_t i = 0; i < nd; ++i) strides[i] = a.strides(i);  // bytes: the same collisions as elements
+  for (ssize_t i = 0; i < nd; ++i) strides[i] = a.strides(i) / a.itemsize();
   return layout::has_internal_overlap(int(nd), reinterpret_cast<const std::int64_t*>(a.shape()), strides);
 }
 
 // Validates out= (or makes a new array) and says whether results must go through a temporary.
 py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const py::array* const* inputs,
-                      int n_inputs, const Fn& fn, bool& temp) {
+                      int n_inputs, const Fn& fn, bool& temp, const char* like_name = "the input") {
   temp = false;
   if (out_h.is_none()) return new_like(like);
   py::array out = null_array();
   if (py::isinstance<py::array>(out_h)) {
+    refuse_masked(out_h, fn, "out");
     out = py::reinterpret_borrow<py::array>(out_h);
   } else if (py::hasattr(out_h, "__dlpack__")) {  // e.g. a torch tensor, written in place (never a copy)
     out = to_array(out_h, fn, "out", true);
@@ -528,8 +548,11 @@ py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const 
   if (out_code != dtype)
     throw py::type_error(fn + ": out has dtype " + std::string(py::str(out.dtype())) + "; expected " +
                          dtype_name(dtype) + " (the input's)");
-  check_same_shape(like, out, fn, "the input", "out");
+  check_same_shape(like, out, fn, like_name, "out");
   if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
+  // whole elements first: the overlap checks below and the kernels count in elements, and an out= that
+  // goes through a temporary would otherwise never meet the kernels' own check
+  if (!whole_elements(out)) throw py::value_error(fn + ": out must be aligned to its element size");
   if (has_self_overlap(out))
     throw py::value_error(fn + ": out has elements that share memory (a broadcast or overlapping view), so what it "
                           "would hold depends on the order of the writes; pass an array whose elements are distinct");
@@ -548,7 +571,9 @@ double param_value(const cpu::OpInfo& info, const Fn& fn, std::size_t i, PyObjec
   auto type_name = [&] { return std::string(Py_TYPE(v)->tp_name); };
   if (PyBool_Check(v)) throw py::type_error(name + " must be a real number, got bool");
   if (PyComplex_Check(v)) throw py::type_error(name + " must be a real number, got " + type_name());
-  if (py::isinstance<py::array>(v) || (g_numpy_generic && PyObject_IsInstance(v, g_numpy_generic) == 1)) {
+  const int generic = g_numpy_generic ? PyObject_IsInstance(v, g_numpy_generic) : 0;
+  if (generic < 0) throw py::error_already_set();
+  if (py::isinstance<py::array>(v) || generic == 1) {
     py::array a = py::array::ensure(v);
     if (!a) throw py::error_already_set();
     if (a.ndim() != 0)
@@ -685,6 +710,29 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
   return finish(c.out, c.dst, out_h, c.temp);
 }
 
+// axis= as a C long: any integer (NumPy's included, through __index__), but not a bool.
+long read_axis(py::handle axis_h, const Fn& fn) {
+  if (PyBool_Check(axis_h.ptr()) || !PyIndex_Check(axis_h.ptr()))
+    throw py::type_error(fn + ": axis must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
+  const py::object axis_int = py::reinterpret_steal<py::object>(PyNumber_Index(axis_h.ptr()));
+  if (!axis_int) throw py::error_already_set();
+  const long axis = PyLong_AsLong(axis_int.ptr());
+  if (axis == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(fn + ": axis " + std::string(py::str(axis_h)) + " is out of range");
+  }
+  return axis;
+}
+
+// The axis of an array of ndim dimensions named by axis (negative: from the end), or a ValueError.
+int axis_index(long axis, int ndim, const Fn& fn, const char* name) {
+  if (ndim == 0) throw py::value_error(fn + ": " + name + " must have at least one dimension (got a 0-d array)");
+  if (axis < -ndim || axis >= ndim)
+    throw py::value_error(fn + ": axis " + std::to_string(axis) + " is out of range for an array of " +
+                          std::to_string(ndim) + " dimensions");
+  return int(axis < 0 ? axis + ndim : axis);
+}
+
 py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, PyObject* axis_obj,
                    py::handle stream_h) {
   const py::handle axis_h(axis_obj);
@@ -694,16 +742,7 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;
   c.fn = {info.name, dir != 0};
-  // any integer (NumPy's included, through __index__), but not a bool
-  if (PyBool_Check(axis_h.ptr()) || !PyIndex_Check(axis_h.ptr()))
-    throw py::type_error(c.fn + ": axis must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
-  const py::object axis_int = py::reinterpret_steal<py::object>(PyNumber_Index(axis_h.ptr()));
-  if (!axis_int) throw py::error_already_set();
-  const long axis_in = PyLong_AsLong(axis_int.ptr());
-  if (axis_in == -1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw py::value_error(c.fn + ": axis " + std::string(py::str(axis_h)) + " is out of range");
-  }
+  const long axis_in = read_axis(axis_h, c.fn);
   if (maybe_gpu(a_h, b_h, out_h, stream_h)) {
     py::object r = gpu_route_fn()("rows", op, dir, c.fn.str(), a_h, b_h, out_h, axis_in, stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
@@ -712,18 +751,173 @@ py::object rowwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle o
   // is not the very same layout through a temporary.
   const char* an = c.fn.backward ? "grad_output" : "x";
   prepare(c, a_h, b_h, out_h, an, "y");
-  const long nd = c.ndim;
-  if (nd == 0) throw py::value_error(c.fn + ": " + an + " must have at least one dimension (got a 0-d array)");
-  if (axis_in < -nd || axis_in >= nd)
-    throw py::value_error(c.fn + ": axis " + std::to_string(axis_in) + " is out of range for an array of " +
-                          std::to_string(nd) + " dimensions");
-  const int axis = int(axis_in < 0 ? axis_in + nd : axis_in);
+  const int axis = axis_index(axis_in, c.ndim, c.fn, an);
   cpu::RowKernel k = cpu::active_table().row[op][dir][c.dtype];
   run_released(c.size, [&] {
     cpu::run_rows(k, c.elsize(), c.ndim, c.shape, axis, c.vo.data, c.vo.strides, {c.va.data, c.va.strides},
                   {c.fn.backward ? c.vb.data : nullptr, c.vb.strides});
   });
   return finish(c.out, c.dst, out_h, c.temp);
+}
+
+// A view of x's first or second half along axis (its base keeps x alive).
+py::array half_of(const py::array& x, int axis, bool second, bool writable) {
+  std::vector<Py_intptr_t> shape(x.shape(), x.shape() + x.ndim()), strides(x.strides(), x.strides() + x.ndim());
+  shape[std::size_t(axis)] /= 2;
+  char* data = static_cast<char*>(const_cast<void*>(x.data())) +
+               (second ? shape[std::size_t(axis)] * strides[std::size_t(axis)] : 0);
+  auto& api = py::detail::npy_api::get();
+  PyObject* descr = py::detail::array_proxy(x.ptr())->descr;
+  Py_INCREF(descr);  // stolen
+  PyObject* r = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, int(x.ndim()), shape.data(), strides.data(), data,
+                                          writable ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0, nullptr);
+  if (!r) throw py::error_already_set();
+  py::array v = py::reinterpret_steal<py::array>(r);
+  if (api.PyArray_SetBaseObject_(r, x.inc_ref().ptr()) != 0) throw py::error_already_set();
+  return v;
+}
+
+// b's dtype code, which must be the first array's (a TypeError naming both otherwise).
+void same_dtype(py::array& b, int code, const py::array& a, const Fn& fn, const char* bn, const char* an) {
+  if (dtype_code(b, fn, bn) != code)
+    throw py::type_error(fn + ": " + bn + " has dtype " + std::string(py::str(b.dtype())) + " but " + an + " has " +
+                         std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
+}
+
+bool on_cpu_or_none(py::handle h) { return h.is_none() || py::isinstance<py::array>(h); }
+
+// The GLU family (registry.h FASTACT_GATED_OPS). Forward: gate(x) split along axis, or gate(gate, up).
+// Backward (dir 1) from grad_output and the forward's inputs: grad_x (one array, x's shape: its halves are
+// the two outputs) or (grad_gate, grad_up). out=: an array (forward; backward, one-array form) or a tuple
+// of two, each an array or None (backward, two-array form); an output may be its matching input.
+py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle grad_h, py::handle out_h,
+                 PyObject* params, py::handle axis_h, py::handle stream_h) {
+  const auto& ops = cpu::elementwise_ops();
+  if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Gated || dir < 0 || dir > 1)
+    throw py::value_error("_gated: no such op or direction");
+  const cpu::OpInfo& info = ops[std::size_t(op)];
+  const Fn fn{info.name, dir != 0};
+  const Params p = read_params(info, fn, params);
+  const bool split = up_h.is_none();
+  const long axis_in = split ? read_axis(axis_h, fn) : 0;
+  const bool tuple_out = PyTuple_Check(out_h.ptr());
+  bool plain = stream_h.is_none() && on_cpu_or_none(x_h) && on_cpu_or_none(up_h) && on_cpu_or_none(grad_h);
+  if (tuple_out)
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) plain = plain && on_cpu_or_none(PyTuple_GET_ITEM(out_h.ptr(), i));
+  else
+    plain = plain && on_cpu_or_none(out_h);
+  if (!plain) {
+    py::object r = gpu_route_fn()("gated", op, dir, fn.str(), py::make_tuple(x_h, up_h, grad_h), py::none(), out_h,
+                                  py::make_tuple(std::vector<double>(p.begin(), p.end()), axis_in), stream_h);
+    if (!r.is(py::handle(Py_NotImplemented))) return r;
+  }
+  const char* xn = split ? "x" : "gate";
+  py::array x = to_array(x_h, fn, xn);
+  const int code = dtype_code(x, fn, xn);
+  if (x.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+  py::array a = null_array(), b = null_array();
+  int axis = 0;
+  if (split) {
+    axis = axis_index(axis_in, int(x.ndim()), fn, "x");
+    if (x.shape(axis) % 2)
+      throw py::value_error(fn + ": x has length " + std::to_string(x.shape(axis)) + " along axis " +
+                            std::to_string(axis_in) + ", which cannot be split in halves (an even length is needed)");
+    a = half_of(x, axis, false, false);
+    b = half_of(x, axis, true, false);
+  } else {
+    b = to_array(up_h, fn, "up");
+    same_dtype(b, code, x, fn, "up", "gate");
+    check_same_shape(x, b, fn, "gate", "up");
+    a = x;
+  }
+  const char* half_name = split ? "x with its axis halved" : "gate";
+  std::vector<py::array> ins = {a, b};  // the kernel's inputs: (a, b), or (dy, a, b)
+  if (dir == 1) {
+    py::array dy = to_array(grad_h, fn, "grad_output");
+    same_dtype(dy, code, x, fn, "grad_output", xn);
+    check_same_shape(a, dy, fn, half_name, "grad_output");
+    ins.insert(ins.begin(), dy);
+  }
+  const int n_in = int(ins.size());
+  const py::array* in_ptrs[3] = {&ins[0], &ins[1], n_in > 2 ? &ins[2] : nullptr};
+  // Outputs, each checked (prepare_out), with a temporary where it overlaps an input other than as its
+  // very same elements.
+  std::vector<py::array> outs, dsts;
+  std::vector<char> temps;
+  auto add_output = [&](py::array o, bool temp, const py::array& like) {
+    outs.push_back(o);
+    dsts.push_back(temp ? new_like(like) : o);
+    temps.push_back(temp);
+  };
+  py::object result;
+  if (dir == 0) {
+    if (tuple_out) throw py::type_error(fn + ": out must be an array, got a tuple");
+    bool temp = false;
+    py::array o = prepare_out(out_h, a, code, in_ptrs, n_in, fn, temp, half_name);
+    add_output(o, temp, a);
+    result = out_h.is_none() ? py::object(o) : py::reinterpret_borrow<py::object>(out_h);
+  } else if (split) {
+    if (tuple_out)
+      throw py::type_error(fn + ": out must be one array of x's shape (grad_x) in the one-array form, got a tuple");
+    bool unused = false;
+    py::array gx = prepare_out(out_h, x, code, in_ptrs, 0, fn, unused, "x");
+    for (int half = 0; half < 2; ++half) {  // grad_x's halves, each through a temporary where it must
+      py::array h = half_of(gx, axis, half == 1, true);
+      bool temp = false;
+      for (int i = 0; i < n_in; ++i) temp = temp || needs_temp(h, *in_ptrs[i]);
+      add_output(h, temp, h);
+    }
+    result = out_h.is_none() ? py::object(gx) : py::reinterpret_borrow<py::object>(out_h);
+  } else {
+    py::handle o[2] = {py::none(), py::none()};
+    if (!out_h.is_none()) {
+      if (!tuple_out || PyTuple_GET_SIZE(out_h.ptr()) != 2)
+        throw py::type_error(fn + ": out must be a tuple (grad_gate, grad_up), each an array or None, got " +
+                             std::string(Py_TYPE(out_h.ptr())->tp_name));
+      o[0] = PyTuple_GET_ITEM(out_h.ptr(), 0);
+      o[1] = PyTuple_GET_ITEM(out_h.ptr(), 1);
+    }
+    for (int i = 0; i < 2; ++i) {
+      bool temp = false;
+      py::array arr = prepare_out(o[i], a, code, in_ptrs, n_in, fn, temp, "gate");
+      add_output(arr, temp, a);
+    }
+    if (!o[0].is_none() && !o[1].is_none() && shares_memory(outs[0], outs[1]))
+      throw py::value_error(fn + ": out's two arrays share memory; pass two separate arrays");
+    result = py::make_tuple(o[0].is_none() ? py::object(outs[0]) : py::reinterpret_borrow<py::object>(o[0]),
+                            o[1].is_none() ? py::object(outs[1]) : py::reinterpret_borrow<py::object>(o[1]));
+  }
+  cpu::check_params(info, p.data(), code, fn.backward);
+  // Views and the call.
+  cpu::Operand oin[3], oout[2];
+  View vin[3], vout[2];
+  for (int i = 0; i < n_in; ++i) {
+    vin[i] = view_of(ins[std::size_t(i)], false, fn, i == 0 && dir ? "grad_output" : xn);
+    oin[i] = {vin[i].data, vin[i].strides};
+  }
+  for (std::size_t o = 0; o < dsts.size(); ++o) {
+    vout[o] = view_of(dsts[o], true, fn, "out");
+    oout[o] = {vout[o].data, vout[o].strides};
+  }
+  const int ndim = int(a.ndim());
+  const auto* shape = reinterpret_cast<const std::int64_t*>(a.shape());
+  std::int64_t size = 1;
+  for (int i = 0; i < ndim; ++i) size *= shape[i];
+  const cpu::EwKernel k = cpu::active_table().ew[op][dir][code];
+  run_released(size, [&] {
+    cpu::run_elementwise(k, elsize_of(code), ndim, shape, int(dsts.size()), oout, n_in, oin, p.data());
+  });
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (temps[o]) py::module_::import("numpy").attr("copyto")(outs[o], dsts[o]);
+  if (tuple_out) {  // torch tensors written through DLPack: autograd sees it
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) {
+      py::handle o = PyTuple_GET_ITEM(out_h.ptr(), i);
+      if (!on_cpu_or_none(o)) note_in_place_write(o);
+    }
+  } else if (!on_cpu_or_none(out_h)) {
+    note_in_place_write(out_h);
+  }
+  return result;
 }
 
 // The two entry points as plain CPython fast-call functions: pybind11's general dispatcher (argument
@@ -777,11 +971,22 @@ PyObject* entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   });
 }
 
+PyObject* gated_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  const cpu::FpEnvScope fp;  // as entry<> has it
+  return guarded([&] {
+    if (nargs != 9) throw py::type_error("fastact: the internal gated entry point takes 9 arguments");
+    return gated(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5], args[6],
+                 args[7], args[8]);
+  });
+}
+
 PyMethodDef entry_points[] = {
     {"_elementwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<elementwise>)), METH_FASTCALL,
      "_elementwise(op, dir, a, b, out, params, stream): the generic element-wise entry point (use fastact.<op>)."},
     {"_rowwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<rowwise>)), METH_FASTCALL,
      "_rowwise(op, dir, a, b, out, axis, stream): the generic row entry point (use fastact.<op>)."},
+    {"_gated", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&gated_entry)), METH_FASTCALL,
+     "_gated(op, dir, x_or_gate, up, grad_output, out, params, axis, stream): the GLU family's entry point."},
     {nullptr, nullptr, 0, nullptr}};
 
 py::list op_list() {
@@ -800,7 +1005,9 @@ py::list op_list() {
     py::dict d;
     d["name"] = o.name;
     d["id"] = o.id;
-    d["kind"] = o.row ? "row" : "elementwise";
+    d["kind"] = o.kind == cpu::OpKind::Row ? "row" : o.kind == cpu::OpKind::Gated ? "gated" : "elementwise";
+    d["gate"] = o.gate ? py::cast(std::string(o.gate)) : py::none();
+    d["activation"] = o.activation ? py::cast(std::string(o.activation)) : py::none();
     d["doc"] = o.doc;
     d["backward_from"] = from[int(o.backward_from)];
     d["params"] = params;
@@ -855,6 +1062,15 @@ PYBIND11_MODULE(_core, m) {
     const Params p = read_params(info, fn, params.ptr());
     cpu::check_params(info, p.data(), dtype, fn.backward);
   }, "Checks an op's parameters for arrays of a dtype code (the GPU path's check; the CPU's is in the call).");
+  m.def("_may_share_memory", [](std::uintptr_t a, std::vector<std::int64_t> shape_a, std::vector<std::int64_t> strides_a,
+                                 std::uintptr_t b, std::vector<std::int64_t> shape_b, std::vector<std::int64_t> strides_b,
+                                 std::int64_t elsize) {
+    if (shape_a.size() != strides_a.size() || shape_b.size() != strides_b.size() || shape_a.size() > std::size_t(kMaxDims) ||
+        shape_b.size() > std::size_t(kMaxDims))
+      throw py::value_error("_may_share_memory: shapes and strides of one length (at most 64)");
+    return layout::may_share_memory(a, int(shape_a.size()), shape_a.data(), strides_a.data(), b, int(shape_b.size()),
+                                    shape_b.data(), strides_b.data(), elsize);
+  }, "Whether two arrays (addresses, shapes, byte strides) may share a byte (exact for all but unusual layouts).");
   m.def("_has_internal_overlap", [](std::vector<std::int64_t> shape, std::vector<std::int64_t> strides) {
     if (shape.size() != strides.size() || shape.size() > std::size_t(kMaxDims))
       throw py::value_error("_has_internal_overlap: shape and strides of one length (at most 64)");

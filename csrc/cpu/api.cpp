@@ -35,22 +35,13 @@ void check_output(const char* fn, int ndim, const std::int64_t* shape, const T* 
                   const T* const* ins, const std::int64_t* const* sins, int nins) {
   if (layout::has_internal_overlap(ndim, shape, so))
     throw Error(std::string(fn) + ": the output's strides make two results share one element");
-  auto span = [&](const T* p, const std::int64_t* st) {
-    std::int64_t lo = 0, hi = 0;
-    for (int i = 0; i < ndim; ++i) {
-      if (shape[i] == 0) return std::pair<const T*, const T*>(p, p);
-      (st[i] < 0 ? lo : hi) += (shape[i] - 1) * st[i];
-    }
-    return std::pair<const T*, const T*>(p + lo, p + hi + 1);
-  };
-  const auto o = span(out, so);
+  std::int64_t bo[2], bi[2];  // byte strides (ndim <= 2 here)
+  for (int i = 0; i < ndim; ++i) bo[i] = so[i] * std::int64_t(sizeof(T));
   for (int k = 0; k < nins; ++k) {
     if (!ins[k]) continue;
-    const auto in = span(ins[k], sins[k]);
-    if (o.first == o.second || in.first == in.second || o.second <= in.first || in.second <= o.first) continue;
-    bool same = ins[k] == out;
-    for (int i = 0; same && i < ndim; ++i) same = shape[i] == 1 || sins[k][i] == so[i];
-    if (!same)
+    for (int i = 0; i < ndim; ++i) bi[i] = sins[k][i] * std::int64_t(sizeof(T));
+    if (layout::overlaps_differently(reinterpret_cast<std::uintptr_t>(out), bo, reinterpret_cast<std::uintptr_t>(ins[k]),
+                                     bi, ndim, shape, sizeof(T)))
       throw Error(std::string(fn) + ": the output overlaps an input without being that input element for element "
                                     "(in place); pass separate arrays");
   }
@@ -84,6 +75,31 @@ void run_row(RowOp op, int dir, const T* a, const T* b, T* out, std::ptrdiff_t r
   cpu::run_rows(k, sizeof(T), 2, shape, 1, out, s_o, {a, s_a}, {b, s_a});
 }
 
+// A gated op over nin inputs and nout outputs of one shape (the two-array form: 1-d; the one-array form:
+// rows of halves, 2-d), each output checked against the inputs and the other output.
+template <class T>
+void run_gated(ElementwiseOp op, int dir, int ndim, const std::int64_t* shape, int nin, const T* const* in,
+               const std::int64_t* const* sin, int nout, T* const* out, const std::int64_t* const* sout,
+               const double* params) {
+  const cpu::FpEnvScope fp;
+  const cpu::OpInfo& info = cpu::elementwise_ops()[int(op)];
+  cpu::check_params(info, params, dtype_of<T>(), dir != cpu::kForward);
+  const std::string fn = std::string(info.name) + (dir ? "_backward" : "");
+  for (int o = 0; o < nout; ++o) check_output(fn.c_str(), ndim, shape, out[o], sout[o], in, sin, nin);
+  if (nout == 2) {
+    std::int64_t b0[2], b1[2];
+    for (int i = 0; i < ndim; ++i) b0[i] = sout[0][i] * std::int64_t(sizeof(T)), b1[i] = sout[1][i] * std::int64_t(sizeof(T));
+    if (layout::may_share_memory(reinterpret_cast<std::uintptr_t>(out[0]), ndim, shape, b0,
+                                 reinterpret_cast<std::uintptr_t>(out[1]), ndim, shape, b1, sizeof(T)))
+      throw Error(fn + ": the two outputs share memory");
+  }
+  cpu::Operand ci[3], co[2];
+  for (int i = 0; i < nin; ++i) ci[i] = {in[i], sin[i]};
+  for (int o = 0; o < nout; ++o) co[o] = {out[o], sout[o]};
+  cpu::run_elementwise(cpu::active_table().ew[int(op)][dir][dtype_of<T>()], sizeof(T), ndim, shape, nout, co, nin, ci,
+                       params);
+}
+
 }  // namespace
 
 const char* version() { return FASTACT_VERSION; }
@@ -92,11 +108,7 @@ std::vector<std::string> supported_isas() { return cpu::supported_isa_names(); }
 std::string current_isa() { return cpu::active_table().isa; }
 void set_isa(const std::string& name) { cpu::select_isa(name); }
 int num_threads() { return cpu::num_threads(); }
-void set_num_threads(int n) {
-  if (n < 1 || n > cpu::kMaxThreads)
-    throw Error("set_num_threads: n must be from 1 to " + std::to_string(cpu::kMaxThreads) + ", got " + std::to_string(n));
-  cpu::set_num_threads(n);
-}
+void set_num_threads(int n) { cpu::set_num_threads(n); }
 
 #define FASTACT_P_DEF(type, name, def, check, choices) , type name
 #define FASTACT_P_VAL(type, name, def, check, choices) , param_value(name)
@@ -144,5 +156,46 @@ FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_EW)
 #define FASTACT_DEF_ROW(op, F, from, doc) \
   FASTACT_DEF_ROW_T(op, float) FASTACT_DEF_ROW_T(op, double) FASTACT_DEF_ROW_T(op, half) FASTACT_DEF_ROW_T(op, bfloat16)
 FASTACT_ROW_OPS(FASTACT_DEF_ROW)
+
+// Gated ops: two arrays of n (gate, up), or rows of 2 * half split in halves (a, b) along each row.
+#define FASTACT_DEF_GATED_T(op, T, params)                                                                       \
+  void op(const T* gate, const T* up, T* y, std::size_t n FASTACT_SIG(params)) {                                  \
+    FASTACT_PACK(params)                                                                                          \
+    const std::int64_t shape[1] = {std::int64_t(n)}, one[1] = {1};                                                \
+    const T* in[2] = {gate, up};                                                                                  \
+    const std::int64_t* s[2] = {one, one};                                                                        \
+    run_gated<T>(ElementwiseOp::op, cpu::kForward, 1, shape, 2, in, s, 1, &y, s, p + 1);                          \
+  }                                                                                                               \
+  void op(const T* x, T* y, std::size_t rows, std::size_t half_len FASTACT_SIG(params)) {                             \
+    FASTACT_PACK(params)                                                                                          \
+    const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(half_len)};                                      \
+    const std::int64_t sx[2] = {2 * std::int64_t(half_len), 1}, sy[2] = {std::int64_t(half_len), 1};                     \
+    const T* in[2] = {x, x + half_len};                                                                               \
+    const std::int64_t* s_in[2] = {sx, sx};                                                                       \
+    const std::int64_t* s_out[1] = {sy};                                                                          \
+    run_gated<T>(ElementwiseOp::op, cpu::kForward, 2, shape, 2, in, s_in, 1, &y, s_out, p + 1);                   \
+  }                                                                                                               \
+  void op##_backward(const T* dy, const T* gate, const T* up, T* dgate, T* dup, std::size_t n FASTACT_SIG(params)) { \
+    FASTACT_PACK(params)                                                                                          \
+    const std::int64_t shape[1] = {std::int64_t(n)}, one[1] = {1};                                                \
+    const T* in[3] = {dy, gate, up};                                                                              \
+    T* out[2] = {dgate, dup};                                                                                     \
+    const std::int64_t* s[3] = {one, one, one};                                                                   \
+    run_gated<T>(ElementwiseOp::op, cpu::kBackwardX, 1, shape, 3, in, s, 2, out, s, p + 1);                      \
+  }                                                                                                               \
+  void op##_backward(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t half_len FASTACT_SIG(params)) {    \
+    FASTACT_PACK(params)                                                                                          \
+    const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(half_len)};                                      \
+    const std::int64_t sx[2] = {2 * std::int64_t(half_len), 1}, sdy[2] = {std::int64_t(half_len), 1};                    \
+    const T* in[3] = {dy, x, x + half_len};                                                                           \
+    T* out[2] = {dx, dx + half_len};                                                                                  \
+    const std::int64_t* s_in[3] = {sdy, sx, sx};                                                                  \
+    const std::int64_t* s_out[2] = {sx, sx};                                                                      \
+    run_gated<T>(ElementwiseOp::op, cpu::kBackwardX, 2, shape, 3, in, s_in, 2, out, s_out, p + 1);               \
+  }
+#define FASTACT_DEF_GATED(op, Act, which, doc, params)                                                           \
+  FASTACT_DEF_GATED_T(op, float, params) FASTACT_DEF_GATED_T(op, double, params)                                 \
+  FASTACT_DEF_GATED_T(op, half, params) FASTACT_DEF_GATED_T(op, bfloat16, params)
+FASTACT_GATED_OPS(FASTACT_DEF_GATED)
 
 }  // namespace fastact

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 
 #include "fastact/fastact.h"
 #include "../math/ops.h"
@@ -11,13 +12,41 @@ namespace fastact::cpu {
 
 #define FASTACT_P_INFO(type, name, def, check, choices) \
   ParamInfo{#name, param_value(static_cast<type>(def)), ParamCheck::check, choices},
-#define FASTACT_EW_INFO(name, Op, from, doc, params) \
-  OpInfo{#name, doc, BackwardFrom::from, false, int(ElementwiseOp::name), ops::is_tabulated16<ops::Op>::value, \
-         {FASTACT_PARAMS_APPLY(INFO, params)}},
-#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, true, int(RowOp::name), false, {}},
+namespace {
+template <class Op>
+OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activation = nullptr) {
+  for (int d = 0; d < kinds::kNumDirections; ++d) {
+    o.n_in[d] = ops::Signature<Op>::in[d];
+    o.n_out[d] = ops::Signature<Op>::out[d];
+  }
+  o.gate = gate;
+  o.activation = activation;
+  return o;
+}
+
+// The registry name of the unary op whose functor is Act.
+template <class Act>
+const char* unary_name() {
+#define FASTACT_NAME_OF(name, Op, ...) \
+  if constexpr (std::is_same_v<Act, ops::Op>) return #name;
+  FASTACT_ELEMENTWISE_OPS(FASTACT_NAME_OF)
+#undef FASTACT_NAME_OF
+  return nullptr;
+}
+}  // namespace
+
+#define FASTACT_EW_INFO(name, Op, from, doc, params)                                                              \
+  with_signature<ops::Op>(OpInfo{#name, doc, BackwardFrom::from, OpKind::Unary, int(ElementwiseOp::name),       \
+                                 ops::is_tabulated16<ops::Op>::value, {FASTACT_PARAMS_APPLY(INFO, params)}}),
+#define FASTACT_GATED_INFO(name, Act, which, doc, params)                                                         \
+  with_signature<ops::Gated<ops::Act, ops::Gate::which>>(                                                         \
+      OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Gated, int(ElementwiseOp::name), false,                       \
+             {FASTACT_PARAMS_APPLY(INFO, params)}},                                                                 \
+      ops::Gate::which == ops::Gate::First ? "first" : "second", unary_name<ops::Act>()),
+#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, OpKind::Row, int(RowOp::name), false, {}},
 
 const std::vector<OpInfo>& elementwise_ops() {
-  static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO)};
+  static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO) FASTACT_GATED_OPS(FASTACT_GATED_INFO)};
   return v;
 }
 const std::vector<OpInfo>& row_ops() {

@@ -15,17 +15,26 @@ struct ParamInfo {
   const char* choices;  // "a|b" for a choice parameter (its value is the index), null for a number
 };
 
+// The shapes of work an op has: one input to one output element by element (unary), a GLU-family op
+// (gated: two halves, or two arrays, to one; see registry.h), or a reduction along an axis (row).
+enum class OpKind { Unary, Gated, Row };
+
 struct OpInfo {
   const char* name;
   const char* doc;
   BackwardFrom backward_from;
-  bool row;
-  int id;  // ElementwiseOp or RowOp
+  OpKind kind;
+  int id;  // ElementwiseOp (unary and gated) or RowOp
   bool tabulated16;  // large float16 / bfloat16 calls look results up (tables16.h)
   std::vector<ParamInfo> params;
+  int n_in[kinds::kNumDirections] = {0, 0, 0};   // element-wise: inputs and outputs per direction
+  int n_out[kinds::kNumDirections] = {0, 0, 0};  // (ops::Signature; 0: the direction is not offered)
+  const char* gate = nullptr;        // gated: "first" or "second", the half the activation acts on
+  const char* activation = nullptr;  // gated: the unary op it applies (its parameters, in order, are this op's)
+  bool row() const { return kind == OpKind::Row; }
 };
 
-const std::vector<OpInfo>& elementwise_ops();
+const std::vector<OpInfo>& elementwise_ops();  // unary and gated, indexed by ElementwiseOp
 const std::vector<OpInfo>& row_ops();
 
 // Throws fastact::Error naming the function (op or op_backward) and the parameter if a value is out of its domain, or does not fit

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "env.h"
+#include "fastact/fastact.h"
 #include "fp_env.h"
 
 namespace fastact::cpu {
@@ -288,8 +289,7 @@ int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
   if (n < 1 || n > kMaxThreads)
-    throw std::invalid_argument("set_num_threads: n must be from 1 to " + std::to_string(kMaxThreads) + ", got " +
-                                std::to_string(n));
+    throw Error("set_num_threads: n must be from 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(n));
   pool().resize(n);
 }
 

@@ -27,20 +27,21 @@ struct Coord {
 
 // Dimensions a strided walk may keep after coalescing (layout.h); more is refused by the launcher.
 constexpr int kMaxDims = 12;
+// Operands of one element-wise launch: outputs first, then inputs (layout::kMaxOperands).
+constexpr int kMaxOps = 6;
 
-// A C-order walk over an N-d shape with element strides per operand (out, a, b). Passed by value.
+// A C-order walk over an N-d shape with element strides per operand (the outputs, then the inputs; rows
+// and copies: out, a, b). Passed by value.
 struct Walk {
-  int ndim = 0;
+  int ndim = 0, nops = 3;
   i64 size[kMaxDims];
-  i64 st[3][kMaxDims];
-  FASTACT_HD_INLINE void offsets(i64 i, i64 (&off)[3]) const {
-    off[0] = off[1] = off[2] = 0;
+  i64 st[kMaxOps][kMaxDims];
+  FASTACT_HD_INLINE void offsets(i64 i, i64 (&off)[kMaxOps]) const {
+    for (int k = 0; k < kMaxOps; ++k) off[k] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
       const i64 j = i % size[d];
       i /= size[d];
-      off[0] += j * st[0][d];
-      off[1] += j * st[1][d];
-      off[2] += j * st[2][d];
+      for (int k = 0; k < nops; ++k) off[k] += j * st[k][d];
     }
   }
 };
@@ -58,32 +59,42 @@ inline Params<C> to_params(const double* p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Element-wise. Contiguous operands move in 16-byte packs when they share their alignment (a scalar
-// head up to the first aligned pack, a scalar tail after the last); otherwise every element is scalar.
-// Threads stride over packs (then over the head and tail elements) by the grid's size.
+// Element-wise, on the op's operands in its direction (ops::Signature: NI inputs, NO outputs). Contiguous
+// operands move in 16-byte packs when they all share their alignment (a scalar head up to the first
+// aligned pack, a scalar tail after the last); otherwise every element is scalar. Threads stride over
+// packs (then over the head and tail elements) by the grid's size.
 template <class S, class Op, int Dir>
 struct EwBody {
   using C = typename ElemIo<S>::C;
   using V = simd::Scalar<C>;
+  static constexpr int NI = ops::Signature<Op>::in[Dir], NO = ops::Signature<Op>::out[Dir];
   static constexpr int kPack = 16 / int(sizeof(S));
   static constexpr int kUnroll = 2;
   struct alignas(16) Pack {
     S v[kPack];
   };
+  struct Ptrs {  // the operands' first elements (passed to a kernel by value)
+    const S* in[NI];
+    S* out[NO];
+  };
 
-  FASTACT_HD_INLINE static S one(const S* a, const S* b, i64 ia, i64 ib, const Params<C>& p) {
-    const V x(ElemIo<S>::load(a[ia]));
-    const V y = Dir == kForward ? V(C(0)) : V(ElemIo<S>::load(b[ib]));
-    return ElemIo<S>::store(ops::apply<Op, Dir>(x, y, p.v).v);
+  // Element j of each input pack (or array) to element j of each output pack (or array).
+  FASTACT_HD_INLINE static void one(const S* const* in, S* const* out, i64 j, const Params<C>& p) {
+    V a[NI], r[NO];
+    for (int k = 0; k < NI; ++k) a[k] = V(ElemIo<S>::load(in[k][j]));
+    ops::eval<Op, Dir>(a, r, p.v);
+    for (int k = 0; k < NO; ++k) out[k][j] = ElemIo<S>::store(r[k].v);
   }
 
   struct Split {
     i64 head, packs, tail_start, scalars;  // scalars: head + tail elements
   };
   FASTACT_HD_INLINE static int phase(const void* p) { return int(reinterpret_cast<std::uintptr_t>(p) % 16 / sizeof(S)); }
-  FASTACT_HD_INLINE static Split split(const S* a, const S* b, const S* o, i64 n) {
-    const int ph = phase(o);
-    const bool packed = phase(a) == ph && (Dir == kForward || phase(b) == ph);
+  FASTACT_HD_INLINE static Split split(const Ptrs& q, i64 n) {
+    const int ph = phase(q.out[0]);
+    bool packed = true;
+    for (int k = 0; k < NI; ++k) packed = packed && phase(q.in[k]) == ph;
+    for (int k = 1; k < NO; ++k) packed = packed && phase(q.out[k]) == ph;
     Split s;
     s.head = packed ? (kPack - ph) % kPack : n;
     if (s.head > n) s.head = n;
@@ -95,43 +106,53 @@ struct EwBody {
   // Work items a launch over n elements has (what the grid is sized from).
   FASTACT_HD_INLINE static i64 items(i64 n) { return n / kPack + 2 * kPack; }
 
-  FASTACT_HD_INLINE static void contiguous(const S* a, const S* b, S* o, i64 n, const Params<C>& p, Coord c) {
-    const Split s = split(a, b, o, n);
+  FASTACT_HD_INLINE static void packs_at(const Ptrs& q, i64 base, const Params<C>& p) {
+    Pack pin[NI], pout[NO];
+    const S* in[NI];
+    S* out[NO];
+    for (int k = 0; k < NI; ++k) {
+      pin[k] = *reinterpret_cast<const Pack*>(q.in[k] + base);
+      in[k] = pin[k].v;
+    }
+    for (int k = 0; k < NO; ++k) out[k] = pout[k].v;
+    for (int j = 0; j < kPack; ++j) one(in, out, j, p);
+    for (int k = 0; k < NO; ++k) *reinterpret_cast<Pack*>(q.out[k] + base) = pout[k];
+  }
+
+  FASTACT_HD_INLINE static void contiguous(const Ptrs& q, i64 n, const Params<C>& p, Coord c) {
+    const Split s = split(q, n);
     const i64 t0 = c.global(), step = c.total();
     i64 k = t0;
     // kUnroll packs a step apart per round, all loaded before any is computed: more bytes in flight
     for (; k + (kUnroll - 1) * step < s.packs; k += kUnroll * step) {
-      Pack pa[kUnroll], pb[kUnroll] = {};
+      Pack pin[kUnroll][NI];
+      for (int u = 0; u < kUnroll; ++u)
+        for (int i = 0; i < NI; ++i) pin[u][i] = *reinterpret_cast<const Pack*>(q.in[i] + s.head + (k + u * step) * kPack);
       for (int u = 0; u < kUnroll; ++u) {
-        pa[u] = *reinterpret_cast<const Pack*>(a + s.head + (k + u * step) * kPack);
-        if (Dir != kForward) pb[u] = *reinterpret_cast<const Pack*>(b + s.head + (k + u * step) * kPack);
-      }
-      for (int u = 0; u < kUnroll; ++u) {
-        Pack po;
-        for (int j = 0; j < kPack; ++j) po.v[j] = one(pa[u].v, pb[u].v, j, j, p);
-        *reinterpret_cast<Pack*>(o + s.head + (k + u * step) * kPack) = po;
+        Pack pout[NO];
+        const S* in[NI];
+        S* out[NO];
+        for (int i = 0; i < NI; ++i) in[i] = pin[u][i].v;
+        for (int o = 0; o < NO; ++o) out[o] = pout[o].v;
+        for (int j = 0; j < kPack; ++j) one(in, out, j, p);
+        for (int o = 0; o < NO; ++o) *reinterpret_cast<Pack*>(q.out[o] + s.head + (k + u * step) * kPack) = pout[o];
       }
     }
-    for (; k < s.packs; k += step) {
-      const i64 base = s.head + k * kPack;
-      const Pack pa = *reinterpret_cast<const Pack*>(a + base);
-      Pack pb{};
-      if (Dir != kForward) pb = *reinterpret_cast<const Pack*>(b + base);
-      Pack po;
-      for (int j = 0; j < kPack; ++j) po.v[j] = one(pa.v, pb.v, j, j, p);
-      *reinterpret_cast<Pack*>(o + base) = po;
-    }
-    for (i64 k = t0; k < s.scalars; k += step) {
-      const i64 i = k < s.head ? k : s.tail_start + (k - s.head);
-      o[i] = one(a, b, i, i, p);
+    for (; k < s.packs; k += step) packs_at(q, s.head + k * kPack, p);
+    for (i64 e = t0; e < s.scalars; e += step) {
+      const i64 i = e < s.head ? e : s.tail_start + (e - s.head);
+      one(q.in, q.out, i, p);
     }
   }
 
-  FASTACT_HD_INLINE static void strided(const S* a, const S* b, S* o, const Walk& w, i64 n, const Params<C>& p, Coord c) {
+  FASTACT_HD_INLINE static void strided(const Ptrs& q, const Walk& w, i64 n, const Params<C>& p, Coord c) {
     for (i64 i = c.global(); i < n; i += c.total()) {
-      i64 off[3];
+      i64 off[kMaxOps];
       w.offsets(i, off);
-      o[off[0]] = one(a, b, off[1], off[2], p);
+      V a[NI], r[NO];
+      for (int k = 0; k < NI; ++k) a[k] = V(ElemIo<S>::load(q.in[k][off[NO + k]]));
+      ops::eval<Op, Dir>(a, r, p.v);
+      for (int k = 0; k < NO; ++k) q.out[k][off[k]] = ElemIo<S>::store(r[k].v);
     }
   }
 };
@@ -140,7 +161,7 @@ struct EwBody {
 template <class S>
 FASTACT_HD_INLINE void copy_strided(const S* a, S* o, const Walk& w, i64 n, Coord c) {
   for (i64 i = c.global(); i < n; i += c.total()) {
-    i64 off[3];
+    i64 off[kMaxOps];
     w.offsets(i, off);
     o[off[0]] = a[off[1]];
   }
@@ -178,7 +199,7 @@ struct RowBody {
     i64 len, sa, sb, so;
   };
   FASTACT_HD_INLINE static Row row(const RowWalk& w, i64 r, const S* a, const S* b, S* o) {
-    i64 off[3];
+    i64 off[kMaxOps];
     w.outer.offsets(r, off);
     return Row{a + off[1], b ? b + off[2] : nullptr, o ? o + off[0] : nullptr, w.len, w.axis_st[1], w.axis_st[2], w.axis_st[0]};
   }

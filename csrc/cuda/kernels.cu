@@ -20,14 +20,14 @@ __device__ __forceinline__ Coord coord() {
 
 template <class S, class Op, int Dir>
 __global__ void __launch_bounds__(kThreads)
-    ew_contiguous_kernel(const S* a, const S* b, S* o, i64 n, Params<typename ElemIo<S>::C> p) {
-  EwBody<S, Op, Dir>::contiguous(a, b, o, n, p, coord());
+    ew_contiguous_kernel(typename EwBody<S, Op, Dir>::Ptrs q, i64 n, Params<typename ElemIo<S>::C> p) {
+  EwBody<S, Op, Dir>::contiguous(q, n, p, coord());
 }
 
 template <class S, class Op, int Dir>
 __global__ void __launch_bounds__(kThreads)
-    ew_strided_kernel(const S* a, const S* b, S* o, Walk w, i64 n, Params<typename ElemIo<S>::C> p) {
-  EwBody<S, Op, Dir>::strided(a, b, o, w, n, p, coord());
+    ew_strided_kernel(typename EwBody<S, Op, Dir>::Ptrs q, Walk w, i64 n, Params<typename ElemIo<S>::C> p) {
+  EwBody<S, Op, Dir>::strided(q, w, n, p, coord());
 }
 
 template <class S>
@@ -178,8 +178,8 @@ int sm_count(int device) {
 }
 
 struct EwArgs {
-  const void *a, *b;
-  void* o;
+  const void* in[kMaxOps];  // the op's inputs in its direction, then its outputs
+  void* out[kMaxOps];
   const EwPlan* plan;
   const double* params;
   cudaStream_t stream;
@@ -191,15 +191,15 @@ template <class S, class Op, int Dir>
 void launch_ew(const EwArgs& x) {
   using B = EwBody<S, Op, Dir>;
   const auto p = to_params<typename B::C>(x.params);
-  const S* a = static_cast<const S*>(x.a);
-  const S* b = static_cast<const S*>(x.b);
-  S* o = static_cast<S*>(x.o);
+  typename B::Ptrs q;
+  for (int k = 0; k < B::NI; ++k) q.in[k] = static_cast<const S*>(x.in[k]);
+  for (int k = 0; k < B::NO; ++k) q.out[k] = static_cast<S*>(x.out[k]);
   if (x.plan->contiguous) {
     const Grid g = grid_for(B::items(x.plan->n), kThreads, x.sms);
-    ew_contiguous_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(a, b, o, x.plan->n, p);
+    ew_contiguous_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q, x.plan->n, p);
   } else {
     const Grid g = grid_for(x.plan->n, kThreads, x.sms);
-    ew_strided_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(a, b, o, x.plan->walk, x.plan->n, p);
+    ew_strided_kernel<S, Op, Dir><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q, x.plan->walk, x.plan->n, p);
   }
 }
 
@@ -282,12 +282,16 @@ const Tables& tables() {
   static const Tables t = [] {
     Tables k;
 #define FASTACT_FILL_EW(name, Op, from, ...) fill_ew<ops::Op, BackwardFrom::from>(k.ew[int(ElementwiseOp::name)]);
+#define FASTACT_FILL_GATED(name, Act, which, ...) \
+  fill_ew<ops::Gated<ops::Act, ops::Gate::which>, BackwardFrom::FromX>(k.ew[int(ElementwiseOp::name)]);
 #define FASTACT_FILL_ROW(name, Op, ...)                         \
   fill_row_dtypes<ops::Op, 0>(k.row[int(RowOp::name)][0]); \
   fill_row_dtypes<ops::Op, 1>(k.row[int(RowOp::name)][1]);
     FASTACT_ELEMENTWISE_OPS(FASTACT_FILL_EW)
+    FASTACT_GATED_OPS(FASTACT_FILL_GATED)
     FASTACT_ROW_OPS(FASTACT_FILL_ROW)
 #undef FASTACT_FILL_EW
+#undef FASTACT_FILL_GATED
 #undef FASTACT_FILL_ROW
     return k;
   }();
@@ -310,16 +314,30 @@ DeviceScope::~DeviceScope() {
   if (cudaGetDevice(&now) == cudaSuccess && now != prev_) cudaSetDevice(prev_);
 }
 
-void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, void* out,
-                 const std::int64_t* out_strides, Operand a, Operand b, const double* params,
-                 std::uintptr_t stream, int device) {
+void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
+                 int nin, const Operand* ins, const double* params, std::uintptr_t stream, int device) {
   check_index(op, int(ElementwiseOp::count), dir, kNumDirections, dtype);
   const EwLauncher launch = tables().ew[op][dir][dtype];
   if (!launch) throw std::invalid_argument("fastact CUDA: this op has no such backward form");
-  const EwPlan plan = plan_elementwise(ndim, shape, out_strides, a.strides, b.data ? b.strides : nullptr);
+  if (nout < 1 || nin < 1 || nout + nin > kMaxOps) throw std::invalid_argument("fastact CUDA: bad operand counts");
+  const std::int64_t* strides[kMaxOps];
+  EwArgs x{};
+  for (int k = 0; k < nout; ++k) {
+    strides[k] = outs[k].strides;
+    x.out[k] = const_cast<void*>(outs[k].data);
+  }
+  for (int k = 0; k < nin; ++k) {
+    strides[nout + k] = ins[k].strides;
+    x.in[k] = ins[k].data;
+  }
+  const EwPlan plan = plan_elementwise(ndim, shape, nout + nin, strides);
   if (plan.n == 0) return;
   DeviceScope scope(device);
-  launch(EwArgs{a.data, b.data, out, &plan, params, reinterpret_cast<cudaStream_t>(stream), sm_count(device)});
+  x.plan = &plan;
+  x.params = params;
+  x.stream = reinterpret_cast<cudaStream_t>(stream);
+  x.sms = sm_count(device);
+  launch(x);
   check(cudaGetLastError(), "kernel launch");
 }
 

@@ -15,9 +15,9 @@ struct Operand {
   const std::int64_t* strides;  // in elements, one per dimension
 };
 
-void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, void* out,
-                 const std::int64_t* out_strides, Operand a, Operand b, const double* params,
-                 std::uintptr_t stream, int device);
+// nout outputs and nin inputs (the op's in direction dir: ops::Signature), each with its own strides.
+void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
+                 int nin, const Operand* ins, const double* params, std::uintptr_t stream, int device);
 
 // Forward (dir 0: a = x) or backward (dir 1: a = dy, b = y) along axis.
 void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,

@@ -9,16 +9,17 @@
 
 namespace fastact::cuda {
 
-inline Walk to_walk(const layout::Dims& d) {
+inline Walk to_walk(const layout::Dims& d, int nops = 3) {
   if (d.n > kMaxDims)
     throw std::invalid_argument("this layout has " + std::to_string(d.n) +
                                 " dimensions that cannot be merged; the CUDA kernels take at most " +
                                 std::to_string(kMaxDims) + " (copy the array to a contiguous one first)");
   Walk w;
   w.ndim = d.n;
+  w.nops = nops;
   for (int i = 0; i < d.n; ++i) {
     w.size[i] = d.size[i];
-    for (int k = 0; k < 3; ++k) w.st[k][i] = d.st[k][i];
+    for (int k = 0; k < nops; ++k) w.st[k][i] = d.st[k][i];
   }
   return w;
 }
@@ -29,14 +30,20 @@ struct EwPlan {
   Walk walk;  // when not contiguous
 };
 
-// sb null: no b operand (forward).
-inline EwPlan plan_elementwise(int ndim, const i64* shape, const i64* so, const i64* sa, const i64* sb) {
-  const layout::Flat f = layout::flatten(ndim, shape, so, sa, sb);
+// nops operands' strides: the outputs, then the inputs.
+inline EwPlan plan_elementwise(int ndim, const i64* shape, int nops, const i64* const* strides) {
+  if (nops > kMaxOps) throw std::invalid_argument("an element-wise launch takes at most " + std::to_string(kMaxOps) + " operands");
+  const layout::Flat f = layout::flatten(ndim, shape, nops, strides);
   EwPlan p;
   p.n = f.n;
   p.contiguous = f.contiguous;
-  if (!f.contiguous && f.n > 0) p.walk = to_walk(f.d);
+  if (!f.contiguous && f.n > 0) p.walk = to_walk(f.d, nops);
   return p;
+}
+// out, a and (sb non-null) b.
+inline EwPlan plan_elementwise(int ndim, const i64* shape, const i64* so, const i64* sa, const i64* sb) {
+  const i64* strides[3] = {so, sa, sb ? sb : so};
+  return plan_elementwise(ndim, shape, sb ? 3 : 2, strides);
 }
 
 // Rows along axis; sb null: no b operand.

@@ -134,6 +134,38 @@ FASTACT_HD void eval(const V* in, V* out, const T* p) {
   else out[0] = apply<Op, Dir>(in[0], in[1], p);
 }
 
+// Gated ops (the GLU family): an activation of one half times the other half. Gate::First: act(a) * b
+// (SwiGLU, GeGLU, ReGLU, as ONNX's SwiGLU and LLM code have it); Gate::Second: a * act(b) (PyTorch's glu).
+// The parameters are the activation's. The bits are the unfused composition's: forward act(a) * b in the
+// compute type; backward, the activation's gradient given dy * b (what act_backward(dy * b, a) gives),
+// and dy * act(a) for the other half.
+enum class Gate { First, Second };
+
+template <class Act, Gate G>
+struct Gated {
+  template <int Dir, class V, class T>
+  FASTACT_HD static void eval(const V* in, V* out, const T* p) {
+    if constexpr (Dir == kinds::kForward) {  // in: a, b; out: y
+      out[0] = G == Gate::First ? Act::template forward<V>(in[0], p) * in[1] : in[0] * Act::template forward<V>(in[1], p);
+    } else {  // in: dy, a, b; out: da, db
+      const V dy = in[0], a = in[1], b = in[2];
+      if constexpr (G == Gate::First) {
+        out[0] = Act::template backward_x<V>(dy * b, a, p);
+        out[1] = dy * Act::template forward<V>(a, p);
+      } else {
+        out[0] = dy * Act::template forward<V>(b, p);
+        out[1] = Act::template backward_x<V>(dy * a, b, p);
+      }
+    }
+  }
+};
+template <class Act, Gate G>
+struct Signature<Gated<Act, G>> {  // forward (a, b) -> y; backward (dy, a, b) -> (da, db); no backward from y
+  static constexpr int in[kinds::kNumDirections] = {2, 3, 0};
+  static constexpr int out[kinds::kNumDirections] = {1, 2, 0};
+  static constexpr bool own_eval = true;
+};
+
 // Row ops (softmax family): the per-element pieces; the row engine does the reductions.
 struct Softmax {
   static constexpr bool log = false;

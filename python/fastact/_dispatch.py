@@ -14,15 +14,20 @@ _DLPACK_CPU = 1
 
 
 def gpu_route(kind: str, op: int, direction: int, fn: str, a, b, out, extra, stream):
-    """Runs the call on the GPU when any argument is a GPU array; NotImplemented when none is."""
+    """Runs the call on the GPU when any argument is a GPU array; NotImplemented when none is. For the gated
+    kind, a is the tuple (x or gate, up, grad_output), b is unused and extra is (params, axis)."""
     from . import cuda
 
-    if not (cuda.on_gpu(a) or cuda.on_gpu(b) or cuda.on_gpu(out)):
+    arrays = list(a) if kind == "gated" else [a, b]
+    arrays += list(out) if isinstance(out, tuple) else [out]
+    if not any(cuda.on_gpu(x) for x in arrays):
         if stream is not None:
             raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and these arrays are on the CPU")
         return NotImplemented
     if kind == "elementwise":
         return cuda.elementwise(op, direction, fn, a, b, out, extra, stream)
+    if kind == "gated":
+        return cuda.gated(op, direction, fn, *a, out, *extra, stream)
     return cuda.rowwise(op, direction, fn, a, b, out, extra, stream)
 
 

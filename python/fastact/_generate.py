@@ -36,7 +36,7 @@ def _default_src(p):
 
 
 def build_functions(ops, core):
-    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_choice": _choice}
+    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_gated": core._gated, "_choice": _choice}
     funcs = {}
     for op in ops:
         name, oid, params = op["name"], op["id"], op["params"]
@@ -77,6 +77,25 @@ def build_functions(ops, core):
                     "Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array"
                     " of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are"
                     " computed in float32 and rounded once.")
+        elif op["kind"] == "gated":
+            src = (
+                f"def {name}(x, up=None, *, axis=-1{kwsig}, out=None, stream=None):\n"
+                f"    return _gated({oid}, 0, x, up, None, out, {ptuple}, axis, stream)\n"
+                f"def {name}_backward(grad_output, x, up=None, *, axis=-1{kwsig}, out=None, stream=None):\n"
+                f"    return _gated({oid}, 1, x, up, grad_output, out, {ptuple_b}, axis, stream)\n"
+            )
+            halves = ("a * act(b), act on the second half" if op["gate"] == "second" else
+                      "act(a) * b, act on the first half")
+            fdoc = (f"{op['doc']}.\n\nTwo forms: {name}(x, axis=-1) splits x into halves a (first) and b (second) along"
+                    f" axis (its length must be even); {name}(gate, up) takes a = gate and b = up, two arrays of one"
+                    f" shape. ({halves}.)\n\nArgs:\n"
+                    "    x: array of float32, float64, float16 or bfloat16, CPU or GPU (as for every fastact op)\n"
+                    "    up: the second array of the two-array form (None: split x)\n"
+                    "    axis: the axis x is split along (one-array form)\n"
+                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of the result's shape and dtype\n"
+                    "    stream: GPU arrays only: the CUDA stream to run on\n\n"
+                    "Returns a new array (out when given) of x's shape with axis halved, or of gate's shape. One pass"
+                    " over memory; the bits of the unfused composition, rounded once to the storage type.")
         else:
             src = (
                 f"def {name}(x, axis=-1, *, out=None, stream=None):\n"
@@ -99,9 +118,16 @@ def build_functions(ops, core):
         exec(compile(src, f"<fastact.{name}>", "exec"), ns)
         fwd, bwd = ns[name], ns[f"{name}_backward"]
         fwd.__doc__ = fdoc
-        bwd.__doc__ = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
-                       f" arguments (parameters, out=, stream=) are {name}'s.\nReturns grad_input (out when given), on the"
-                       " inputs' device.")
+        if op["kind"] == "gated":
+            bwd.__doc__ = (f"Gradient of {name}, in the forward's form: {name}_backward(grad_output, x, axis=-1) returns"
+                           f" grad_x (x's shape, its halves the gradients of a and b); {name}_backward(grad_output,"
+                           " gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an"
+                           " array or None); an output may be its own input (in place). The other arguments"
+                           f" (parameters, axis, stream=) are {name}'s.")
+        else:
+            bwd.__doc__ = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
+                           f" arguments (parameters, out=, stream=) are {name}'s.\nReturns grad_input (out when given),"
+                           " on the inputs' device.")
         for f in (fwd, bwd):
             f.__module__ = "fastact"
         funcs[name] = fwd

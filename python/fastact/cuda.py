@@ -237,9 +237,10 @@ def _from_cai(obj, cai, fn, name) -> _Arg:
 
 def _from_dlpack(obj, fn, name, stream) -> _Arg:
     dl_stream = 1 if stream == 0 else stream  # DLPack: 1 names the legacy default stream; 0 is not allowed
-    # the one DLPack import path (the CPU's too): checked, 64-bit strides, legacy capsules read-only
+    # the one DLPack import path (the CPU's too): checked, 64-bit strides, legacy capsules read-only, an
+    # out= never a copy
     owner, ptr, shape, strides, (code, bits, lanes), (dev_type, dev_id), readonly = _cuda.dlpack_import(
-        obj, f"fastact.{fn}: {name}", dl_stream)
+        obj, f"fastact.{fn}: {name}", dl_stream, name == "out")
     if dev_type not in (_DL_CUDA, _DL_CUDA_MANAGED):
         raise ValueError(f"fastact.{fn}: {name} is not on a CUDA device (DLPack device type {dev_type})")
     kinds = {(2, 32): _F32, (2, 64): _F64, (2, 16): _F16, (4, 16): _BF16}
@@ -306,12 +307,14 @@ def _device_of(obj, arg: _Arg) -> int:
 
 # ----------------------------------------------------------------------------------------- calls
 class _Call:
-    """The checked arguments of one GPU call."""
+    """The checked arguments of one GPU call: inputs (objs, names), and either out= or several outputs
+    (outs: (obj or None, name) pairs). same_shape=False leaves the shapes to the caller (the gated ops' halves)."""
 
-    def __init__(self, fn, objs, names, out, stream):
+    def __init__(self, fn, objs, names, out, stream, outs=None, same_shape=True):
         present = [(o, n) for o, n in zip(objs, names) if o is not None]
-        if out is not None:
-            present.append((out, "out"))
+        n_in = len(present)
+        out_slots = outs if outs is not None else [(out, "out")]
+        present += [(o, n) for o, n in out_slots if o is not None]
         gpu = [on_gpu(o) for o, _ in present]
         if not all(gpu):
             cpu = [n for (o, n), g in zip(present, gpu) if not g]
@@ -337,40 +340,47 @@ class _Call:
             if isinstance(a.cai_stream, int) and a.cai_stream != self.stream:
                 _cuda.stream_wait(a.cai_stream, self.stream, self.device)
         self.first = first
-        self.args = args[: len(present) - (out is not None)]
-        self.out = args[-1] if out is not None else None
+        self.args = args[:n_in]
+        described = iter(args[n_in:])
+        self.outs = [next(described) if o is not None else None for o, _ in out_slots]  # None: not given
+        self.out = self.outs[0] if outs is None else None
         code = self.args[0].code
         for a, (o, n) in zip(args, present):
             if a.code != code:
-                what = "out has dtype" if n == "out" else f"{n} has dtype"
+                what = f"{n} has dtype"
                 raise TypeError(f"fastact.{fn}: {what} {_NAMES[a.code]} but {present[0][1]} has {_NAMES[code]}; "
                                 "pass arrays of one dtype")
-            if a.shape != self.args[0].shape:
+            if same_shape and a.shape != self.args[0].shape:
                 raise ValueError(f"fastact.{fn}: {n} must have the shape of {present[0][1]} {self.args[0].shape}, "
                                  f"got {a.shape}")
-        if self.out is not None and self.out.readonly:
-            raise ValueError(f"fastact.{fn}: out is read-only")
-        if self.out is not None and _core._has_internal_overlap(list(self.out.shape), list(self.out.strides)):
-            raise ValueError(f"fastact.{fn}: out has elements that share memory (a broadcast or overlapping view), so "
-                             "what it would hold depends on the order of the writes; pass an array whose elements "
-                             "are distinct")
+        for o, (_, n) in zip(self.outs, out_slots):
+            if o is None:
+                continue
+            if o.readonly:
+                raise ValueError(f"fastact.{fn}: {n} is read-only")
+            if _core._has_internal_overlap(list(o.shape), list(o.strides)):
+                raise ValueError(f"fastact.{fn}: {n} has elements that share memory (a broadcast or overlapping view), "
+                                 "so what it would hold depends on the order of the writes; pass an array whose "
+                                 "elements are distinct")
         self.code = code
         self.shape = self.args[0].shape
 
-    def _new(self):
-        """A fresh result in the input's library where it can hold it, else a DeviceArray."""
+    def _new(self, shape=None):
+        """A fresh result (of the first input's shape, or shape) in the input's library where it can hold it,
+        else a DeviceArray."""
+        shape = self.shape if shape is None else tuple(shape)
         lib = _library(self.first)
         dtype = _dtype(self.code)
         if lib == "cupy" and self.code != _BF16:
             import cupy
 
             with cupy.cuda.Device(self.device):
-                return cupy.empty(self.shape, dtype=dtype)
+                return cupy.empty(shape, dtype=dtype)
         if lib == "torch":
             import torch
 
-            return torch.empty(self.shape, dtype=self.first.dtype, device=self.first.device)
-        return DeviceArray(self.shape, dtype, device=self.device, stream=self.stream)
+            return torch.empty(shape, dtype=self.first.dtype, device=self.first.device)
+        return DeviceArray(shape, dtype, device=self.device, stream=self.stream)
 
     def run(self, launch):
         """launch(dst_arg) queues the kernel; returns out (as given) or the new result."""
@@ -388,16 +398,31 @@ class _Call:
                        self.stream, self.device)
         else:
             launch(dst)
-        _mark(self.out.obj, self.stream)
+        _written(self.out.obj, self.stream)
         return self.out.obj
 
 
+def _written(obj, stream):
+    """After a launch wrote into obj (given as out=): autograd sees the write, a DeviceArray its stream."""
+    if _is_torch(obj):
+        import torch
+
+        torch.autograd.graph.increment_version(obj)
+    _mark(obj, stream)
+
+
 def _overlaps_differently(out: _Arg, a: _Arg) -> bool:
+    """Whether out shares memory with a other than as its very same elements (in place is safe)."""
     olo, ohi = out.extent()
     ilo, ihi = a.extent()
     if ohi <= ilo or ihi <= olo or olo == ohi or ilo == ihi:
         return False
-    return not (out.ptr == a.ptr and list(out.strides) == list(a.strides))  # in place is safe
+    if out.ptr == a.ptr and out.shape == a.shape and all(
+            n <= 1 or s == t for n, s, t in zip(out.shape, out.strides, a.strides)):
+        return False  # in place
+    isz = _ITEMSIZE[out.code]
+    return _core._may_share_memory(out.ptr, list(out.shape), [s * isz for s in out.strides], a.ptr, list(a.shape),
+                                   [s * isz for s in a.strides], isz)
 
 
 def _mark(obj, stream):
@@ -434,8 +459,8 @@ def elementwise(op, direction, fn, a, b, out, params, stream):
     if fast is not None:
         code, dev, s, r = fast
         _core._check_params(op, direction, tuple(params[:_nparams(op)]), code)
-        _cuda.elementwise(op, direction, code, list(a.shape), (r.data_ptr(), list(r.stride())),
-                          (a.data_ptr(), list(a.stride())), (b.data_ptr(), list(b.stride())) if direction else None,
+        _cuda.elementwise(op, direction, code, list(a.shape), [(r.data_ptr(), list(r.stride()))],
+                          [(a.data_ptr(), list(a.stride()))] + ([(b.data_ptr(), list(b.stride()))] if direction else []),
                           list(params), s, dev)
         return r
     names = ("grad_output" if direction else "x", "x" if direction == 1 else "y")
@@ -444,10 +469,105 @@ def elementwise(op, direction, fn, a, b, out, params, stream):
     b_arg = call.args[1] if direction else None
 
     def launch(dst):
-        _cuda.elementwise(op, direction, call.code, list(call.shape), _pair(dst), _pair(call.args[0]), _pair(b_arg),
-                          list(params), call.stream, call.device)
+        _cuda.elementwise(op, direction, call.code, list(call.shape), [_pair(dst)],
+                          [_pair(call.args[0])] + ([_pair(b_arg)] if direction else []), list(params), call.stream,
+                          call.device)
 
     return call.run(launch)
+
+
+def _half(a: _Arg, axis: int, second: bool) -> _Arg:
+    """The first or second half of a along axis, as an argument (a view: the same memory)."""
+    h = _Arg()
+    h.obj, h.keep, h.code, h.device, h.readonly, h.cai_stream = a.obj, a, a.code, a.device, a.readonly, None
+    shape = list(a.shape)
+    shape[axis] //= 2
+    h.shape = tuple(shape)
+    h.strides = list(a.strides)
+    h.ptr = a.ptr + (shape[axis] * a.strides[axis] * _ITEMSIZE[a.code] if second else 0)
+    return h
+
+
+def gated(op, direction, fn, x, up, grad, out, params, axis, stream):
+    """The GLU family on GPU arrays: one array split along axis (up None) or two; forward, or the backward
+    (direction 1) from grad_output. The same checks, forms and outputs as the CPU path (module.cpp gated)."""
+    split = up is None
+    in_objs = ([grad] if direction else []) + ([x] if split else [x, up])
+    in_names = (["grad_output"] if direction else []) + (["x"] if split else ["gate", "up"])
+    if direction and not split:
+        if out is not None and not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"fastact.{fn}: out must be a tuple (grad_gate, grad_up), each an array or None, got "
+                            f"{type(out).__name__}")
+        slots = list(zip(out if out is not None else (None, None), ("out[0]", "out[1]")))
+    else:
+        if isinstance(out, tuple):
+            raise TypeError(f"fastact.{fn}: out must be an array, got a tuple")
+        slots = [(out, "out")]
+    call = _Call(fn, in_objs, in_names, None, stream, outs=slots, same_shape=False)
+    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)
+    xa = call.args[1 if direction else 0]
+    if split:
+        nd = len(xa.shape)
+        if nd == 0:
+            raise ValueError(f"fastact.{fn}: x must have at least one dimension (got a 0-d array)")
+        if not -nd <= axis < nd:
+            raise ValueError(f"fastact.{fn}: axis {axis} is out of range for an array of {nd} dimensions")
+        ax = axis % nd
+        if xa.shape[ax] % 2:
+            raise ValueError(f"fastact.{fn}: x has length {xa.shape[ax]} along axis {axis}, which cannot be split in "
+                             "halves (an even length is needed)")
+        a, b = _half(xa, ax, False), _half(xa, ax, True)
+        half_name = "x with its axis halved"
+    else:
+        a, b = xa, call.args[-1]
+        if b.shape != a.shape:
+            raise ValueError(f"fastact.{fn}: up must have the shape of gate {a.shape}, got {b.shape}")
+        half_name = "gate"
+    ins = [a, b]
+    if direction:
+        dy = call.args[0]
+        if dy.shape != a.shape:
+            raise ValueError(f"fastact.{fn}: grad_output must have the shape of {half_name} {a.shape}, got {dy.shape}")
+        ins.insert(0, dy)
+    # the outputs: (given or new) arrays, and the arguments the kernel writes (halves of grad_x, temporaries)
+    results, dsts = [], []
+    if direction and split:
+        gx = call.outs[0]
+        if gx is not None and gx.shape != xa.shape:
+            raise ValueError(f"fastact.{fn}: out must have the shape of x {xa.shape}, got {gx.shape}")
+        obj = gx.obj if gx is not None else call._new(xa.shape)
+        gx = gx if gx is not None else _describe(obj, "out", fn, call.stream)
+        results.append(obj)
+        dsts = [_half(gx, ax, False), _half(gx, ax, True)]
+    else:
+        for o, (given, name) in zip(call.outs, slots):
+            if o is not None and o.shape != a.shape:
+                raise ValueError(f"fastact.{fn}: {name} must have the shape of {half_name} {a.shape}, got {o.shape}")
+            obj = o.obj if o is not None else call._new(a.shape)
+            results.append(obj)
+            dsts.append(o if o is not None else _describe(obj, name, fn, call.stream))
+    if len(dsts) == 2 and not split and (dsts[0].ptr == dsts[1].ptr or _overlaps_differently(dsts[0], dsts[1])):
+        raise ValueError(f"fastact.{fn}: out's two arrays share memory; pass two separate arrays")
+    writes, copies = [], []
+    for d in dsts:  # an output overlapping an input other than as its very same elements: a temporary
+        if any(_overlaps_differently(d, i) for i in ins):
+            tmp = DeviceArray(a.shape, _dtype(call.code), device=call.device, stream=call.stream)
+            copies.append((d, tmp._arg()))
+            writes.append(copies[-1][1])
+        else:
+            writes.append(d)
+    _cuda.elementwise(op, direction, call.code, list(a.shape), [_pair(w) for w in writes], [_pair(i) for i in ins],
+                      list(params), call.stream, call.device)
+    for d, t in copies:
+        _cuda.copy(_ITEMSIZE[call.code], list(a.shape), (d.ptr, d.strides), (t.ptr, t.strides), call.stream, call.device)
+    for (given, _), r in zip(slots, results):
+        if given is not None:
+            _written(r, call.stream)
+        else:
+            _mark(r, call.stream)
+    if direction and not split:
+        return tuple(results)
+    return results[0]
 
 
 def rowwise(op, direction, fn, a, b, out, axis, stream):
@@ -480,7 +600,7 @@ _NPARAMS = {}
 
 def _nparams(op: int) -> int:
     if not _NPARAMS:
-        _NPARAMS.update({o["id"]: len(o["params"]) for o in _core.ops() if o["kind"] == "elementwise"})
+        _NPARAMS.update({o["id"]: len(o["params"]) for o in _core.ops() if o["kind"] != "row"})
     return _NPARAMS[op]
 
 

@@ -185,3 +185,36 @@ TEST(ThreadPool, MovesNeverPinAWorker) {
   EXPECT_EQ(narrowed.load(), 0) << "a task ran on a thread whose affinity was left narrowed";
   fastact::set_num_threads(before);
 }
+
+TEST(Api, GatedOpsInBothForms) {
+  // rows of 2 * half: the one-array form splits each row; the two-array form takes the halves
+  const std::size_t rows = 5, half = 37;
+  std::vector<float> x(rows * 2 * half), gate(rows * half), up(rows * half), y1(rows * half), y2(rows * half);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = -6.0f + 12.0f * float((i * 7919) % 1000) / 1000.0f;
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < half; ++j) {
+      gate[r * half + j] = x[r * 2 * half + j];
+      up[r * half + j] = x[r * 2 * half + half + j];
+    }
+  fastact::swiglu(x.data(), y1.data(), rows, half, 0.5);
+  fastact::swiglu(gate.data(), up.data(), y2.data(), rows * half, 0.5);
+  EXPECT_EQ(y1, y2);
+  std::vector<float> silu(rows * half);
+  fastact::silu(gate.data(), silu.data(), rows * half, 0.5);
+  for (std::size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(y2[i], silu[i] * up[i]);  // the unfused bits
+  std::vector<float> dy(rows * half, 0.75f), dx(x.size()), dg(rows * half), du(rows * half);
+  fastact::geglu_backward(dy.data(), x.data(), dx.data(), rows, half, fastact::GeluApprox::tanh);
+  fastact::geglu_backward(dy.data(), gate.data(), up.data(), dg.data(), du.data(), rows * half, fastact::GeluApprox::tanh);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < half; ++j) {
+      ASSERT_EQ(dx[r * 2 * half + j], dg[r * half + j]);
+      ASSERT_EQ(dx[r * 2 * half + half + j], du[r * half + j]);
+    }
+  std::vector<float> g2 = gate, u2 = up;  // in place
+  fastact::geglu_backward(dy.data(), g2.data(), u2.data(), g2.data(), u2.data(), rows * half, fastact::GeluApprox::tanh);
+  EXPECT_EQ(g2, dg);
+  EXPECT_EQ(u2, du);
+  EXPECT_THROW(fastact::glu_backward(dy.data(), gate.data(), up.data(), dg.data(), dg.data(), rows * half), fastact::Error);
+  EXPECT_THROW(fastact::swiglu(gate.data(), up.data(), y1.data(), rows * half, 1e39), fastact::Error);
+  EXPECT_THROW(fastact::reglu(gate.data(), up.data(), gate.data() + 1, rows * half - 1), fastact::Error);  // shifted
+}

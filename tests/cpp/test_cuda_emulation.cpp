@@ -89,10 +89,22 @@ template <class S, class Op, int Dir>
 void check_ew(const cpu::OpInfo& op) {
   using Body = cuda::EwBody<S, Op, Dir>;
   using C = typename Body::C;
-  constexpr bool has_b = Dir != kinds::kForward;
+  constexpr int NI = Body::NI, NO = Body::NO;
   const cpu::EwKernel k = ref().ew[op.id][Dir][dtype_of<S>()];
   ASSERT_TRUE(k);
   const std::string name = std::string(op.name) + " dir " + std::to_string(Dir) + " dtype " + std::to_string(dtype_of<S>());
+  auto ptrs = [](std::vector<std::vector<S>>& in, std::size_t ia, std::vector<std::vector<S>>& out, std::size_t io) {
+    typename Body::Ptrs q;
+    for (int i = 0; i < NI; ++i) q.in[i] = in[std::size_t(i)].data() + ia;
+    for (int o = 0; o < NO; ++o) q.out[o] = out[std::size_t(o)].data() + io;
+    return q;
+  };
+  auto inputs_of = [](std::size_t n, unsigned seed) {
+    std::vector<std::vector<S>> v;
+    for (int i = 0; i < NI; ++i) v.push_back(inputs<S>(n, seed + unsigned(i)));
+    return v;
+  };
+  auto outputs_of = [](std::size_t n) { return std::vector<std::vector<S>>(NO, std::vector<S>(n)); };
   for (const auto& pv : param_sets(op)) {
     const cuda::Params<C> p = cuda::to_params<C>(pv.data());
     // Contiguous: sizes around the pack width and the grid, every alignment phase of each operand.
@@ -101,45 +113,58 @@ void check_ew(const cpu::OpInfo& op) {
       for (int pa = 0; pa < Body::kPack; pa += (n > 100 ? 3 : 1)) {
         for (int po : {0, pa, (pa + 1) % Body::kPack}) {
           const std::size_t pad = 16;
-          auto a = inputs<S>(n + pad, unsigned(n * 7 + pa)), b = inputs<S>(n + pad, unsigned(n * 7 + pa + 1));
-          std::vector<S> want(n + pad), got(n + pad);
-          k(a.data() + pa, has_b ? b.data() + pa : nullptr, want.data(), n, pv.data());
+          auto in = inputs_of(n + pad, unsigned(n * 7 + pa));
+          auto want = outputs_of(n + pad), got = outputs_of(n + pad);
+          std::vector<S*> pin;
+          for (auto& v : in) pin.push_back(v.data() + pa);
+          testing_util::call(k, pin, testing_util::data_of(want), n, pv.data());
           const int sm = n > 1000 ? 1 : 132;
-          launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, sm), [&](Coord c) {
-            Body::contiguous(a.data() + pa, has_b ? b.data() + pa : nullptr, got.data() + po, i64(n), p, c);
-          });
-          ASSERT_TRUE(same_bits(got.data() + po, want.data(), n, name + " n=" + std::to_string(n)));
+          const auto q = ptrs(in, std::size_t(pa), got, std::size_t(po));
+          launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, sm), [&](Coord c) { Body::contiguous(q, i64(n), p, c); });
+          for (int o = 0; o < NO; ++o)
+            ASSERT_TRUE(same_bits(got[std::size_t(o)].data() + po, want[std::size_t(o)].data(), n, name + " n=" + std::to_string(n)));
         }
       }
     }
-    // Long enough that every thread of a one-SM grid takes several packs, in place.
+    // Long enough that every thread of a one-SM grid takes several packs, in place (the outputs over the
+    // last inputs, as testing_util::in_place_outputs).
     {
       const std::size_t n = cuda::kBlocksPerSm * cuda::kThreads * Body::kPack * 3 + 5;
-      auto a = inputs<S>(n, 5), b = inputs<S>(n, 6);
-      std::vector<S> want(n);
-      k(a.data(), has_b ? b.data() : nullptr, want.data(), n, pv.data());
-      launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, 1), [&](Coord c) {
-        Body::contiguous(a.data(), has_b ? b.data() : nullptr, a.data(), i64(n), p, c);
-      });
-      ASSERT_TRUE(same_bits(a.data(), want.data(), n, name + " in place, long"));
+      auto in = inputs_of(n, 5);
+      auto want = outputs_of(n);
+      testing_util::call(k, testing_util::data_of(in), testing_util::data_of(want), n, pv.data());
+      typename Body::Ptrs q;
+      for (int i = 0; i < NI; ++i) q.in[i] = in[std::size_t(i)].data();
+      for (int o = 0; o < NO; ++o) q.out[o] = in[std::size_t(NI - NO + o)].data();
+      launch(cuda::grid_for(Body::items(i64(n)), cuda::kThreads, 1), [&](Coord c) { Body::contiguous(q, i64(n), p, c); });
+      for (int o = 0; o < NO; ++o)
+        ASSERT_TRUE(same_bits(in[std::size_t(NI - NO + o)].data(), want[std::size_t(o)].data(), n, name + " in place, long"));
     }
-    // Strided: a transposed, step-2 view of a 3-d buffer, through the same plan as the launcher.
+    // Strided: transposed, stepped views of 3-d buffers, through the same plan as the launcher.
     for (int sm : kSmCounts) {
       const i64 shape[3] = {3, 37, 5};
-      const i64 sa[3] = {2, 30, 6};     // a (37, 5, 6) buffer, last axis stepped by 2, moved to the front
-      const i64 sb[3] = {37 * 5, 5, 1};  // C order
-      const i64 so[3] = {1, 3 * 5, 3};   // a permutation
+      const i64 s_in[3][3] = {{2, 30, 6}, {37 * 5, 5, 1}, {1, 3 * 5, 3}};  // a stepped transpose, C order, a permutation
+      const i64 s_out[2][3] = {{1, 3 * 5, 3}, {37 * 5, 5, 1}};
       const std::size_t span = 6 * 37 * 5 + 8;
-      auto a = inputs<S>(span, 11), b = inputs<S>(span, 12);
-      std::vector<S> want(span), got(span);
-      cpu::run_elementwise(k, int(sizeof(S)), 3, shape, want.data(), so, {a.data(), sa}, {has_b ? b.data() : nullptr, sb},
-                           pv.data());
-      const cuda::EwPlan plan = cuda::plan_elementwise(3, shape, so, sa, has_b ? sb : nullptr);
+      auto in = inputs_of(span, 11);
+      auto want = outputs_of(span), got = outputs_of(span);
+      cpu::Operand ci[NI], co[NO];
+      const i64* strides[cuda::kMaxOps];
+      for (int o = 0; o < NO; ++o) {
+        co[o] = {want[std::size_t(o)].data(), s_out[o]};
+        strides[o] = s_out[o];
+      }
+      for (int i = 0; i < NI; ++i) {
+        ci[i] = {in[std::size_t(i)].data(), s_in[i]};
+        strides[NO + i] = s_in[i];
+      }
+      cpu::run_elementwise(k, int(sizeof(S)), 3, shape, NO, co, NI, ci, pv.data());
+      const cuda::EwPlan plan = cuda::plan_elementwise(3, shape, NI + NO, strides);
       ASSERT_FALSE(plan.contiguous);
-      launch(cuda::grid_for(plan.n, cuda::kThreads, sm), [&](Coord c) {
-        Body::strided(a.data(), has_b ? b.data() : nullptr, got.data(), plan.walk, plan.n, p, c);
-      });
-      ASSERT_TRUE(same_bits(got.data(), want.data(), span, name + " strided"));
+      const auto q = ptrs(in, 0, got, 0);
+      launch(cuda::grid_for(plan.n, cuda::kThreads, sm), [&](Coord c) { Body::strided(q, plan.walk, plan.n, p, c); });
+      for (int o = 0; o < NO; ++o)
+        ASSERT_TRUE(same_bits(got[std::size_t(o)].data(), want[std::size_t(o)].data(), span, name + " strided"));
     }
   }
 }
@@ -163,6 +188,11 @@ TEST(CudaEmulation, ElementwiseMatchesCpuScalar) {
 #define FASTACT_CHECK_EW(name, Op, from, ...) \
   check_ew_op<ops::Op, BackwardFrom::from>(cpu::elementwise_ops().at(int(ElementwiseOp::name)));
   FASTACT_ELEMENTWISE_OPS(FASTACT_CHECK_EW)
+#define FASTACT_CHECK_GATED(name, Act, which, ...)                                                     \
+  check_ew_op<ops::Gated<ops::Act, ops::Gate::which>, BackwardFrom::FromX>(                            \
+      cpu::elementwise_ops().at(int(ElementwiseOp::name)));
+  FASTACT_GATED_OPS(FASTACT_CHECK_GATED)
+#undef FASTACT_CHECK_GATED
 #undef FASTACT_CHECK_EW
 }
 

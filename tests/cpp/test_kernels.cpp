@@ -20,6 +20,9 @@
 #include "test_util.h"
 
 using namespace fastact;
+using testing_util::call;
+using testing_util::data_of;
+using testing_util::in_place_outputs;
 using testing_util::param_sets;
 
 namespace {
@@ -68,16 +71,18 @@ void check_elementwise(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
         cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
         ASSERT_EQ(bool(k), bool(r));
         if (!k) continue;
+        const int ni = op.n_in[dir], no = op.n_out[dir];
         for (std::size_t n : kSizes) {
-          auto a = inputs<T>(n, unsigned(n) + 1), b = inputs<T>(n, unsigned(n) + 2);
-          std::vector<T> yk(n), yr(n);
-          k(a.data(), b.data(), yk.data(), n, p.data());
-          r(a.data(), b.data(), yr.data(), n, p.data());
-          EXPECT_TRUE(same_bits(yk, yr)) << t.isa << " " << op.name << " dir " << dir << " n " << n;
-          // in place
-          std::vector<T> io = a;
-          k(io.data(), b.data(), io.data(), n, p.data());
-          EXPECT_TRUE(same_bits(io, yr)) << t.isa << " " << op.name << " in place, n " << n;
+          std::vector<std::vector<T>> in, yk(no, std::vector<T>(n)), yr(no, std::vector<T>(n));
+          for (int i = 0; i < ni; ++i) in.push_back(inputs<T>(n, unsigned(n) + 1 + unsigned(i)));
+          call(k, data_of(in), data_of(yk), n, p.data());
+          call(r, data_of(in), data_of(yr), n, p.data());
+          for (int o = 0; o < no; ++o)
+            EXPECT_TRUE(same_bits(yk[o], yr[o])) << t.isa << " " << op.name << " dir " << dir << " n " << n << " out " << o;
+          auto io = in;  // in place
+          call(k, data_of(io), in_place_outputs(data_of(io), no), n, p.data());
+          for (int o = 0; o < no; ++o)
+            EXPECT_TRUE(same_bits(io[std::size_t(ni - no + o)], yr[o])) << t.isa << " " << op.name << " in place, n " << n;
         }
       }
     }
@@ -106,11 +111,12 @@ void check_rows(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
 
 // 16-bit storage: every op on all 65536 input patterns (and random second operands), every direction.
 void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt) {
-  std::vector<std::uint16_t> a(1 << 16), b(1 << 16);
+  std::vector<std::uint16_t> a(1 << 16), b(1 << 16), c(1 << 16);
   std::mt19937 rng(9);
   for (std::size_t i = 0; i < a.size(); ++i) {
     a[i] = std::uint16_t(i);
     b[i] = std::uint16_t(rng());
+    c[i] = std::uint16_t(rng());
   }
   auto as_float = [dt](std::uint16_t u) { return dt == cpu::kF16 ? to_float(half{u}) : to_float(bfloat16{u}); };
   for (const auto& op : cpu::elementwise_ops())
@@ -118,14 +124,22 @@ void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt)
       for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
         cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
         if (!k) continue;
-        for (std::size_t n : {a.size(), std::size_t(37)}) {
-          std::vector<std::uint16_t> yk(n), yr(n);
-          k(a.data(), b.data(), yk.data(), n, p.data());
-          r(a.data(), b.data(), yr.data(), n, p.data());
-          for (std::size_t i = 0; i < n; ++i)
-            if (yk[i] != yr[i] && !(std::isnan(as_float(yk[i])) && std::isnan(as_float(yr[i]))))
-              FAIL() << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " input " << a[i];
-        }
+        const int no = op.n_out[dir];
+        // every pattern as each input in turn (the others random)
+        const std::vector<std::vector<std::uint16_t*>> orders = {{a.data(), b.data(), c.data()},
+                                                                 {b.data(), a.data(), c.data()},
+                                                                 {c.data(), b.data(), a.data()}};
+        for (int order = 0; order < op.n_in[dir]; ++order)
+          for (std::size_t n : {a.size(), std::size_t(37)}) {
+            std::vector<std::uint16_t*> in(orders[std::size_t(order)].begin(), orders[std::size_t(order)].begin() + op.n_in[dir]);
+            std::vector<std::vector<std::uint16_t>> yk(no, std::vector<std::uint16_t>(n)), yr(no, std::vector<std::uint16_t>(n));
+            call(k, in, data_of(yk), n, p.data());
+            call(r, in, data_of(yr), n, p.data());
+            for (int o = 0; o < no; ++o)
+              for (std::size_t i = 0; i < n; ++i)
+                if (yk[o][i] != yr[o][i] && !(std::isnan(as_float(yk[o][i])) && std::isnan(as_float(yr[o][i]))))
+                  FAIL() << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " input " << a[i];
+          }
       }
   for (const auto& op : cpu::row_ops())
     for (int dir = 0; dir < 2; ++dir)
@@ -229,19 +243,25 @@ void check_streaming(const cpu::KernelTable& t) {
       cpu::EwKernel k = t.ew[op.id][dir][dt];
       if (!k) continue;
       const auto p = param_sets(op).front();
+      const int ni = op.n_in[dir], no = op.n_out[dir];
       for (std::size_t n : {std::size_t(300), std::size_t(1001)})
         for (std::size_t shift = 0; shift < 17; ++shift) {
-          auto a = inputs<T>(n, unsigned(n + shift)), b = inputs<T>(n, unsigned(n + shift + 7));
-          std::vector<T> plain(n), streamed(n + shift), io = a;
+          std::vector<std::vector<T>> in, plain(no, std::vector<T>(n)), streamed(no, std::vector<T>(n + shift));
+          for (int i = 0; i < ni; ++i) in.push_back(inputs<T>(n, unsigned(n + shift + 7 * std::size_t(i))));
+          auto io = in;
+          std::vector<T*> shifted;
+          for (auto& v : streamed) shifted.push_back(v.data() + shift);
           cpu::set_stream_min_bytes(~std::size_t(0));
-          k(a.data(), b.data(), plain.data(), n, p.data());
+          call(k, data_of(in), data_of(plain), n, p.data());
           cpu::set_stream_min_bytes(64);
-          k(a.data(), b.data(), streamed.data() + shift, n, p.data());
-          k(io.data(), b.data(), io.data(), n, p.data());
+          call(k, data_of(in), shifted, n, p.data());
+          call(k, data_of(io), in_place_outputs(data_of(io), no), n, p.data());
           cpu::set_stream_min_bytes(saved);
-          EXPECT_TRUE(same_bits(std::vector<T>(streamed.begin() + std::ptrdiff_t(shift), streamed.end()), plain))
-              << t.isa << " " << op.name << " dir " << dir << " n " << n << " shift " << shift;
-          EXPECT_TRUE(same_bits(io, plain)) << t.isa << " " << op.name << " in place, n " << n;
+          for (int o = 0; o < no; ++o) {
+            EXPECT_TRUE(same_bits(std::vector<T>(streamed[o].begin() + std::ptrdiff_t(shift), streamed[o].end()), plain[o]))
+                << t.isa << " " << op.name << " dir " << dir << " n " << n << " shift " << shift;
+            EXPECT_TRUE(same_bits(io[std::size_t(ni - no + o)], plain[o])) << t.isa << " " << op.name << " in place, n " << n;
+          }
         }
     }
   cpu::set_stream_min_bytes(saved);

@@ -2,6 +2,8 @@
 #pragma once
 #include <vector>
 
+#include "cpu/kernels.h"
+
 #include "cpu/op_info.h"
 
 namespace fastact::testing_util {
@@ -18,6 +20,30 @@ inline std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
     sets.push_back(alt);
   }
   return sets;
+}
+
+// Calls an element-wise kernel on the op's operands in a direction: ins[0..n_in), outs[0..n_out).
+template <class T>
+void call(const cpu::EwKernel& k, const std::vector<T*>& ins, const std::vector<T*>& outs, std::size_t n,
+          const double* params) {
+  std::vector<const void*> in(ins.begin(), ins.end());
+  std::vector<void*> out(outs.begin(), outs.end());
+  k.fn(in.data(), out.data(), n, params);
+}
+
+// Pointers to the data of each vector.
+template <class T>
+std::vector<T*> data_of(std::vector<std::vector<T>>& v) {
+  std::vector<T*> p;
+  for (auto& x : v) p.push_back(x.data());
+  return p;
+}
+
+// In place, an op's outputs are its last inputs (x for a unary forward and for its backward's dx; a and
+// b for a gated op's (da, db)): the element-wise walk reads each element before writing it.
+template <class T>
+std::vector<T*> in_place_outputs(const std::vector<T*>& ins, int n_out) {
+  return std::vector<T*>(ins.end() - n_out, ins.end());
 }
 
 }  // namespace fastact::testing_util

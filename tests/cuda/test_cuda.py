@@ -10,7 +10,7 @@ import pytest
 
 import fastact
 from fastact import cuda
-from conftest import BACKWARD_X_VARIANTS, BACKWARD_Y_VARIANTS, ELEMENTWISE_VARIANTS, ROW
+from conftest import BACKWARD_X_VARIANTS, BACKWARD_Y_VARIANTS, ELEMENTWISE_VARIANTS, GATED, ROW
 
 if not cuda.is_available():  # one skip for the module, not one per case
     pytest.skip(f"GPU suite: {cuda.unavailable_reason()}", allow_module_level=True)
@@ -292,3 +292,25 @@ def test_hardening_on_the_gpu():
     assert_same(fastact.relu(Legacy(x)).get(), fastact.relu(x.cpu().numpy()))  # a DeviceArray result
     with pytest.raises(ValueError, match="out is read-only"):
         fastact.relu(x, out=legacy)
+
+
+@pytest.mark.parametrize("op", GATED, ids=lambda o: o["name"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_gated_match_cpu(op, dtype):
+    """The GLU family on the GPU: both forms, forward and backward, in place, the CPU's bits."""
+    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    x = host_values(dtype, (64, 130), seed=3)
+    dy = host_values(dtype, (64, 65), seed=4)
+    a, b = np.ascontiguousarray(x[:, :65]), np.ascontiguousarray(x[:, 65:])
+    assert_same(f(cuda.to_device(x)).get(), f(x))
+    assert_same(f(cuda.to_device(x.T.copy()), axis=0).get(), f(x.T.copy(), axis=0))
+    assert_same(fb(cuda.to_device(dy), cuda.to_device(x)).get(), fb(dy, x))
+    assert_same(f(cuda.to_device(a), cuda.to_device(b)).get(), f(a, b))
+    ga, gb = fb(cuda.to_device(dy), cuda.to_device(a), cuda.to_device(b))
+    wa, wb = fb(dy, a, b)
+    assert_same(ga.get(), wa)
+    assert_same(gb.get(), wb)
+    da, db = cuda.to_device(a), cuda.to_device(b)
+    fb(cuda.to_device(dy), da, db, out=(da, db))  # in place over gate and up
+    assert_same(da.get(), wa)
+    assert_same(db.get(), wb)

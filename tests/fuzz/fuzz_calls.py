@@ -131,9 +131,57 @@ def same(a, b):
 
 
 @atheris.instrument_func
+def gated_input(fdp, op):
+    """A GLU-family call: one array split along an axis, or two; forward or backward; out= of its kind."""
+    direction = fdp.ConsumeIntInRange(0, 1)
+    split = fdp.ConsumeBool()
+    fn = getattr(fastact, op["name"] + ("_backward" if direction else ""))
+    ndim = fdp.ConsumeIntInRange(0, 3)
+    shape = [fdp.ConsumeIntInRange(0, 4) for _ in range(ndim)]
+    dtype = DTYPES[fdp.ConsumeIntInRange(0, len(DTYPES) - 1)]
+    kwargs = {p["name"]: draw_param(fdp, p) for p in op["params"] if fdp.ConsumeBool()}
+    if split and ndim:
+        axis = fdp.ConsumeIntInRange(-ndim, ndim - 1)
+        kwargs["axis"] = axis
+        if fdp.ConsumeIntInRange(0, 7):
+            shape[axis] *= 2  # mostly even: the odd ones are errors
+    x, _ = draw_array(fdp, tuple(shape), dtype)
+    half = list(shape)
+    if split and ndim:
+        half[kwargs["axis"]] //= 2
+    arrays = [x] if split else [x, draw_array(fdp, tuple(shape), dtype)[0]]
+    if direction:
+        arrays.insert(0, draw_array(fdp, tuple(half if split else shape), dtype)[0])
+    out = None
+    k = fdp.ConsumeIntInRange(0, 3)
+    if k == 1:
+        out = draw_array(fdp, tuple(shape if (direction and split) else half if split else shape), dtype)[0]
+    elif k == 2 and direction and not split:
+        out = (arrays[1], arrays[2]) if fdp.ConsumeBool() else (None, draw_array(fdp, tuple(shape), dtype)[0])
+    elif k == 3:
+        out = arrays[-1]  # in place (or a wrong one: an error)
+    try:
+        with np.errstate(all="ignore"):
+            want = fn(*[np.array(a, order="C") for a in arrays], **kwargs)
+    except EXPECTED:
+        want = None
+    try:
+        with np.errstate(all="ignore"):
+            got = fn(*arrays, **kwargs, **({} if out is None else {"out": out}))
+    except EXPECTED:
+        return
+    if want is not None:
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            if not same(g, w):
+                raise Finding(f"{fn.__name__}: a layout gave another answer than contiguous copies")
+
+
+@atheris.instrument_func
 def one_input(data: bytes):
     fdp = atheris.FuzzedDataProvider(data)
     op = OPS[fdp.ConsumeIntInRange(0, len(OPS) - 1)]
+    if op["kind"] == "gated":
+        return gated_input(fdp, op)
     row = op["kind"] == "row"
     direction = fdp.ConsumeIntInRange(0, 2)  # forward, backward from x, backward from y
     fn = getattr(fastact, op["name"] + ("_backward" if direction else ""))

@@ -64,7 +64,23 @@ void set_num_threads(int n);
 #define FASTACT_DECL_ROW(op, F, from, doc) \
   FASTACT_DECL_ROW_T(op, float) FASTACT_DECL_ROW_T(op, double) FASTACT_DECL_ROW_T(op, half) FASTACT_DECL_ROW_T(op, bfloat16)
 
+// Gated ops (the GLU family): op(gate, up, y, n) on two arrays, or op(x, y, rows, half_len) on rows of 2 * half_len
+// split in halves (a: the first, b: the second); backward op_backward(dy, gate, up, dgate, dup, n), or
+// op_backward(dy, x, dx, rows, half_len) with dx of x's layout. Outputs may be their matching inputs.
+#define FASTACT_DECL_GATED_T(op, T, params)                                                                       \
+  void op(const T* gate, const T* up, T* y, std::size_t n FASTACT_PARAMS_APPLY(DECL, params));                   \
+  void op(const T* x, T* y, std::size_t rows, std::size_t half_len FASTACT_PARAMS_APPLY(DECL, params));              \
+  void op##_backward(const T* dy, const T* gate, const T* up, T* dgate, T* dup,                                  \
+                     std::size_t n FASTACT_PARAMS_APPLY(DECL, params));                                          \
+  void op##_backward(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t half_len FASTACT_PARAMS_APPLY(DECL, params));
+#define FASTACT_DECL_GATED(op, Act, which, doc, params)                                                          \
+  FASTACT_DECL_GATED_T(op, float, params)                                                                        \
+  FASTACT_DECL_GATED_T(op, double, params)                                                                       \
+  FASTACT_DECL_GATED_T(op, half, params)                                                                         \
+  FASTACT_DECL_GATED_T(op, bfloat16, params)
+
 FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_EW)
+FASTACT_GATED_OPS(FASTACT_DECL_GATED)
 FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 
 #undef FASTACT_P_DECL
@@ -75,5 +91,7 @@ FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 #undef FASTACT_DECL_EW
 #undef FASTACT_DECL_ROW_T
 #undef FASTACT_DECL_ROW
+#undef FASTACT_DECL_GATED_T
+#undef FASTACT_DECL_GATED
 
 }  // namespace fastact

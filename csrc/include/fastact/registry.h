@@ -1,6 +1,7 @@
 // The op registry: every activation is declared here once. The C++ API, the kernel tables of every
 // ISA, the Python bindings and wrappers, their docstrings and the tests are all generated from these
-// lines. Adding an op = its math (csrc/math/ops.h) + one line here.
+// lines. Adding an op = its math (csrc/math/ops.h) + one line here; a gated op, one line over an
+// activation that is already here.
 //
 // OP(name, Functor, backward_from, "one-line description", params)
 //   backward_from: FromX            backward needs the forward input x
@@ -40,6 +41,16 @@ constexpr double param_value(T v) {
   OP(sigmoid, Sigmoid, FromXorY, "1 / (1 + exp(-x))", )                                                 \
   OP(tanh, Tanh, FromXorY, "tanh(x)", )
 
+// Gated ops (the GLU family): an activation (an op above) of one half times the other. Both forms take
+// them: one array split into halves a and b along an axis, or two arrays (a = the gate, b = up).
+// GATED(name, activation functor, the half it acts on: First (a) or Second (b), doc, params: the activation's,
+// under the names this op gives them). Backward from the inputs: (dy, a, b) -> (da, db).
+#define FASTACT_GATED_OPS(OP)                                                                                  \
+  OP(glu, Sigmoid, Second, "a * sigmoid(b) (PyTorch's glu: the second half gates)", )                          \
+  OP(swiglu, Silu, First, "silu(a) * b, silu's beta = alpha (SwiGLU; ONNX SwiGLU)", FASTACT_PARAM(alpha, 1.0, Any)) \
+  OP(geglu, Gelu, First, "gelu(a) * b (GeGLU)", FASTACT_CHOICE(approximate, GeluApprox, none, "none|tanh"))     \
+  OP(reglu, Relu, First, "relu(a) * b (ReGLU)", )
+
 // Row ops reduce along one axis; their backward takes the forward output y.
 #define FASTACT_ROW_OPS(OP)                                  \
   OP(softmax, Softmax, FromY, "exp(x - max) / sum(exp(x - max)) along axis") \
@@ -68,7 +79,8 @@ constexpr double param_value(T v) {
 namespace fastact {
 // Dense ids, in registry order.
 #define FASTACT_ID(name, ...) name,
-enum class ElementwiseOp { FASTACT_ELEMENTWISE_OPS(FASTACT_ID) count };
+// Element-wise ops of every kind share one numbering: the unary ops, then the gated ones.
+enum class ElementwiseOp { FASTACT_ELEMENTWISE_OPS(FASTACT_ID) FASTACT_GATED_OPS(FASTACT_ID) count };
 enum class RowOp { FASTACT_ROW_OPS(FASTACT_ID) count };
 #undef FASTACT_ID
 enum class BackwardFrom { FromX, FromY, FromXorY, FromXorYIfPos };
