@@ -199,6 +199,36 @@ def numexpr_impls(x, threads):
 ALTERNATIVES = ("numpy", "torch", "jax", "ort", "numexpr")
 
 
+def torch_of(a, dt):
+    """a as a torch tensor of dtype dt (16-bit types through float32: NumPy has no bfloat16 for torch)."""
+    import torch
+
+    if dt.itemsize == 2:
+        tdt = torch.float16 if dt == np.float16 else torch.bfloat16
+        return torch.from_numpy(a.astype(np.float32)).to(tdt)
+    return torch.from_numpy(a)
+
+
+def jax_of(a, dt):
+    import jax.numpy as jnp
+
+    if dt.itemsize == 2 and dt != np.float16:
+        return jnp.asarray(a.astype(np.float32)).astype(jnp.bfloat16)
+    return jnp.asarray(a)
+
+
+def jax_pair(f, a, w, d):
+    """JAX's jit-compiled f(a, w) and its vjp, each timed to completion."""
+    import jax
+
+    fj = jax.jit(f)
+    bj = jax.jit(lambda a, w, d: jax.vjp(f, a, w)[1](d))
+    fj(a, w).block_until_ready()
+    jax.block_until_ready(bj(a, w, d))
+    return {("fwd", "jax"): lambda: fj(a, w).block_until_ready(),
+            ("bwd", "jax"): lambda: jax.block_until_ready(bj(a, w, d))}
+
+
 def gated_impls(name, gate, up, dy, threads):
     """The GLU family written with each alternative's own calls (the unfused forms users write today):
     forward act(gate) * up (glu: gate * sigmoid(up)); backward the two gradients as autograd computes
@@ -225,13 +255,7 @@ def gated_impls(name, gate, up, dy, threads):
         import torch.nn.functional as F
     except ImportError:
         return impls
-    tdtype = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-    def tt(a):
-        return torch.from_numpy(a.astype(np.float32)).to(tdtype[gate.dtype.name]) if a.dtype.itemsize == 2 \
-            else torch.from_numpy(a)
-
-    tg, tu, td = tt(gate), tt(up), tt(dy)
+    tg, tu, td = (torch_of(a, gate.dtype) for a in (gate, up, dy))
     A = torch.ops.aten
     fwd = {"glu": lambda: tg * torch.sigmoid(tu), "swiglu": lambda: F.silu(tg) * tu, "geglu": lambda: F.gelu(tg) * tu,
            "reglu": lambda: torch.relu(tg) * tu}
@@ -243,21 +267,76 @@ def gated_impls(name, gate, up, dy, threads):
     impls[("bwd", "torch")] = bwd[name]
     try:
         import jax
-        import jax.numpy as jnp
 
-        if gate.dtype.itemsize == 2 and gate.dtype != np.float16:
-            jg, ju, jd = (jnp.asarray(a.astype(np.float32)).astype(jnp.bfloat16) for a in (gate, up, dy))
-        else:
-            jg, ju, jd = jnp.asarray(gate), jnp.asarray(up), jnp.asarray(dy)
+        jg, ju, jd = (jax_of(a, gate.dtype) for a in (gate, up, dy))
         nn = jax.nn
         jf = {"glu": lambda g, u: g * nn.sigmoid(u), "swiglu": lambda g, u: nn.silu(g) * u,
               "geglu": lambda g, u: nn.gelu(g, approximate=False) * u, "reglu": lambda g, u: nn.relu(g) * u}[name]
-        f = jax.jit(jf)
-        b = jax.jit(lambda g, u, d: jax.vjp(jf, g, u)[1](d))
-        f(jg, ju).block_until_ready()
-        jax.block_until_ready(b(jg, ju, jd))
-        impls[("fwd", "jax")] = lambda: f(jg, ju).block_until_ready()
-        impls[("bwd", "jax")] = lambda: jax.block_until_ready(b(jg, ju, jd))
+        impls.update(jax_pair(jf, jg, ju, jd))
+    except ImportError:
+        pass
+    return impls
+
+
+BIAS_ACTS = ("relu", "gelu", "silu")  # bias_act's rows: the activation of a dense layer's epilogue
+PRELU_CHANNELS, PRELU_INNER = 64, 256  # prelu on NCHW: 64 channels of 16 x 16
+
+
+def broadcast_impls(op, act, x, g, dt, threads):
+    """prelu and bias_act with fastact (allocating and out=) and as each alternative writes them: PyTorch
+    eager F.prelu(x, w) and F.act(x + b), their backward the kernels autograd runs (act_backward on x + b
+    and a sum over the rows; prelu through autograd itself); JAX jit-compiled with its vjp. x: n values,
+    taken as (n / 1024, 1024) rows with a bias of 1,024, or (n / 16,384, 64, 256) with a weight of 64."""
+    rng = np.random.default_rng(1)
+    if act:
+        xs, ws = x.reshape(-1, 1024), (rng.standard_normal(1024)).astype(dt)
+        f = lambda a, w, **kw: fastact.bias_act(a, w, act, **kw)  # noqa: E731
+        fb = lambda d, a, w, **kw: fastact.bias_act_backward(d, a, w, act, **kw)  # noqa: E731
+    else:
+        xs, ws = x.reshape(-1, PRELU_CHANNELS, PRELU_INNER), (rng.uniform(0, 0.3, PRELU_CHANNELS)).astype(dt)
+        f, fb = fastact.prelu, fastact.prelu_backward
+    gs = g.reshape(xs.shape)
+    o1, ow = np.empty_like(xs), np.empty_like(ws)
+    impls = {("fwd", "fastact"): lambda: f(xs, ws), ("fwd", "fa out="): lambda: f(xs, ws, out=o1),
+             ("bwd", "fastact"): lambda: fb(gs, xs, ws), ("bwd", "fa out="): lambda: fb(gs, xs, ws, out=(o1, ow))}
+    if act == "relu" and dt in (np.float32, np.float64):
+        impls[("fwd", "numpy")] = lambda: np.maximum(xs + ws, 0)
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return impls
+    tx, tw, td = (torch_of(a, dt) for a in (xs, ws, gs))
+    A = torch.ops.aten
+    if act:
+        tf = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu}[act]
+        tb = {"relu": lambda d, z: A.threshold_backward(d, z, 0), "gelu": A.gelu_backward, "silu": A.silu_backward}[act]
+
+        def torch_bwd():
+            gx = tb(td, tx + tw)
+            return gx, gx.sum(0)
+
+        impls[("fwd", "torch")] = lambda: tf(tx + tw)
+        impls[("bwd", "torch")] = torch_bwd
+    else:
+        def torch_bwd():
+            a, w = tx.detach().requires_grad_(), tw.detach().requires_grad_()
+            return torch.autograd.grad(F.prelu(a, w), (a, w), td)
+
+        impls[("fwd", "torch")] = lambda: F.prelu(tx, tw)
+        impls[("bwd", "torch")] = torch_bwd
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        jx, jw, jd = (jax_of(a, dt) for a in (xs, ws, gs))
+        nn = jax.nn
+        if act:
+            ja = {"relu": nn.relu, "gelu": lambda v: nn.gelu(v, approximate=False), "silu": nn.silu}[act]
+            jf = lambda a, w: ja(a + w)  # noqa: E731
+        else:
+            jf = lambda a, w: jnp.where(a > 0, a, a * w[:, None])  # noqa: E731
+        impls.update(jax_pair(jf, jx, jw, jd))
     except ImportError:
         pass
     return impls
@@ -314,7 +393,8 @@ def main():
         dt = np.dtype(ml_dtypes.bfloat16)
     else:
         dt = np.dtype(a.dtype)
-    ops = [o for o in fastact.ops() if o["name"] in a.ops.split(",")]
+    ops = [o for o in fastact.ops() if o["name"] in a.ops.split(",") and
+           (o["kind"] != "broadcast" or not o["activation"] or o["activation"] in BIAS_ACTS)]
     print(f"fastact {fastact.__version__}, ISA {fastact.get_isa()}, {a.threads} threads, {a.dtype}; "
           "median ns/element (per call for size 1,024: multiply by 1,024); ratio = best alternative / fastact")
     results = []  # (size, label, dir, fastact ns, best alternative name, its ns)
@@ -337,7 +417,7 @@ def main():
         cols_hdr = ["fastact", "fa out="] + (["f32 out="] if half else []) + list(ALTERNATIVES)
         print(f"{'op':22s} {'dir':4s} " + " ".join(f"{c:>9s}" for c in cols_hdr) + f"  {'best alt':>9s} {'ratio':>6s}")
         ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops
-              if o["kind"] != "gated"}
+              if o["kind"] not in ("gated", "broadcast")}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
         anchors = {
             "numpy": (numpy_impls(x, rows) if a.dtype != "bfloat16" else {}, None),  # NumPy has no bfloat16 kernels
@@ -360,11 +440,17 @@ def main():
                          ("bwd", "fastact"): lambda: fb(g, x, up), ("bwd", "fa out="): lambda: fb(g, x, up, out=(o1, o2))}
                 impls.update(gated_impls(name, x, up, g, a.threads))
                 variants = [None]
+            elif o["kind"] == "broadcast":
+                if n % (1024 if o["activation"] else PRELU_CHANNELS * PRELU_INNER):
+                    continue  # rows of 1,024 / 64 channels of 256: sizes that hold whole ones
+                impls = broadcast_impls(o, o["activation"], x, g, dt, a.threads)
+                variants = [None]
             else:
                 variants = [""] + (["tanh"] if name == "gelu" else [])
             for variant in variants:
                 if variant is None:
-                    label = name + "(gate, up)"
+                    label = (f"bias_act({o['activation']})" if o["activation"] else name) \
+                        if o["kind"] == "broadcast" else name + "(gate, up)"
                     runners = {k: timer(v) for k, v in impls.items()}
                     times = {k: [] for k in runners}
                     for _ in range(a.rounds):

@@ -84,6 +84,7 @@ BACKWARD_Y_VARIANTS = _variants_with("y")
 
 
 GATED = [o for o in OPS if o["kind"] == "gated"]
+BROADCAST = [o for o in OPS if o["kind"] == "broadcast"]
 
 
 class Form:
@@ -125,6 +126,20 @@ def _forms(op):
                      lambda f, a, kw: f(a[0], a[1], **kw)),
                 Form(f"{name}_backward[gate,up]", op, name + "_backward", ["grad_output", "gate", "up"],
                      [(8,), (8,), (8,)], lambda f, a, kw: f(a[0], a[1], a[2], **kw), tuple_out=True)]
+    if op["kind"] == "broadcast":  # x and its weight / bias along axis 0 (1-d: outputs are 1-d in these tests)
+        w = op["operand"]
+        if op["activation"]:  # bias_act, one form per activation
+            act = op["activation"]
+            fwd = lambda f, a, kw: f(a[0], a[1], activation=act, **kw)
+            bwd = lambda f, a, kw: f(a[0], a[1], a[2], activation=act, **kw)
+            tag = f"[{act}]"
+        else:
+            fwd = lambda f, a, kw: f(a[0], a[1], channel_axis=0, **kw)
+            bwd = lambda f, a, kw: f(a[0], a[1], a[2], channel_axis=0, **kw)
+            tag = ""
+        return [Form(f"{name}{tag}", op, name, ["x", w], [(8,), (8,)], fwd),
+                Form(f"{name}_backward{tag}", op, name + "_backward", ["grad_output", "x", w], [(8,), (8,), (8,)],
+                     bwd, tuple_out=True)]
     raise AssertionError(f"no call forms for the kind {op['kind']!r} (of {name}): add them here")
 
 

@@ -11,17 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastact
+from arrays import DTYPES, LAYOUTS, compute_type, laid_out, same, values
 from conftest import GATED, variants
 
-try:
-    import ml_dtypes
-
-    DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
-except ImportError:  # pragma: no cover - a test extra
-    DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)]
-
 GATED_VARIANTS = [pytest.param(o, kw, id=i) for o in GATED for i, kw in variants(o)]
-SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-38, 3e38, -88.7, 20.0, -20.0, 1.0, -1.0]
 
 
 def activation(op, kw):
@@ -29,20 +22,6 @@ def activation(op, kw):
     act = next(o for o in fastact.ops() if o["name"] == op["activation"])
     names = [p["name"] for p in op["params"]]
     return act, {a["name"]: kw[n] for a, n in zip(act["params"], names) if n in kw}
-
-
-def values(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) * 4
-    flat = x.reshape(-1)
-    flat[: min(flat.size, len(SPECIALS))] = SPECIALS[: min(flat.size, len(SPECIALS))]
-    rng.shuffle(flat)
-    with np.errstate(all="ignore"):
-        return x.astype(dtype)
-
-
-def compute_type(dtype):
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
 def composed(op, kw, a, b, dy=None):
@@ -61,25 +40,6 @@ def composed(op, kw, a, b, dy=None):
         if second:
             return dy * f(b, **akw), fb(dy * a, b, **akw)
         return fb(dy * b, a, **akw), dy * f(a, **akw)
-
-
-def bits(x):
-    x = np.asarray(x)
-    u = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize]
-    v = x.view(u).copy()
-    with np.errstate(all="ignore"):
-        v[np.isnan(x.astype(np.float64))] = 0  # NaN where NaN; payloads aside
-    return v
-
-
-def same(got, want):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype, got.shape, want.shape)
-    with np.errstate(all="ignore"):
-        gn, wn = np.isnan(got.astype(np.float64)), np.isnan(want.astype(np.float64))
-    np.testing.assert_array_equal(gn, wn)
-    bad = bits(got) != bits(want)
-    assert not bad.any(), f"{bad.sum()} differ, first at {np.argwhere(bad)[0]}: {got[bad][:4]} vs {want[bad][:4]}"
 
 
 @pytest.mark.parametrize("op,kw", GATED_VARIANTS)
@@ -264,20 +224,8 @@ def gated_calls(draw):
     shape[axis] *= 2
     backward = draw(st.booleans())
     split = draw(st.booleans())
-    layout = draw(st.sampled_from(["c", "f", "reversed", "gapped"]))
+    layout = draw(st.sampled_from(LAYOUTS))
     return op, dtype, tuple(shape), axis, backward, split, layout, draw(st.integers(0, 1000))
-
-
-def laid_out(x, layout):
-    if layout == "f":
-        return np.array(x, order="F")
-    if layout == "reversed":
-        return x[tuple(slice(None, None, -1) for _ in x.shape)].copy()[tuple(slice(None, None, -1) for _ in x.shape)]
-    if layout == "gapped":
-        big = np.zeros(tuple(2 * n for n in x.shape), x.dtype)
-        big[tuple(slice(None, None, 2) for _ in x.shape)] = x
-        return big[tuple(slice(None, None, 2) for _ in x.shape)]
-    return x
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

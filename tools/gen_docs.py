@@ -17,7 +17,14 @@ _FROM = {"x": "x", "y": "y", "x|y": "x or y", "x|y+": "x (y when {p} > 0)"}
 
 def table(ops) -> str:
     rows = ["| op | parameters (defaults) | computes | backward from |", "|---|---|---|---|"]
+    acts = [o["activation"] for o in ops if o["kind"] == "broadcast" and o["activation"]]
     for o in ops:
+        if o["kind"] == "broadcast" and o["activation"]:  # bias_act: one row for every activation
+            if o["activation"] == acts[0]:
+                rows.append("| `bias_act(x, bias)` | activation='gelu' (" + " \\| ".join(acts) + "), and the "
+                            "activation's | act(x + bias), bias along the last axis, one pass | x (returns "
+                            "(grad_x, grad_bias)) |")
+            continue
         ps = []
         for p in o["params"]:
             if p["choices"]:
@@ -30,7 +37,11 @@ def table(ops) -> str:
             ps.insert(0, "axis=-1")
         first = o["params"][0]["name"] if o["params"] else ""
         doc = o["doc"].replace("|", "\\|")
-        if o["kind"] == "gated":  # (x, axis) split in halves a, b, or (gate, up) as a, b
+        if o["kind"] == "broadcast":
+            ps.insert(0, "channel_axis=1")
+            w = o["operand"]
+            name, frm = f"`{o['name']}(x, {w})`", f"x (returns (grad_x, grad_{w}))"
+        elif o["kind"] == "gated":  # (x, axis) split in halves a, b, or (gate, up) as a, b
             name = f"`{o['name']}(x)`, `{o['name']}(gate, up)`"
             frm = "x, or gate and up (returns grad_x, or (grad_gate, grad_up))"
         else:

@@ -711,15 +711,15 @@ py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::hand
 }
 
 // axis= as a C long: any integer (NumPy's included, through __index__), but not a bool.
-long read_axis(py::handle axis_h, const Fn& fn) {
+long read_axis(py::handle axis_h, const Fn& fn, const char* name = "axis") {
   if (PyBool_Check(axis_h.ptr()) || !PyIndex_Check(axis_h.ptr()))
-    throw py::type_error(fn + ": axis must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
+    throw py::type_error(fn + ": " + name + " must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
   const py::object axis_int = py::reinterpret_steal<py::object>(PyNumber_Index(axis_h.ptr()));
   if (!axis_int) throw py::error_already_set();
   const long axis = PyLong_AsLong(axis_int.ptr());
   if (axis == -1 && PyErr_Occurred()) {
     PyErr_Clear();
-    throw py::value_error(fn + ": axis " + std::string(py::str(axis_h)) + " is out of range");
+    throw py::value_error(fn + ": " + name + " " + std::string(py::str(axis_h)) + " is out of range");
   }
   return axis;
 }
@@ -786,6 +786,55 @@ void same_dtype(py::array& b, int code, const py::array& a, const Fn& fn, const 
 
 bool on_cpu_or_none(py::handle h) { return h.is_none() || py::isinstance<py::array>(h); }
 
+// Whether every argument of a several-operand call is a NumPy array or None, out= a tuple of them included
+// (anything else goes to the GPU route first).
+bool plain_call(std::initializer_list<py::handle> args, py::handle out_h, py::handle stream_h) {
+  bool plain = stream_h.is_none();
+  for (py::handle h : args) plain = plain && on_cpu_or_none(h);
+  if (PyTuple_Check(out_h.ptr()))
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) plain = plain && on_cpu_or_none(PyTuple_GET_ITEM(out_h.ptr(), i));
+  else
+    plain = plain && on_cpu_or_none(out_h);
+  return plain;
+}
+
+// out= of a two-output backward: None, or a tuple of two, each an array or None.
+std::array<py::handle, 2> out_pair(py::handle out_h, const Fn& fn, const char* what) {
+  std::array<py::handle, 2> o = {py::none(), py::none()};
+  if (out_h.is_none()) return o;
+  if (!PyTuple_Check(out_h.ptr()) || PyTuple_GET_SIZE(out_h.ptr()) != 2)
+    throw py::type_error(fn + ": out must be a tuple " + what + ", each an array or None, got " +
+                         std::string(Py_TYPE(out_h.ptr())->tp_name));
+  o[0] = PyTuple_GET_ITEM(out_h.ptr(), 0);
+  o[1] = PyTuple_GET_ITEM(out_h.ptr(), 1);
+  return o;
+}
+
+// A call's outputs: the arrays returned (outs) and those written (dsts: a temporary where an output
+// overlaps an input other than as its very same elements).
+struct Outputs {
+  std::vector<py::array> outs, dsts;
+  std::vector<char> temps;
+  void add(py::array o, bool temp, const py::array& like) {
+    outs.push_back(o);
+    dsts.push_back(temp ? new_like(like) : o);
+    temps.push_back(temp);
+  }
+  // After the kernels: temporaries copied out; PyTorch tensors written through DLPack told (autograd).
+  void finish(py::handle out_h) const {
+    for (std::size_t o = 0; o < outs.size(); ++o)
+      if (temps[o]) py::module_::import("numpy").attr("copyto")(outs[o], dsts[o]);
+    if (PyTuple_Check(out_h.ptr())) {
+      for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) {
+        py::handle o = PyTuple_GET_ITEM(out_h.ptr(), i);
+        if (!on_cpu_or_none(o)) note_in_place_write(o);
+      }
+    } else if (!on_cpu_or_none(out_h)) {
+      note_in_place_write(out_h);
+    }
+  }
+};
+
 // The GLU family (registry.h FASTACT_GATED_OPS). Forward: gate(x) split along axis, or gate(gate, up).
 // Backward (dir 1) from grad_output and the forward's inputs: grad_x (one array, x's shape: its halves are
 // the two outputs) or (grad_gate, grad_up). out=: an array (forward; backward, one-array form) or a tuple
@@ -801,12 +850,7 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
   const bool split = up_h.is_none();
   const long axis_in = split ? read_axis(axis_h, fn) : 0;
   const bool tuple_out = PyTuple_Check(out_h.ptr());
-  bool plain = stream_h.is_none() && on_cpu_or_none(x_h) && on_cpu_or_none(up_h) && on_cpu_or_none(grad_h);
-  if (tuple_out)
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) plain = plain && on_cpu_or_none(PyTuple_GET_ITEM(out_h.ptr(), i));
-  else
-    plain = plain && on_cpu_or_none(out_h);
-  if (!plain) {
+  if (!plain_call({x_h, up_h, grad_h}, out_h, stream_h)) {
     py::object r = gpu_route_fn()("gated", op, dir, fn.str(), py::make_tuple(x_h, up_h, grad_h), py::none(), out_h,
                                   py::make_tuple(std::vector<double>(p.begin(), p.end()), axis_in), stream_h);
     if (!r.is(py::handle(Py_NotImplemented))) return r;
@@ -842,13 +886,10 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
   const py::array* in_ptrs[3] = {&ins[0], &ins[1], n_in > 2 ? &ins[2] : nullptr};
   // Outputs, each checked (prepare_out), with a temporary where it overlaps an input other than as its
   // very same elements.
-  std::vector<py::array> outs, dsts;
-  std::vector<char> temps;
-  auto add_output = [&](py::array o, bool temp, const py::array& like) {
-    outs.push_back(o);
-    dsts.push_back(temp ? new_like(like) : o);
-    temps.push_back(temp);
-  };
+  Outputs outputs;
+  auto& outs = outputs.outs;
+  auto& dsts = outputs.dsts;
+  auto add_output = [&](py::array o, bool temp, const py::array& like) { outputs.add(o, temp, like); };
   py::object result;
   if (dir == 0) {
     if (tuple_out) throw py::type_error(fn + ": out must be an array, got a tuple");
@@ -869,14 +910,7 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
     }
     result = out_h.is_none() ? py::object(gx) : py::reinterpret_borrow<py::object>(out_h);
   } else {
-    py::handle o[2] = {py::none(), py::none()};
-    if (!out_h.is_none()) {
-      if (!tuple_out || PyTuple_GET_SIZE(out_h.ptr()) != 2)
-        throw py::type_error(fn + ": out must be a tuple (grad_gate, grad_up), each an array or None, got " +
-                             std::string(Py_TYPE(out_h.ptr())->tp_name));
-      o[0] = PyTuple_GET_ITEM(out_h.ptr(), 0);
-      o[1] = PyTuple_GET_ITEM(out_h.ptr(), 1);
-    }
+    const auto o = out_pair(out_h, fn, "(grad_gate, grad_up)");
     for (int i = 0; i < 2; ++i) {
       bool temp = false;
       py::array arr = prepare_out(o[i], a, code, in_ptrs, n_in, fn, temp, "gate");
@@ -907,16 +941,163 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
   run_released(size, [&] {
     cpu::run_elementwise(k, elsize_of(code), ndim, shape, int(dsts.size()), oout, n_in, oin, p.data());
   });
-  for (std::size_t o = 0; o < outs.size(); ++o)
-    if (temps[o]) py::module_::import("numpy").attr("copyto")(outs[o], dsts[o]);
-  if (tuple_out) {  // torch tensors written through DLPack: autograd sees it
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(out_h.ptr()); ++i) {
-      py::handle o = PyTuple_GET_ITEM(out_h.ptr(), i);
-      if (!on_cpu_or_none(o)) note_in_place_write(o);
+  outputs.finish(out_h);
+  return result;
+}
+
+std::string shape_str(const py::array& a) {
+  return std::string(py::str(py::tuple(py::cast(std::vector<ssize_t>(a.shape(), a.shape() + a.ndim())))));
+}
+
+// How a broadcast operand w (or its gradient, an array of w's shape) lies along x's shape: element strides
+// per dim of x (0 where w is broadcast) and the reduced shape (1 on the dims its gradient sums over).
+// channel_axis: an int (w one value, or 1-d along that axis of x), or None (NumPy broadcasting).
+struct WeightMap {
+  int axis = -1;       // channel mode: x's axis w lies along (-1: one value)
+  bool numpy = false;  // w broadcast by NumPy's rules
+  std::int64_t reduced_shape[kMaxDims];
+  // w's element strides (its own shape) placed along x's dims
+  void strides_along_x(const py::array& x, const std::int64_t* w_strides, int w_ndim, std::int64_t* out) const {
+    const int nd = int(x.ndim());
+    for (int d = 0; d < nd; ++d) out[d] = 0;
+    if (numpy) {
+      for (int i = 0; i < w_ndim; ++i) {
+        const int d = i + nd - w_ndim;
+        if (reduced_shape[d] != 1) out[d] = w_strides[i];
+      }
+    } else if (axis >= 0) {
+      out[axis] = w_strides[0];
     }
-  } else if (!on_cpu_or_none(out_h)) {
-    note_in_place_write(out_h);
   }
+};
+
+WeightMap map_weight(const py::array& x, const py::array& w, py::handle axis_h, const Fn& fn, const char* wn,
+                     bool bias) {
+  WeightMap m;
+  const int nd = int(x.ndim());
+  for (int d = 0; d < nd; ++d) m.reduced_shape[d] = 1;
+  const auto mismatch = [&](const std::string& why) {
+    return py::value_error(fn + ": " + wn + " of shape " + shape_str(w) + " does not fit x of shape " + shape_str(x) +
+                           ": " + why);
+  };
+  if (axis_h.is_none()) {
+    m.numpy = true;
+    if (w.ndim() > nd) throw mismatch("it has more dimensions than x (it is broadcast against x, NumPy's rules)");
+    for (int i = 0; i < int(w.ndim()); ++i) {
+      const int d = i + nd - int(w.ndim());
+      if (w.shape(i) == x.shape(d)) m.reduced_shape[d] = x.shape(d);
+      else if (w.shape(i) != 1)
+        throw mismatch("its dimension " + std::to_string(i) + " must be 1 or x's " + std::to_string(x.shape(d)) +
+                       " (it is broadcast against x, NumPy's rules)");
+    }
+    return m;
+  }
+  const long axis_in = read_axis(axis_h, fn, "channel_axis");
+  if (w.size() == 1 && w.ndim() <= 1) return m;  // one value for every element
+  if (w.ndim() != 1)
+    throw mismatch(bias ? "bias must be 1-d, of x's last dimension"
+                        : "with channel_axis given, weight is one value or 1-d, one per channel (channel_axis=None "
+                          "broadcasts it by NumPy's rules)");
+  if (nd == 0 || axis_in < -nd || axis_in >= nd)
+    throw mismatch(bias ? "x must have at least one dimension" :
+                   "channel_axis " + std::to_string(axis_in) + " is out of range for x's " + std::to_string(nd) +
+                   " dimensions");
+  m.axis = int(axis_in < 0 ? axis_in + nd : axis_in);
+  if (w.shape(0) != x.shape(m.axis))
+    throw mismatch(bias ? "its length must be x's last dimension, " + std::to_string(x.shape(m.axis))
+                        : "its length must be x's " + std::to_string(x.shape(m.axis)) + " channels along channel_axis " +
+                              std::to_string(axis_in));
+  m.reduced_shape[m.axis] = x.shape(m.axis);
+  return m;
+}
+
+// Ops with a broadcast operand (registry.h FASTACT_BROADCAST_OPS and bias_act): forward (x, w) -> y;
+// backward (dir 1) from grad_output -> (grad_x, grad_w), grad_w of w's shape, summed by the reduction
+// engine. out=: an array (forward) or a tuple of two, each an array or None; an output may be its
+// matching input.
+py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle grad_h, py::handle out_h,
+                     PyObject* params, py::handle axis_h, py::handle stream_h) {
+  const auto& ops = cpu::elementwise_ops();
+  if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Broadcast || dir < 0 ||
+      dir > 1)
+    throw py::value_error("_broadcast: no such op or direction");
+  const cpu::OpInfo& info = ops[std::size_t(op)];
+  const bool bias = info.activation != nullptr;  // bias_act: its bias lies along x's last axis
+  const Fn fn{info.name, dir != 0};
+  const Params p = read_params(info, fn, params);
+  const char* wn = info.operand;
+  if (!plain_call({x_h, w_h, grad_h}, out_h, stream_h)) {
+    py::object r = gpu_route_fn()("broadcast", op, dir, fn.str(), py::make_tuple(grad_h, x_h, w_h),
+                                  py::make_tuple("grad_output", "x", wn),
+                                  out_h, py::make_tuple(std::vector<double>(p.begin(), p.end()), axis_h), stream_h);
+    if (!r.is(py::handle(Py_NotImplemented))) return r;
+  }
+  py::array x = to_array(x_h, fn, "x");
+  const int code = dtype_code(x, fn, "x");
+  if (x.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+  py::array w = to_array(w_h, fn, wn);
+  same_dtype(w, code, x, fn, wn, "x");
+  const WeightMap map = map_weight(x, w, axis_h, fn, wn, bias);
+  std::vector<py::array> ins = {x, w};
+  if (dir == 1) {
+    py::array dy = to_array(grad_h, fn, "grad_output");
+    same_dtype(dy, code, x, fn, "grad_output", "x");
+    check_same_shape(x, dy, fn, "x", "grad_output");
+    ins.insert(ins.begin(), dy);
+  }
+  const int n_in = int(ins.size());
+  const py::array* in_ptrs[3] = {&ins[0], &ins[1], n_in > 2 ? &ins[2] : nullptr};
+  Outputs outputs;
+  py::object result;
+  if (dir == 0) {
+    if (PyTuple_Check(out_h.ptr())) throw py::type_error(fn + ": out must be an array, got a tuple");
+    bool temp = false;
+    py::array o = prepare_out(out_h, x, code, in_ptrs, n_in, fn, temp, "x");
+    outputs.add(o, temp, x);
+    result = out_h.is_none() ? py::object(o) : py::reinterpret_borrow<py::object>(out_h);
+  } else {
+    const std::string names = std::string("(grad_x, grad_") + wn + ")";
+    const auto o = out_pair(out_h, fn, names.c_str());
+    const std::string gwn = std::string("grad_") + wn;
+    bool temp = false;
+    py::array gx = prepare_out(o[0], x, code, in_ptrs, n_in, fn, temp, "x");
+    outputs.add(gx, temp, x);
+    py::array gw = prepare_out(o[1], w, code, in_ptrs, n_in, fn, temp, wn);
+    outputs.add(gw, temp, w);
+    if (!o[0].is_none() && !o[1].is_none() && shares_memory(gx, gw))
+      throw py::value_error(fn + ": out's two arrays share memory; pass two separate arrays");
+    result = py::make_tuple(o[0].is_none() ? py::object(gx) : py::reinterpret_borrow<py::object>(o[0]),
+                            o[1].is_none() ? py::object(gw) : py::reinterpret_borrow<py::object>(o[1]));
+  }
+  cpu::check_params(info, p.data(), code, fn.backward);
+  // Views: the inputs along x's shape (w's strides placed by the map), then the call.
+  const int ndim = int(x.ndim());
+  const auto* shape = reinterpret_cast<const std::int64_t*>(x.shape());
+  View vin[3], vout[2];
+  std::int64_t w_full[kMaxDims], gw_full[kMaxDims];
+  cpu::Operand oin[3], oout[1];
+  for (int i = 0; i < n_in; ++i) {
+    const bool is_w = i == n_in - 1;
+    vin[i] = view_of(ins[std::size_t(i)], false, fn, is_w ? wn : i == 0 && dir ? "grad_output" : "x");
+    if (is_w) map.strides_along_x(x, vin[i].strides, int(w.ndim()), w_full);
+    oin[i] = {vin[i].data, is_w ? w_full : vin[i].strides};
+  }
+  for (std::size_t o = 0; o < outputs.dsts.size(); ++o) vout[o] = view_of(outputs.dsts[o], true, fn, "out");
+  oout[0] = {vout[0].data, vout[0].strides};
+  std::int64_t size = 1;
+  for (int i = 0; i < ndim; ++i) size *= shape[i];
+  const cpu::KernelTable& table = cpu::active_table();
+  const cpu::EwKernel k = table.ew[op][dir][code];
+  if (dir == 0) {
+    run_released(size, [&] { cpu::run_elementwise(k, elsize_of(code), ndim, shape, 1, oout, n_in, oin, p.data()); });
+  } else {
+    map.strides_along_x(x, vout[1].strides, int(w.ndim()), gw_full);
+    const cpu::Operand red{vout[1].data, gw_full};
+    run_released(size, [&] {
+      cpu::run_reduction(k, table.reduce, code, ndim, shape, 1, oout, n_in, oin, red, map.reduced_shape, p.data());
+    });
+  }
+  outputs.finish(out_h);
   return result;
 }
 
@@ -980,6 +1161,15 @@ PyObject* gated_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   });
 }
 
+PyObject* broadcast_entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  const cpu::FpEnvScope fp;  // as entry<> has it
+  return guarded([&] {
+    if (nargs != 9) throw py::type_error("fastact: the internal broadcast entry point takes 9 arguments");
+    return broadcast(small_int(args[0], "op"), small_int(args[1], "direction"), args[2], args[3], args[4], args[5],
+                     args[6], args[7], args[8]);
+  });
+}
+
 PyMethodDef entry_points[] = {
     {"_elementwise", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<elementwise>)), METH_FASTCALL,
      "_elementwise(op, dir, a, b, out, params, stream): the generic element-wise entry point (use fastact.<op>)."},
@@ -987,6 +1177,9 @@ PyMethodDef entry_points[] = {
      "_rowwise(op, dir, a, b, out, axis, stream): the generic row entry point (use fastact.<op>)."},
     {"_gated", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&gated_entry)), METH_FASTCALL,
      "_gated(op, dir, x_or_gate, up, grad_output, out, params, axis, stream): the GLU family's entry point."},
+    {"_broadcast", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&broadcast_entry)), METH_FASTCALL,
+     "_broadcast(op, dir, x, weight_or_bias, grad_output, out, params, channel_axis, stream): prelu's and bias_act's "
+     "entry point."},
     {nullptr, nullptr, 0, nullptr}};
 
 py::list op_list() {
@@ -1005,7 +1198,11 @@ py::list op_list() {
     py::dict d;
     d["name"] = o.name;
     d["id"] = o.id;
-    d["kind"] = o.kind == cpu::OpKind::Row ? "row" : o.kind == cpu::OpKind::Gated ? "gated" : "elementwise";
+    d["kind"] = o.kind == cpu::OpKind::Row         ? "row"
+                : o.kind == cpu::OpKind::Gated     ? "gated"
+                : o.kind == cpu::OpKind::Broadcast ? "broadcast"
+                                                   : "elementwise";
+    d["operand"] = o.operand ? py::cast(std::string(o.operand)) : py::none();
     d["gate"] = o.gate ? py::cast(std::string(o.gate)) : py::none();
     d["activation"] = o.activation ? py::cast(std::string(o.activation)) : py::none();
     d["doc"] = o.doc;

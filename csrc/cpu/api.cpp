@@ -35,7 +35,7 @@ void check_output(const char* fn, int ndim, const std::int64_t* shape, const T* 
                   const T* const* ins, const std::int64_t* const* sins, int nins) {
   if (layout::has_internal_overlap(ndim, shape, so))
     throw Error(std::string(fn) + ": the output's strides make two results share one element");
-  std::int64_t bo[2], bi[2];  // byte strides (ndim <= 2 here)
+  std::int64_t bo[layout::kMaxDims], bi[layout::kMaxDims];  // byte strides
   for (int i = 0; i < ndim; ++i) bo[i] = so[i] * std::int64_t(sizeof(T));
   for (int k = 0; k < nins; ++k) {
     if (!ins[k]) continue;
@@ -98,6 +98,50 @@ void run_gated(ElementwiseOp op, int dir, int ndim, const std::int64_t* shape, i
   for (int o = 0; o < nout; ++o) co[o] = {out[o], sout[o]};
   cpu::run_elementwise(cpu::active_table().ew[int(op)][dir][dtype_of<T>()], sizeof(T), ndim, shape, nout, co, nin, ci,
                        params);
+}
+
+// An op with a broadcast operand (prelu, bias_act) on x of shape (outer, channels, inner), contiguous, w one
+// value per channel: forward in = {x, w}; backward in = {dy, x, w} -> dx and dw (channels values, summed
+// by the reduction engine). Outputs may be their matching inputs (dx: x or dy; dw: w).
+template <class T>
+void run_broadcast(ElementwiseOp op, int dir, std::size_t outer, std::size_t channels, std::size_t inner,
+                   const T* const* in, T* out, T* dw, const double* params) {
+  const cpu::FpEnvScope fp;
+  const cpu::OpInfo& info = cpu::elementwise_ops()[int(op)];
+  cpu::check_params(info, params, dtype_of<T>(), dir != cpu::kForward);
+  const std::string fn = std::string(info.name) + (dir ? "_backward" : "");
+  const std::int64_t shape[3] = {std::int64_t(outer), std::int64_t(channels), std::int64_t(inner)};
+  const std::int64_t sx[3] = {std::int64_t(channels * inner), std::int64_t(inner), 1}, sw[3] = {0, 1, 0};
+  const int nin = dir ? 3 : 2;
+  const std::int64_t* sin[3] = {sx, dir ? sx : sw, sw};
+  check_output(fn.c_str(), 3, shape, out, sx, in, sin, nin - 1);  // against x (and dy); w below
+  const std::int64_t total = std::int64_t(outer * channels * inner), one_byte[1] = {std::int64_t(sizeof(T))};
+  const std::int64_t nw[1] = {std::int64_t(channels)};
+  const auto shares = [&](const void* a, std::int64_t na, const void* b, std::int64_t nb) {
+    const std::int64_t la[1] = {na}, lb[1] = {nb};
+    return layout::may_share_memory(reinterpret_cast<std::uintptr_t>(a), 1, la, one_byte,
+                                    reinterpret_cast<std::uintptr_t>(b), 1, lb, one_byte, sizeof(T));
+  };
+  const T* w = in[nin - 1];
+  if (shares(out, total, w, nw[0]))
+    throw Error(fn + ": the output overlaps the " + info.operand + "; pass separate arrays");
+  if (dir) {
+    if (shares(dw, nw[0], out, total) || shares(dw, nw[0], in[0], total) || shares(dw, nw[0], in[1], total))
+      throw Error(fn + ": the " + info.operand + "'s gradient overlaps another array; pass separate arrays");
+    if (dw != w && shares(dw, nw[0], w, nw[0]))
+      throw Error(fn + ": the " + info.operand + "'s gradient overlaps the " + info.operand +
+                  " without being it (in place); pass separate arrays");
+  }
+  cpu::Operand ci[3], co[1] = {{out, sx}};
+  for (int i = 0; i < nin; ++i) ci[i] = {in[i], sin[i]};
+  const cpu::KernelTable& t = cpu::active_table();
+  const cpu::EwKernel k = t.ew[int(op)][dir][dtype_of<T>()];
+  if (!dir) {
+    cpu::run_elementwise(k, sizeof(T), 3, shape, 1, co, nin, ci, params);
+    return;
+  }
+  const std::int64_t reduced_shape[3] = {1, std::int64_t(channels), 1};
+  cpu::run_reduction(k, t.reduce, dtype_of<T>(), 3, shape, 1, co, nin, ci, {dw, sw}, reduced_shape, params);
 }
 
 }  // namespace
@@ -193,9 +237,40 @@ FASTACT_ROW_OPS(FASTACT_DEF_ROW)
     const std::int64_t* s_out[2] = {sx, sx};                                                                      \
     run_gated<T>(ElementwiseOp::op, cpu::kBackwardX, 2, shape, 3, in, s_in, 2, out, s_out, p + 1);               \
   }
-#define FASTACT_DEF_GATED(op, Act, which, doc, params)                                                           \
-  FASTACT_DEF_GATED_T(op, float, params) FASTACT_DEF_GATED_T(op, double, params)                                 \
-  FASTACT_DEF_GATED_T(op, half, params) FASTACT_DEF_GATED_T(op, bfloat16, params)
+#define FASTACT_DEF_GATED(op, Act, which, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_GATED_T, op, params)
 FASTACT_GATED_OPS(FASTACT_DEF_GATED)
+
+// Broadcast ops: x of (outer, channels, inner), contiguous, a weight of channels values.
+#define FASTACT_DEF_BROADCAST_T(op, T, params)                                                                   \
+  void op(const T* x, const T* w, T* y, std::size_t outer, std::size_t channels,                                \
+          std::size_t inner FASTACT_SIG(params)) {                                                               \
+    FASTACT_PACK(params)                                                                                          \
+    const T* in[2] = {x, w};                                                                                      \
+    run_broadcast<T>(ElementwiseOp::op, cpu::kForward, outer, channels, inner, in, y, nullptr, p + 1);          \
+  }                                                                                                               \
+  void op##_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, std::size_t outer, std::size_t channels, \
+                     std::size_t inner FASTACT_SIG(params)) {                                                    \
+    FASTACT_PACK(params)                                                                                          \
+    const T* in[3] = {dy, x, w};                                                                                  \
+    run_broadcast<T>(ElementwiseOp::op, cpu::kBackwardX, outer, channels, inner, in, dx, dw, p + 1);            \
+  }
+#define FASTACT_DEF_BROADCAST(op, F, operand, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_BROADCAST_T, op, params)
+FASTACT_BROADCAST_OPS(FASTACT_DEF_BROADCAST)
+
+// bias_act: rows of cols, contiguous, the bias along each row.
+#define FASTACT_DEF_BIAS_T(op, T, params)                                                                        \
+  void bias_##op(const T* x, const T* bias, T* y, std::size_t rows, std::size_t cols FASTACT_SIG(params)) {     \
+    FASTACT_PACK(params)                                                                                          \
+    const T* in[2] = {x, bias};                                                                                   \
+    run_broadcast<T>(ElementwiseOp::bias_act_##op, cpu::kForward, rows, cols, 1, in, y, nullptr, p + 1);        \
+  }                                                                                                               \
+  void bias_##op##_backward(const T* dy, const T* x, const T* bias, T* dx, T* dbias, std::size_t rows,         \
+                            std::size_t cols FASTACT_SIG(params)) {                                              \
+    FASTACT_PACK(params)                                                                                          \
+    const T* in[3] = {dy, x, bias};                                                                               \
+    run_broadcast<T>(ElementwiseOp::bias_act_##op, cpu::kBackwardX, rows, cols, 1, in, dx, dbias, p + 1);       \
+  }
+#define FASTACT_DEF_BIAS(op, F, from, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_BIAS_T, op, params)
+FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_BIAS)
 
 }  // namespace fastact

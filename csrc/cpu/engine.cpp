@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
+
+#include "fastact/half.h"
 
 #include "../layout.h"
 #include "../math/rows.h"
 #include "fp_env.h"
+#include "scratch.h"
 #include "thread_pool.h"
 
 namespace fastact::cpu {
@@ -25,10 +29,52 @@ int threads_for(std::int64_t work) {
   return int(std::max<std::int64_t>(t, 1));
 }
 
+// Calls k over run elements, operand o (the nout outputs first, then the nin inputs) at p[o] with stride
+// s[o] along the run: unit-stride operands as they are; the others gathered into and scattered from buf by
+// blocks of kChunk, a stride-0 input splatted once. extra: one more output after the nout, contiguous, of
+// extra_size-byte elements (a reduction's contributions), or null.
+template <class T>
+void call_run(EwKernel k, int nout, int nin, T* const* p, const std::int64_t* s, std::int64_t run, const double* params,
+              T (*buf)[kChunk], char* extra = nullptr, std::size_t extra_size = 0) {
+  const int nops = nout + nin;
+  const void* in[layout::kMaxOperands];
+  void* out[layout::kMaxOperands];
+  bool unit = true;
+  for (int o = 0; o < nops; ++o) unit = unit && s[o] == 1;
+  if (unit) {
+    for (int o = 0; o < nout; ++o) out[o] = p[o];
+    for (int o = 0; o < nin; ++o) in[o] = p[nout + o];
+    out[nout] = extra;
+    k.fn(in, out, std::size_t(run), params);
+    return;
+  }
+  for (int o = 0; o < nin; ++o) {  // a splatted input is filled once per run
+    const int q = nout + o;
+    if (s[q] == 0) std::fill(buf[q], buf[q] + std::min(kChunk, run), *p[q]);
+  }
+  for (std::int64_t j0 = 0; j0 < run; j0 += kChunk) {
+    const std::int64_t m = std::min(kChunk, run - j0);
+    for (int o = 0; o < nin; ++o) {
+      const int q = nout + o;
+      if (s[q] == 1) {
+        in[o] = p[q] + j0;
+      } else {
+        if (s[q] != 0)
+          for (std::int64_t j = 0; j < m; ++j) buf[q][j] = p[q][(j0 + j) * s[q]];
+        in[o] = buf[q];
+      }
+    }
+    for (int o = 0; o < nout; ++o) out[o] = s[o] == 1 ? static_cast<void*>(p[o] + j0) : buf[o];
+    out[nout] = extra ? extra + std::size_t(j0) * extra_size : nullptr;
+    k.fn(in, out, std::size_t(m), params);
+    for (int o = 0; o < nout; ++o)
+      if (s[o] != 1)
+        for (std::int64_t j = 0; j < m; ++j) p[o][(j0 + j) * s[o]] = buf[o][j];
+  }
+}
+
 // A walk over [begin, end) of the coalesced dims d, operand k at base[k] (the nout outputs first, then the
-// inputs). Runs along the innermost dim where every operand is unit-stride go straight to the kernel;
-// otherwise by chunks: inputs of other strides gathered (a stride-0 input splatted once per run, as it
-// is the same element all along it), outputs of other strides written through a buffer.
+// inputs), by runs along the innermost dim (call_run).
 template <class T>
 void ew_strided(EwKernel k, const Dims& d, int nout, int nin, T* const* base, std::int64_t begin, std::int64_t end,
                 const double* params) {
@@ -40,50 +86,18 @@ void ew_strided(EwKernel k, const Dims& d, int nout, int nin, T* const* base, st
     rem /= d.size[i];
   }
   T buf[layout::kMaxOperands][kChunk];
-  const void* in[layout::kMaxOperands];
-  void* out[layout::kMaxOperands];
+  std::int64_t s[layout::kMaxOperands];
+  for (int o = 0; o < nops; ++o) s[o] = d.st[o][last];
   std::int64_t pos = begin;
   while (pos < end) {
     T* p[layout::kMaxOperands];
-    bool unit = true;
     for (int o = 0; o < nops; ++o) {
       std::int64_t off = 0;
       for (int i = 0; i <= last; ++i) off += idx[i] * d.st[o][i];
       p[o] = base[o] + off;
-      unit = unit && d.st[o][last] == 1;
     }
     const std::int64_t run = std::min(d.size[last] - idx[last], end - pos);
-    if (unit) {
-      for (int o = 0; o < nout; ++o) out[o] = p[o];
-      for (int o = 0; o < nin; ++o) in[o] = p[nout + o];
-      k.fn(in, out, std::size_t(run), params);
-    } else {
-      for (int o = 0; o < nin; ++o) {  // a splatted input is filled once per run
-        const int q = nout + o;
-        if (d.st[q][last] == 0) std::fill(buf[q], buf[q] + std::min(kChunk, run), *p[q]);
-      }
-      for (std::int64_t j0 = 0; j0 < run; j0 += kChunk) {
-        const std::int64_t m = std::min(kChunk, run - j0);
-        for (int o = 0; o < nin; ++o) {
-          const int q = nout + o;
-          const std::int64_t s = d.st[q][last];
-          if (s == 1) {
-            in[o] = p[q] + j0;
-          } else {
-            if (s != 0)
-              for (std::int64_t j = 0; j < m; ++j) buf[q][j] = p[q][(j0 + j) * s];
-            in[o] = buf[q];
-          }
-        }
-        for (int o = 0; o < nout; ++o) out[o] = d.st[o][last] == 1 ? static_cast<void*>(p[o] + j0) : buf[o];
-        k.fn(in, out, std::size_t(m), params);
-        for (int o = 0; o < nout; ++o) {
-          const std::int64_t s = d.st[o][last];
-          if (s != 1)
-            for (std::int64_t j = 0; j < m; ++j) p[o][(j0 + j) * s] = buf[o][j];
-        }
-      }
-    }
+    call_run<T>(k, nout, nin, p, s, run, params, buf);
     pos += run;
     idx[last] += run;
     for (int i = last; i > 0 && idx[i] == d.size[i]; --i) {
@@ -239,6 +253,207 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
     parallel_run(nt, task);
 }
 
+// The reduction's dims (run_reduction): the full shape's, size-1 ones dropped, each summed over (the
+// reduced operand has size 1 there) or kept; adjacent dims of one class merged where every operand steps
+// evenly across both. Operands: the nout outputs, the nin inputs, then the reduced output.
+struct ReduceDims {
+  int n = 0;
+  std::int64_t size[kMaxDims];
+  bool summed[kMaxDims];
+  std::int64_t st[layout::kMaxOperands + 1][kMaxDims];
+};
+
+// The dims of one class, in C order, and the offset of each operand at a linear index over them.
+struct Axes {
+  int n = 0;
+  int dim[kMaxDims];
+  std::int64_t count = 1;
+  void offsets(const ReduceDims& d, int nops, std::int64_t i, std::int64_t* off, std::int64_t* last_idx = nullptr) const {
+    for (int o = 0; o < nops; ++o) off[o] = 0;
+    for (int a = n - 1; a >= 0; --a) {
+      const int k = dim[a];
+      const std::int64_t c = i % d.size[k];
+      i /= d.size[k];
+      if (a == n - 1 && last_idx) *last_idx = c;
+      for (int o = 0; o < nops; ++o) off[o] += c * d.st[o][k];
+    }
+  }
+};
+
+template <class C>
+void store_total(void* p, C v, int dtype) {
+  switch (dtype) {
+    case kF32: *static_cast<float*>(p) = float(v); break;
+    case kF64: *static_cast<double*>(p) = double(v); break;
+    case kF16: *static_cast<half*>(p) = to_half(float(v)); break;
+    default: *static_cast<bfloat16*>(p) = to_bfloat16(float(v)); break;
+  }
+}
+
+// The lanes of a task of a reduction along a kept innermost dim: 32 x 2 x its columns, 256 KiB (L2); a
+// row of its columns is then 4 KiB of each operand, a page read straight through (narrower tiles, a
+// page per row each, ran at a third of the memory's speed).
+constexpr std::size_t kColumnBytes = 4096;
+
+// Elements from one lane of a task's columns to the next: whole cache lines, and one more, so that the 32
+// lanes of a column are not 4 KiB apart (they would all fall in one set of the L1 cache: the combine, which
+// reads them together, ran 3x slower).
+inline std::int64_t lane_stride(std::int64_t m) { return (m + 15) / 16 * 16 + 16; }
+
+// T: the elements' move type (by size); C: the compute type the contributions come in.
+template <class T, class C>
+void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const std::int64_t* shape, int nout,
+                  const Operand* outs, int nin, const Operand* ins, Operand red, const std::int64_t* red_shape,
+                  const double* params) {
+  const int nops = nout + nin, kRed = nops, nall = nops + 1;
+  T* base[layout::kMaxOperands + 1];
+  const std::int64_t* strides[layout::kMaxOperands + 1];
+  for (int o = 0; o < nall; ++o) {
+    const Operand& x = o < nout ? outs[o] : o < nops ? ins[o - nout] : red;
+    base[o] = static_cast<T*>(const_cast<void*>(x.data));
+    strides[o] = x.strides;
+  }
+  ReduceDims d;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] == 1) continue;
+    const bool summed = red_shape[i] == 1;
+    bool merge = d.n > 0 && d.summed[d.n - 1] == summed;
+    for (int o = 0; o < nall && merge; ++o) merge = d.st[o][d.n - 1] == strides[o][i] * shape[i];
+    if (merge) {
+      d.size[d.n - 1] *= shape[i];
+      for (int o = 0; o < nall; ++o) d.st[o][d.n - 1] = strides[o][i];
+      continue;
+    }
+    d.size[d.n] = shape[i];
+    d.summed[d.n] = summed;
+    for (int o = 0; o < nall; ++o) d.st[o][d.n] = strides[o][i];
+    ++d.n;
+  }
+  if (d.n == 0) {  // one element: a kept dim of one
+    d.n = 1;
+    d.size[0] = 1;
+    d.summed[0] = false;
+    for (int o = 0; o < nall; ++o) d.st[o][0] = 1;
+  }
+  Axes R, K;  // summed over, kept
+  for (int i = 0; i < d.n; ++i) {
+    Axes& a = d.summed[i] ? R : K;
+    a.dim[a.n++] = i;
+    a.count *= d.size[i];
+  }
+  const std::int64_t L = R.count, J = K.count;  // contributions per reduced element; reduced elements
+  const auto red_at = [&](const std::int64_t* off) { return static_cast<void*>(base[kRed] + off[kRed]); };
+  if (J == 0) return;
+  if (L == 0) {  // empty sums
+    std::int64_t off[layout::kMaxOperands + 1];
+    for (std::int64_t j = 0; j < J; ++j) {
+      K.offsets(d, nall, j, off);
+      store_total<C>(red_at(off), C(0), dtype);
+    }
+    return;
+  }
+  const std::int64_t nq = (L + math::rows::kChunk - 1) / math::rows::kChunk;  // chunks per reduced element
+  std::vector<C> partials(nq > 1 ? std::size_t(J * nq) : 0);
+  const bool columns = !d.summed[d.n - 1];  // the innermost dim is kept: tasks take columns side by side
+  const int last = d.n - 1;
+  const std::int64_t ncol = d.size[last];
+  const int nt_want = threads_for(L * J);
+  std::int64_t kColumns = std::int64_t(kColumnBytes / sizeof(C));  // narrower where threads would idle
+  while (columns && kColumns > 64 && J / ncol * nq * ((ncol + kColumns - 1) / kColumns) < nt_want) kColumns /= 2;
+  const std::int64_t tiles = columns ? (ncol + kColumns - 1) / kColumns : 1;
+  const std::int64_t width = std::min(ncol, kColumns);  // a task's columns, at most
+  const std::int64_t ntasks = (columns ? J / ncol * tiles : J) * nq;
+  const int nt = int(std::min<std::int64_t>(nt_want, ntasks));
+  const std::int64_t per = (ntasks + nt - 1) / nt;
+  std::int64_t s_run[layout::kMaxOperands];  // the operands' strides along a run: the innermost dim's
+  for (int o = 0; o < nops; ++o) s_run[o] = d.st[o][last];
+  auto task = [&](int t) {
+    const std::int64_t lo = std::min(ntasks, t * per), hi = std::min(ntasks, lo + per);
+    if (lo >= hi) return;
+    T buf[layout::kMaxOperands][kChunk];
+    // contributions, then the lanes' sums and compensations (and the columns' partials); set before use
+    const std::size_t scratch_size = columns ? std::size_t(2 * width + 2 * math::rows::kLanes * lane_stride(width))
+                                             : std::size_t(math::rows::kChunk + 2 * math::rows::kLanes);
+    static_assert(2 * kColumnBytes + 2 * math::rows::kLanes * (kColumnBytes + 128) <= kScratchMaxBytes,
+                  "a task's lanes fit");
+    C* const scratch = static_cast<C*>(thread_scratch(scratch_size * sizeof(C)));
+    std::int64_t offk[layout::kMaxOperands + 1], offr[layout::kMaxOperands + 1];
+    T* p[layout::kMaxOperands];
+    for (std::int64_t task_id = lo; task_id < hi; ++task_id) {
+      const std::int64_t q = task_id % nq, r0 = q * math::rows::kChunk, r1 = std::min(L, r0 + math::rows::kChunk);
+      if (!columns) {  // one reduced element j: its contributions along the summed innermost dim, by runs
+        const std::int64_t j = task_id / nq;
+        K.offsets(d, nall, j, offk);
+        C* v = scratch;
+        C* ls = v + math::rows::kChunk;
+        C* lc = ls + math::rows::kLanes;
+        for (std::int64_t r = r0; r < r1;) {
+          std::int64_t idx = 0;
+          R.offsets(d, nops, r, offr, &idx);
+          const std::int64_t run = std::min(d.size[last] - idx, r1 - r);
+          for (int o = 0; o < nops; ++o) p[o] = base[o] + offk[o] + offr[o];
+          call_run<T>(k, nout, nin, p, s_run, run, params, buf, reinterpret_cast<char*>(v + (r - r0)), sizeof(C));
+          r += run;
+        }
+        std::fill(ls, ls + 2 * math::rows::kLanes, C(0));
+        rk.add_lanes(v, std::size_t(r1 - r0), ls, lc);
+        C part;
+        rk.combine(ls, lc, 1, 1, math::rows::kLanes, &part);
+        if (nq == 1) store_total<C>(red_at(offk), part, dtype);
+        else partials[std::size_t(j * nq + q)] = part;
+        continue;
+      }
+      // columns [c0, c0 + m) of the innermost dim, lane (r - r0) % 32 of each taking contribution r
+      const std::int64_t tile = task_id / nq, c0 = tile % tiles * kColumns, m = std::min(kColumns, ncol - c0);
+      const std::int64_t j0 = tile / tiles * ncol + c0;
+      K.offsets(d, nall, j0, offk);
+      const std::int64_t ld = lane_stride(m);
+      C* v = scratch;
+      C* part = v + m;
+      C* ls = part + m;
+      C* lc = ls + ld * math::rows::kLanes;
+      const std::int64_t sr = d.st[kRed][last];
+      const int used = int(std::min<std::int64_t>(r1 - r0, math::rows::kLanes));  // lanes past these stay 0
+      if (L > 1) {
+        std::fill(ls, ls + ld * used, C(0));
+        std::fill(lc, lc + ld * used, C(0));
+      }
+      for (std::int64_t r = r0; r < r1; ++r) {
+        R.offsets(d, nops, r, offr);
+        for (int o = 0; o < nops; ++o) p[o] = base[o] + offk[o] + offr[o];
+        call_run<T>(k, nout, nin, p, s_run, m, params, buf, reinterpret_cast<char*>(v), sizeof(C));
+        if (L == 1) {  // one contribution each: the rule's sum of it is v + 0
+          for (std::int64_t i = 0; i < m; ++i)
+            store_total<C>(static_cast<void*>(base[kRed] + offk[kRed] + i * sr), v[i] + C(0), dtype);
+          continue;
+        }
+        const std::int64_t lane = (r - r0) % math::rows::kLanes;
+        rk.add_row(v, std::size_t(m), ls + lane * ld, lc + lane * ld);
+      }
+      if (L == 1) continue;
+      for (std::int64_t lane = (r1 - r0) % math::rows::kLanes; lane > 0 && lane < used; ++lane)
+        rk.add_row(nullptr, std::size_t(m), ls + lane * ld, lc + lane * ld);  // the last block's padding
+      rk.combine(ls, lc, std::size_t(m), std::size_t(ld), used, part);
+      for (std::int64_t i = 0; i < m; ++i) {
+        if (nq == 1) store_total<C>(static_cast<void*>(base[kRed] + offk[kRed] + i * sr), part[i], dtype);
+        else partials[std::size_t((j0 + i) * nq + q)] = part[i];
+      }
+    }
+  };
+  if (nt <= 1)
+    task(0);
+  else
+    parallel_run(nt, task);
+  if (nq == 1) return;
+  std::int64_t off[layout::kMaxOperands + 1];
+  for (std::int64_t j = 0; j < J; ++j) {  // the chunks' partials of each reduced element, in chunk order
+    math::rows::PartialSums<C, true> sum;
+    for (std::int64_t q = 0; q < nq; ++q) sum.add(partials[std::size_t(j * nq + q)]);
+    K.offsets(d, nall, j, off);
+    store_total<C>(red_at(off), sum.total(), dtype);
+  }
+}
+
 }  // namespace
 
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
@@ -260,6 +475,21 @@ void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape
   const Operand outs[1] = {{out, out_strides}};
   const Operand ins[2] = {a, b};
   run_elementwise(k, elsize, ndim, shape, 1, outs, b.data ? 2 : 1, ins, params);
+}
+
+void run_reduction(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, const std::int64_t* shape, int nout,
+                   const Operand* outs, int nin, const Operand* ins, Operand reduced, const std::int64_t* reduced_shape,
+                   const double* params) {
+  if (nout < 1 || nin < 1 || nout + nin > layout::kMaxOperands - 1)
+    throw std::invalid_argument("run_reduction: 1 to 4 inputs and outputs in all besides the reduced one");
+  const FpEnvScope fp;
+  if (dtype == kF64)
+    reduce_typed<double, double>(k, rk[1], dtype, ndim, shape, nout, outs, nin, ins, reduced, reduced_shape, params);
+  else if (dtype == kF32)
+    reduce_typed<float, float>(k, rk[0], dtype, ndim, shape, nout, outs, nin, ins, reduced, reduced_shape, params);
+  else
+    reduce_typed<std::uint16_t, float>(k, rk[0], dtype, ndim, shape, nout, outs, nin, ins, reduced, reduced_shape,
+                                       params);
 }
 
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,

@@ -23,6 +23,18 @@ void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape
 void run_elementwise(EwKernel k, int elsize, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
                      int nin, const Operand* ins, const double* params);
 
+// run_elementwise for a backward whose kernel writes, after its nout outputs, one contribution per
+// element (in the compute type) to the gradient of a broadcast input: `reduced` (of dtype), walked along
+// shape with strides 0 on the axes it is summed over (those where reduced_shape is 1 and shape is not).
+// Each of its elements is the sum of its contributions in C order, by chunks of math::rows::kChunk, each
+// chunk over 32 interleaved Kahan lanes and their tree, the chunks' partials summed by PartialSums: bits
+// that depend on neither the thread count nor the ISA. rk: the table's reduce kernels ([float, double]).
+// Every input is read before `reduced` is written only where it does not overlap one (the caller's
+// concern). An empty sum is 0.
+void run_reduction(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, const std::int64_t* shape, int nout,
+                   const Operand* outs, int nin, const Operand* ins, Operand reduced, const std::int64_t* reduced_shape,
+                   const double* params);
+
 // kernel over every 1-d row along `axis` (0 <= axis < ndim).
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
               const std::int64_t* out_strides, Operand a, Operand b);

@@ -37,6 +37,15 @@ struct RowKernel {
   explicit operator bool() const { return rows != nullptr; }
 };
 
+// The reduction engine's arithmetic in one compute type (reduce_kernels.h): 32 Kahan lanes of m columns
+// each, lane l's sums at s + l * ld and compensations at c + l * ld.
+struct ReduceKernel {
+  void (*add_lanes)(const void* v, std::size_t n, void* s, void* c) = nullptr;  // one column: v[t] to lane t % 32
+  void (*add_row)(const void* v, std::size_t m, void* s, void* c) = nullptr;    // one lane of m columns (v null: 0)
+  // each column's lanes -> out; lanes from `lanes` on are zeros, not read
+  void (*combine)(const void* s, const void* c, std::size_t m, std::size_t ld, int lanes, void* out) = nullptr;
+};
+
 // Element-wise float32 / float64 kernel calls that write at least this many bytes store with
 // non-temporal stores (half the last-level cache: such an output cannot stay in cache anyway, and the
 // line is then written without being read first, a third of a copy's memory traffic saved).
@@ -50,6 +59,7 @@ struct KernelTable {
   // Large 16-bit calls of the ops that declare tabulate16 (tables16.h); null elsewhere.
   EwKernel ew_tabulated[int(ElementwiseOp::count)][kNumDirections][kNumDtypes];
   RowKernel row[int(RowOp::count)][2][kNumDtypes];                    // [forward, backward from y]
+  ReduceKernel reduce[2];                                              // [float, double] compute types
 };
 
 namespace scalar { const KernelTable& table(); }

@@ -14,13 +14,16 @@ namespace fastact::cpu {
   ParamInfo{#name, param_value(static_cast<type>(def)), ParamCheck::check, choices},
 namespace {
 template <class Op>
-OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activation = nullptr) {
+OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activation = nullptr,
+                      const char* operand = nullptr) {
   for (int d = 0; d < kinds::kNumDirections; ++d) {
     o.n_in[d] = ops::Signature<Op>::in[d];
     o.n_out[d] = ops::Signature<Op>::out[d];
+    o.n_reduced[d] = ops::Signature<Op>::reduced[d];
   }
   o.gate = gate;
   o.activation = activation;
+  o.operand = operand;
   return o;
 }
 
@@ -43,10 +46,21 @@ const char* unary_name() {
       OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Gated, int(ElementwiseOp::name), false,                       \
              {FASTACT_PARAMS_APPLY(INFO, params)}},                                                                 \
       ops::Gate::which == ops::Gate::First ? "first" : "second", unary_name<ops::Act>()),
+#define FASTACT_BROADCAST_INFO(name, Op, operand, doc, params)                                                    \
+  with_signature<ops::Op>(OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Broadcast, int(ElementwiseOp::name), false, \
+                                 {FASTACT_PARAMS_APPLY(INFO, params)}},                                             \
+                          nullptr, nullptr, #operand),
+#define FASTACT_BIAS_ACT_INFO(name, Op, from, doc, params)                                                        \
+  with_signature<ops::BiasAct<ops::Op>>(                                                                          \
+      OpInfo{"bias_act", "act(x + bias), bias along the last axis", BackwardFrom::FromX, OpKind::Broadcast,  \
+             int(ElementwiseOp::bias_act_##name), false, {FASTACT_PARAMS_APPLY(INFO, params)}},                     \
+      nullptr, #name, "bias"),
 #define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, OpKind::Row, int(RowOp::name), false, {}},
 
 const std::vector<OpInfo>& elementwise_ops() {
-  static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO) FASTACT_GATED_OPS(FASTACT_GATED_INFO)};
+  static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO) FASTACT_GATED_OPS(FASTACT_GATED_INFO)
+                                            FASTACT_BROADCAST_OPS(FASTACT_BROADCAST_INFO)
+                                                FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_INFO)};
   return v;
 }
 const std::vector<OpInfo>& row_ops() {

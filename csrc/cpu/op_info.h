@@ -16,8 +16,11 @@ struct ParamInfo {
 };
 
 // The shapes of work an op has: one input to one output element by element (unary), a GLU-family op
-// (gated: two halves, or two arrays, to one; see registry.h), or a reduction along an axis (row).
-enum class OpKind { Unary, Gated, Row };
+// (gated: two halves, or two arrays, to one; see registry.h), one with a broadcast operand (broadcast), or
+// a reduction along an axis (row).
+// An op with a broadcast operand (prelu's weight, bias_act's bias: broadcast; its backward also gives that
+// operand's gradient, reduced).
+enum class OpKind { Unary, Gated, Broadcast, Row };
 
 struct OpInfo {
   const char* name;
@@ -29,8 +32,10 @@ struct OpInfo {
   std::vector<ParamInfo> params;
   int n_in[kinds::kNumDirections] = {0, 0, 0};   // element-wise: inputs and outputs per direction
   int n_out[kinds::kNumDirections] = {0, 0, 0};  // (ops::Signature; 0: the direction is not offered)
+  int n_reduced[kinds::kNumDirections] = {0, 0, 0};  // the last outputs that are contributions (compute type)
   const char* gate = nullptr;        // gated: "first" or "second", the half the activation acts on
-  const char* activation = nullptr;  // gated: the unary op it applies (its parameters, in order, are this op's)
+  const char* activation = nullptr;  // gated, bias_act: the unary op it applies (its parameters, in order, are this op's)
+  const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias")
   bool row() const { return kind == OpKind::Row; }
 };
 

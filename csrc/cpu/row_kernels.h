@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "../math/rows.h"
+#include "scratch.h"
 #include "storage_io.h"
 
 namespace fastact::cpu::rows {
@@ -35,27 +36,11 @@ inline __attribute__((always_inline)) void blocks(std::size_t len, const T* a, c
   }
 }
 
-// A per-thread scratch row of at least len values, on cache lines of its own: two threads' scratch rows
-// sharing a line would bounce it between cores on every row (measured: 1.5x slower). It lives as long as
-// its thread, so it is never longer than kScratchMaxBytes: longer rows recompute instead (the same bits).
-constexpr std::size_t kScratchMaxBytes = std::size_t(256) << 10;
+// A per-thread scratch row of at least len values (scratch.h); rows longer than kScratchMaxBytes
+// recompute instead (the same bits).
 template <class T>
 T* scratch_row(std::size_t len) {
-  struct Row {
-    T* p = nullptr;
-    std::size_t cap = 0;
-    ~Row() { ::operator delete[](p, std::align_val_t(64)); }
-  };
-  thread_local Row r;
-  if (r.cap < len) {
-    ::operator delete[](r.p, std::align_val_t(64));
-    r.p = nullptr;
-    r.cap = 0;
-    const std::size_t cap = (len * sizeof(T) + 63) / 64 * 64 / sizeof(T);
-    r.p = static_cast<T*>(::operator new[](cap * sizeof(T), std::align_val_t(64)));
-    r.cap = cap;
-  }
-  return r.p;
+  return static_cast<T*>(thread_scratch(len * sizeof(T)));
 }
 
 // Stores the block's count values, rounded to the storage type S.

@@ -35,10 +35,16 @@ struct Relu {
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) { return backward_x(dy, y, p); }
 };
 
+// x with slope s below zero: leaky_relu (s a parameter) and prelu (s a weight per element).
+template <class V>
+FASTACT_HD V leaky(V x, V s) { return select(x > V(0), x, x * s); }
+template <class V>
+FASTACT_HD V leaky_grad(V dy, V x, V s) { return select(x > V(0), dy, nan_or(x, dy * s)); }
+
 struct LeakyRelu {  // p[0] = negative_slope
-  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return select(x > V(0), x, x * V(p[0])); }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return leaky(x, V(p[0])); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
-    return select(x > V(0), dy, nan_or(x, dy * V(p[0])));
+    return leaky_grad(dy, x, V(p[0]));
   }
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) { return backward_x(dy, y, p); }
 };
@@ -118,10 +124,13 @@ FASTACT_HD V apply(V a, V b, const T* p) {
 // outputs it writes per element, in the order the engines pass them. A unary op reads x (forward), or dy
 // and x / y (backward), and writes one value; ops with more operands specialize this (own_eval: the op
 // defines eval<Dir> itself).
+// reduced: how many of the last outputs are contributions to a reduction (the gradient of a broadcast
+// operand: cpu/engine.h run_reduction), written in the compute type, unrounded.
 template <class Op>
 struct Signature {
   static constexpr int in[kinds::kNumDirections] = {1, 2, 2};
   static constexpr int out[kinds::kNumDirections] = {1, 1, 1};
+  static constexpr int reduced[kinds::kNumDirections] = {0, 0, 0};
   static constexpr bool own_eval = false;
 };
 
@@ -163,8 +172,55 @@ template <class Act, Gate G>
 struct Signature<Gated<Act, G>> {  // forward (a, b) -> y; backward (dy, a, b) -> (da, db); no backward from y
   static constexpr int in[kinds::kNumDirections] = {2, 3, 0};
   static constexpr int out[kinds::kNumDirections] = {1, 2, 0};
+  static constexpr int reduced[kinds::kNumDirections] = {0, 0, 0};
   static constexpr bool own_eval = true;
 };
+
+// Ops with a broadcast operand w (a weight or a bias: registry.h FASTACT_BROADCAST_OPS and bias_act):
+// forward (x, w) -> y; backward (dy, x, w) -> (dx, the contribution of each element to dw), dw being the
+// sum of the contributions over the axes w is broadcast along.
+template <class Op>
+struct BroadcastSignature {
+  static constexpr int in[kinds::kNumDirections] = {2, 3, 0};
+  static constexpr int out[kinds::kNumDirections] = {1, 2, 0};
+  static constexpr int reduced[kinds::kNumDirections] = {0, 1, 0};
+  static constexpr bool own_eval = true;
+};
+
+// prelu: leaky_relu with a slope per element of the weight; dw's contribution is dy * x where x <= 0
+// (NaN where x is NaN), 0 elsewhere.
+struct Prelu {
+  template <int Dir, class V, class T>
+  FASTACT_HD static void eval(const V* in, V* out, const T*) {
+    if constexpr (Dir == kinds::kForward) {
+      out[0] = leaky(in[0], in[1]);
+    } else {
+      const V dy = in[0], x = in[1], w = in[2];
+      out[0] = leaky_grad(dy, x, w);
+      out[1] = select(x > V(0), V(T(0)), dy * x);
+    }
+  }
+};
+template <>
+struct Signature<Prelu> : BroadcastSignature<Prelu> {};
+
+// bias_act: act(x + bias), x + bias rounded to the compute type (the bits of act applied to that sum);
+// the bias's contribution is dx itself (before dx is rounded to a 16-bit storage type).
+template <class Act>
+struct BiasAct {
+  template <int Dir, class V, class T>
+  FASTACT_HD static void eval(const V* in, V* out, const T* p) {
+    if constexpr (Dir == kinds::kForward) {
+      out[0] = Act::template forward<V>(in[0] + in[1], p);
+    } else {
+      const V dx = Act::template backward_x<V>(in[0], in[1] + in[2], p);
+      out[0] = dx;
+      out[1] = dx;
+    }
+  }
+};
+template <class Act>
+struct Signature<BiasAct<Act>> : BroadcastSignature<BiasAct<Act>> {};
 
 // Row ops (softmax family): the per-element pieces; the row engine does the reductions.
 struct Softmax {

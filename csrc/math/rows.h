@@ -19,13 +19,16 @@ constexpr int kLanes = 32;
 template <class V>
 FASTACT_HD V max_nan(V a, V b) { return select((b > a) | (b != b), b, a); }
 
-template <class V>
+// Inf = true (the reductions: gradients may hold infinities): once the sum is infinite (or NaN) the
+// compensation, NaN by then, is dropped, so that an infinite sum stays one (and +inf plus -inf is NaN).
+template <class V, bool Inf = false>
 struct Kahan {
   V s{typename V::T(0)}, c{typename V::T(0)};
   FASTACT_HD void add(V v) {
     V y = v - c;
     V t = s + y;
     c = (t - s) - y;
+    if constexpr (Inf) c = select(t - t == V(typename V::T(0)), c, V(typename V::T(0)));
     s = t;
   }
 };
@@ -43,37 +46,43 @@ FASTACT_HD_INLINE T combine_max(Lane lane) {
 // lane j + w, the sum's rounding error (two_sum) added to the errors both already carry; the result is
 // lane 0's sum plus its errors. Five dependent steps instead of a chain of 32 (a Kahan chain over the
 // lanes was a sixth of a 1,024-element softmax), and no less accurate: every rounding of the sums is
-// kept. lane(i, j) gives row i's lane j (its Kahan sum minus its compensation). The G rows run side by
-// side, each with the bits of combine_sum alone.
-template <class T, int G, class Lane>
-FASTACT_HD_INLINE void combine_sums(Lane lane, T* total) {
-  using S = simd::Scalar<T>;
-  T s[kLanes][G], e[kLanes / 2][G];
+// kept. lane(i, j) gives row i's lane j (its Kahan sum minus its compensation) as a V: a scalar
+// (simd::Scalar), or a vector whose every element is a row of its own (the reductions' columns). The G
+// rows run side by side, each with the bits of combine_sum alone.
+// Inf (as Kahan's): a sum that is not finite is the plain sum of the lanes, its errors (NaN) dropped.
+template <class V, int G, bool Inf = false, class Lane>
+FASTACT_HD_INLINE void combine_tree(Lane lane, V* total) {
+  V s[kLanes][G], e[kLanes / 2][G];
   for (int j = 0; j < kLanes; ++j)
     for (int i = 0; i < G; ++i) s[j][i] = lane(i, j);
   for (int j = 0; j < kLanes / 2; ++j)
-    for (int i = 0; i < G; ++i) {
-      S h, l;
-      two_sum(S(s[j][i]), S(s[j + kLanes / 2][i]), h, l);
-      s[j][i] = h.v;
-      e[j][i] = l.v;
-    }
+    for (int i = 0; i < G; ++i) two_sum(s[j][i], s[j + kLanes / 2][i], s[j][i], e[j][i]);
   for (int w = kLanes / 4; w > 0; w /= 2)
     for (int j = 0; j < w; ++j)
       for (int i = 0; i < G; ++i) {
-        S h, l;
-        two_sum(S(s[j][i]), S(s[j + w][i]), h, l);
-        s[j][i] = h.v;
-        e[j][i] = (e[j][i] + e[j + w][i]) + l.v;
+        V l;
+        two_sum(s[j][i], s[j + w][i], s[j][i], l);
+        e[j][i] = (e[j][i] + e[j + w][i]) + l;
       }
-  for (int i = 0; i < G; ++i) total[i] = s[0][i] + e[0][i];
+  for (int i = 0; i < G; ++i) {
+    total[i] = s[0][i] + e[0][i];
+    if constexpr (Inf) total[i] = select(s[0][i] - s[0][i] == V(typename V::T(0)), total[i], s[0][i]);
+  }
+}
+
+template <class T, int G, bool Inf = false, class Lane>
+FASTACT_HD_INLINE void combine_sums(Lane lane, T* total) {
+  using S = simd::Scalar<T>;
+  S t[G];
+  combine_tree<S, G, Inf>([&](int i, int j) { return S(lane(i, j)); }, t);
+  for (int i = 0; i < G; ++i) total[i] = t[i].v;
 }
 
 // One row's: lane(j) gives lane j's Kahan sum minus its compensation.
-template <class T, class Lane>
+template <class T, bool Inf = false, class Lane>
 FASTACT_HD_INLINE T combine_sum(Lane lane) {
   T total;
-  combine_sums<T, 1>([&](int, int j) { return lane(j); }, &total);
+  combine_sums<T, 1, Inf>([&](int, int j) { return lane(j); }, &total);
   return total;
 }
 
@@ -82,9 +91,9 @@ FASTACT_HD_INLINE T combine_sum(Lane lane) {
 // rule -- partial c to lane c % 32 (Kahan), then the lanes' tree. A row of one chunk is its partial.
 constexpr int kChunk = 4096;
 
-template <class T>
+template <class T, bool Inf = false>
 struct PartialSums {
-  Kahan<simd::Scalar<T>> lane[kLanes];
+  Kahan<simd::Scalar<T>, Inf> lane[kLanes];
   T first = T(0);
   long long n = 0;
   FASTACT_HD_INLINE void add(T partial) {
@@ -93,7 +102,7 @@ struct PartialSums {
     ++n;
   }
   FASTACT_HD_INLINE T total() const {
-    return n == 1 ? first : combine_sum<T>([&](int j) { return (lane[j].s - lane[j].c).v; });
+    return n == 1 ? first : combine_sum<T, Inf>([&](int j) { return (lane[j].s - lane[j].c).v; });
   }
 };
 

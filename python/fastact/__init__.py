@@ -74,7 +74,7 @@ def _memory_config() -> str:
              f"FASTACT_RESULT_CACHE_MB; freed after {_core.RESULT_CACHE_IDLE_SECONDS:g} s unused or by "
              "fastact.release_memory())")
     return (f"{cache}; 16-bit tables {tables >> 10} KiB (at most 16 MiB); "
-            "softmax scratch <= 256 KiB per thread (16-bit rows)")
+            "scratch <= 320 KiB per thread (16-bit softmax rows, the lanes of grad_bias / grad_weight sums)")
 
 
 def _streaming_config() -> str:

@@ -15,10 +15,11 @@ _DLPACK_CPU = 1
 
 def gpu_route(kind: str, op: int, direction: int, fn: str, a, b, out, extra, stream):
     """Runs the call on the GPU when any argument is a GPU array; NotImplemented when none is. For the gated
-    kind, a is the tuple (x or gate, up, grad_output), b is unused and extra is (params, axis)."""
+    kind, a is the tuple (x or gate, up, grad_output), b is unused and extra is (params, axis); for the
+    broadcast kind, a is (grad_output, x, weight or bias), b their names and extra is (params, channel_axis)."""
     from . import cuda
 
-    arrays = list(a) if kind == "gated" else [a, b]
+    arrays = list(a) if kind in ("gated", "broadcast") else [a, b]
     arrays += list(out) if isinstance(out, tuple) else [out]
     if not any(cuda.on_gpu(x) for x in arrays):
         if stream is not None:
@@ -28,6 +29,10 @@ def gpu_route(kind: str, op: int, direction: int, fn: str, a, b, out, extra, str
         return cuda.elementwise(op, direction, fn, a, b, out, extra, stream)
     if kind == "gated":
         return cuda.gated(op, direction, fn, *a, out, *extra, stream)
+    if kind == "broadcast":  # b: the names of a's arrays
+        name, obj = next((n, x) for n, x in zip(b, arrays) if cuda.on_gpu(x))
+        raise RuntimeError(f"fastact.{fn}: {name} is a GPU array ({type(obj).__module__}.{type(obj).__name__}), but "
+                           f"{fn.replace('_backward', '')} runs on the CPU only in this release; pass host arrays")
     return cuda.rowwise(op, direction, fn, a, b, out, extra, stream)
 
 

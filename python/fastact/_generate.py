@@ -35,10 +35,80 @@ def _default_src(p):
     return repr(p["default"])
 
 
+class _BiasActs:
+    """bias_act's activations: name -> (op id, parameter specs), and the call's parameter tuple."""
+
+    def __init__(self, ops):
+        self.ops = {o["activation"]: (o["id"], o["params"]) for o in ops
+                    if o["kind"] == "broadcast" and o["activation"]}
+
+    def resolve(self, fn, activation, params):
+        try:
+            oid, specs = self.ops[activation]
+        except (KeyError, TypeError):
+            raise ValueError(f"fastact.{fn}: activation must be one of {sorted(self.ops)!r}, got "
+                             f"{activation!r}") from None
+        known = {p["name"] for p in specs}
+        for k in params:
+            if k not in known:
+                raise TypeError(f"fastact.{fn}: {activation} takes no parameter {k!r} (its parameters: "
+                                f"{', '.join(sorted(known)) or 'none'})")
+        vals = []
+        for p in specs:
+            v = params.get(p["name"], p["default"] if not p["choices"] else p["choices"].split("|")[int(p["default"])])
+            if p["choices"]:
+                v = _choice(fn, p["name"], v, {c: i for i, c in enumerate(p["choices"].split("|"))})
+            vals.append(v)
+        return oid, tuple(vals)
+
+
+def _bias_act_functions(ns, bias_acts):
+    acts = sorted(bias_acts.ops)
+    ns["_bias_acts"] = bias_acts
+    src = (
+        "def bias_act(x, bias, activation='gelu', *, out=None, stream=None, **params):\n"
+        "    op, p = _bias_acts.resolve('bias_act', activation, params)\n"
+        "    return _bc(op, 0, x, bias, None, out, p, -1, stream)\n"
+        "def bias_act_backward(grad_output, x, bias, activation='gelu', *, out=None, stream=None, **params):\n"
+        "    op, p = _bias_acts.resolve('bias_act_backward', activation, params)\n"
+        "    return _bc(op, 1, x, bias, grad_output, out, p, -1, stream)\n"
+    )
+    exec(compile(src, "<fastact.bias_act>", "exec"), ns)
+    fwd, bwd = ns["bias_act"], ns["bias_act_backward"]
+    fwd.__doc__ = (
+        "act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
+        "Args:\n"
+        "    x: array of float32, float64, float16 or bfloat16, at least 1-d (any strides)\n"
+        "    bias: array of x's dtype, 1-d of x's last dimension (or one value)\n"
+        f"    activation: one of {acts}, default 'gelu'\n"
+        "    out: optional array of x's shape and dtype (may be x itself)\n"
+        "    stream: for GPU arrays, which bias_act does not take yet (it runs on the CPU only in this release)\n"
+        "    **params: the activation's parameters (e.g. approximate='tanh' for gelu, negative_slope=0.1 for"
+        " leaky_relu), with its defaults\n\n"
+        "Returns a new array (out when given). The bits of fastact.<activation>(x + bias) with x + bias rounded to"
+        " the compute type (float32 for 16-bit types, so no rounding to 16 bits in between).")
+    bwd.__doc__ = (
+        "Gradient of bias_act: returns (grad_x, grad_bias), grad_x = grad_output * act'(x + bias) and grad_bias its"
+        " sum over every axis but the last (of bias's shape).\n\n"
+        "grad_bias is summed in a fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any"
+        " thread count and ISA), in float32 for 16-bit types from grad_x before its rounding. out=: a tuple"
+        " (grad_x, grad_bias), each an array or None; grad_x may be grad_output or x, grad_bias may be bias. The"
+        " other arguments (activation, its parameters, stream=) are bias_act's.")
+    for f in (fwd, bwd):
+        f.__module__ = "fastact"
+    return {"bias_act": fwd, "bias_act_backward": bwd}
+
+
 def build_functions(ops, core):
-    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_gated": core._gated, "_choice": _choice}
+    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_gated": core._gated, "_bc": core._broadcast,
+          "_choice": _choice}
     funcs = {}
+    bias_acts = _BiasActs(ops)
+    if bias_acts.ops:
+        funcs.update(_bias_act_functions(ns, bias_acts))
     for op in ops:
+        if op["kind"] == "broadcast" and op["activation"]:
+            continue  # bias_act, above
         name, oid, params = op["name"], op["id"], op["params"]
         kwsig = "".join(f", {p['name']}={_default_src(p)}" for p in params)
         def param_tuple(fn):  # the parameters as the entry point takes them; choice errors name fn
@@ -96,6 +166,24 @@ def build_functions(ops, core):
                     "    stream: GPU arrays only: the CUDA stream to run on\n\n"
                     "Returns a new array (out when given) of x's shape with axis halved, or of gate's shape. One pass"
                     " over memory; the bits of the unfused composition, rounded once to the storage type.")
+        elif op["kind"] == "broadcast":
+            w = op["operand"]
+            src = (
+                f"def {name}(x, {w}, channel_axis=1, *{kwsig}, out=None, stream=None):\n"
+                f"    return _bc({oid}, 0, x, {w}, None, out, {ptuple}, channel_axis, stream)\n"
+                f"def {name}_backward(grad_output, x, {w}, channel_axis=1, *{kwsig}, out=None, stream=None):\n"
+                f"    return _bc({oid}, 1, x, {w}, grad_output, out, {ptuple_b}, channel_axis, stream)\n"
+            )
+            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n"
+                    "    x: array of float32, float64, float16 or bfloat16 (any shape and strides)\n"
+                    f"    {w}: array of x's dtype: one value, or 1-d with one per channel along channel_axis"
+                    f" (PyTorch), or with channel_axis=None any shape that broadcasts to x's (ONNX PRelu)\n"
+                    "    channel_axis: the axis of x the channels lie along (default 1, PyTorch's NCHW; -1 for"
+                    " channels last), or None\n"
+                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype (may be x itself)\n"
+                    f"    stream: for GPU arrays, which {name} does not take yet (it runs on the CPU only in this"
+                    " release)\n\n"
+                    "Returns a new array (out when given).")
         else:
             src = (
                 f"def {name}(x, axis=-1, *, out=None, stream=None):\n"
@@ -118,7 +206,15 @@ def build_functions(ops, core):
         exec(compile(src, f"<fastact.{name}>", "exec"), ns)
         fwd, bwd = ns[name], ns[f"{name}_backward"]
         fwd.__doc__ = fdoc
-        if op["kind"] == "gated":
+        if op["kind"] == "broadcast":
+            w = op["operand"]
+            bwd.__doc__ = (f"Gradient of {name}: returns (grad_x, grad_{w}), grad_{w} of {w}'s shape: the sum of the"
+                           f" contributions of the elements each value of {w} applies to (dy * x where x <= 0), in a"
+                           " fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any thread"
+                           " count and ISA; float32 for 16-bit types).\n\nout=: a tuple (grad_x, grad_{w}), each an"
+                           f" array or None; grad_x may be grad_output or x, grad_{w} may be {w}. The other arguments"
+                           f" (channel_axis, out=, stream=) are {name}'s.")
+        elif op["kind"] == "gated":
             bwd.__doc__ = (f"Gradient of {name}, in the forward's form: {name}_backward(grad_output, x, axis=-1) returns"
                            f" grad_x (x's shape, its halves the gradients of a and b); {name}_backward(grad_output,"
                            " gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an"

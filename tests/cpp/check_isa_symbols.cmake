@@ -1,4 +1,4 @@
-# ctest isa_symbols: every ISA's object file keeps its code to itself. Each kernels_<isa> object is
+# ctest isa_symbols: every ISA's object files (its kernel parts) keep their code to themselves. Each kernels_<isa> object is
 # compiled with its own instruction set; a global symbol it defined that another object also defines
 # (an inline function or template instantiated in both) is one the linker merges, keeping one copy for
 # all: the AVX-512 copy could then run on the scalar path of a CPU without AVX-512 (SIGILL). So each
@@ -22,8 +22,9 @@ foreach(obj IN LISTS OBJECTS)
     endif()
   endforeach()
   get_filename_component(name "${obj}" NAME)
-  if(name MATCHES "^kernels_([a-z0-9]+)\\.")
+  if(name MATCHES "^kernels_([a-z0-9]+)(_part[0-9]+)?\\.")
     set(isa "${CMAKE_MATCH_1}")
+    set(isa_of_${obj} "${isa}")
     string(LENGTH "${isa}" len)
     list(APPEND isa_objects "${obj}")
     set(own_${obj} "")
@@ -42,8 +43,8 @@ endforeach()
 foreach(isa_obj IN LISTS isa_objects)
   get_filename_component(isa_name "${isa_obj}" NAME)
   foreach(obj IN LISTS OBJECTS)
-    if(obj STREQUAL isa_obj)
-      continue()
+    if(obj STREQUAL isa_obj OR "${isa_of_${obj}}" STREQUAL "${isa_of_${isa_obj}}")
+      continue()  # the parts of one ISA: the same flags, the same copies
     endif()
     get_filename_component(name "${obj}" NAME)
     set(shared ${own_${isa_obj}})

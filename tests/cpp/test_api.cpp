@@ -218,3 +218,53 @@ TEST(Api, GatedOpsInBothForms) {
   EXPECT_THROW(fastact::swiglu(gate.data(), up.data(), y1.data(), rows * half, 1e39), fastact::Error);
   EXPECT_THROW(fastact::reglu(gate.data(), up.data(), gate.data() + 1, rows * half - 1), fastact::Error);  // shifted
 }
+
+TEST(Api, BroadcastOpsPreluAndBiasAct) {
+  // prelu on (outer, channels, inner): against the plain loop; dweight the sum of dy * x where x <= 0
+  const std::size_t outer = 3, channels = 5, inner = 11, n = outer * channels * inner;
+  std::vector<double> x(n), dy(n), w(channels), y(n), dx(n), dw(channels);
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = -3.0 + 6.0 * double((i * 7919) % 1000) / 1000.0;
+    dy[i] = 0.25 * double(int(i % 7) - 3);
+  }
+  for (std::size_t c = 0; c < channels; ++c) w[c] = 0.1 * double(c + 1);
+  fastact::prelu(x.data(), w.data(), y.data(), outer, channels, inner);
+  fastact::prelu_backward(dy.data(), x.data(), w.data(), dx.data(), dw.data(), outer, channels, inner);
+  std::vector<double> want_dw(channels, 0.0);
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t c = 0; c < channels; ++c)
+      for (std::size_t j = 0; j < inner; ++j) {
+        const std::size_t i = (o * channels + c) * inner + j;
+        ASSERT_EQ(y[i], x[i] > 0 ? x[i] : x[i] * w[c]);
+        ASSERT_EQ(dx[i], x[i] > 0 ? dy[i] : dy[i] * w[c]);
+        if (x[i] <= 0) want_dw[c] += dy[i] * x[i];
+      }
+  for (std::size_t c = 0; c < channels; ++c) EXPECT_NEAR(dw[c], want_dw[c], 1e-13);
+  std::vector<double> w2 = w, x2 = x;  // in place: dx over x, dweight over the weight
+  fastact::prelu_backward(dy.data(), x2.data(), w2.data(), x2.data(), w2.data(), outer, channels, inner);
+  EXPECT_EQ(x2, dx);
+  EXPECT_EQ(w2, dw);
+  EXPECT_THROW(fastact::prelu_backward(dy.data(), x.data(), w.data(), dx.data(), dx.data() + 3, outer, channels, inner),
+               fastact::Error);  // dweight inside dx
+  EXPECT_THROW(fastact::prelu_backward(dy.data(), x.data(), w2.data(), dx.data(), w2.data() + 1, outer, channels - 1, inner),
+               fastact::Error);  // dweight one past the weight (not it)
+  // bias_gelu: gelu(x + bias) bit for bit; dbias the column sums of dx
+  const std::size_t rows = 300, cols = 17;
+  std::vector<float> a(rows * cols), b(cols), out(rows * cols), z(rows * cols), g(rows * cols), ga(rows * cols),
+      gz(rows * cols), db(cols), ones(rows * cols, 1.0f);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = -5.0f + 10.0f * float((i * 104729) % 1000) / 1000.0f;
+  for (std::size_t j = 0; j < cols; ++j) b[j] = 0.5f - 0.05f * float(j);
+  for (std::size_t i = 0; i < a.size(); ++i) z[i] = a[i] + b[i % cols];
+  fastact::bias_gelu(a.data(), b.data(), out.data(), rows, cols, fastact::GeluApprox::tanh);
+  fastact::gelu(z.data(), g.data(), z.size(), fastact::GeluApprox::tanh);
+  EXPECT_EQ(out, g);
+  fastact::bias_gelu_backward(ones.data(), a.data(), b.data(), ga.data(), db.data(), rows, cols);
+  fastact::gelu_backward(ones.data(), z.data(), gz.data(), z.size());
+  EXPECT_EQ(ga, gz);
+  for (std::size_t j = 0; j < cols; ++j) {
+    double s = 0;
+    for (std::size_t r = 0; r < rows; ++r) s += gz[r * cols + j];
+    EXPECT_NEAR(db[j], s, 1e-6 * rows);
+  }
+  EXPECT_THROW(fastact::bias_elu(a.data(), b.data(), out.data(), rows, cols, 1e39), fastact::Error);
+}

@@ -124,7 +124,7 @@ void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt)
       for (int dir = 0; dir < cpu::kNumDirections; ++dir) {
         cpu::EwKernel k = t.ew[op.id][dir][dt], r = ref.ew[op.id][dir][dt];
         if (!k) continue;
-        const int no = op.n_out[dir];
+        const int no = op.n_out[dir], ns = no - op.n_reduced[dir];  // outputs ns.. are float contributions
         // every pattern as each input in turn (the others random)
         const std::vector<std::vector<std::uint16_t*>> orders = {{a.data(), b.data(), c.data()},
                                                                  {b.data(), a.data(), c.data()},
@@ -132,13 +132,20 @@ void check_16bit(const cpu::KernelTable& t, const cpu::KernelTable& ref, int dt)
         for (int order = 0; order < op.n_in[dir]; ++order)
           for (std::size_t n : {a.size(), std::size_t(37)}) {
             std::vector<std::uint16_t*> in(orders[std::size_t(order)].begin(), orders[std::size_t(order)].begin() + op.n_in[dir]);
-            std::vector<std::vector<std::uint16_t>> yk(no, std::vector<std::uint16_t>(n)), yr(no, std::vector<std::uint16_t>(n));
+            // room for a float per element in every output (the contributions)
+            std::vector<std::vector<std::uint16_t>> yk(no, std::vector<std::uint16_t>(2 * n)), yr(no, std::vector<std::uint16_t>(2 * n));
             call(k, in, data_of(yk), n, p.data());
             call(r, in, data_of(yr), n, p.data());
-            for (int o = 0; o < no; ++o)
+            for (int o = 0; o < ns; ++o)
               for (std::size_t i = 0; i < n; ++i)
                 if (yk[o][i] != yr[o][i] && !(std::isnan(as_float(yk[o][i])) && std::isnan(as_float(yr[o][i]))))
                   FAIL() << t.isa << " " << op.name << " dir " << dir << " dtype " << dt << " input " << a[i];
+            for (int o = ns; o < no; ++o) {
+              std::vector<float> ck(n), cr(n);
+              std::memcpy(ck.data(), yk[o].data(), n * sizeof(float));
+              std::memcpy(cr.data(), yr[o].data(), n * sizeof(float));
+              EXPECT_TRUE(same_bits(ck, cr)) << t.isa << " " << op.name << " contribution, dtype " << dt;
+            }
           }
       }
   for (const auto& op : cpu::row_ops())
@@ -265,6 +272,51 @@ void check_streaming(const cpu::KernelTable& t) {
         }
     }
   cpu::set_stream_min_bytes(saved);
+}
+
+// The reductions' lanes (reduce_kernels.h) on every ISA against the scalar path, bit for bit: one column's
+// lanes over runs of any length (the last block padded), rows of many columns (vector bodies and scalar
+// tails), their tree with some lanes absent; specials and infinities included.
+template <class T>
+void check_reduce(const cpu::KernelTable& t, const cpu::KernelTable& ref) {
+  const cpu::ReduceKernel& k = t.reduce[sizeof(T) == 4 ? 0 : 1];
+  const cpu::ReduceKernel& r = ref.reduce[sizeof(T) == 4 ? 0 : 1];
+  for (std::size_t n : kSizes) {
+    const std::vector<T> v = inputs<T>(n, unsigned(n) + 11);
+    std::vector<T> sk(64, T(0)), sr(64, T(0));  // sums then compensations
+    k.add_lanes(v.data(), n, sk.data(), sk.data() + 32);
+    r.add_lanes(v.data(), n, sr.data(), sr.data() + 32);
+    k.add_lanes(v.data(), n, sk.data(), sk.data() + 32);  // lanes that already hold sums
+    r.add_lanes(v.data(), n, sr.data(), sr.data() + 32);
+    EXPECT_TRUE(same_bits(sk, sr)) << t.isa << " add_lanes n " << n;
+    T ok, orf;
+    k.combine(sk.data(), sk.data() + 32, 1, 1, 32, &ok);
+    r.combine(sr.data(), sr.data() + 32, 1, 1, 32, &orf);
+    EXPECT_TRUE(same_bits(std::vector<T>{ok}, std::vector<T>{orf})) << t.isa << " combine n " << n;
+  }
+  for (std::size_t m : {std::size_t(1), std::size_t(7), std::size_t(16), std::size_t(37), std::size_t(130)}) {
+    std::vector<T> sk(2 * 32 * m, T(0)), sr(2 * 32 * m, T(0)), ok(m), orf(m);
+    for (int lane = 0; lane < 32; ++lane)
+      for (int rep = 0; rep < 3; ++rep) {
+        const std::vector<T> v = inputs<T>(m, unsigned(lane * 3 + rep) + 5);
+        const bool pad = rep == 2 && lane % 5 == 0;  // a padded block's zero row
+        k.add_row(pad ? nullptr : v.data(), m, sk.data() + lane * m, sk.data() + (32 + lane) * m);
+        r.add_row(pad ? nullptr : v.data(), m, sr.data() + lane * m, sr.data() + (32 + lane) * m);
+      }
+    EXPECT_TRUE(same_bits(sk, sr)) << t.isa << " add_row m " << m;
+    for (int lanes : {1, 5, 32}) {
+      k.combine(sk.data(), sk.data() + 32 * m, m, m, lanes, ok.data());
+      r.combine(sr.data(), sr.data() + 32 * m, m, m, lanes, orf.data());
+      EXPECT_TRUE(same_bits(ok, orf)) << t.isa << " combine m " << m << " lanes " << lanes;
+    }
+  }
+}
+
+TEST(Kernels, ReductionLanesMatchScalarBitForBit) {
+  for (const auto& name : cpu::supported_isa_names()) {
+    check_reduce<float>(*cpu::table_for(name), *cpu::table_for("scalar"));
+    check_reduce<double>(*cpu::table_for(name), *cpu::table_for("scalar"));
+  }
 }
 
 TEST(Kernels, StreamingStoresGiveTheBitsOfOrdinaryStores) {

@@ -73,14 +73,30 @@ void set_num_threads(int n);
   void op##_backward(const T* dy, const T* gate, const T* up, T* dgate, T* dup,                                  \
                      std::size_t n FASTACT_PARAMS_APPLY(DECL, params));                                          \
   void op##_backward(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t half_len FASTACT_PARAMS_APPLY(DECL, params));
-#define FASTACT_DECL_GATED(op, Act, which, doc, params)                                                          \
-  FASTACT_DECL_GATED_T(op, float, params)                                                                        \
-  FASTACT_DECL_GATED_T(op, double, params)                                                                       \
-  FASTACT_DECL_GATED_T(op, half, params)                                                                         \
-  FASTACT_DECL_GATED_T(op, bfloat16, params)
+#define FASTACT_DECL_GATED(op, Act, which, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_GATED_T, op, params)
+
+// Ops with a broadcast operand: prelu(x, weight, y, outer, channels, inner) on x of (outer, channels, inner),
+// contiguous, with one weight per channel (channels = 1: one slope; NCHW: N, C, H*W; channels last: N*H*W,
+// C, 1); op_backward(dy, x, weight, dx, dweight, outer, channels, inner), dweight summed in a fixed order
+// (the same bits for any thread count and ISA). bias_act for each unary op, rows of cols with the bias
+// along each row: bias_gelu(x, bias, y, rows, cols, approximate), bias_gelu_backward(dy, x, bias, dx,
+// dbias, rows, cols, approximate), ... dx may be x or dy; dweight / dbias may be the weight / bias.
+#define FASTACT_DECL_BROADCAST_T(op, T, params)                                                                   \
+  void op(const T* x, const T* w, T* y, std::size_t outer, std::size_t channels,                                 \
+          std::size_t inner FASTACT_PARAMS_APPLY(DECL, params));                                                  \
+  void op##_backward(const T* dy, const T* x, const T* w, T* dx, T* dw, std::size_t outer, std::size_t channels, \
+                     std::size_t inner FASTACT_PARAMS_APPLY(DECL, params));
+#define FASTACT_DECL_BROADCAST(op, F, operand, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_BROADCAST_T, op, params)
+#define FASTACT_DECL_BIAS_T(op, T, params)                                                                        \
+  void bias_##op(const T* x, const T* bias, T* y, std::size_t rows, std::size_t cols FASTACT_PARAMS_APPLY(DECL, params)); \
+  void bias_##op##_backward(const T* dy, const T* x, const T* bias, T* dx, T* dbias, std::size_t rows,          \
+                            std::size_t cols FASTACT_PARAMS_APPLY(DECL, params));
+#define FASTACT_DECL_BIAS(op, F, from, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_BIAS_T, op, params)
 
 FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_EW)
 FASTACT_GATED_OPS(FASTACT_DECL_GATED)
+FASTACT_BROADCAST_OPS(FASTACT_DECL_BROADCAST)
+FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_BIAS)
 FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 
 #undef FASTACT_P_DECL
@@ -93,5 +109,9 @@ FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 #undef FASTACT_DECL_ROW
 #undef FASTACT_DECL_GATED_T
 #undef FASTACT_DECL_GATED
+#undef FASTACT_DECL_BROADCAST_T
+#undef FASTACT_DECL_BROADCAST
+#undef FASTACT_DECL_BIAS_T
+#undef FASTACT_DECL_BIAS
 
 }  // namespace fastact

@@ -51,10 +51,22 @@ constexpr double param_value(T v) {
   OP(geglu, Gelu, First, "gelu(a) * b (GeGLU)", FASTACT_CHOICE(approximate, GeluApprox, none, "none|tanh"))     \
   OP(reglu, Relu, First, "relu(a) * b (ReGLU)", )
 
+// Ops with a broadcast operand (a weight or a bias) whose backward also gives that operand's gradient,
+// summed over the axes it is broadcast along in a fixed order (the reduction engine).
+// BROADCAST(name, Functor, the operand's name, doc, params). bias_act is one more, over every op of
+// FASTACT_ELEMENTWISE_OPS (ops::BiasAct<Act>, the activation's parameters): act(x + bias), bias along the
+// last axis.
+#define FASTACT_BROADCAST_OPS(OP)                                                                         \
+  OP(prelu, Prelu, weight, "x if x > 0 else weight * x (a slope per channel, or one, or broadcast)", )
+
 // Row ops reduce along one axis; their backward takes the forward output y.
 #define FASTACT_ROW_OPS(OP)                                  \
   OP(softmax, Softmax, FromY, "exp(x - max) / sum(exp(x - max)) along axis") \
   OP(log_softmax, LogSoftmax, FromY, "x - max - log(sum(exp(x - max))) along axis")
+
+// M(op, T, params) for each storage type T (the C++ API's overloads).
+#define FASTACT_EACH_STORAGE_T(M, op, params) \
+  M(op, float, params) M(op, double, params) M(op, ::fastact::half, params) M(op, ::fastact::bfloat16, params)
 
 #define FASTACT_PARAMS_APPLY(K, params) FASTACT_PA_END(FASTACT_PA_##K##_A params)
 #define FASTACT_PA_END(...) FASTACT_PA_END_I(__VA_ARGS__)  // pastes _END onto the dangling alternator
@@ -79,8 +91,14 @@ constexpr double param_value(T v) {
 namespace fastact {
 // Dense ids, in registry order.
 #define FASTACT_ID(name, ...) name,
-// Element-wise ops of every kind share one numbering: the unary ops, then the gated ones.
-enum class ElementwiseOp { FASTACT_ELEMENTWISE_OPS(FASTACT_ID) FASTACT_GATED_OPS(FASTACT_ID) count };
+// Element-wise ops of every kind share one numbering: the unary ops, the gated ones, the broadcast ones,
+// then bias_act over each unary op (bias_act_relu, ...).
+#define FASTACT_BIAS_ACT_ID(name, ...) bias_act_##name,
+enum class ElementwiseOp {
+  FASTACT_ELEMENTWISE_OPS(FASTACT_ID) FASTACT_GATED_OPS(FASTACT_ID) FASTACT_BROADCAST_OPS(FASTACT_ID)
+      FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_ID) count
+};
+#undef FASTACT_BIAS_ACT_ID
 enum class RowOp { FASTACT_ROW_OPS(FASTACT_ID) count };
 #undef FASTACT_ID
 enum class BackwardFrom { FromX, FromY, FromXorY, FromXorYIfPos };
