@@ -43,6 +43,66 @@ inline Dims coalesce(int ndim, const std::int64_t* shape, const std::int64_t* co
   return d;
 }
 
+// A reduction's walk (the CPU's run_reduction, the CUDA reduce launcher) over nall operands (the outputs,
+// the inputs, then the reduced one): the dims of the full shape, size-1 ones dropped, each summed over (the
+// reduced operand has size 1 there: red_shape[i] == 1) or kept, adjacent dims of one class merged where
+// every operand steps evenly across both. A single element is one kept dim of one.
+struct ReduceSplit {
+  Dims d;
+  bool summed[kMaxDims];
+  int kept[kMaxDims], sum[kMaxDims];  // the kept and the summed dims of d, each in C order
+  int nkept = 0, nsum = 0;
+  std::int64_t L = 1, J = 1;  // contributions per reduced element (the summed dims' product); reduced elements
+  // Operand k's offset (k < nops) at linear index i over the dims of one class (kept or sum); the index
+  // along the last of them in *last.
+  void offsets(const int* dims, int n, int nops, std::int64_t i, std::int64_t* off, std::int64_t* last = nullptr) const {
+    for (int k = 0; k < nops; ++k) off[k] = 0;
+    for (int a = n - 1; a >= 0; --a) {
+      const int dim = dims[a];
+      const std::int64_t c = i % d.size[dim];
+      i /= d.size[dim];
+      if (a == n - 1 && last) *last = c;
+      for (int k = 0; k < nops; ++k) off[k] += c * d.st[k][dim];
+    }
+  }
+};
+inline ReduceSplit split_reduction(int ndim, const std::int64_t* shape, int nall, const std::int64_t* const* strides,
+                                   const std::int64_t* red_shape) {
+  ReduceSplit r;
+  Dims& d = r.d;
+  for (int i = 0; i < ndim; ++i) {
+    if (shape[i] == 1) continue;
+    const bool summed = red_shape[i] == 1;
+    bool merge = d.n > 0 && r.summed[d.n - 1] == summed;
+    for (int k = 0; k < nall && merge; ++k) merge = d.st[k][d.n - 1] == strides[k][i] * shape[i];
+    if (merge) {
+      d.size[d.n - 1] *= shape[i];
+      for (int k = 0; k < nall; ++k) d.st[k][d.n - 1] = strides[k][i];
+      continue;
+    }
+    d.size[d.n] = shape[i];
+    r.summed[d.n] = summed;
+    for (int k = 0; k < nall; ++k) d.st[k][d.n] = strides[k][i];
+    ++d.n;
+  }
+  if (d.n == 0) {
+    d.n = 1;
+    d.size[0] = 1;
+    r.summed[0] = false;
+    for (int k = 0; k < nall; ++k) d.st[k][0] = 1;
+  }
+  for (int i = 0; i < d.n; ++i) {
+    if (r.summed[i]) {
+      r.sum[r.nsum++] = i;
+      r.L *= d.size[i];
+    } else {
+      r.kept[r.nkept++] = i;
+      r.J *= d.size[i];
+    }
+  }
+  return r;
+}
+
 // An element-wise call's walk over nops operands (strides[k]: operand k's element strides). Contiguous:
 // one run of n elements, unit stride for every operand.
 struct Flat {

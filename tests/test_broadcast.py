@@ -427,3 +427,88 @@ def test_lists_scalars_and_dlpack():
     r = fastact.prelu_backward(torch.ones(2, 2), tx, tw, out=(gx, gw))
     assert r[0] is gx and r[1] is gw
     np.testing.assert_array_equal(gw.numpy(), [-1.0, -4.0])
+
+
+# ------------------------------------------------------------------ regressions (an adversarial probe)
+def test_a_zero_d_weight_with_out_is_read_right():
+    """A 0-d weight (a Python float, a NumPy scalar) with out=: the overlap check once read strides the
+    weight does not have (a crash)."""
+    x = values((3, 8), np.float32, 31, specials=False)
+    dy = values((3, 8), np.float32, 32, specials=False)
+    want = fastact.prelu(x, np.float32([0.25]))
+    xs = x.copy()
+    assert fastact.prelu(xs, 0.25, out=xs) is xs
+    same(xs, want)
+    same(fastact.bias_act(x, np.float32(0.5), "relu", out=np.empty_like(x)), fastact.bias_act(x, np.float32([0.5]), "relu"))
+    gx = np.empty_like(x)
+    want_gx, want_gw = fastact.prelu_backward(dy, x, np.float32([0.25]))
+    r = fastact.prelu_backward(dy, x, np.float32(0.25), out=(gx, None))
+    same(r[0], want_gx)
+    assert r[1].shape == () and r[1] == want_gw[0]
+
+
+def test_outputs_partly_over_the_weight_or_the_inputs_go_through_a_temporary():
+    rng = np.random.default_rng(0)
+    x = -np.abs(rng.standard_normal((2, 2048))).astype(np.float32)
+    dy = rng.standard_normal((2, 2048)).astype(np.float32)
+    w = np.full(2048, 0.25, np.float32)
+    want_gx, want_gw = fastact.prelu_backward(dy, x.copy(), w)
+    xs = x.copy()
+    gw = xs.reshape(-1)[1:1 + 2 * 2048:2]  # grad_weight over every other element of x
+    gx, _ = fastact.prelu_backward(dy, xs, w, out=(None, gw))
+    same(gw, want_gw)
+    same(gx, want_gx)
+    ds = dy.copy()
+    b = rng.standard_normal(2048).astype(np.float32)
+    want_gx, want_gb = fastact.bias_act_backward(dy, x, b, "silu")
+    gb = ds.reshape(-1)[1:1 + 2 * 2048:2]  # grad_bias over every other element of grad_output
+    gx, _ = fastact.bias_act_backward(ds, x, b, "silu", out=(None, gb))
+    same(gb, want_gb)
+    same(gx, want_gx)
+    for axis, f in ((-1, lambda a, w, out: fastact.prelu(a, w, -1, out=out)),
+                    (None, lambda a, w, out: fastact.prelu(a, w, None, out=out)),
+                    (-1, lambda a, w, out: fastact.bias_act(a, w, "relu", out=out)),
+                    (-1, lambda a, w, out: fastact.prelu_backward(dy[:, :16], a, w, -1, out=(out, None))[0]),
+                    (-1, lambda a, w, out: fastact.bias_act_backward(dy[:, :16], a, w, "relu", out=(out, None))[0])):
+        buf = np.zeros(2 * 16 + 2, np.float32)  # out two elements past the weight: the weight's tail in out
+        out, wb = buf[2:].reshape(2, 16), buf[:16]
+        wb[:] = np.linspace(0.1, 0.4, 16, dtype=np.float32)
+        a = x[:, :16] * 3 - 1
+        want = f(a, wb.copy(), np.empty((2, 16), np.float32))
+        f(a, wb, out)
+        same(out, want)
+
+
+def test_a_gpu_out_with_cpu_inputs_names_out():
+    class FakeGpu:
+        __cuda_array_interface__ = {"shape": (3,), "typestr": "<f4", "data": (1 << 40, False), "version": 3}
+
+    x = np.zeros(3, np.float32)
+    for call in (lambda: fastact.prelu(x, 0.25, out=FakeGpu()),
+                 lambda: fastact.bias_act_backward(x, x, x, out=(None, FakeGpu()))):
+        with pytest.raises((RuntimeError, ValueError), match=r"out"):
+            call()
+
+
+def test_channel_axis_and_x_are_checked_whatever_the_weight():
+    x = np.zeros((2, 3), np.float32)
+    for axis in (99, -4, 2):
+        with pytest.raises(ValueError, match=rf"prelu: .*channel_axis {axis} is out of range"):
+            fastact.prelu(x, np.float32([0.5]), channel_axis=axis)
+    with pytest.raises(ValueError, match=r"prelu_backward: .*channel_axis 3 is out of range"):
+        fastact.prelu_backward(x, x, 0.5, channel_axis=3)
+    for bad in (np.array([1]), np.array(1.0)):
+        with pytest.raises(TypeError, match=r"prelu: channel_axis must be an int"):
+            fastact.prelu(x, np.zeros(3, np.float32), channel_axis=bad)
+    with pytest.raises(TypeError, match=r"softmax: axis must be an int"):
+        fastact.softmax(x, axis=np.array([1]))
+    np.testing.assert_array_equal(fastact.prelu(np.float32([-2, 2]), 0.25), [-0.5, 2])  # 1-d: one channel
+    np.testing.assert_array_equal(fastact.prelu(np.float32(-2), np.float32([0.25])), -0.5)
+    with pytest.raises(ValueError, match=r"prelu: .*channel_axis 2 is out of range"):
+        fastact.prelu(np.float32([-2, 2]), 0.25, channel_axis=2)
+    with pytest.raises(ValueError, match=r"prelu: weight 100000.0 does not fit x's dtype float16"):
+        fastact.prelu(np.float16([1]), 1e5)
+    with pytest.raises(ValueError, match=r"bias_act: x must have at least one dimension"):
+        fastact.bias_act(np.float32(1.0), np.float32([0.5]))
+    with pytest.raises(ValueError, match=r"bias_act_backward: x must have at least one dimension"):
+        fastact.bias_act_backward(np.float32(1.0), np.float32(1.0), np.float32([0.5]))

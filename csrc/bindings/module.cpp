@@ -13,6 +13,7 @@
 #endif
 
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -715,7 +716,11 @@ long read_axis(py::handle axis_h, const Fn& fn, const char* name = "axis") {
   if (PyBool_Check(axis_h.ptr()) || !PyIndex_Check(axis_h.ptr()))
     throw py::type_error(fn + ": " + name + " must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
   const py::object axis_int = py::reinterpret_steal<py::object>(PyNumber_Index(axis_h.ptr()));
-  if (!axis_int) throw py::error_already_set();
+  if (!axis_int) {  // an __index__ that refuses (a NumPy array of one or more values, a float array)
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    throw py::type_error(fn + ": " + name + " must be an int, got " + std::string(Py_TYPE(axis_h.ptr())->tp_name));
+  }
   const long axis = PyLong_AsLong(axis_int.ptr());
   if (axis == -1 && PyErr_Occurred()) {
     PyErr_Clear();
@@ -993,15 +998,18 @@ WeightMap map_weight(const py::array& x, const py::array& w, py::handle axis_h, 
     return m;
   }
   const long axis_in = read_axis(axis_h, fn, "channel_axis");
-  if (w.size() == 1 && w.ndim() <= 1) return m;  // one value for every element
+  if (bias && nd == 0) throw py::value_error(fn + ": x must have at least one dimension (got a 0-d array)");
+  const bool one = w.size() == 1 && w.ndim() <= 1;  // one value for every element
+  // x of fewer than two dims has no channel axis (PyTorch's rule: one channel) at the default channel_axis 1
+  if (!bias && (axis_in < -nd || axis_in >= nd) && !(one && nd < 2 && axis_in == 1))
+    throw mismatch("channel_axis " + std::to_string(axis_in) + " is out of range for x's " + std::to_string(nd) +
+                   " dimensions");
+  if (one) return m;
   if (w.ndim() != 1)
     throw mismatch(bias ? "bias must be 1-d, of x's last dimension"
                         : "with channel_axis given, weight is one value or 1-d, one per channel (channel_axis=None "
                           "broadcasts it by NumPy's rules)");
-  if (nd == 0 || axis_in < -nd || axis_in >= nd)
-    throw mismatch(bias ? "x must have at least one dimension" :
-                   "channel_axis " + std::to_string(axis_in) + " is out of range for x's " + std::to_string(nd) +
-                   " dimensions");
+  if (nd == 0) throw mismatch("x has no channel_axis (a 0-d array): pass one value");
   m.axis = int(axis_in < 0 ? axis_in + nd : axis_in);
   if (w.shape(0) != x.shape(m.axis))
     throw mismatch(bias ? "its length must be x's last dimension, " + std::to_string(x.shape(m.axis))
@@ -1035,7 +1043,26 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   py::array x = to_array(x_h, fn, "x");
   const int code = dtype_code(x, fn, "x");
   if (x.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
-  py::array w = to_array(w_h, fn, wn);
+  // a Python number as the weight or bias takes x's dtype (as NumPy's x * 0.25 does)
+  const bool number = (PyFloat_Check(w_h.ptr()) || PyLong_Check(w_h.ptr())) && !PyBool_Check(w_h.ptr());
+  py::array w = null_array();
+  if (number) {
+    const double v = PyFloat_AsDouble(w_h.ptr());  // an int too large for a double: OverflowError, named below
+    if (v == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      throw py::value_error(fn + ": " + wn + " is too large for a float64");
+    }
+    py::module_ np = py::module_::import("numpy");
+    py::object errstate = np.attr("errstate")(py::arg("over") = "ignore");
+    errstate.attr("__enter__")();
+    w = py::array(np.attr("asarray")(v, x.dtype()));
+    errstate.attr("__exit__")(py::none(), py::none(), py::none());
+    if (std::isfinite(v) && !std::isfinite(py::float_(w.attr("item")()).cast<double>()))
+      throw py::value_error(fn + ": " + wn + " " + std::string(py::repr(w_h)) + " does not fit x's dtype " +
+                            std::string(py::str(x.dtype())));
+  } else {
+    w = to_array(w_h, fn, wn);
+  }
   same_dtype(w, code, x, fn, wn, "x");
   const WeightMap map = map_weight(x, w, axis_h, fn, wn, bias);
   std::vector<py::array> ins = {x, w};
@@ -1046,23 +1073,29 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
     ins.insert(ins.begin(), dy);
   }
   const int n_in = int(ins.size());
-  const py::array* in_ptrs[3] = {&ins[0], &ins[1], n_in > 2 ? &ins[2] : nullptr};
+  // Outputs: x-shaped ones checked against the x-shaped inputs (in place is fine) and go through a
+  // temporary where they reach the weight at all (it is read for many elements); the weight's gradient,
+  // written once its sums are done, may be the weight itself but nothing else an input has.
   Outputs outputs;
   py::object result;
+  const py::array* x_shaped[2] = {&ins[0], n_in > 2 ? &ins[1] : nullptr};  // x, or (dy, x)
+  const int n_x_shaped = n_in - 1;
+  const py::array& wref = ins[std::size_t(n_in - 1)];
   if (dir == 0) {
     if (PyTuple_Check(out_h.ptr())) throw py::type_error(fn + ": out must be an array, got a tuple");
     bool temp = false;
-    py::array o = prepare_out(out_h, x, code, in_ptrs, n_in, fn, temp, "x");
-    outputs.add(o, temp, x);
+    py::array o = prepare_out(out_h, x, code, x_shaped, n_x_shaped, fn, temp, "x");
+    outputs.add(o, temp || shares_memory(o, wref), x);
     result = out_h.is_none() ? py::object(o) : py::reinterpret_borrow<py::object>(out_h);
   } else {
     const std::string names = std::string("(grad_x, grad_") + wn + ")";
     const auto o = out_pair(out_h, fn, names.c_str());
-    const std::string gwn = std::string("grad_") + wn;
     bool temp = false;
-    py::array gx = prepare_out(o[0], x, code, in_ptrs, n_in, fn, temp, "x");
-    outputs.add(gx, temp, x);
-    py::array gw = prepare_out(o[1], w, code, in_ptrs, n_in, fn, temp, wn);
+    py::array gx = prepare_out(o[0], x, code, x_shaped, n_x_shaped, fn, temp, "x");
+    outputs.add(gx, temp || shares_memory(gx, wref), x);
+    const py::array* w_only[1] = {&wref};
+    py::array gw = prepare_out(o[1], w, code, w_only, 1, fn, temp, wn);
+    for (int i = 0; i < n_x_shaped; ++i) temp = temp || shares_memory(gw, *x_shaped[i]);
     outputs.add(gw, temp, w);
     if (!o[0].is_none() && !o[1].is_none() && shares_memory(gx, gw))
       throw py::value_error(fn + ": out's two arrays share memory; pass two separate arrays");

@@ -253,33 +253,6 @@ void rows_typed(RowKernel k, int ndim, const std::int64_t* shape, int axis, T* o
     parallel_run(nt, task);
 }
 
-// The reduction's dims (run_reduction): the full shape's, size-1 ones dropped, each summed over (the
-// reduced operand has size 1 there) or kept; adjacent dims of one class merged where every operand steps
-// evenly across both. Operands: the nout outputs, the nin inputs, then the reduced output.
-struct ReduceDims {
-  int n = 0;
-  std::int64_t size[kMaxDims];
-  bool summed[kMaxDims];
-  std::int64_t st[layout::kMaxOperands + 1][kMaxDims];
-};
-
-// The dims of one class, in C order, and the offset of each operand at a linear index over them.
-struct Axes {
-  int n = 0;
-  int dim[kMaxDims];
-  std::int64_t count = 1;
-  void offsets(const ReduceDims& d, int nops, std::int64_t i, std::int64_t* off, std::int64_t* last_idx = nullptr) const {
-    for (int o = 0; o < nops; ++o) off[o] = 0;
-    for (int a = n - 1; a >= 0; --a) {
-      const int k = dim[a];
-      const std::int64_t c = i % d.size[k];
-      i /= d.size[k];
-      if (a == n - 1 && last_idx) *last_idx = c;
-      for (int o = 0; o < nops; ++o) off[o] += c * d.st[o][k];
-    }
-  }
-};
-
 template <class C>
 void store_total(void* p, C v, int dtype) {
   switch (dtype) {
@@ -313,48 +286,26 @@ void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const
     base[o] = static_cast<T*>(const_cast<void*>(x.data));
     strides[o] = x.strides;
   }
-  ReduceDims d;
-  for (int i = 0; i < ndim; ++i) {
-    if (shape[i] == 1) continue;
-    const bool summed = red_shape[i] == 1;
-    bool merge = d.n > 0 && d.summed[d.n - 1] == summed;
-    for (int o = 0; o < nall && merge; ++o) merge = d.st[o][d.n - 1] == strides[o][i] * shape[i];
-    if (merge) {
-      d.size[d.n - 1] *= shape[i];
-      for (int o = 0; o < nall; ++o) d.st[o][d.n - 1] = strides[o][i];
-      continue;
-    }
-    d.size[d.n] = shape[i];
-    d.summed[d.n] = summed;
-    for (int o = 0; o < nall; ++o) d.st[o][d.n] = strides[o][i];
-    ++d.n;
-  }
-  if (d.n == 0) {  // one element: a kept dim of one
-    d.n = 1;
-    d.size[0] = 1;
-    d.summed[0] = false;
-    for (int o = 0; o < nall; ++o) d.st[o][0] = 1;
-  }
-  Axes R, K;  // summed over, kept
-  for (int i = 0; i < d.n; ++i) {
-    Axes& a = d.summed[i] ? R : K;
-    a.dim[a.n++] = i;
-    a.count *= d.size[i];
-  }
-  const std::int64_t L = R.count, J = K.count;  // contributions per reduced element; reduced elements
+  const layout::ReduceSplit rs = layout::split_reduction(ndim, shape, nall, strides, red_shape);
+  const Dims& d = rs.d;
+  const std::int64_t L = rs.L, J = rs.J;  // contributions per reduced element; reduced elements
+  const auto K = [&](std::int64_t j, std::int64_t* off) { rs.offsets(rs.kept, rs.nkept, nall, j, off); };
+  const auto R = [&](std::int64_t r, std::int64_t* off, std::int64_t* last = nullptr) {
+    rs.offsets(rs.sum, rs.nsum, nops, r, off, last);
+  };
   const auto red_at = [&](const std::int64_t* off) { return static_cast<void*>(base[kRed] + off[kRed]); };
   if (J == 0) return;
   if (L == 0) {  // empty sums
     std::int64_t off[layout::kMaxOperands + 1];
     for (std::int64_t j = 0; j < J; ++j) {
-      K.offsets(d, nall, j, off);
+      K(j, off);
       store_total<C>(red_at(off), C(0), dtype);
     }
     return;
   }
   const std::int64_t nq = (L + math::rows::kChunk - 1) / math::rows::kChunk;  // chunks per reduced element
   std::vector<C> partials(nq > 1 ? std::size_t(J * nq) : 0);
-  const bool columns = !d.summed[d.n - 1];  // the innermost dim is kept: tasks take columns side by side
+  const bool columns = !rs.summed[d.n - 1];  // the innermost dim is kept: tasks take columns side by side
   const int last = d.n - 1;
   const std::int64_t ncol = d.size[last];
   const int nt_want = threads_for(L * J);
@@ -383,13 +334,13 @@ void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const
       const std::int64_t q = task_id % nq, r0 = q * math::rows::kChunk, r1 = std::min(L, r0 + math::rows::kChunk);
       if (!columns) {  // one reduced element j: its contributions along the summed innermost dim, by runs
         const std::int64_t j = task_id / nq;
-        K.offsets(d, nall, j, offk);
+        K(j, offk);
         C* v = scratch;
         C* ls = v + math::rows::kChunk;
         C* lc = ls + math::rows::kLanes;
         for (std::int64_t r = r0; r < r1;) {
           std::int64_t idx = 0;
-          R.offsets(d, nops, r, offr, &idx);
+          R(r, offr, &idx);
           const std::int64_t run = std::min(d.size[last] - idx, r1 - r);
           for (int o = 0; o < nops; ++o) p[o] = base[o] + offk[o] + offr[o];
           call_run<T>(k, nout, nin, p, s_run, run, params, buf, reinterpret_cast<char*>(v + (r - r0)), sizeof(C));
@@ -406,7 +357,7 @@ void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const
       // columns [c0, c0 + m) of the innermost dim, lane (r - r0) % 32 of each taking contribution r
       const std::int64_t tile = task_id / nq, c0 = tile % tiles * kColumns, m = std::min(kColumns, ncol - c0);
       const std::int64_t j0 = tile / tiles * ncol + c0;
-      K.offsets(d, nall, j0, offk);
+      K(j0, offk);
       const std::int64_t ld = lane_stride(m);
       C* v = scratch;
       C* part = v + m;
@@ -419,7 +370,7 @@ void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const
         std::fill(lc, lc + ld * used, C(0));
       }
       for (std::int64_t r = r0; r < r1; ++r) {
-        R.offsets(d, nops, r, offr);
+        R(r, offr);
         for (int o = 0; o < nops; ++o) p[o] = base[o] + offk[o] + offr[o];
         call_run<T>(k, nout, nin, p, s_run, m, params, buf, reinterpret_cast<char*>(v), sizeof(C));
         if (L == 1) {  // one contribution each: the rule's sum of it is v + 0
@@ -449,7 +400,7 @@ void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const
   for (std::int64_t j = 0; j < J; ++j) {  // the chunks' partials of each reduced element, in chunk order
     math::rows::PartialSums<C, true> sum;
     for (std::int64_t q = 0; q < nq; ++q) sum.add(partials[std::size_t(j * nq + q)]);
-    K.offsets(d, nall, j, off);
+    K(j, off);
     store_total<C>(red_at(off), sum.total(), dtype);
   }
 }

@@ -300,4 +300,61 @@ struct RowWorkspace {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Reductions (a backward whose last output is a contribution per element to the gradient of a broadcast
+// operand: ops::Signature reduced): a warp per (reduced element j, chunk q) task, lane l taking the
+// contributions l, l + 32, ... of the chunk (the last block of 32 padded with zeros) into a Kahan sum with
+// infinities kept -- math/rows.h's order, the CPU's (cpu/engine.h run_reduction) to the bit -- and
+// writing the element-wise outputs on the way. The kernel shell combines the 32 lanes; with several
+// chunks, a second launch sums each element's partials (math::rows::PartialSums' lanes).
+struct ReduceWalk {
+  Walk kept;    // the reduced elements: outputs, inputs, then the reduced operand
+  Walk summed;  // the contributions to one element: outputs, then inputs
+  i64 L = 0, J = 0, nchunks = 0;
+};
+
+// The reduced element j's offset in the reduced operand.
+FASTACT_HD_INLINE i64 reduced_offset(const ReduceWalk& w, i64 j) {
+  i64 off[kMaxOps];
+  w.kept.offsets(j, off);
+  return off[w.kept.nops - 1];
+}
+
+template <class S, class Op>
+struct ReduceBody {
+  using C = typename ElemIo<S>::C;
+  using V = simd::Scalar<C>;
+  using Kahan = math::rows::Kahan<V, true>;
+  static constexpr int Dir = kBackwardX;
+  static constexpr int NI = ops::Signature<Op>::in[Dir], NO = ops::Signature<Op>::out[Dir], NS = NO - 1;
+  static_assert(ops::Signature<Op>::reduced[Dir] == 1, "one reduced output, the last");
+  struct Ptrs {
+    const S* in[NI];
+    S* out[NS];  // the element-wise outputs
+    S* red;      // the reduced one
+  };
+  // Lane l's Kahan sum of its contributions to element j in chunk q, the element-wise outputs written.
+  FASTACT_HD_INLINE static Kahan lane_sum(const Ptrs& q, const ReduceWalk& w, i64 j, i64 chunk, int l,
+                                          const Params<C>& p) {
+    i64 ok[kMaxOps], os[kMaxOps];
+    w.kept.offsets(j, ok);
+    Kahan acc;
+    const i64 begin = chunk * kChunk, padded = (w.L + kWarp - 1) / kWarp * kWarp;
+    const i64 end = begin + kChunk < padded ? begin + kChunk : padded;
+    for (i64 r = begin + l; r < end; r += kWarp) {
+      if (r >= w.L) {
+        acc.add(V(C(0)));
+        continue;
+      }
+      w.summed.offsets(r, os);
+      V a[NI], res[NO];
+      for (int k = 0; k < NI; ++k) a[k] = V(ElemIo<S>::load(q.in[k][ok[NS + k] + os[NS + k]]));
+      ops::eval<Op, Dir>(a, res, p.v);
+      for (int k = 0; k < NS; ++k) q.out[k][ok[k] + os[k]] = ElemIo<S>::store(res[k].v);
+      acc.add(res[NS]);
+    }
+    return acc;
+  }
+};
+
 }  // namespace fastact::cuda

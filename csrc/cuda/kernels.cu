@@ -36,9 +36,9 @@ __global__ void __launch_bounds__(kThreads) copy_kernel(const S* a, S* o, Walk w
 }
 
 // Every lane's value, combined by every lane in the order of math::rows::combine_*.
-template <class C>
+template <class C, bool Inf = false>
 __device__ C warp_sum(C v) {
-  return math::rows::combine_sum<C>([&](int j) { return __shfl_sync(0xffffffffu, v, j); });
+  return math::rows::combine_sum<C, Inf>([&](int j) { return __shfl_sync(0xffffffffu, v, j); });
 }
 template <class C>
 __device__ C warp_max(C v) {
@@ -160,6 +160,44 @@ __global__ void __launch_bounds__(kThreads) split_write_kernel(RowWalk w, const 
   });
 }
 
+// Reductions (bodies.h ReduceBody): a warp per (reduced element, chunk) task. One chunk: its sum is the
+// element's; several: the chunks' partials go to `partials` for reduce_finish_kernel.
+template <class S, class Op>
+__global__ void __launch_bounds__(kThreads)
+    reduce_kernel(typename ReduceBody<S, Op>::Ptrs q, ReduceWalk w, Params<typename ElemIo<S>::C> p,
+                  typename ElemIo<S>::C* partials) {
+  using B = ReduceBody<S, Op>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = c.thread % kWarp;
+  for (i64 t = c.global() / kWarp; t < w.J * w.nchunks; t += c.total() / kWarp) {
+    const SplitTask k = split_task(t, w.nchunks);
+    const typename B::Kahan acc = B::lane_sum(q, w, k.row, k.chunk, l, p);
+    const C s = warp_sum<C, true>((acc.s - acc.c).v);
+    if (l == 0) {
+      if (w.nchunks == 1) q.red[reduced_offset(w, k.row)] = ElemIo<S>::store(s);
+      else partials[t] = s;
+    }
+  }
+}
+
+// A warp per reduced element: its chunks' partials, partial q to lane q % 32 (math::rows::PartialSums);
+// no chunks at all (an empty sum): 0.
+template <class S>
+__global__ void __launch_bounds__(kThreads)
+    reduce_finish_kernel(S* red, ReduceWalk w, const typename ElemIo<S>::C* partials) {
+  using C = typename ElemIo<S>::C;
+  using V = simd::Scalar<C>;
+  const Coord c = coord();
+  const int l = c.thread % kWarp;
+  for (i64 j = c.global() / kWarp; j < w.J; j += c.total() / kWarp) {
+    math::rows::Kahan<V, true> mine;
+    for (i64 ch = l; ch < w.nchunks; ch += kWarp) mine.add(V(partials[j * w.nchunks + ch]));
+    const C s = warp_sum<C, true>((mine.s - mine.c).v);
+    if (l == 0) red[reduced_offset(w, j)] = ElemIo<S>::store(w.nchunks == 0 ? C(0) : s);
+  }
+}
+
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("fastact CUDA: ") + what + ": " + cudaGetErrorString(e));
 }
@@ -249,11 +287,50 @@ void launch_row(const RowArgs& x) {
         *x.walk, static_cast<const S*>(x.a), static_cast<const S*>(x.b), static_cast<S*>(x.o));
 }
 
+struct ReduceArgs {
+  const void* in[kMaxOps];
+  void* out[kMaxOps];
+  void* red;
+  const ReduceWalk* walk;
+  const double* params;
+  cudaStream_t stream;
+  int sms;
+};
+using ReduceLauncher = void (*)(const ReduceArgs&);
+
+template <class S, class Op>
+void launch_reduce(const ReduceArgs& x) {
+  using B = ReduceBody<S, Op>;
+  using C = typename B::C;
+  const ReduceWalk& w = *x.walk;
+  typename B::Ptrs q;
+  for (int k = 0; k < B::NI; ++k) q.in[k] = static_cast<const S*>(x.in[k]);
+  for (int k = 0; k < B::NS; ++k) q.out[k] = static_cast<S*>(x.out[k]);
+  q.red = static_cast<S*>(x.red);
+  void* partials = nullptr;
+  if (w.nchunks > 1)
+    check(cudaMallocAsync(&partials, std::size_t(w.J * w.nchunks) * sizeof(C), x.stream),
+          "cudaMallocAsync (reduction partials)");
+  if (w.nchunks > 0) {
+    const Grid g = grid_for(w.J * w.nchunks * kWarp, kThreads, x.sms);
+    reduce_kernel<S, Op><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q, w, to_params<C>(x.params),
+                                                                          static_cast<C*>(partials));
+  }
+  if (w.nchunks != 1) {
+    const Grid g = grid_for(w.J * kWarp, kThreads, x.sms);
+    reduce_finish_kernel<S><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q.red, w, static_cast<const C*>(partials));
+  }
+  if (partials) check(cudaFreeAsync(partials, x.stream), "cudaFreeAsync (reduction partials)");
+}
+
 // Launcher tables, filled from the registry as the CPU kernel tables are.
 struct Tables {
   EwLauncher ew[int(ElementwiseOp::count)][kNumDirections][kNumDtypes] = {};
+  ReduceLauncher reduce[int(ElementwiseOp::count)][kNumDtypes] = {};  // ops with a reduced backward output
   RowLauncher row[int(RowOp::count)][2][kNumDtypes] = {};
 };
+
+
 
 template <class Op, int Dir>
 void fill_dtypes(EwLauncher (&t)[kNumDtypes]) {
@@ -268,6 +345,16 @@ void fill_ew(EwLauncher (&t)[kNumDirections][kNumDtypes]) {
   fill_dtypes<Op, kForward>(t[kForward]);
   if constexpr (From != BackwardFrom::FromY) fill_dtypes<Op, kBackwardX>(t[kBackwardX]);
   if constexpr (From != BackwardFrom::FromX) fill_dtypes<Op, kBackwardY>(t[kBackwardY]);
+}
+
+// An op with a broadcast operand: its forward element-wise, its backward a reduction.
+template <class Op>
+void fill_broadcast(EwLauncher (&ew)[kNumDirections][kNumDtypes], ReduceLauncher (&red)[kNumDtypes]) {
+  fill_dtypes<Op, kForward>(ew[kForward]);
+  red[kF32] = launch_reduce<float, Op>;
+  red[kF64] = launch_reduce<double, Op>;
+  red[kF16] = launch_reduce<half, Op>;
+  red[kBF16] = launch_reduce<bfloat16, Op>;
 }
 
 template <class Op, int Dir>
@@ -287,9 +374,17 @@ const Tables& tables() {
 #define FASTACT_FILL_ROW(name, Op, ...)                         \
   fill_row_dtypes<ops::Op, 0>(k.row[int(RowOp::name)][0]); \
   fill_row_dtypes<ops::Op, 1>(k.row[int(RowOp::name)][1]);
+#define FASTACT_FILL_BROADCAST(name, Op, ...) \
+  fill_broadcast<ops::Op>(k.ew[int(ElementwiseOp::name)], k.reduce[int(ElementwiseOp::name)]);
+#define FASTACT_FILL_BIAS_ACT(name, Op, ...) \
+  fill_broadcast<ops::BiasAct<ops::Op>>(k.ew[int(ElementwiseOp::bias_act_##name)], k.reduce[int(ElementwiseOp::bias_act_##name)]);
     FASTACT_ELEMENTWISE_OPS(FASTACT_FILL_EW)
     FASTACT_GATED_OPS(FASTACT_FILL_GATED)
+    FASTACT_BROADCAST_OPS(FASTACT_FILL_BROADCAST)
+    FASTACT_ELEMENTWISE_OPS(FASTACT_FILL_BIAS_ACT)
     FASTACT_ROW_OPS(FASTACT_FILL_ROW)
+#undef FASTACT_FILL_BROADCAST
+#undef FASTACT_FILL_BIAS_ACT
 #undef FASTACT_FILL_EW
 #undef FASTACT_FILL_GATED
 #undef FASTACT_FILL_ROW
@@ -334,6 +429,36 @@ void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape
   if (plan.n == 0) return;
   DeviceScope scope(device);
   x.plan = &plan;
+  x.params = params;
+  x.stream = reinterpret_cast<cudaStream_t>(stream);
+  x.sms = sm_count(device);
+  launch(x);
+  check(cudaGetLastError(), "kernel launch");
+}
+
+void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs, int nin,
+            const Operand* ins, Operand reduced, const std::int64_t* reduced_shape, const double* params,
+            std::uintptr_t stream, int device) {
+  check_index(op, int(ElementwiseOp::count), kBackwardX, kNumDirections, dtype);
+  const ReduceLauncher launch = tables().reduce[op][dtype];
+  if (!launch) throw std::invalid_argument("fastact CUDA: this op has no reduced output");
+  if (nout < 1 || nin < 1 || nout + nin + 1 > kMaxOps) throw std::invalid_argument("fastact CUDA: bad operand counts");
+  const std::int64_t* strides[kMaxOps];
+  ReduceArgs x{};
+  for (int k = 0; k < nout; ++k) {
+    strides[k] = outs[k].strides;
+    x.out[k] = const_cast<void*>(outs[k].data);
+  }
+  for (int k = 0; k < nin; ++k) {
+    strides[nout + k] = ins[k].strides;
+    x.in[k] = ins[k].data;
+  }
+  strides[nout + nin] = reduced.strides;
+  x.red = const_cast<void*>(reduced.data);
+  const ReduceWalk w = plan_reduce(ndim, shape, nout + nin + 1, strides, reduced_shape);
+  if (w.J == 0) return;
+  DeviceScope scope(device);
+  x.walk = &w;
   x.params = params;
   x.stream = reinterpret_cast<cudaStream_t>(stream);
   x.sms = sm_count(device);

@@ -19,6 +19,14 @@ struct Operand {
 void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs,
                  int nin, const Operand* ins, const double* params, std::uintptr_t stream, int device);
 
+// The backward of an op with a broadcast operand (ops::Signature reduced): nout outputs of shape, nin
+// inputs, and `reduced`, the operand's gradient, walked along shape with strides 0 on the axes it is
+// summed over (those where reduced_shape is 1): summed in the CPU's order (cpu/engine.h run_reduction),
+// so the bits are the CPU's.
+void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs, int nin,
+            const Operand* ins, Operand reduced, const std::int64_t* reduced_shape, const double* params,
+            std::uintptr_t stream, int device);
+
 // Forward (dir 0: a = x) or backward (dir 1: a = dy, b = y) along axis.
 void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,
           const std::int64_t* out_strides, Operand a, Operand b, std::uintptr_t stream, int device);

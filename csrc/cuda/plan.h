@@ -70,4 +70,31 @@ inline RowWalk plan_rows(int ndim, const i64* shape, int axis, const i64* so, co
   return r;
 }
 
+// A reduction (bodies.h ReduceBody) over nall operands' strides: the outputs, the inputs, then the
+// reduced operand (strides 0 where red_shape is 1).
+inline ReduceWalk plan_reduce(int ndim, const i64* shape, int nall, const i64* const* strides, const i64* red_shape) {
+  if (nall > kMaxOps) throw std::invalid_argument("a reduction takes at most " + std::to_string(kMaxOps) + " operands");
+  const layout::ReduceSplit r = layout::split_reduction(ndim, shape, nall, strides, red_shape);
+  if (r.nkept > kMaxDims || r.nsum > kMaxDims)
+    throw std::invalid_argument("this layout has " + std::to_string(r.d.n) +
+                                " dimensions that cannot be merged; the CUDA kernels take at most " +
+                                std::to_string(kMaxDims) + " kept and " + std::to_string(kMaxDims) +
+                                " summed (copy the arrays to contiguous ones first)");
+  ReduceWalk w;
+  const auto fill = [&](Walk& walk, const int* dims, int n, int nops) {
+    walk.ndim = n;
+    walk.nops = nops;
+    for (int i = 0; i < n; ++i) {
+      walk.size[i] = r.d.size[dims[i]];
+      for (int k = 0; k < nops; ++k) walk.st[k][i] = r.d.st[k][dims[i]];
+    }
+  };
+  fill(w.kept, r.kept, r.nkept, nall);
+  fill(w.summed, r.sum, r.nsum, nall - 1);
+  w.L = r.L;
+  w.J = r.J;
+  w.nchunks = (r.L + kChunk - 1) / kChunk;
+  return w;
+}
+
 }  // namespace fastact::cuda

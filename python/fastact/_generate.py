@@ -79,7 +79,7 @@ def _bias_act_functions(ns, bias_acts):
         "act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
         "Args:\n"
         "    x: array of float32, float64, float16 or bfloat16, at least 1-d (any strides)\n"
-        "    bias: array of x's dtype, 1-d of x's last dimension (or one value)\n"
+        "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype)\n"
         f"    activation: one of {acts}, default 'gelu'\n"
         "    out: optional array of x's shape and dtype (may be x itself)\n"
         "    stream: for GPU arrays, which bias_act does not take yet (it runs on the CPU only in this release)\n"
@@ -176,7 +176,8 @@ def build_functions(ops, core):
             )
             fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n"
                     "    x: array of float32, float64, float16 or bfloat16 (any shape and strides)\n"
-                    f"    {w}: array of x's dtype: one value, or 1-d with one per channel along channel_axis"
+                    f"    {w}: array of x's dtype (a Python number takes x's dtype): one value, or 1-d with one per"
+                    " channel along channel_axis"
                     f" (PyTorch), or with channel_axis=None any shape that broadcasts to x's (ONNX PRelu)\n"
                     "    channel_axis: the axis of x the channels lie along (default 1, PyTorch's NCHW; -1 for"
                     " channels last), or None\n"
