@@ -155,20 +155,46 @@ Arg arg_of(py::handle h, std::size_t ndim, const char* name) {
   return a;
 }
 
+// A launch's operands from lists of (ptr, strides) pairs: the Args keep the strides alive.
+struct Operands {
+  std::vector<Arg> args;
+  std::vector<cuda::Operand> ops;
+  Operands(py::list l, std::size_t ndim, const char* name) {
+    for (py::handle h : l) args.push_back(arg_of(h, ndim, name));
+    for (const Arg& a : args) ops.push_back({reinterpret_cast<const void*>(a.ptr), a.strides.data()});
+  }
+};
+
+std::vector<double> all_params(const std::vector<double>& params) {
+  std::vector<double> p(params);
+  p.resize(kMaxParams, 0.0);
+  return p;
+}
+
 // outs and ins: lists of (ptr, strides) pairs, the op's outputs and inputs in direction dir.
 void elementwise(int op, int dir, int dtype, const std::vector<std::int64_t>& shape, py::list outs, py::list ins,
                  const std::vector<double>& params, std::uintptr_t stream, int device) {
-  std::vector<Arg> o, i;
-  for (py::handle h : outs) o.push_back(arg_of(h, shape.size(), "out"));
-  for (py::handle h : ins) i.push_back(arg_of(h, shape.size(), "an input"));
-  std::vector<cuda::Operand> oo, oi;
-  for (const Arg& a : o) oo.push_back({reinterpret_cast<const void*>(a.ptr), a.strides.data()});
-  for (const Arg& a : i) oi.push_back({reinterpret_cast<const void*>(a.ptr), a.strides.data()});
-  std::vector<double> p(params);
-  p.resize(kMaxParams, 0.0);
+  const Operands o(outs, shape.size(), "out"), i(ins, shape.size(), "an input");
+  const std::vector<double> p = all_params(params);
   without_gil([&] {
-    cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), int(oo.size()), oo.data(), int(oi.size()),
-                      oi.data(), p.data(), stream, device);
+    cuda::elementwise(op, dir, dtype, int(shape.size()), shape.data(), int(o.ops.size()), o.ops.data(),
+                      int(i.ops.size()), i.ops.data(), p.data(), stream, device);
+  });
+}
+
+// The backward of an op with a broadcast operand: outs and ins as for elementwise, reduced a (ptr, strides)
+// pair along shape (0 on the axes it is summed over, where reduced_shape is 1).
+void reduce(int op, int dtype, const std::vector<std::int64_t>& shape, py::list outs, py::list ins, py::handle reduced,
+            const std::vector<std::int64_t>& reduced_shape, const std::vector<double>& params, std::uintptr_t stream,
+            int device) {
+  if (reduced_shape.size() != shape.size()) throw py::value_error("reduce: reduced_shape must have shape's length");
+  const Operands o(outs, shape.size(), "out"), i(ins, shape.size(), "an input");
+  const Arg r = arg_of(reduced, shape.size(), "reduced");
+  const std::vector<double> p = all_params(params);
+  without_gil([&] {
+    cuda::reduce(op, dtype, int(shape.size()), shape.data(), int(o.ops.size()), o.ops.data(), int(i.ops.size()),
+                 i.ops.data(), {reinterpret_cast<const void*>(r.ptr), r.strides.data()}, reduced_shape.data(), p.data(),
+                 stream, device);
   });
 }
 
@@ -296,6 +322,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("memcpy", &memcpy_sync, py::arg("dst"), py::arg("src"), py::arg("nbytes"), py::arg("kind"), py::arg("stream"),
         py::arg("device"));
   m.def("elementwise", &elementwise);
+  m.def("reduce", &reduce);
   m.def("rows", &rows);
   m.def("copy", &copy);
   m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"),

@@ -950,8 +950,10 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
   return result;
 }
 
-std::string shape_str(const py::array& a) {
-  return std::string(py::str(py::tuple(py::cast(std::vector<ssize_t>(a.shape(), a.shape() + a.ndim())))));
+std::string shape_str(int nd, const std::int64_t* shape) {
+  std::string r = "(";
+  for (int i = 0; i < nd; ++i) r += std::to_string(shape[i]) + (nd == 1 ? "," : i + 1 < nd ? ", " : "");
+  return r + ")";
 }
 
 // How a broadcast operand w (or its gradient, an array of w's shape) lies along x's shape: element strides
@@ -961,62 +963,70 @@ struct WeightMap {
   int axis = -1;       // channel mode: x's axis w lies along (-1: one value)
   bool numpy = false;  // w broadcast by NumPy's rules
   std::int64_t reduced_shape[kMaxDims];
-  // w's element strides (its own shape) placed along x's dims
-  void strides_along_x(const py::array& x, const std::int64_t* w_strides, int w_ndim, std::int64_t* out) const {
-    const int nd = int(x.ndim());
-    for (int d = 0; d < nd; ++d) out[d] = 0;
+  // The dim of x that w's dim i lies along, or -1 (w is broadcast there).
+  int x_dim(int i, int nd, int w_ndim) const {
     if (numpy) {
-      for (int i = 0; i < w_ndim; ++i) {
-        const int d = i + nd - w_ndim;
-        if (reduced_shape[d] != 1) out[d] = w_strides[i];
-      }
-    } else if (axis >= 0) {
-      out[axis] = w_strides[0];
+      const int d = i + nd - w_ndim;
+      return reduced_shape[d] != 1 ? d : -1;
+    }
+    return axis >= 0 && i == 0 ? axis : -1;
+  }
+  // w's element strides (its own shape) placed along x's nd dims
+  void strides_along_x(int nd, const std::int64_t* w_strides, int w_ndim, std::int64_t* out) const {
+    for (int d = 0; d < nd; ++d) out[d] = 0;
+    for (int i = 0; i < w_ndim; ++i) {
+      const int d = x_dim(i, nd, w_ndim);
+      if (d >= 0) out[d] = w_strides[i];
     }
   }
 };
 
-WeightMap map_weight(const py::array& x, const py::array& w, py::handle axis_h, const Fn& fn, const char* wn,
-                     bool bias) {
+// The CPU's and the GPU's check of a weight / bias of shape ws against x of shape xs (wsize: its elements).
+WeightMap map_weight(int nd, const std::int64_t* xs, int wnd, const std::int64_t* ws, std::int64_t wsize,
+                     py::handle axis_h, const Fn& fn, const char* wn, bool bias) {
   WeightMap m;
-  const int nd = int(x.ndim());
   for (int d = 0; d < nd; ++d) m.reduced_shape[d] = 1;
   const auto mismatch = [&](const std::string& why) {
-    return py::value_error(fn + ": " + wn + " of shape " + shape_str(w) + " does not fit x of shape " + shape_str(x) +
-                           ": " + why);
+    return py::value_error(fn + ": " + wn + " of shape " + shape_str(wnd, ws) + " does not fit x of shape " +
+                           shape_str(nd, xs) + ": " + why);
   };
   if (axis_h.is_none()) {
     m.numpy = true;
-    if (w.ndim() > nd) throw mismatch("it has more dimensions than x (it is broadcast against x, NumPy's rules)");
-    for (int i = 0; i < int(w.ndim()); ++i) {
-      const int d = i + nd - int(w.ndim());
-      if (w.shape(i) == x.shape(d)) m.reduced_shape[d] = x.shape(d);
-      else if (w.shape(i) != 1)
-        throw mismatch("its dimension " + std::to_string(i) + " must be 1 or x's " + std::to_string(x.shape(d)) +
+    if (wnd > nd) throw mismatch("it has more dimensions than x (it is broadcast against x, NumPy's rules)");
+    for (int i = 0; i < wnd; ++i) {
+      const int d = i + nd - wnd;
+      if (ws[i] == xs[d]) m.reduced_shape[d] = xs[d];
+      else if (ws[i] != 1)
+        throw mismatch("its dimension " + std::to_string(i) + " must be 1 or x's " + std::to_string(xs[d]) +
                        " (it is broadcast against x, NumPy's rules)");
     }
     return m;
   }
   const long axis_in = read_axis(axis_h, fn, "channel_axis");
   if (bias && nd == 0) throw py::value_error(fn + ": x must have at least one dimension (got a 0-d array)");
-  const bool one = w.size() == 1 && w.ndim() <= 1;  // one value for every element
+  const bool one = wsize == 1 && wnd <= 1;  // one value for every element
   // x of fewer than two dims has no channel axis (PyTorch's rule: one channel) at the default channel_axis 1
   if (!bias && (axis_in < -nd || axis_in >= nd) && !(one && nd < 2 && axis_in == 1))
     throw mismatch("channel_axis " + std::to_string(axis_in) + " is out of range for x's " + std::to_string(nd) +
                    " dimensions");
   if (one) return m;
-  if (w.ndim() != 1)
+  if (wnd != 1)
     throw mismatch(bias ? "bias must be 1-d, of x's last dimension"
                         : "with channel_axis given, weight is one value or 1-d, one per channel (channel_axis=None "
                           "broadcasts it by NumPy's rules)");
   if (nd == 0) throw mismatch("x has no channel_axis (a 0-d array): pass one value");
   m.axis = int(axis_in < 0 ? axis_in + nd : axis_in);
-  if (w.shape(0) != x.shape(m.axis))
-    throw mismatch(bias ? "its length must be x's last dimension, " + std::to_string(x.shape(m.axis))
-                        : "its length must be x's " + std::to_string(x.shape(m.axis)) + " channels along channel_axis " +
+  if (ws[0] != xs[m.axis])
+    throw mismatch(bias ? "its length must be x's last dimension, " + std::to_string(xs[m.axis])
+                        : "its length must be x's " + std::to_string(xs[m.axis]) + " channels along channel_axis " +
                               std::to_string(axis_in));
-  m.reduced_shape[m.axis] = x.shape(m.axis);
+  m.reduced_shape[m.axis] = xs[m.axis];
   return m;
+}
+WeightMap map_weight(const py::array& x, const py::array& w, py::handle axis_h, const Fn& fn, const char* wn,
+                     bool bias) {
+  return map_weight(int(x.ndim()), reinterpret_cast<const std::int64_t*>(x.shape()), int(w.ndim()),
+                    reinterpret_cast<const std::int64_t*>(w.shape()), std::int64_t(w.size()), axis_h, fn, wn, bias);
 }
 
 // Ops with a broadcast operand (registry.h FASTACT_BROADCAST_OPS and bias_act): forward (x, w) -> y;
@@ -1112,7 +1122,7 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   for (int i = 0; i < n_in; ++i) {
     const bool is_w = i == n_in - 1;
     vin[i] = view_of(ins[std::size_t(i)], false, fn, is_w ? wn : i == 0 && dir ? "grad_output" : "x");
-    if (is_w) map.strides_along_x(x, vin[i].strides, int(w.ndim()), w_full);
+    if (is_w) map.strides_along_x(ndim, vin[i].strides, int(w.ndim()), w_full);
     oin[i] = {vin[i].data, is_w ? w_full : vin[i].strides};
   }
   for (std::size_t o = 0; o < outputs.dsts.size(); ++o) vout[o] = view_of(outputs.dsts[o], true, fn, "out");
@@ -1124,7 +1134,7 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   if (dir == 0) {
     run_released(size, [&] { cpu::run_elementwise(k, elsize_of(code), ndim, shape, 1, oout, n_in, oin, p.data()); });
   } else {
-    map.strides_along_x(x, vout[1].strides, int(w.ndim()), gw_full);
+    map.strides_along_x(ndim, vout[1].strides, int(w.ndim()), gw_full);
     const cpu::Operand red{vout[1].data, gw_full};
     run_released(size, [&] {
       cpu::run_reduction(k, table.reduce, code, ndim, shape, 1, oout, n_in, oin, red, map.reduced_shape, p.data());
@@ -1292,6 +1302,24 @@ PYBIND11_MODULE(_core, m) {
     const Params p = read_params(info, fn, params.ptr());
     cpu::check_params(info, p.data(), dtype, fn.backward);
   }, "Checks an op's parameters for arrays of a dtype code (the GPU path's check; the CPU's is in the call).");
+  m.def("_weight_map", [](int op, int dir, std::vector<std::int64_t> x_shape, std::vector<std::int64_t> w_shape,
+                          py::object channel_axis) {
+    const auto& ops = cpu::elementwise_ops();
+    if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Broadcast)
+      throw py::value_error("_weight_map: no such op");
+    if (x_shape.size() > std::size_t(kMaxDims) || w_shape.size() > std::size_t(kMaxDims))
+      throw py::value_error("_weight_map: at most 64 dimensions");
+    const cpu::OpInfo& info = ops[std::size_t(op)];
+    const Fn fn{info.name, dir != 0};
+    std::int64_t wsize = 1;
+    for (std::int64_t v : w_shape) wsize *= v;
+    const WeightMap m = map_weight(int(x_shape.size()), x_shape.data(), int(w_shape.size()), w_shape.data(), wsize,
+                                   channel_axis, fn, info.operand, info.activation != nullptr);
+    std::vector<int> dims;
+    for (int i = 0; i < int(w_shape.size()); ++i) dims.push_back(m.x_dim(i, int(x_shape.size()), int(w_shape.size())));
+    return py::make_tuple(std::vector<std::int64_t>(m.reduced_shape, m.reduced_shape + x_shape.size()), dims);
+  }, "The GPU path's check of a weight / bias against x (the CPU's, with its messages): (reduced_shape, the x dim "
+     "of each weight dim or -1).");
   m.def("_may_share_memory", [](std::uintptr_t a, std::vector<std::int64_t> shape_a, std::vector<std::int64_t> strides_a,
                                  std::uintptr_t b, std::vector<std::int64_t> shape_b, std::vector<std::int64_t> strides_b,
                                  std::int64_t elsize) {

@@ -393,6 +393,20 @@ const Tables& tables() {
   return t;
 }
 
+// A launch's operands: their pointers into the launcher's arguments (x.out, x.in), their strides into
+// strides (the outputs first, then the inputs).
+template <class Args>
+void take_operands(Args& x, const std::int64_t** strides, int nout, const Operand* outs, int nin, const Operand* ins) {
+  for (int k = 0; k < nout; ++k) {
+    strides[k] = outs[k].strides;
+    x.out[k] = const_cast<void*>(outs[k].data);
+  }
+  for (int k = 0; k < nin; ++k) {
+    strides[nout + k] = ins[k].strides;
+    x.in[k] = ins[k].data;
+  }
+}
+
 void check_index(int op, int count, int dir, int ndir, int dtype) {
   if (op < 0 || op >= count || dir < 0 || dir >= ndir || dtype < 0 || dtype >= kNumDtypes)
     throw std::invalid_argument("fastact CUDA: no such op, direction or dtype");
@@ -417,14 +431,7 @@ void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape
   if (nout < 1 || nin < 1 || nout + nin > kMaxOps) throw std::invalid_argument("fastact CUDA: bad operand counts");
   const std::int64_t* strides[kMaxOps];
   EwArgs x{};
-  for (int k = 0; k < nout; ++k) {
-    strides[k] = outs[k].strides;
-    x.out[k] = const_cast<void*>(outs[k].data);
-  }
-  for (int k = 0; k < nin; ++k) {
-    strides[nout + k] = ins[k].strides;
-    x.in[k] = ins[k].data;
-  }
+  take_operands(x, strides, nout, outs, nin, ins);
   const EwPlan plan = plan_elementwise(ndim, shape, nout + nin, strides);
   if (plan.n == 0) return;
   DeviceScope scope(device);
@@ -445,14 +452,7 @@ void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, co
   if (nout < 1 || nin < 1 || nout + nin + 1 > kMaxOps) throw std::invalid_argument("fastact CUDA: bad operand counts");
   const std::int64_t* strides[kMaxOps];
   ReduceArgs x{};
-  for (int k = 0; k < nout; ++k) {
-    strides[k] = outs[k].strides;
-    x.out[k] = const_cast<void*>(outs[k].data);
-  }
-  for (int k = 0; k < nin; ++k) {
-    strides[nout + k] = ins[k].strides;
-    x.in[k] = ins[k].data;
-  }
+  take_operands(x, strides, nout, outs, nin, ins);
   strides[nout + nin] = reduced.strides;
   x.red = const_cast<void*>(reduced.data);
   const ReduceWalk w = plan_reduce(ndim, shape, nout + nin + 1, strides, reduced_shape);

@@ -29,11 +29,8 @@ def gpu_route(kind: str, op: int, direction: int, fn: str, a, b, out, extra, str
         return cuda.elementwise(op, direction, fn, a, b, out, extra, stream)
     if kind == "gated":
         return cuda.gated(op, direction, fn, *a, out, *extra, stream)
-    if kind == "broadcast":  # b: the names of a's arrays (the outputs: out)
-        names = list(b) + ["out"] * (len(arrays) - len(b))
-        name, obj = next((n, x) for n, x in zip(names, arrays) if cuda.on_gpu(x))
-        raise RuntimeError(f"fastact.{fn}: {name} is a GPU array ({type(obj).__module__}.{type(obj).__name__}), but "
-                           f"{fn.replace('_backward', '')} runs on the CPU only in this release; pass host arrays")
+    if kind == "broadcast":  # a: (grad_output, x, weight or bias), b: their names
+        return cuda.broadcast(op, direction, fn, *a, out, *extra, stream, b[2])
     return cuda.rowwise(op, direction, fn, a, b, out, extra, stream)
 
 

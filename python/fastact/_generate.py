@@ -82,7 +82,7 @@ def _bias_act_functions(ns, bias_acts):
         "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype)\n"
         f"    activation: one of {acts}, default 'gelu'\n"
         "    out: optional array of x's shape and dtype (may be x itself)\n"
-        "    stream: for GPU arrays, which bias_act does not take yet (it runs on the CPU only in this release)\n"
+        "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n"
         "    **params: the activation's parameters (e.g. approximate='tanh' for gelu, negative_slope=0.1 for"
         " leaky_relu), with its defaults\n\n"
         "Returns a new array (out when given). The bits of fastact.<activation>(x + bias) with x + bias rounded to"
@@ -182,9 +182,8 @@ def build_functions(ops, core):
                     "    channel_axis: the axis of x the channels lie along (default 1, PyTorch's NCHW; -1 for"
                     " channels last), or None\n"
                     f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype (may be x itself)\n"
-                    f"    stream: for GPU arrays, which {name} does not take yet (it runs on the CPU only in this"
-                    " release)\n\n"
-                    "Returns a new array (out when given).")
+                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+                    "Returns a new array (out when given), on x's device (see fastact.cuda for GPU arrays).")
         else:
             src = (
                 f"def {name}(x, axis=-1, *, out=None, stream=None):\n"

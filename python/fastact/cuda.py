@@ -488,21 +488,25 @@ def _half(a: _Arg, axis: int, second: bool) -> _Arg:
     return h
 
 
+def _out_slots(fn, out, pair, names):
+    """out= as (obj or None, name) slots: a tuple of two where the call has two outputs (pair), else one array."""
+    if pair:
+        if out is not None and not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"fastact.{fn}: out must be a tuple {names}, each an array or None, got "
+                            f"{type(out).__name__}")
+        return list(zip(out if out is not None else (None, None), ("out[0]", "out[1]")))
+    if isinstance(out, tuple):
+        raise TypeError(f"fastact.{fn}: out must be an array, got a tuple")
+    return [(out, "out")]
+
+
 def gated(op, direction, fn, x, up, grad, out, params, axis, stream):
     """The GLU family on GPU arrays: one array split along axis (up None) or two; forward, or the backward
     (direction 1) from grad_output. The same checks, forms and outputs as the CPU path (module.cpp gated)."""
     split = up is None
     in_objs = ([grad] if direction else []) + ([x] if split else [x, up])
     in_names = (["grad_output"] if direction else []) + (["x"] if split else ["gate", "up"])
-    if direction and not split:
-        if out is not None and not (isinstance(out, tuple) and len(out) == 2):
-            raise TypeError(f"fastact.{fn}: out must be a tuple (grad_gate, grad_up), each an array or None, got "
-                            f"{type(out).__name__}")
-        slots = list(zip(out if out is not None else (None, None), ("out[0]", "out[1]")))
-    else:
-        if isinstance(out, tuple):
-            raise TypeError(f"fastact.{fn}: out must be an array, got a tuple")
-        slots = [(out, "out")]
+    slots = _out_slots(fn, out, direction and not split, "(grad_gate, grad_up)")
     call = _Call(fn, in_objs, in_names, None, stream, outs=slots, same_shape=False)
     _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)
     xa = call.args[1 if direction else 0]
@@ -568,6 +572,87 @@ def gated(op, direction, fn, x, up, grad, out, params, axis, stream):
     if direction and not split:
         return tuple(results)
     return results[0]
+
+
+def _extents_meet(a: _Arg, b: _Arg) -> bool:
+    """Whether two arguments' byte ranges meet (any shared byte possible)."""
+    alo, ahi = a.extent()
+    blo, bhi = b.extent()
+    return alo < bhi and blo < ahi and alo != ahi and blo != bhi
+
+
+def broadcast(op, direction, fn, grad, x, w, out, params, channel_axis, stream, wname):
+    """An op with a broadcast operand (prelu's weight, bias_act's bias) on GPU arrays: forward, or the backward
+    (direction 1) from grad_output to (grad_x, grad_w), grad_w summed in the CPU's order (the same bits).
+    The same checks, forms and outputs as the CPU path (module.cpp broadcast, whose weight check this
+    calls)."""
+    number = isinstance(w, (int, float)) and not isinstance(w, bool)  # takes x's dtype, as on the CPU
+    in_objs = ([grad] if direction else []) + [x] + ([] if number else [w])
+    in_names = (["grad_output"] if direction else []) + ["x"] + ([] if number else [wname])
+    slots = _out_slots(fn, out, direction, f"(grad_x, grad_{wname})")
+    call = _Call(fn, in_objs, in_names, None, stream, outs=slots, same_shape=False)
+    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)
+    xa = call.args[1 if direction else 0]
+    if number:
+        host = np.asarray(w, dtype=_dtype(call.code))
+        if np.isfinite(float(w)) and not np.isfinite(host.astype(np.float64)):
+            raise ValueError(f"fastact.{fn}: {wname} {w!r} does not fit x's dtype {_NAMES[call.code]}")
+        wa = to_device(host, call.device, stream=call.stream)._arg()
+    else:
+        wa = call.args[-1]
+    x_shaped = [xa]
+    if direction:
+        dy = call.args[0]
+        if dy.shape != xa.shape:
+            raise ValueError(f"fastact.{fn}: grad_output must have the shape of x {xa.shape}, got {dy.shape}")
+        x_shaped.insert(0, dy)
+    reduced_shape, dims = _core._weight_map(op, direction, list(xa.shape), list(wa.shape), channel_axis)
+
+    def along_x(a):  # a weight-shaped argument's strides placed along x's dims
+        st = [0] * len(xa.shape)
+        for i, d in enumerate(dims):
+            if d >= 0:
+                st[d] = a.strides[i]
+        return st
+
+    results, dsts = [], []
+    for o, (given, name), shape, like in zip(call.outs, slots, (xa.shape, wa.shape), ("x", wname)):
+        if o is not None and o.shape != shape:
+            raise ValueError(f"fastact.{fn}: {name} must have the shape of {like} {shape}, got {o.shape}")
+        obj = o.obj if o is not None else call._new(shape)
+        results.append(obj)
+        dsts.append(o if o is not None else _describe(obj, name, fn, call.stream))
+    if len(dsts) == 2 and _extents_meet(dsts[0], dsts[1]):
+        raise ValueError(f"fastact.{fn}: out's two arrays share memory; pass two separate arrays")
+    # an x-shaped output reaching an input other than as its very same elements, or the gradient of the
+    # weight reaching anything but the weight itself (it is written once its sums are done): a temporary
+    temps = [any(_overlaps_differently(dsts[0], a) for a in x_shaped) or _overlaps_differently(dsts[0], wa)]
+    if direction:
+        temps.append(_overlaps_differently(dsts[1], wa) or any(_extents_meet(dsts[1], a) for a in x_shaped))
+    writes, copies = [], []
+    for d, t in zip(dsts, temps):
+        if t:
+            tmp = DeviceArray(d.shape, _dtype(call.code), device=call.device, stream=call.stream)
+            copies.append((d, tmp._arg()))
+            writes.append(copies[-1][1])
+        else:
+            writes.append(d)
+    shape, w_pair = list(xa.shape), (wa.ptr, along_x(wa))
+    if direction:
+        _cuda.reduce(op, call.code, shape, [_pair(writes[0])], [_pair(dy), _pair(xa), w_pair],
+                     (writes[1].ptr, along_x(writes[1])), reduced_shape, list(params), call.stream, call.device)
+    else:
+        _cuda.elementwise(op, 0, call.code, shape, [_pair(writes[0])], [_pair(xa), w_pair], list(params), call.stream,
+                          call.device)
+    for d, t in copies:
+        _cuda.copy(_ITEMSIZE[call.code], list(d.shape), (d.ptr, d.strides), (t.ptr, t.strides), call.stream,
+                   call.device)
+    for (given, _), r in zip(slots, results):
+        if given is not None:
+            _written(r, call.stream)
+        else:
+            _mark(r, call.stream)
+    return tuple(results) if direction else results[0]
 
 
 def rowwise(op, direction, fn, a, b, out, axis, stream):

@@ -10,7 +10,7 @@ import pytest
 
 import fastact
 from fastact import cuda
-from conftest import BACKWARD_X_VARIANTS, BACKWARD_Y_VARIANTS, ELEMENTWISE_VARIANTS, GATED, ROW
+from conftest import BACKWARD_X_VARIANTS, BACKWARD_Y_VARIANTS, BROADCAST, ELEMENTWISE_VARIANTS, GATED, ROW
 
 if not cuda.is_available():  # one skip for the module, not one per case
     pytest.skip(f"GPU suite: {cuda.unavailable_reason()}", allow_module_level=True)
@@ -314,3 +314,37 @@ def test_gated_match_cpu(op, dtype):
     fb(cuda.to_device(dy), da, db, out=(da, db))  # in place over gate and up
     assert_same(da.get(), wa)
     assert_same(db.get(), wb)
+
+
+BROADCAST_CASES = [  # (x shape, weight shape, channel_axis): the summed axis innermost, a kept one, one value,
+    ((8, 16, 33, 31), (16,), 1), ((64, 9000), (9000,), -1), ((4, 5, 6), (), 1), ((3, 4097), (3, 4097), None),
+    ((2, 3, 20000), (3, 1), None), ((0, 7), (7,), -1)]  # nothing summed, several chunks, an empty sum
+
+
+@pytest.mark.parametrize("op", BROADCAST, ids=lambda o: o["name"] + (f"-{o['activation']}" if o["activation"] else ""))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_broadcast_match_cpu(op, dtype):
+    """prelu and bias_act on the GPU: forward, backward (grad_weight / grad_bias summed in the CPU's order:
+    the same bits), in place; every weight form for prelu."""
+    if op["activation"]:
+        act = op["activation"]
+        f = lambda x, w, **kw: fastact.bias_act(x, w, act, **kw)  # noqa: E731
+        fb = lambda d, x, w, **kw: fastact.bias_act_backward(d, x, w, act, **kw)  # noqa: E731
+        cases = [(s, s[-1:], -1) for s, _, _ in BROADCAST_CASES if len(s) > 1]
+    else:
+        f = lambda x, w, axis, **kw: fastact.prelu(x, w, axis, **kw)  # noqa: E731
+        fb = lambda d, x, w, axis, **kw: fastact.prelu_backward(d, x, w, axis, **kw)  # noqa: E731
+        cases = BROADCAST_CASES
+    for xs, ws, axis in cases:
+        x, dy = host_values(dtype, xs, 5), host_values(dtype, xs, 6)
+        w = (np.random.default_rng(7).uniform(-0.5, 0.5, ws)).astype(dtype)
+        extra = () if op["activation"] else (axis,)
+        dx, dd, dw = cuda.to_device(x), cuda.to_device(dy), cuda.to_device(w)
+        assert_same(f(dx, dw, *extra).get(), f(x, w, *extra))
+        gx, gw = fb(dd, dx, dw, *extra)
+        wx, ww = fb(dy, x, w, *extra)
+        assert_same(gx.get(), wx)
+        assert_same(gw.get(), ww)
+        fb(dd, dx, dw, *extra, out=(dx, dw))  # in place over x and the weight
+        assert_same(dx.get(), wx)
+        assert_same(dw.get(), ww)

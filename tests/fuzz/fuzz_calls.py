@@ -160,6 +160,11 @@ def gated_input(fdp, op):
         out = (arrays[1], arrays[2]) if fdp.ConsumeBool() else (None, draw_array(fdp, tuple(shape), dtype)[0])
     elif k == 3:
         out = arrays[-1]  # in place (or a wrong one: an error)
+    check_against_copies(fn, arrays, kwargs, out)
+
+
+def check_against_copies(fn, arrays, kwargs, out):
+    """fn on arrays (out= as given) must give what it gives on contiguous copies, or an expected error."""
     try:
         with np.errstate(all="ignore"):
             want = fn(*[np.array(a, order="C") for a in arrays], **kwargs)
@@ -177,11 +182,59 @@ def gated_input(fdp, op):
 
 
 @atheris.instrument_func
+def broadcast_input(fdp, op):
+    """prelu or bias_act: a weight / bias of every form (one value, per channel along any axis, NumPy
+    broadcasting, or wrong), forward or backward; out= of its kind, in place, or over an input."""
+    direction = fdp.ConsumeIntInRange(0, 1)
+    name = "bias_act" if op["activation"] else op["name"]
+    fn = getattr(fastact, name + ("_backward" if direction else ""))
+    ndim = fdp.ConsumeIntInRange(0, 4)
+    shape = tuple(fdp.ConsumeIntInRange(0, 5) for _ in range(ndim))
+    dtype = DTYPES[fdp.ConsumeIntInRange(0, len(DTYPES) - 1)]
+    kwargs = {p["name"]: draw_param(fdp, p) for p in op["params"] if fdp.ConsumeBool()}
+    if op["activation"]:
+        kwargs["activation"] = op["activation"]
+    form = fdp.ConsumeIntInRange(0, 4)
+    axis = fdp.ConsumeIntInRange(-5, 5)
+    if form == 0:  # one value
+        wshape = [(), (1,)][fdp.ConsumeIntInRange(0, 1)]
+    elif form == 1 and ndim:  # along an axis (bias_act: the last)
+        wshape = (shape[axis % ndim if not op["activation"] else -1],)
+        axis = axis % ndim
+    elif form == 2:  # NumPy broadcasting
+        k = fdp.ConsumeIntInRange(0, ndim)
+        wshape = tuple(n if fdp.ConsumeBool() else 1 for n in shape[ndim - k:])
+        axis = None
+    else:  # any shape: mostly an error
+        wshape = tuple(fdp.ConsumeIntInRange(0, 5) for _ in range(fdp.ConsumeIntInRange(0, 2)))
+    if not op["activation"]:
+        kwargs["channel_axis"] = axis
+    x, _ = draw_array(fdp, shape, dtype)
+    w, _ = draw_array(fdp, wshape, dtype)
+    arrays = [x, w]
+    if direction:
+        arrays.insert(0, draw_array(fdp, shape, dtype)[0])
+    out = None
+    k = fdp.ConsumeIntInRange(0, 4)
+    if k == 1:
+        out = draw_array(fdp, shape, dtype)[0] if not direction else (draw_array(fdp, shape, dtype)[0], None)
+    elif k == 2 and direction:
+        out = (arrays[1], arrays[2]) if fdp.ConsumeBool() else (None, draw_array(fdp, wshape, dtype)[0])
+    elif k == 3:
+        out = arrays[-2] if not direction else (arrays[0], None)  # in place over x / grad_output
+    elif k == 4 and direction:
+        out = (None, arrays[1].reshape(-1)[: w.size].reshape(wshape) if arrays[1].size >= w.size else None)
+    check_against_copies(fn, arrays, kwargs, out)
+
+
+@atheris.instrument_func
 def one_input(data: bytes):
     fdp = atheris.FuzzedDataProvider(data)
     op = OPS[fdp.ConsumeIntInRange(0, len(OPS) - 1)]
     if op["kind"] == "gated":
         return gated_input(fdp, op)
+    if op["kind"] == "broadcast":
+        return broadcast_input(fdp, op)
     row = op["kind"] == "row"
     direction = fdp.ConsumeIntInRange(0, 2)  # forward, backward from x, backward from y
     fn = getattr(fastact, op["name"] + ("_backward" if direction else ""))
