@@ -222,8 +222,22 @@ class HostBackend:
         if info["kind"] == "gated":  # the two-array form on the views: (a, b) or (dy, a, b)
             a, b, dy = (i[0], i[1], None) if direction == 0 else (i[1], i[2], i[0])
             fastact._core._gated(op, direction, a, b, dy, o[0] if direction == 0 else tuple(o), ps, -1, None)
+        elif info["kind"] == "broadcast":  # the forward: x and the weight along x (zero strides: NumPy's rules)
+            fastact._core._broadcast(op, 0, i[0], i[1], None, o[0], ps, None, None)
         else:
             fastact._core._elementwise(op, direction, i[0], i[1] if direction else None, o[0], ps, None)
+
+    def reduce(self, op, code, shape, outs, ins, reduced, reduced_shape, params, stream, device):
+        """A broadcast op's backward: the weight and its gradient viewed in their own shape (reduced_shape),
+        the CPU's _broadcast with NumPy's broadcasting."""
+        self.calls.append(("reduce", op, 1, stream))
+        dt = self._dtype(code)
+        info = [o for o in fastact.ops() if o["kind"] != "row"][op]
+        gx = _np_view(outs[0][0], shape, outs[0][1], dt)
+        dy, x = (_np_view(p, shape, st, dt) for p, st in ins[:2])
+        w = _np_view(ins[2][0], reduced_shape, ins[2][1], dt)
+        gw = _np_view(reduced[0], reduced_shape, reduced[1], dt)
+        fastact._core._broadcast(op, 1, x, w, dy, (gx, gw), tuple(params[: len(info["params"])]), None, None)
 
     def rows(self, op, direction, code, shape, axis, out, a, b, stream, device):
         self.calls.append(("rows", op, direction, stream))
@@ -307,6 +321,46 @@ def test_emulated_rows_and_half_types(host_backend):
         fastact.softmax(HostCAI(x), axis=2)
     with pytest.raises(TypeError, match="axis must be an int"):
         fastact.softmax(HostCAI(x), axis=None)
+
+
+def test_emulated_broadcast_ops(host_backend):
+    """prelu and bias_act through the GPU layer: every weight form, the backward's two outputs, in place, a
+    Python number as the weight (copied to the device), errors named as on the CPU."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3, 5)).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    for w, axis in ((np.float32([0.1, 0.2, 0.3]), 1), (np.float32([0.25]), 1), (rng.random((3, 1)).astype(np.float32), None),
+                    (rng.random(5).astype(np.float32), -1)):
+        r = fastact.prelu(HostCAI(x), HostCAI(w), axis)
+        np.testing.assert_array_equal(r.get(), fastact.prelu(x, w, axis))
+        gx, gw = fastact.prelu_backward(HostCAI(dy), HostCAI(x), HostCAI(w), axis)
+        want_gx, want_gw = fastact.prelu_backward(dy, x, w, axis)
+        np.testing.assert_array_equal(gx.get(), want_gx)
+        np.testing.assert_array_equal(gw.get(), want_gw)
+        assert host_backend.calls[-1][0] == "reduce"
+        xs, ws = x.copy(), w.copy()
+        fastact.prelu_backward(HostCAI(dy), HostCAI(xs), HostCAI(ws), axis, out=(HostCAI(xs), HostCAI(ws)))
+        np.testing.assert_array_equal(xs, want_gx)
+        np.testing.assert_array_equal(ws, want_gw)
+    np.testing.assert_array_equal(fastact.prelu(HostCAI(x), 0.25).get(), fastact.prelu(x, 0.25))
+    b = rng.normal(size=5)
+    for dt in (np.float32, ml_dtypes.bfloat16):
+        xs, bs, ds = x.astype(dt), b.astype(dt), dy.astype(dt)
+        dev = (lambda a: cuda.to_device(a)) if dt is ml_dtypes.bfloat16 else HostCAI
+        r = fastact.bias_act(dev(xs), dev(bs), "gelu", approximate="tanh")
+        np.testing.assert_array_equal(r.get().view(np.uint8), fastact.bias_act(xs, bs, "gelu", approximate="tanh").view(np.uint8))
+        gx, gb = fastact.bias_act_backward(dev(ds), dev(xs), dev(bs), "silu")
+        want_gx, want_gb = fastact.bias_act_backward(ds, xs, bs, "silu")
+        np.testing.assert_array_equal(gx.get().view(np.uint8), want_gx.view(np.uint8))
+        np.testing.assert_array_equal(gb.get().view(np.uint8), want_gb.view(np.uint8))
+    with pytest.raises(ValueError, match=r"prelu: weight of shape \(4,\) does not fit x of shape \(4, 3, 5\)"):
+        fastact.prelu(HostCAI(x), HostCAI(np.zeros(4, np.float32)))
+    with pytest.raises(TypeError, match=r"prelu_backward: out must be a tuple \(grad_x, grad_weight\)"):
+        fastact.prelu_backward(HostCAI(dy), HostCAI(x), 0.5, out=HostCAI(dy))
+    with pytest.raises(ValueError, match=r"grad_output must have the shape of x"):
+        fastact.bias_act_backward(HostCAI(dy[:2]), HostCAI(x), HostCAI(b.astype(np.float32)))
 
 
 def test_emulated_streams(host_backend):
