@@ -26,6 +26,16 @@ def values(shape, dtype, seed, specials=True):
         return x.astype(dtype)
 
 
+def ill_conditioned(shape, dtype, seed):
+    """Ordinary values (+-0.5 to 1.5) among a tenth of +-2^26 (+-2^55 for float64): sums whose last bits
+    depend on which Kahan lane took which value (a compensated sum of ordinary values is correctly rounded in
+    any order, so bit tests on them cannot tell one order from another)."""
+    rng = np.random.default_rng(seed)
+    big = 2.0 ** (55 if np.dtype(dtype) == np.float64 else 26)
+    v = np.where(rng.random(shape) < 0.1, big, rng.uniform(0.5, 1.5, shape))
+    return (v * rng.choice([-1.0, 1.0], shape)).astype(dtype)
+
+
 def compute_type(dtype):
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
