@@ -104,7 +104,8 @@ def show_config(file=None) -> None:
         f"  16-bit tables:   {_half_tables_config()}",
         f"  streaming:       {_streaming_config()}",
         f"  CUDA:            {_cuda_config()}",
-        f"  ops:             {', '.join(o['name'] for o in _OPS)}",
+        f"  ops:             {', '.join(dict.fromkeys(o['name'] for o in _OPS))} (bias_act over "
+        f"{', '.join(o['activation'] for o in _OPS if o['kind'] == 'broadcast' and o['activation'])})",
     ]
     print("\n".join(lines), file=out)
 
