@@ -803,12 +803,12 @@ bool plain_call(std::initializer_list<py::handle> args, py::handle out_h, py::ha
   return plain;
 }
 
-// out= of a two-output backward: None, or a tuple of two, each an array or None.
-std::array<py::handle, 2> out_pair(py::handle out_h, const Fn& fn, const char* what) {
+// out= of a two-output backward: None, or a tuple (first, grad_<second>), each an array or None.
+std::array<py::handle, 2> out_pair(py::handle out_h, const Fn& fn, const char* first, const char* second) {
   std::array<py::handle, 2> o = {py::none(), py::none()};
   if (out_h.is_none()) return o;
   if (!PyTuple_Check(out_h.ptr()) || PyTuple_GET_SIZE(out_h.ptr()) != 2)
-    throw py::type_error(fn + ": out must be a tuple " + what + ", each an array or None, got " +
+    throw py::type_error(fn + ": out must be a tuple (" + first + ", grad_" + second + "), each an array or None, got " +
                          std::string(Py_TYPE(out_h.ptr())->tp_name));
   o[0] = PyTuple_GET_ITEM(out_h.ptr(), 0);
   o[1] = PyTuple_GET_ITEM(out_h.ptr(), 1);
@@ -915,7 +915,7 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
     }
     result = out_h.is_none() ? py::object(gx) : py::reinterpret_borrow<py::object>(out_h);
   } else {
-    const auto o = out_pair(out_h, fn, "(grad_gate, grad_up)");
+    const auto o = out_pair(out_h, fn, "grad_gate", "up");
     for (int i = 0; i < 2; ++i) {
       bool temp = false;
       py::array arr = prepare_out(o[i], a, code, in_ptrs, n_in, fn, temp, "gate");
@@ -1098,8 +1098,7 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
     outputs.add(o, temp || shares_memory(o, wref), x);
     result = out_h.is_none() ? py::object(o) : py::reinterpret_borrow<py::object>(out_h);
   } else {
-    const std::string names = std::string("(grad_x, grad_") + wn + ")";
-    const auto o = out_pair(out_h, fn, names.c_str());
+    const auto o = out_pair(out_h, fn, "grad_x", wn);
     bool temp = false;
     py::array gx = prepare_out(o[0], x, code, x_shaped, n_x_shaped, fn, temp, "x");
     outputs.add(gx, temp || shares_memory(gx, wref), x);

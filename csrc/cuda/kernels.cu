@@ -407,6 +407,17 @@ void take_operands(Args& x, const std::int64_t** strides, int nout, const Operan
   }
 }
 
+// The rest of a launch's arguments, then the launch on `device` (made current for it).
+template <class Args>
+void run_launch(void (*launch)(const Args&), Args& x, const double* params, std::uintptr_t stream, int device) {
+  DeviceScope scope(device);
+  x.params = params;
+  x.stream = reinterpret_cast<cudaStream_t>(stream);
+  x.sms = sm_count(device);
+  launch(x);
+  check(cudaGetLastError(), "kernel launch");
+}
+
 void check_index(int op, int count, int dir, int ndir, int dtype) {
   if (op < 0 || op >= count || dir < 0 || dir >= ndir || dtype < 0 || dtype >= kNumDtypes)
     throw std::invalid_argument("fastact CUDA: no such op, direction or dtype");
@@ -434,13 +445,8 @@ void elementwise(int op, int dir, int dtype, int ndim, const std::int64_t* shape
   take_operands(x, strides, nout, outs, nin, ins);
   const EwPlan plan = plan_elementwise(ndim, shape, nout + nin, strides);
   if (plan.n == 0) return;
-  DeviceScope scope(device);
   x.plan = &plan;
-  x.params = params;
-  x.stream = reinterpret_cast<cudaStream_t>(stream);
-  x.sms = sm_count(device);
-  launch(x);
-  check(cudaGetLastError(), "kernel launch");
+  run_launch(launch, x, params, stream, device);
 }
 
 void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, const Operand* outs, int nin,
@@ -457,13 +463,8 @@ void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, co
   x.red = const_cast<void*>(reduced.data);
   const ReduceWalk w = plan_reduce(ndim, shape, nout + nin + 1, strides, reduced_shape);
   if (w.J == 0) return;
-  DeviceScope scope(device);
   x.walk = &w;
-  x.params = params;
-  x.stream = reinterpret_cast<cudaStream_t>(stream);
-  x.sms = sm_count(device);
-  launch(x);
-  check(cudaGetLastError(), "kernel launch");
+  run_launch(launch, x, params, stream, device);
 }
 
 void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,

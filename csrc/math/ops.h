@@ -179,7 +179,6 @@ struct Signature<Gated<Act, G>> {  // forward (a, b) -> y; backward (dy, a, b) -
 // Ops with a broadcast operand w (a weight or a bias: registry.h FASTACT_BROADCAST_OPS and bias_act):
 // forward (x, w) -> y; backward (dy, x, w) -> (dx, the contribution of each element to dw), dw being the
 // sum of the contributions over the axes w is broadcast along.
-template <class Op>
 struct BroadcastSignature {
   static constexpr int in[kinds::kNumDirections] = {2, 3, 0};
   static constexpr int out[kinds::kNumDirections] = {1, 2, 0};
@@ -202,7 +201,7 @@ struct Prelu {
   }
 };
 template <>
-struct Signature<Prelu> : BroadcastSignature<Prelu> {};
+struct Signature<Prelu> : BroadcastSignature {};
 
 // bias_act: act(x + bias), x + bias rounded to the compute type (the bits of act applied to that sum);
 // the bias's contribution is dx itself (before dx is rounded to a 16-bit storage type).
@@ -220,7 +219,7 @@ struct BiasAct {
   }
 };
 template <class Act>
-struct Signature<BiasAct<Act>> : BroadcastSignature<BiasAct<Act>> {};
+struct Signature<BiasAct<Act>> : BroadcastSignature {};
 
 // Row ops (softmax family): the per-element pieces; the row engine does the reductions.
 struct Softmax {

@@ -36,29 +36,35 @@ def _default_src(p):
 
 
 class _BiasActs:
-    """bias_act's activations: name -> (op id, parameter specs), and the call's parameter tuple."""
+    """bias_act's activations: name -> (op id, the parameters' names, their defaults as the entry point
+    takes them, their choice maps), resolved once; a call with no parameters is one dict lookup."""
 
     def __init__(self, ops):
-        self.ops = {o["activation"]: (o["id"], o["params"]) for o in ops
-                    if o["kind"] == "broadcast" and o["activation"]}
+        self.ops = {}
+        for o in ops:
+            if o["kind"] == "broadcast" and o["activation"]:
+                choices = {p["name"]: {c: i for i, c in enumerate(p["choices"].split("|"))} for p in o["params"]
+                           if p["choices"]}
+                defaults = tuple(int(p["default"]) if p["choices"] else p["default"] for p in o["params"])
+                self.ops[o["activation"]] = (o["id"], [p["name"] for p in o["params"]], defaults, choices)
 
     def resolve(self, fn, activation, params):
         try:
-            oid, specs = self.ops[activation]
+            oid, names, defaults, choices = self.ops[activation]
         except (KeyError, TypeError):
             raise ValueError(f"fastact.{fn}: activation must be one of {sorted(self.ops)!r}, got "
                              f"{activation!r}") from None
-        known = {p["name"] for p in specs}
+        if not params:
+            return oid, defaults
         for k in params:
-            if k not in known:
+            if k not in names:
                 raise TypeError(f"fastact.{fn}: {activation} takes no parameter {k!r} (its parameters: "
-                                f"{', '.join(sorted(known)) or 'none'})")
-        vals = []
-        for p in specs:
-            v = params.get(p["name"], p["default"] if not p["choices"] else p["choices"].split("|")[int(p["default"])])
-            if p["choices"]:
-                v = _choice(fn, p["name"], v, {c: i for i, c in enumerate(p["choices"].split("|"))})
-            vals.append(v)
+                                f"{', '.join(sorted(names)) or 'none'})")
+        vals = list(defaults)
+        for i, name in enumerate(names):
+            if name in params:
+                v = params[name]
+                vals[i] = _choice(fn, name, v, choices[name]) if name in choices else v
         return oid, tuple(vals)
 
 
