@@ -128,7 +128,7 @@ typename V::T row_max(const S* x, std::size_t len) {
 // With NextMax, the pass also takes the running max of the next row, as long as this one (next: its
 // start; nmax: N accumulators): the exp pass is compute-bound, and a max pass of its own stalled on
 // fetching the row into L1 (a seventh of a 1,024-element softmax).
-template <class V, bool Log, bool NextMax = false, class S>
+template <class V, class Op, bool NextMax = false, class S>
 inline __attribute__((always_inline)) void forward_chunk(const S* x, std::size_t n, V m, typename V::T* e, Kahan<V>* acc,
                                                          const S* next = nullptr, V* nmax = nullptr) {  // n <= kChunk
   using T = typename V::T;
@@ -145,73 +145,65 @@ inline __attribute__((always_inline)) void forward_chunk(const S* x, std::size_t
         nmax[j] = select(u > nmax[j], u, nmax[j]);  // one compare, as row_max's
       }
     }
-    if (!Log && e) store_block(v, e + i, count);
+    if (Op::keeps_exp && e) store_block(v, e + i, count);
   });
 }
 
-template <class V, bool Log, class S, class Sink>
+template <class V, class Op, class S, class Sink>
 void forward_sums(const S* x, std::size_t n, typename V::T mx, typename V::T* e, Sink sink) {
   constexpr int N = kLanes / V::W;
   for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    forward_chunk<V, Log>(x + start, std::min<std::size_t>(kChunk, n - start), V(mx), e ? e + start : nullptr, acc);
+    forward_chunk<V, Op>(x + start, std::min<std::size_t>(kChunk, n - start), V(mx), e ? e + start : nullptr, acc);
     sink(reduce_sum(acc));
   }
 }
 
-template <class V, bool Log, class S>
+template <class V, class Op, class S>
 void forward_write(const S* x, S* y, std::size_t n, typename V::T mx, typename V::T sum, const typename V::T* e) {
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
-  const V m(mx);
-  if constexpr (!Log) {
-    const V r(T(1) / sum);
+  const V m(mx), c(Op::row_constant(sum));
+  if constexpr (Op::keeps_exp) {
     if (e) {
       blocks<T>(n, e, nullptr, T(0), T(0), [&](const T* a, const T*, std::size_t i, std::size_t count) {
         V v[N];
-        for (int j = 0; j < N; ++j) v[j] = V::load(a + j * V::W) * r;
+        for (int j = 0; j < N; ++j) v[j] = Op::from_exp(V::load(a + j * V::W), c);
         store_block(v, y + i, count);
       });
-    } else {
-      blocks<S>(n, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
-        V v[N];
-        for (int j = 0; j < N; ++j) v[j] = exp_shifted(IO::load(a + j * V::W), m) * r;
-        store_block(v, y + i, count);
-      });
+      return;
     }
-  } else {
-    const V lse(log_sum(sum));
-    blocks<S>(n, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
-      V v[N];
-      for (int j = 0; j < N; ++j) v[j] = log_softmax_value(IO::load(a + j * V::W), m, lse);
-      store_block(v, y + i, count);
-    });
   }
+  blocks<S>(n, x, nullptr, IO::value(T(0)), IO::value(T(0)), [&](const S* a, const S*, std::size_t i, std::size_t count) {
+    V v[N];
+    for (int j = 0; j < N; ++j) v[j] = Op::value(IO::load(a + j * V::W), m, c);
+    store_block(v, y + i, count);
+  });
 }
 
-template <class V, bool Log, class S>
+template <class V, class Op, class S>
 inline __attribute__((always_inline)) void backward_chunk(const S* dy, const S* y, std::size_t n, Kahan<V>* acc) {  // n <= kChunk
   using T = typename V::T;
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
   const S zero = IO::value(T(0));
   blocks<S>(n, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t, std::size_t) {
-    for (int j = 0; j < N; ++j) acc[j].add(backward_term<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W)));
+    for (int j = 0; j < N; ++j) acc[j].add(Op::backward_term(IO::load(a + j * V::W), IO::load(b + j * V::W)));
   });
 }
 
-template <class V, bool Log, class S, class Sink>
+template <class V, class Op, class S, class Sink>
 void backward_sums(const S* dy, const S* y, std::size_t n, Sink sink) {
   constexpr int N = kLanes / V::W;
   for (std::size_t start = 0; start < n; start += kChunk) {
     Kahan<V> acc[N];
-    backward_chunk<V, Log>(dy + start, y + start, std::min<std::size_t>(kChunk, n - start), acc);
+    backward_chunk<V, Op>(dy + start, y + start, std::min<std::size_t>(kChunk, n - start), acc);
     sink(reduce_sum(acc));
   }
 }
 
-template <class V, bool Log, class S>
+template <class V, class Op, class S>
 void backward_write(const S* dy, const S* y, S* dx, std::size_t n, typename V::T sum) {
   using T = typename V::T;
   using IO = StorageIo<V, S>;
@@ -220,34 +212,34 @@ void backward_write(const S* dy, const S* y, S* dx, std::size_t n, typename V::T
   const V s(sum);
   blocks<S>(n, dy, y, zero, zero, [&](const S* a, const S* b, std::size_t i, std::size_t count) {
     V v[N];
-    for (int j = 0; j < N; ++j) v[j] = backward_value<Log>(IO::load(a + j * V::W), IO::load(b + j * V::W), s);
+    for (int j = 0; j < N; ++j) v[j] = Op::backward_value(IO::load(a + j * V::W), IO::load(b + j * V::W), s);
     store_block(v, dx + i, count);
   });
 }
 
 // Whole rows, one thread each.
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void forward(const S* x, S* y, std::size_t len) {
   using T = typename V::T;
   const T mx = row_max<V>(x, len);
   // softmax keeps exp(x - max) unrounded until it is scaled: in y itself when S is T, else in a scratch row
   // if the row fits one (past that, the write pass computes exp again: the same values)
   T* e = nullptr;
-  if constexpr (!Log) {
+  if constexpr (Op::keeps_exp) {
     if constexpr (std::is_same_v<S, T>) e = y;
     else if (len * sizeof(T) <= kScratchMaxBytes) e = scratch_row<T>(len);
   }
   PartialSums<T> sums;
-  forward_sums<V, Log>(x, len, mx, e, [&](T p) { sums.add(p); });
-  forward_write<V, Log>(x, y, len, mx, sums.total(), e);
+  forward_sums<V, Op>(x, len, mx, e, [&](T p) { sums.add(p); });
+  forward_write<V, Op>(x, y, len, mx, sums.total(), e);
 }
 
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void backward(const S* dy, const S* y, S* dx, std::size_t len) {
   using T = typename V::T;
   PartialSums<T> sums;
-  backward_sums<V, Log>(dy, y, len, [&](T p) { sums.add(p); });
-  backward_write<V, Log>(dy, y, dx, len, sums.total());
+  backward_sums<V, Op>(dy, y, len, [&](T p) { sums.add(p); });
+  backward_write<V, Op>(dy, y, dx, len, sums.total());
 }
 
 // nrows rows (row r at a + r*sa, b + r*sb, out + r*so elements). Rows of one chunk (the sum of such a row
@@ -275,7 +267,7 @@ inline __attribute__((always_inline)) void row_groups(std::size_t len, std::size
   }
 }
 
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::size_t nrows, std::int64_t sa,
                   std::int64_t, std::int64_t so) {
   using T = typename V::T;
@@ -284,16 +276,16 @@ void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::s
   S* y = static_cast<S*>(o_);
   T* scratch = nullptr;
   static_assert(kGroup * kChunk * sizeof(double) <= kScratchMaxBytes, "short rows always fit the scratch row");
-  if constexpr (!Log && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * std::min<std::size_t>(len, kChunk));
+  if constexpr (Op::keeps_exp && !std::is_same_v<S, T>) scratch = scratch_row<T>(kGroup * std::min<std::size_t>(len, kChunk));
   T mx[kGroup] = {}, next_max = T(0);
   T* e[kGroup] = {};
   row_groups<T>(
-      len, nrows, [&](std::int64_t r) { forward<V, Log>(x + r * sa, y + r * so, len); },
+      len, nrows, [&](std::int64_t r) { forward<V, Op>(x + r * sa, y + r * so, len); },
       [&](std::int64_t r, int i, T* l) {
         // row r's max came with row r - 1's pass (forward_chunk's NextMax; row_groups calls lanes in row
         // order), but for the first row
         mx[i] = r == 0 ? row_max<V>(x, len) : next_max;
-        if constexpr (!Log) {
+        if constexpr (Op::keeps_exp) {
           if constexpr (std::is_same_v<S, T>) e[i] = y + r * so;
           else e[i] = scratch + i * len;
         }
@@ -301,17 +293,17 @@ void forward_rows(const void* a_, const void*, void* o_, std::size_t len, std::s
         if (r + 1 < std::int64_t(nrows)) {
           V nmax[N];
           for (auto& u : nmax) u = V(-std::numeric_limits<T>::infinity());
-          forward_chunk<V, Log, true>(x + r * sa, len, V(mx[i]), e[i], acc, x + (r + 1) * sa, nmax);
+          forward_chunk<V, Op, true>(x + r * sa, len, V(mx[i]), e[i], acc, x + (r + 1) * sa, nmax);
           next_max = reduce_max(nmax);
         } else {
-          forward_chunk<V, Log>(x + r * sa, len, V(mx[i]), e[i], acc);
+          forward_chunk<V, Op>(x + r * sa, len, V(mx[i]), e[i], acc);
         }
         lane_sums(acc, l);
       },
-      [&](std::int64_t r, int i, T total) { forward_write<V, Log>(x + r * sa, y + r * so, len, mx[i], total, e[i]); });
+      [&](std::int64_t r, int i, T total) { forward_write<V, Op>(x + r * sa, y + r * so, len, mx[i], total, e[i]); });
 }
 
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void backward_rows(const void* a_, const void* b_, void* o_, std::size_t len, std::size_t nrows, std::int64_t sa,
                    std::int64_t sb, std::int64_t so) {
   using T = typename V::T;
@@ -320,45 +312,45 @@ void backward_rows(const void* a_, const void* b_, void* o_, std::size_t len, st
   const S* y = static_cast<const S*>(b_);
   S* dx = static_cast<S*>(o_);
   row_groups<T>(
-      len, nrows, [&](std::int64_t r) { backward<V, Log>(dy + r * sa, y + r * sb, dx + r * so, len); },
+      len, nrows, [&](std::int64_t r) { backward<V, Op>(dy + r * sa, y + r * sb, dx + r * so, len); },
       [&](std::int64_t r, int, T* l) {
         Kahan<V> acc[N];
-        backward_chunk<V, Log>(dy + r * sa, y + r * sb, len, acc);
+        backward_chunk<V, Op>(dy + r * sa, y + r * sb, len, acc);
         lane_sums(acc, l);
       },
-      [&](std::int64_t r, int, T total) { backward_write<V, Log>(dy + r * sa, y + r * sb, dx + r * so, len, total); });
+      [&](std::int64_t r, int, T total) { backward_write<V, Op>(dy + r * sa, y + r * sb, dx + r * so, len, total); });
 }
 
 // The phases behind type-erased pointers, for the engine's split rows (kernels.h RowKernel). m and the
 // partials travel as double: exact for float and double alike. A softmax in 16 bits recomputes exp in
 // its write phase (a thread-local scratch row would not follow a chunk from one phase to the next).
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 double max_phase(const void* a, std::size_t n) {
   return double(row_max<V>(static_cast<const S*>(a), n));
 }
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void forward_sums_phase(const void* a, const void*, void* o, std::size_t n, double m, double* partials) {
   using T = typename V::T;
   T* e = nullptr;
-  if constexpr (!Log && std::is_same_v<S, T>) e = static_cast<T*>(o);
-  forward_sums<V, Log>(static_cast<const S*>(a), n, T(m), e, [&](T p) { *partials++ = double(p); });
+  if constexpr (Op::keeps_exp && std::is_same_v<S, T>) e = static_cast<T*>(o);
+  forward_sums<V, Op>(static_cast<const S*>(a), n, T(m), e, [&](T p) { *partials++ = double(p); });
 }
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void forward_write_phase(const void* a, const void*, void* o, std::size_t n, double m, double total) {
   using T = typename V::T;
   const T* e = nullptr;
-  if constexpr (!Log && std::is_same_v<S, T>) e = static_cast<const T*>(o);
-  forward_write<V, Log>(static_cast<const S*>(a), static_cast<S*>(o), n, T(m), T(total), e);
+  if constexpr (Op::keeps_exp && std::is_same_v<S, T>) e = static_cast<const T*>(o);
+  forward_write<V, Op>(static_cast<const S*>(a), static_cast<S*>(o), n, T(m), T(total), e);
 }
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void backward_sums_phase(const void* a, const void* b, void*, std::size_t n, double, double* partials) {
   using T = typename V::T;
-  backward_sums<V, Log>(static_cast<const S*>(a), static_cast<const S*>(b), n, [&](T p) { *partials++ = double(p); });
+  backward_sums<V, Op>(static_cast<const S*>(a), static_cast<const S*>(b), n, [&](T p) { *partials++ = double(p); });
 }
-template <class V, bool Log, class S = typename V::T>
+template <class V, class Op, class S = typename V::T>
 void backward_write_phase(const void* a, const void* b, void* o, std::size_t n, double, double total) {
   using T = typename V::T;
-  backward_write<V, Log>(static_cast<const S*>(a), static_cast<const S*>(b), static_cast<S*>(o), n, T(total));
+  backward_write<V, Op>(static_cast<const S*>(a), static_cast<const S*>(b), static_cast<S*>(o), n, T(total));
 }
 
 FASTACT_TARGET_END

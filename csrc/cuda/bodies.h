@@ -181,7 +181,7 @@ struct RowWalk {
   Walk outer;                  // the other dimensions: row r starts at outer.offsets(r)
 };
 
-template <class S, bool Log>
+template <class S, class Op>  // Op: the row functor (ops.h Softmax, LogSoftmax)
 struct RowBody {
   using C = typename ElemIo<S>::C;
   using V = simd::Scalar<C>;
@@ -236,26 +236,24 @@ struct RowBody {
       acc.add(math::rows::exp_shifted(at(r.a, r.sa, i, r.len, -inf()), V(m)));
     return acc;
   }
-  // Forward pass 3: what every output of a row needs besides x and m: 1 / sum (softmax) or log(sum).
-  FASTACT_HD_INLINE static C finish(C sum) { return Log ? math::rows::log_sum(sum) : C(1) / sum; }
+  // Forward pass 3: what every output of a row needs besides x and m (the functor's row constant).
+  FASTACT_HD_INLINE static C finish(C sum) { return Op::row_constant(sum); }
   FASTACT_HD_INLINE static void write(const Row& r, i64 i, C m, C f) {
-    const V x(ElemIo<S>::load(r.a[i * r.sa]));
-    r.o[i * r.so] = ElemIo<S>::store(Log ? math::rows::log_softmax_value(x, V(m), V(f)).v
-                                         : (math::rows::exp_shifted(x, V(m)) * V(f)).v);
+    r.o[i * r.so] = ElemIo<S>::store(Op::value(V(ElemIo<S>::load(r.a[i * r.sa])), V(m), V(f)).v);
   }
-  // Backward pass 1: the lane's compensated sum of dy * y (softmax) or dy (log_softmax) over one chunk.
+  // Backward pass 1: the lane's compensated sum of the functor's terms (dy * y, or dy) over one chunk.
   FASTACT_HD_INLINE static Kahan lane_backward_sum(const Row& r, int l, i64 ch) {
     Kahan acc;
     const i64 end = chunk_end(r, ch);
     FASTACT_DEVICE_UNROLL(4)
     for (i64 i = chunk_begin(ch) + l; i < end; i += kWarp)
-      acc.add(math::rows::backward_term<Log>(at(r.a, r.sa, i, r.len, C(0)), at(r.b, r.sb, i, r.len, C(0))));
+      acc.add(Op::backward_term(at(r.a, r.sa, i, r.len, C(0)), at(r.b, r.sb, i, r.len, C(0))));
     return acc;
   }
   // Backward pass 2: one gradient.
   FASTACT_HD_INLINE static void backward_write(const Row& r, i64 i, C s) {
-    r.o[i * r.so] = ElemIo<S>::store(
-        math::rows::backward_value<Log>(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
+    r.o[i * r.so] =
+        ElemIo<S>::store(Op::backward_value(V(ElemIo<S>::load(r.a[i * r.sa])), V(ElemIo<S>::load(r.b[i * r.sb])), V(s)).v);
   }
   FASTACT_HD_INLINE static C inf() {
     if constexpr (sizeof(C) == 4) return simd::bit_cast<C>(std::uint32_t(0x7f800000u));

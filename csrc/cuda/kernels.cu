@@ -60,9 +60,9 @@ __device__ C chunked_sum(i64 nchunks, int l, LaneSum lane_sum) {
 }
 
 // One warp per row.
-template <class S, bool Log>
+template <class S, class Op>
 __global__ void __launch_bounds__(kThreads) row_forward_kernel(RowWalk w, const S* x, S* y) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   using C = typename B::C;
   const Coord c = coord();
   const int l = B::lane(c);
@@ -74,9 +74,9 @@ __global__ void __launch_bounds__(kThreads) row_forward_kernel(RowWalk w, const 
   }
 }
 
-template <class S, bool Log>
+template <class S, class Op>
 __global__ void __launch_bounds__(kThreads) row_backward_kernel(RowWalk w, const S* dy, const S* y, S* dx) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   using C = typename B::C;
   const Coord c = coord();
   const int l = B::lane(c);
@@ -98,9 +98,9 @@ __device__ void each_task(const RowWalk& w, i64 per_row, F f) {
 template <class S>
 using WorkspaceOf = RowWorkspace<typename ElemIo<S>::C>;
 
-template <class S, bool Log>
+template <class S, class Op>
 __global__ void __launch_bounds__(kThreads) split_chunk_max_kernel(RowWalk w, const S* x, WorkspaceOf<S> ws) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   each_task(w, B::chunks(w.len), [&](i64 t, SplitTask k, int l) {
     const typename B::Row row = B::row(w, k.row, x, nullptr, nullptr);
     const i64 begin = B::chunk_begin(k.chunk), end = B::chunk_stop(row, k.chunk);
@@ -109,9 +109,9 @@ __global__ void __launch_bounds__(kThreads) split_chunk_max_kernel(RowWalk w, co
   });
 }
 
-template <class S, bool Log>
+template <class S, class Op>
 __global__ void __launch_bounds__(kThreads) split_row_max_kernel(RowWalk w, WorkspaceOf<S> ws) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   const i64 nch = B::chunks(w.len);
   each_task(w, 1, [&](i64 r, SplitTask, int l) {
     typename B::V acc(-B::inf());
@@ -121,9 +121,9 @@ __global__ void __launch_bounds__(kThreads) split_row_max_kernel(RowWalk w, Work
   });
 }
 
-template <class S, bool Log, int Dir>
+template <class S, class Op, int Dir>
 __global__ void __launch_bounds__(kThreads) split_chunk_sum_kernel(RowWalk w, const S* a, const S* b, WorkspaceOf<S> ws) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   each_task(w, B::chunks(w.len), [&](i64 t, SplitTask k, int l) {
     const typename B::Row row = B::row(w, k.row, a, b, nullptr);
     const auto acc = Dir == 0 ? B::lane_sum(row, l, ws.row_max[k.row], k.chunk) : B::lane_backward_sum(row, l, k.chunk);
@@ -132,9 +132,9 @@ __global__ void __launch_bounds__(kThreads) split_chunk_sum_kernel(RowWalk w, co
   });
 }
 
-template <class S, bool Log>
+template <class S, class Op>
 __global__ void __launch_bounds__(kThreads) split_row_sum_kernel(RowWalk w, WorkspaceOf<S> ws) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   const i64 nch = B::chunks(w.len);
   each_task(w, 1, [&](i64 r, SplitTask, int l) {
     typename B::Kahan mine;  // lane l's chunk partials (math::rows::PartialSums)
@@ -144,9 +144,9 @@ __global__ void __launch_bounds__(kThreads) split_row_sum_kernel(RowWalk w, Work
   });
 }
 
-template <class S, bool Log, int Dir>
+template <class S, class Op, int Dir>
 __global__ void __launch_bounds__(kThreads) split_write_kernel(RowWalk w, const S* a, const S* b, S* o, WorkspaceOf<S> ws) {
-  using B = RowBody<S, Log>;
+  using B = RowBody<S, Op>;
   each_task(w, B::chunks(w.len), [&](i64, SplitTask k, int l) {
     const typename B::Row row = B::row(w, k.row, a, b, o);
     const i64 begin = B::chunk_begin(k.chunk), end = B::chunk_stop(row, k.chunk);
@@ -250,7 +250,7 @@ struct RowArgs {
 };
 using RowLauncher = void (*)(const RowArgs&);
 
-template <class S, bool Log, int Dir>
+template <class S, class Op, int Dir>
 void launch_split_rows(const RowArgs& x) {
   using C = typename ElemIo<S>::C;
   const RowWalk& w = *x.walk;
@@ -260,30 +260,30 @@ void launch_split_rows(const RowArgs& x) {
   check(cudaMallocAsync(&base, std::size_t(RowWorkspace<C>::elements(w)) * sizeof(C), x.stream),
         "cudaMallocAsync (softmax workspace)");
   const auto ws = RowWorkspace<C>::at(static_cast<C*>(base), w);
-  const Grid tasks = grid_for(w.nrows * RowBody<S, Log>::chunks(w.len) * kWarp, kThreads, x.sms);
+  const Grid tasks = grid_for(w.nrows * RowBody<S, Op>::chunks(w.len) * kWarp, kThreads, x.sms);
   const Grid rows = row_grid(w.nrows, x.sms);
   const auto go = [&](auto kernel, Grid g, auto... args) {
     kernel<<<unsigned(g.blocks), g.threads, 0, x.stream>>>(args...);
   };
   if (Dir == 0) {
-    go(split_chunk_max_kernel<S, Log>, tasks, w, a, ws);
-    go(split_row_max_kernel<S, Log>, rows, w, ws);
+    go(split_chunk_max_kernel<S, Op>, tasks, w, a, ws);
+    go(split_row_max_kernel<S, Op>, rows, w, ws);
   }
-  go(split_chunk_sum_kernel<S, Log, Dir>, tasks, w, a, b, ws);
-  go(split_row_sum_kernel<S, Log>, rows, w, ws);
-  go(split_write_kernel<S, Log, Dir>, tasks, w, a, b, static_cast<S*>(x.o), ws);
+  go(split_chunk_sum_kernel<S, Op, Dir>, tasks, w, a, b, ws);
+  go(split_row_sum_kernel<S, Op>, rows, w, ws);
+  go(split_write_kernel<S, Op, Dir>, tasks, w, a, b, static_cast<S*>(x.o), ws);
   check(cudaFreeAsync(base, x.stream), "cudaFreeAsync (softmax workspace)");
 }
 
-template <class S, bool Log, int Dir>
+template <class S, class Op, int Dir>
 void launch_row(const RowArgs& x) {
-  if (split_rows(*x.walk, x.sms)) return launch_split_rows<S, Log, Dir>(x);
+  if (split_rows(*x.walk, x.sms)) return launch_split_rows<S, Op, Dir>(x);
   const Grid g = row_grid(x.walk->nrows, x.sms);
   if (Dir == 0)
-    row_forward_kernel<S, Log><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(*x.walk, static_cast<const S*>(x.a),
+    row_forward_kernel<S, Op><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(*x.walk, static_cast<const S*>(x.a),
                                                                               static_cast<S*>(x.o));
   else
-    row_backward_kernel<S, Log><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(
+    row_backward_kernel<S, Op><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(
         *x.walk, static_cast<const S*>(x.a), static_cast<const S*>(x.b), static_cast<S*>(x.o));
 }
 
@@ -359,10 +359,10 @@ void fill_broadcast(EwLauncher (&ew)[kNumDirections][kNumDtypes], ReduceLauncher
 
 template <class Op, int Dir>
 void fill_row_dtypes(RowLauncher (&t)[kNumDtypes]) {
-  t[kF32] = launch_row<float, Op::log, Dir>;
-  t[kF64] = launch_row<double, Op::log, Dir>;
-  t[kF16] = launch_row<half, Op::log, Dir>;
-  t[kBF16] = launch_row<bfloat16, Op::log, Dir>;
+  t[kF32] = launch_row<float, Op, Dir>;
+  t[kF64] = launch_row<double, Op, Dir>;
+  t[kF16] = launch_row<half, Op, Dir>;
+  t[kBF16] = launch_row<bfloat16, Op, Dir>;
 }
 
 const Tables& tables() {

@@ -6,6 +6,7 @@
 
 #include "../kinds.h"
 #include "core.h"
+#include "rows.h"
 
 namespace fastact::ops {
 FASTACT_TARGET_BEGIN
@@ -221,12 +222,35 @@ struct BiasAct {
 template <class Act>
 struct Signature<BiasAct<Act>> : BroadcastSignature {};
 
-// Row ops (softmax family): the per-element pieces; the row engine does the reductions.
+// Row ops (softmax family): a row functor holds an op's per-element math; the row engines (cpu/row_kernels.h,
+// cuda RowBody) do the rest: the row's max m, the compensated sums in their fixed order, the walk.
+//   forward: the sums pass adds exp(x - m) (math::rows::exp_shifted); c = row_constant(sum); then
+//            y = value(x, m, c), or y = from_exp(e, c) from the sums pass's e = exp(x - m) where keeps_exp
+//            (the engine then keeps e, unrounded, between the passes);
+//   backward (from y): s = the sum of backward_term(dy, y); dx = backward_value(dy, y, s).
 struct Softmax {
-  static constexpr bool log = false;
+  static constexpr bool keeps_exp = true;
+  template <class T>
+  FASTACT_HD_INLINE static T row_constant(T sum) { return T(1) / sum; }
+  template <class V>
+  FASTACT_HD_INLINE static V from_exp(V e, V c) { return e * c; }
+  template <class V>
+  FASTACT_HD_INLINE static V value(V x, V m, V c) { return from_exp(rows::exp_shifted(x, m), c); }
+  template <class V>
+  FASTACT_HD_INLINE static V backward_term(V dy, V y) { return dy * y; }
+  template <class V>
+  FASTACT_HD_INLINE static V backward_value(V dy, V y, V s) { return y * (dy - s); }  // y * (dy - sum(dy * y))
 };
 struct LogSoftmax {
-  static constexpr bool log = true;
+  static constexpr bool keeps_exp = false;
+  template <class T>
+  FASTACT_HD_INLINE static T row_constant(T sum) { return rows::log_sum(sum); }
+  template <class V>
+  FASTACT_HD_INLINE static V value(V x, V m, V c) { return rows::log_softmax_value(x, m, c); }
+  template <class V>
+  FASTACT_HD_INLINE static V backward_term(V dy, V) { return dy; }
+  template <class V>
+  FASTACT_HD_INLINE static V backward_value(V dy, V y, V s) { return dy - exp_nonpositive(y) * s; }  // dy - softmax * sum(dy)
 };
 
 FASTACT_TARGET_END

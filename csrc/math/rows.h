@@ -126,11 +126,5 @@ FASTACT_HD V log_softmax_value(V x, V m, V lse) {
 template <class T>
 FASTACT_HD_INLINE T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }
 
-// Backward: softmax dx = y * (dy - sum(dy * y)); log_softmax dx = dy - exp(y) * sum(dy).
-template <bool Log, class V>
-FASTACT_HD V backward_term(V g, V y) { return Log ? g : g * y; }
-template <bool Log, class V>
-FASTACT_HD V backward_value(V g, V y, V s) { return Log ? g - exp_nonpositive(y) * s : y * (g - s); }
-
 FASTACT_TARGET_END
 }  // namespace fastact::math::rows

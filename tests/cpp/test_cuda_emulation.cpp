@@ -328,9 +328,9 @@ TEST(CudaEmulation, TooManyDimensionsIsAClearError) {
 // ------------------------------------------------------------------------------ rows
 // The kernel shells' sequences (kernels.cu), with the 32 lanes of a warp run one after the other where
 // the GPU runs them at once, and the warp shuffles read from arrays. First one warp per row:
-template <class S, bool Log>
+template <class S, class Op>
 void emulate_warp_rows(const cuda::RowWalk& w, int dir, const S* a, const S* b, S* o, Grid g) {
-  using B = cuda::RowBody<S, Log>;
+  using B = cuda::RowBody<S, Op>;
   using C = typename B::C;
   for (i64 blk = 0; blk < g.blocks; ++blk) {
     for (int first = 0; first < g.threads; first += cuda::kWarp) {
@@ -364,9 +364,9 @@ void emulate_warp_rows(const cuda::RowWalk& w, int dir, const S* a, const S* b, 
 
 // Then split rows: a warp per (row, chunk) task, then a warp per row, through the workspace. Tasks are
 // independent, so which warp of the grid takes which one does not change the bits.
-template <class S, bool Log>
+template <class S, class Op>
 void emulate_split_rows(const cuda::RowWalk& w, int dir, const S* a, const S* b, S* o) {
-  using B = cuda::RowBody<S, Log>;
+  using B = cuda::RowBody<S, Op>;
   using C = typename B::C;
   using WS = cuda::RowWorkspace<C>;
   const i64 nch = B::chunks(w.len);
@@ -419,7 +419,7 @@ void emulate_split_rows(const cuda::RowWalk& w, int dir, const S* a, const S* b,
   }
 }
 
-template <class S, bool Log>
+template <class S, class Op>
 void check_rows(int op_id) {
   const std::string name = std::string(cpu::row_ops().at(op_id).name) + " dtype " + std::to_string(dtype_of<S>());
   for (int dir = 0; dir < 2; ++dir) {
@@ -444,17 +444,17 @@ void check_rows(int op_id) {
             const cuda::RowWalk w = cuda::plan_rows(2, shape, axis, st, st, dir ? st : nullptr);
             const std::string what = name + " dir " + std::to_string(dir) + " len " + std::to_string(len) + " rows " +
                                      std::to_string(nrows) + " axis " + std::to_string(axis);
-            emulate_warp_rows<S, Log>(w, dir, a.data(), dir ? b.data() : nullptr, got.data(), cuda::row_grid(w.nrows, sm));
+            emulate_warp_rows<S, Op>(w, dir, a.data(), dir ? b.data() : nullptr, got.data(), cuda::row_grid(w.nrows, sm));
             ASSERT_TRUE(same_bits(got.data(), want.data(), n, what + " (a warp per row)"));
             if (sm != 1) continue;  // the split path does not depend on the grid
             std::fill(got.begin(), got.end(), S{});
-            emulate_split_rows<S, Log>(w, dir, a.data(), dir ? b.data() : nullptr, got.data());
+            emulate_split_rows<S, Op>(w, dir, a.data(), dir ? b.data() : nullptr, got.data());
             ASSERT_TRUE(same_bits(got.data(), want.data(), n, what + " (split rows)"));
             if (dir == 0) {  // in place, both paths
               auto c = a;
-              emulate_warp_rows<S, Log>(w, dir, c.data(), nullptr, c.data(), cuda::row_grid(w.nrows, sm));
+              emulate_warp_rows<S, Op>(w, dir, c.data(), nullptr, c.data(), cuda::row_grid(w.nrows, sm));
               ASSERT_TRUE(same_bits(c.data(), want.data(), n, what + " in place (a warp per row)"));
-              emulate_split_rows<S, Log>(w, dir, a.data(), nullptr, a.data());
+              emulate_split_rows<S, Op>(w, dir, a.data(), nullptr, a.data());
               ASSERT_TRUE(same_bits(a.data(), want.data(), n, what + " in place (split rows)"));
             }
           }
@@ -466,10 +466,10 @@ void check_rows(int op_id) {
 
 template <class Op>
 void check_row_op(int id) {
-  check_rows<float, Op::log>(id);
-  check_rows<double, Op::log>(id);
-  check_rows<half, Op::log>(id);
-  check_rows<bfloat16, Op::log>(id);
+  check_rows<float, Op>(id);
+  check_rows<double, Op>(id);
+  check_rows<half, Op>(id);
+  check_rows<bfloat16, Op>(id);
 }
 
 TEST(CudaEmulation, RowsMatchCpuScalar) {
