@@ -447,3 +447,23 @@ def test_emulated_gated_ops(host_backend):
                                 HostCAI(np.zeros(4, np.float32)), out=HostCAI(np.zeros(4, np.float32)))
     with pytest.raises(ValueError, match="swiglu: alpha must be a finite float32 number"):
         fastact.swiglu(HostCAI(np.zeros(4, np.float32)), alpha=1e39)
+
+
+def test_one_dtype_table():
+    """The CPU path, the GPU path and the messages read one table (csrc/kinds.h): its rows agree with NumPy's
+    (and ml_dtypes') dtypes, and fastact.cuda's codes are its codes."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    table = fastact._core._dtypes
+    assert [d["name"] for d in table] == ["float32", "float64", "float16", "bfloat16"]
+    for code, d in enumerate(table):
+        dt = np.dtype(ml_dtypes.bfloat16) if d["name"] == "bfloat16" else np.dtype(d["name"])
+        assert dt.itemsize == d["itemsize"]
+        assert cuda._NAMES[code] == d["name"] and cuda._ITEMSIZE[code] == d["itemsize"]
+        if d["typestr"]:
+            assert np.dtype("<" + d["typestr"]) == dt and cuda._TYPESTR[d["typestr"]] == code
+        # the CPU reads this dtype (DLPack included) and names it in its messages
+        x = np.zeros(3, dt)
+        assert fastact.relu(x).dtype == dt
+        assert d["name"] in fastact._core._dtype_list
+    with pytest.raises(TypeError, match=fastact._core._dtype_list):
+        fastact.relu(np.zeros(3, np.int8).view(np.uint8).astype(np.complex64))

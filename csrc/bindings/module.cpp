@@ -94,16 +94,12 @@ py::array from_dlpack(py::handle obj, const Fn& fn, const char* name, bool for_o
   if (t.device_type != dlpack::kCPU && t.device_type != dlpack::kCUDAHost)
     throw py::value_error(what + " was exported for DLPack device type " + std::to_string(t.device_type) +
                           ", not the CPU");
-  py::object dt;
-  const auto code = t.dtype.code, bits = t.dtype.bits;
-  constexpr int kNpyFloat = 11, kNpyDouble = 12, kNpyHalf = 23;  // NumPy's type numbers
-  if (code == dlpack::kFloat && (bits == 32 || bits == 64 || bits == 16))
-    dt = py::dtype(bits == 32 ? kNpyFloat : bits == 64 ? kNpyDouble : kNpyHalf);
-  else if (code == dlpack::kBfloat && bits == 16)
-    dt = hook(g_hooks.bfloat16)(fn.str(), name);
-  else
-    throw py::type_error(what + " has DLPack dtype (code " + std::to_string(code) + ", " + std::to_string(bits) +
-                         " bits); expected float32, float64, float16 or bfloat16");
+  const int bits = t.dtype.bits, dcode = t.dtype.lanes == 1 ? kinds::dtype_of_dlpack(t.dtype.code, bits) : -1;
+  if (dcode < 0)
+    throw py::type_error(what + " has DLPack dtype (code " + std::to_string(t.dtype.code) + ", " + std::to_string(bits) +
+                         " bits); expected " + kinds::kDtypeList);
+  constexpr int kNpyTypeNum[kinds::kNumDtypes] = {11, 12, 23, -1};  // NumPy's type numbers (bfloat16: ml_dtypes')
+  py::object dt = dcode == kinds::kBF16 ? hook(g_hooks.bfloat16)(fn.str(), name) : py::dtype(kNpyTypeNum[dcode]);
   const std::int64_t isz = bits / 8;
   std::vector<Py_intptr_t> shape(t.shape.begin(), t.shape.end()), strides(t.shape.size());
   for (std::size_t i = 0; i < t.shape.size(); ++i)
@@ -201,7 +197,7 @@ int dtype_code(py::array& a, const Fn& fn, const char* name, bool is_out = false
   }
   if (code < 0)
     throw py::type_error(fn + ": " + name + " has dtype " + std::string(py::str(dt)) +
-                         "; expected float32, float64, float16 or bfloat16");
+                         "; expected " + kinds::kDtypeList);
   if (!native_order(dt)) {
     if (is_out) throw py::type_error(fn + ": out must be in the machine's byte order (got " +
                                      std::string(py::str(dt.attr("str"))) + ")");
@@ -210,11 +206,8 @@ int dtype_code(py::array& a, const Fn& fn, const char* name, bool is_out = false
   return code;
 }
 
-const char* dtype_name(int code) {
-  static const char* names[cpu::kNumDtypes] = {"float32", "float64", "float16", "bfloat16"};
-  return names[code];
-}
-int elsize_of(int code) { return code == cpu::kF64 ? 8 : code == cpu::kF32 ? 4 : 2; }
+const char* dtype_name(int code) { return kinds::kDtypes[code].name; }
+int elsize_of(int code) { return kinds::kDtypes[code].itemsize; }
 
 // py::array() would allocate an empty array: members start as null handles instead.
 py::array null_array() { return py::reinterpret_steal<py::array>(py::handle()); }
@@ -1288,6 +1281,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_hooks", [](py::object as_array, py::object gpu_route, py::object bfloat16) {
     g_hooks = {as_array.inc_ref().ptr(), gpu_route.inc_ref().ptr(), bfloat16.inc_ref().ptr()};
   }, "Installs the Python side of the call path (fastact/__init__.py does, once).");
+  {
+    py::list dtypes;  // the dtype table (kinds.h), in code order: what fastact.cuda reads
+    for (const auto& d : kinds::kDtypes)
+      dtypes.append(py::dict(py::arg("name") = d.name, py::arg("itemsize") = d.itemsize,
+                             py::arg("dlpack") = py::make_tuple(d.dlpack_code, d.dlpack_bits),
+                             py::arg("typestr") = d.typestr));
+    m.attr("_dtypes") = dtypes;
+    m.attr("_dtype_list") = kinds::kDtypeList;
+  }
   m.def("_as_array", [](py::handle obj, const std::string& fn, const std::string& name) {
     return to_array(obj, Fn{fn.c_str(), false}, name.c_str());
   }, "The NumPy array (a view where it can be) that a call would use for obj.");

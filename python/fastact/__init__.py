@@ -100,7 +100,7 @@ def show_config(file=None) -> None:
         f"  ISA in use:      {get_isa()}  (FASTACT_ISA or fastact.set_isa to change)",
         f"  threads:         {get_num_threads()}  (FASTACT_NUM_THREADS or fastact.set_num_threads)",
         f"  memory held:     {_memory_config()}",
-        "  dtypes:          float32, float64, float16, bfloat16 (16-bit: computed in float32, rounded once)",
+        f"  dtypes:          {', '.join(d['name'] for d in _core._dtypes)} (16-bit: computed in float32, rounded once)",
         f"  16-bit tables:   {_half_tables_config()}",
         f"  streaming:       {_streaming_config()}",
         f"  CUDA:            {_cuda_config()}",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
+
 _DLPACK_CPU = 1
 
 
@@ -56,7 +58,7 @@ def as_array(obj, fn: str, name: str) -> np.ndarray:
     if hasattr(obj, "__cuda_array_interface__") or hasattr(obj, "__dlpack_device__"):
         raise _gpu_error(fn, name, obj)  # CPU DLPack tensors never come here
     if isinstance(obj, (str, bytes, dict, set)):
-        raise TypeError(f"fastact.{fn}: {name} must be an array of float32, float64, float16 or bfloat16, got "
+        raise TypeError(f"fastact.{fn}: {name} must be an array of {_core._dtype_list}, got "
                         f"{type(obj).__name__}")
     try:
         arr = np.asarray(obj)

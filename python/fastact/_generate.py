@@ -6,6 +6,10 @@ and calls the generic compiled entry point, which does every check in C++.
 """
 from __future__ import annotations
 
+from . import _core
+
+_DTYPES = _core._dtype_list  # "float32, float64, float16 or bfloat16": the core's dtype table
+
 _FROM_TEXT = {
     "x": "x (the forward input)",
     "y": "y (the forward output)",
@@ -84,7 +88,7 @@ def _bias_act_functions(ns, bias_acts):
     fwd.__doc__ = (
         "act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
         "Args:\n"
-        "    x: array of float32, float64, float16 or bfloat16, at least 1-d (any strides)\n"
+        f"    x: array of {_DTYPES}, at least 1-d (any strides)\n"
         "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype)\n"
         f"    activation: one of {acts}, default 'gelu'\n"
         "    out: optional array of x's shape and dtype (may be x itself)\n"
@@ -144,7 +148,7 @@ def build_functions(ops, core):
                 f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
                 f"    return _ew({oid}, 2, grad_output, y, out, {ptuple_b}, stream)\n"
             )
-            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16 (any shape and"
+            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of {_DTYPES} (any shape and"
                     " strides): NumPy or any CPU DLPack tensor (runs on the CPU), or a GPU array -- CuPy,"
                     " __cuda_array_interface__ or CUDA DLPack (runs on its GPU; see fastact.cuda)\n"
                     f"{pdoc + chr(10) if pdoc else ''}    out: optional array (or writable DLPack tensor) of x's shape and"
@@ -165,7 +169,7 @@ def build_functions(ops, core):
             fdoc = (f"{op['doc']}.\n\nTwo forms: {name}(x, axis=-1) splits x into halves a (first) and b (second) along"
                     f" axis (its length must be even); {name}(gate, up) takes a = gate and b = up, two arrays of one"
                     f" shape. ({halves}.)\n\nArgs:\n"
-                    "    x: array of float32, float64, float16 or bfloat16, CPU or GPU (as for every fastact op)\n"
+                    f"    x: array of {_DTYPES}, CPU or GPU (as for every fastact op)\n"
                     "    up: the second array of the two-array form (None: split x)\n"
                     "    axis: the axis x is split along (one-array form)\n"
                     f"{pdoc + chr(10) if pdoc else ''}    out: optional array of the result's shape and dtype\n"
@@ -181,7 +185,7 @@ def build_functions(ops, core):
                 f"    return _bc({oid}, 1, x, {w}, grad_output, out, {ptuple_b}, channel_axis, stream)\n"
             )
             fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n"
-                    "    x: array of float32, float64, float16 or bfloat16 (any shape and strides)\n"
+                    f"    x: array of {_DTYPES} (any shape and strides)\n"
                     f"    {w}: array of x's dtype (a Python number takes x's dtype): one value, or 1-d with one per"
                     " channel along channel_axis"
                     f" (PyTorch), or with channel_axis=None any shape that broadcasts to x's (ONNX PRelu)\n"
@@ -202,7 +206,7 @@ def build_functions(ops, core):
                 f"        raise ValueError('fastact.{name}_backward: pass y only (the forward output)')\n"
                 f"    return _row({oid}, 1, grad_output, y, out, axis, stream)\n"
             )
-            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array of float32, float64, float16 or bfloat16, at least 1-d"
+            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array of {_DTYPES}, at least 1-d"
                     " (16-bit types accumulate in float32)\n"
                     "    axis: the axis to reduce along (default -1, the fast path)\n"
                     "    out: optional array of x's shape and dtype to write into (may be x itself)\n"

@@ -34,11 +34,15 @@ except ImportError as _e:  # a CPU-only build (no nvcc when it was built)
 __all__ = ["is_built", "is_available", "device_count", "targets", "devices", "unavailable_reason",
            "DeviceArray", "to_device", "synchronize"]
 
-# Storage dtypes, as the compiled cores number them.
-_F32, _F64, _F16, _BF16 = 0, 1, 2, 3
-_ITEMSIZE = {_F32: 4, _F64: 8, _F16: 2, _BF16: 2}
-_NAMES = {_F32: "float32", _F64: "float64", _F16: "float16", _BF16: "bfloat16"}
-_TYPESTR = {"f4": _F32, "f8": _F64, "f2": _F16}
+# Storage dtypes: the compiled core's one table (csrc/kinds.h), by code.
+_NAMES = {code: d["name"] for code, d in enumerate(_core._dtypes)}
+_CODE = {name: code for code, name in _NAMES.items()}
+_F32, _F64, _F16, _BF16 = (_CODE[n] for n in ("float32", "float64", "float16", "bfloat16"))
+_ITEMSIZE = {code: d["itemsize"] for code, d in enumerate(_core._dtypes)}
+_TYPESTR = {d["typestr"]: code for code, d in enumerate(_core._dtypes) if d["typestr"]}  # no bfloat16: DLPack only
+_DLPACK = {code: tuple(d["dlpack"]) for code, d in enumerate(_core._dtypes)}
+_DLPACK_CODE = {dl: code for code, dl in _DLPACK.items()}
+_DTYPE_LIST = _core._dtype_list
 _DL_CUDA, _DL_CUDA_MANAGED = 2, 13
 
 
@@ -179,7 +183,7 @@ def _torch_code(dtype):
     if not _TORCH_CODES:
         import torch
 
-        _TORCH_CODES.update({torch.float32: _F32, torch.float64: _F64, torch.float16: _F16, torch.bfloat16: _BF16})
+        _TORCH_CODES.update({getattr(torch, name): code for code, name in _NAMES.items()})
     return _TORCH_CODES.get(dtype)
 
 
@@ -218,7 +222,7 @@ def _from_cai(obj, cai, fn, name) -> _Arg:
         raise ValueError(f"fastact.{fn}: {name} has a __cuda_array_interface__ mask; masked arrays are not supported")
     typestr = cai["typestr"]
     if typestr[0] == ">" or typestr[1:] not in _TYPESTR:
-        raise TypeError(f"fastact.{fn}: {name} has type {typestr!r}; expected float32, float64, float16 or bfloat16 "
+        raise TypeError(f"fastact.{fn}: {name} has type {typestr!r}; expected {_DTYPE_LIST} "
                         "(little-endian; bfloat16 through DLPack)")
     a.code = _TYPESTR[typestr[1:]]
     a.ptr, a.readonly = int(cai["data"][0]), bool(cai["data"][1])
@@ -243,13 +247,11 @@ def _from_dlpack(obj, fn, name, stream) -> _Arg:
         obj, f"fastact.{fn}: {name}", dl_stream, name == "out")
     if dev_type not in (_DL_CUDA, _DL_CUDA_MANAGED):
         raise ValueError(f"fastact.{fn}: {name} is not on a CUDA device (DLPack device type {dev_type})")
-    kinds = {(2, 32): _F32, (2, 64): _F64, (2, 16): _F16, (4, 16): _BF16}
-    if lanes != 1 or (code, bits) not in kinds:
-        raise TypeError(f"fastact.{fn}: {name} has DLPack dtype (code {code}, {bits} bits); expected float32, float64, "
-                        "float16 or bfloat16")
+    if lanes != 1 or (code, bits) not in _DLPACK_CODE:
+        raise TypeError(f"fastact.{fn}: {name} has DLPack dtype (code {code}, {bits} bits); expected {_DTYPE_LIST}")
     a = _Arg()
     a.obj, a.keep = obj, owner
-    a.code, a.ptr, a.readonly = kinds[(code, bits)], int(ptr), bool(readonly)
+    a.code, a.ptr, a.readonly = _DLPACK_CODE[(code, bits)], int(ptr), bool(readonly)
     a.shape = tuple(int(n) for n in shape)
     a.strides = list(strides)
     a.device, a.cai_stream = int(dev_id), None
@@ -259,7 +261,7 @@ def _from_dlpack(obj, fn, name, stream) -> _Arg:
 def _from_torch(t, fn, name) -> _Arg:
     code = _torch_code(t.dtype)
     if code is None:
-        raise TypeError(f"fastact.{fn}: {name} has dtype {t.dtype}; expected float32, float64, float16 or bfloat16")
+        raise TypeError(f"fastact.{fn}: {name} has dtype {t.dtype}; expected {_DTYPE_LIST}")
     if t.requires_grad:
         raise ValueError(f"fastact.{fn}: {name} requires grad, and fastact records no autograd history; "
                          f"pass {name}.detach()")
@@ -703,10 +705,9 @@ def _dtype(code):
 
 def _code_of(dtype) -> int:
     name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
-    for code, n in _NAMES.items():
-        if n == name:
-            return code
-    raise TypeError(f"fastact.cuda: dtype {name} is not one of float32, float64, float16, bfloat16")
+    if name not in _CODE:
+        raise TypeError(f"fastact.cuda: dtype {name} is not one of {_DTYPE_LIST}")
+    return _CODE[name]
 
 
 class DeviceArray:
@@ -783,7 +784,7 @@ class DeviceArray:
             raise AttributeError("__cuda_array_interface__ cannot describe bfloat16; use DLPack")
         return {
             "shape": self.shape,
-            "typestr": "<" + {_F32: "f4", _F64: "f8", _F16: "f2"}[self._code],
+            "typestr": "<" + _core._dtypes[self._code]["typestr"],
             "data": (self.ptr, False),
             "strides": None,
             "version": 3,
@@ -804,7 +805,7 @@ class DeviceArray:
             if consumer != self._stream:
                 _cuda.stream_wait(self._stream, consumer, self.device)
         versioned = max_version is not None and tuple(max_version)[0] >= 1
-        code, bits = {_F32: (2, 32), _F64: (2, 64), _F16: (2, 16), _BF16: (4, 16)}[self._code]
+        code, bits = _DLPACK[self._code]
         return _cuda.dlpack_export(self, self.ptr, list(self.shape), _c_strides(self.shape), code, bits, self.device,
                                    versioned, False)
 
