@@ -467,3 +467,51 @@ def test_one_dtype_table():
         assert d["name"] in fastact._core._dtype_list
     with pytest.raises(TypeError, match=fastact._core._dtype_list):
         fastact.relu(np.zeros(3, np.int8).view(np.uint8).astype(np.complex64))
+
+
+def _f32(*shape):
+    return np.zeros(shape, np.float32)
+
+
+# Bad calls, each written once over an array maker (NumPy arrays for the CPU, HostCAI for the emulated GPU).
+_BAD_CALLS = {
+    "dtype of a second input": lambda A: fastact.gelu_backward(A(_f32(4)), A(np.zeros(4))),
+    "shape of a second input": lambda A: fastact.gelu_backward(A(_f32(4)), A(_f32(5))),
+    "out dtype": lambda A: fastact.relu(A(_f32(4)), out=A(np.zeros(4))),
+    "out shape": lambda A: fastact.relu(A(_f32(4)), out=A(_f32(2, 2))),
+    "a bad parameter": lambda A: fastact.leaky_relu(A(_f32(4)), negative_slope=float("nan")),
+    "row axis": lambda A: fastact.softmax(A(_f32(2, 3)), axis=2),
+    "row of a 0-d array": lambda A: fastact.softmax(A(_f32())),
+    "rows' y shape": lambda A: fastact.softmax_backward(A(_f32(2, 3)), y=A(_f32(3, 2))),
+    "odd split": lambda A: fastact.swiglu(A(_f32(2, 9))),
+    "split axis": lambda A: fastact.geglu(A(_f32(2, 4)), axis=-3),
+    "up's dtype": lambda A: fastact.swiglu(A(_f32(4)), A(np.zeros(4))),
+    "up's shape": lambda A: fastact.reglu(A(_f32(4)), A(_f32(5))),
+    "gated grad_output's shape": lambda A: fastact.glu_backward(A(_f32(2, 8)), A(_f32(2, 8))),
+    "gated grad_x's shape": lambda A: fastact.glu_backward(A(_f32(2, 2)), A(_f32(2, 4)), out=A(_f32(2, 2))),
+    "gated pair's shape": lambda A: fastact.swiglu_backward(A(_f32(3)), A(_f32(3)), A(_f32(3)),
+                                                            out=(None, A(_f32(4)))),
+    "gated pair's dtype": lambda A: fastact.swiglu_backward(A(_f32(3)), A(_f32(3)), A(_f32(3)),
+                                                            out=(A(np.zeros(3)), None)),
+    "weight's dtype": lambda A: fastact.prelu(A(_f32(2, 3)), A(np.zeros(3))),
+    "weight's shape": lambda A: fastact.prelu(A(_f32(2, 3, 4)), A(_f32(4))),
+    "channel_axis": lambda A: fastact.prelu(A(_f32(2, 3)), A(_f32(3)), channel_axis=2),
+    "bias's length": lambda A: fastact.bias_act(A(_f32(2, 3)), A(_f32(2)), "relu"),
+    "broadcast grad_output": lambda A: fastact.prelu_backward(A(_f32(2, 2)), A(_f32(2, 3)), A(_f32(3))),
+    "grad_weight's shape": lambda A: fastact.prelu_backward(A(_f32(2, 3)), A(_f32(2, 3)), A(_f32(3)),
+                                                            out=(None, A(_f32(2)))),
+    "bias_act parameter": lambda A: fastact.bias_act(A(_f32(3)), A(_f32(3)), "elu", alpha=float("inf")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_CALLS))
+def test_cpu_and_gpu_share_one_validation(host_backend, case):
+    """The GPU path's checks are the CPU's (csrc/bindings/module.cpp, through _core._plan): each bad call
+    raises the same exception with the same message on both (out= pairs name their slots on the GPU)."""
+    call = _BAD_CALLS[case]
+    with pytest.raises((TypeError, ValueError)) as cpu_err:
+        call(lambda a: a)
+    with pytest.raises((TypeError, ValueError)) as gpu_err:
+        call(HostCAI)
+    assert type(gpu_err.value) is type(cpu_err.value)
+    assert str(gpu_err.value).replace("out[0]", "out").replace("out[1]", "out") == str(cpu_err.value)

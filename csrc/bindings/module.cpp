@@ -249,15 +249,52 @@ View view_of(const py::array& a_in, bool writable, const Fn& fn, const char* nam
   return v;
 }
 
-void check_same_shape(const py::array& a, const py::array& b, const Fn& fn, const char* na,
-                      const char* nb) {
-  bool same = a.ndim() == b.ndim();
-  for (ssize_t i = 0; same && i < a.ndim(); ++i) same = a.shape(i) == b.shape(i);
-  if (!same) {
-    auto shape = [](const py::array& x) { return std::string(py::str(py::tuple(py::cast(std::vector<ssize_t>(
-                                                      x.shape(), x.shape() + x.ndim()))))); };
-    throw py::value_error(fn + ": " + nb + " must have the shape of " + na + " " + shape(a) + ", got " + shape(b));
-  }
+std::string shape_str(int nd, const std::int64_t* shape) {
+  std::string r = "(";
+  for (int i = 0; i < nd; ++i) r += std::to_string(shape[i]) + (nd == 1 ? "," : i + 1 < nd ? ", " : "");
+  return r + ")";
+}
+
+// ---- The checks the CPU and the GPU share. Each path reads its arrays its own way (NumPy and DLPack
+// here; CUDA array interface, DLPack and torch in fastact.cuda) and describes them as Specs; the checks of
+// dtypes, shapes and axes, with their messages, are these functions (the GPU's through _core._plan).
+struct Spec {
+  const char* name = nullptr;
+  int code = -1;  // the dtype code; -1: the argument was not given
+  int nd = 0;
+  const std::int64_t* shape = nullptr;
+  bool given() const { return code >= 0; }
+};
+Spec spec_of(const py::array& a, int code, const char* name) {
+  return {name, code, int(a.ndim()), reinterpret_cast<const std::int64_t*>(a.shape())};
+}
+
+void same_dtype(const Fn& fn, const Spec& first, const Spec& b) {
+  if (b.code != first.code)
+    throw py::type_error(fn + ": " + b.name + " has dtype " + dtype_name(b.code) + " but " + first.name + " has " +
+                         dtype_name(first.code) + "; pass arrays of one dtype");
+}
+
+void same_shape(const Fn& fn, const char* like_name, int nd, const std::int64_t* shape, const Spec& b) {
+  if (nd != b.nd || !std::equal(shape, shape + nd, b.shape))
+    throw py::value_error(fn + ": " + b.name + " must have the shape of " + like_name + " " + shape_str(nd, shape) +
+                          ", got " + shape_str(b.nd, b.shape));
+}
+
+void check_dims(const Fn& fn, const Spec& a) {
+  if (a.nd > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+}
+
+// An output against what it must be: the input's dtype, the shape of like_name.
+void check_output(const Fn& fn, const Spec& out, int code, const char* like_name, int nd, const std::int64_t* shape) {
+  if (out.code != code)
+    throw py::type_error(fn + ": " + out.name + " has dtype " + dtype_name(out.code) + "; expected " + dtype_name(code) +
+                         " (the input's)");
+  same_shape(fn, like_name, nd, shape, out);
+}
+
+void check_same_shape(const py::array& a, const py::array& b, const Fn& fn, const char* na, const char* nb) {
+  same_shape(fn, na, int(a.ndim()), reinterpret_cast<const std::int64_t*>(a.shape()), spec_of(b, 0, nb));
 }
 
 // Whether two arrays share a byte (layout::may_share_memory).
@@ -539,10 +576,11 @@ py::array prepare_out(py::handle out_h, const py::array& like, int dtype, const 
   } catch (py::type_error&) {
     if (!native_order(out.dtype())) throw;
   }
-  if (out_code != dtype)
+  if (out_code < 0)
     throw py::type_error(fn + ": out has dtype " + std::string(py::str(out.dtype())) + "; expected " +
                          dtype_name(dtype) + " (the input's)");
-  check_same_shape(like, out, fn, like_name, "out");
+  check_output(fn, spec_of(out, out_code, "out"), dtype, like_name, int(like.ndim()),
+               reinterpret_cast<const std::int64_t*>(like.shape()));
   if (!out.writeable()) throw py::value_error(fn + ": out is read-only");
   // whole elements first: the overlap checks below and the kernels count in elements, and an out= that
   // goes through a temporary would otherwise never meet the kernels' own check
@@ -645,18 +683,26 @@ struct Call {
 };
 static_assert(sizeof(Py_intptr_t) == sizeof(std::int64_t), "NumPy shapes are read as int64");
 
+// The inputs of an element-wise or row call: a, and b (the backward's second input) of a's dtype and shape.
+void check_operands(const Fn& fn, const Spec& a, const Spec& b) {
+  if (b.given()) {
+    same_dtype(fn, a, b);
+    same_shape(fn, a.name, a.nd, a.shape, b);
+  }
+  check_dims(fn, a);
+}
+
 // a_h: x or grad_output; b_h (backward only): the backward's x or y.
 void prepare(Call& c, py::handle a_h, py::handle b_h, py::handle out_h, const char* an, const char* bn) {
   c.a = to_array(a_h, c.fn, an);
   c.dtype = dtype_code(c.a, c.fn, an);
   if (c.fn.backward) {
     c.b = to_array(b_h, c.fn, bn);
-    if (dtype_code(c.b, c.fn, bn) != c.dtype)
-      throw py::type_error(c.fn + ": " + bn + " has dtype " + std::string(py::str(c.b.dtype())) + " but " + an +
-                           " has " + std::string(py::str(c.a.dtype())) + "; pass arrays of one dtype");
-    check_same_shape(c.a, c.b, c.fn, an, bn);
+    const int b_code = dtype_code(c.b, c.fn, bn);
+    check_operands(c.fn, spec_of(c.a, c.dtype, an), spec_of(c.b, b_code, bn));
+  } else {
+    check_operands(c.fn, spec_of(c.a, c.dtype, an), Spec{});
   }
-  if (c.a.ndim() > kMaxDims) throw py::value_error(c.fn + ": at most 64 dimensions");
   const py::array* ins[2] = {&c.a, &c.b};
   c.out = prepare_out(out_h, c.a, c.dtype, ins, c.fn.backward ? 2 : 1, c.fn, c.temp);
   c.dst = c.temp ? new_like(c.a) : c.out;
@@ -775,13 +821,6 @@ py::array half_of(const py::array& x, int axis, bool second, bool writable) {
   return v;
 }
 
-// b's dtype code, which must be the first array's (a TypeError naming both otherwise).
-void same_dtype(py::array& b, int code, const py::array& a, const Fn& fn, const char* bn, const char* an) {
-  if (dtype_code(b, fn, bn) != code)
-    throw py::type_error(fn + ": " + bn + " has dtype " + std::string(py::str(b.dtype())) + " but " + an + " has " +
-                         std::string(py::str(a.dtype())) + "; pass arrays of one dtype");
-}
-
 bool on_cpu_or_none(py::handle h) { return h.is_none() || py::isinstance<py::array>(h); }
 
 // Whether every argument of a several-operand call is a NumPy array or None, out= a tuple of them included
@@ -833,6 +872,37 @@ struct Outputs {
   }
 };
 
+// A gated call's inputs: x (split along axis_in in halves) or gate and up, and grad_output in backward;
+// the kernel's inputs and outputs are shaped as half_name says.
+struct GatedPlan {
+  int axis = -1;  // the one-array form's split axis
+  const char* half_name = "gate";
+  int nd = 0;
+  std::int64_t shape[kMaxDims];
+};
+GatedPlan plan_gated(const Fn& fn, const Spec& x, const Spec& up, const Spec& grad, long axis_in) {
+  check_dims(fn, x);
+  GatedPlan g;
+  g.nd = x.nd;
+  std::copy(x.shape, x.shape + x.nd, g.shape);
+  if (!up.given()) {
+    g.axis = axis_index(axis_in, x.nd, fn, "x");
+    if (x.shape[g.axis] % 2)
+      throw py::value_error(fn + ": x has length " + std::to_string(x.shape[g.axis]) + " along axis " +
+                            std::to_string(axis_in) + ", which cannot be split in halves (an even length is needed)");
+    g.shape[g.axis] /= 2;
+    g.half_name = "x with its axis halved";
+  } else {
+    same_dtype(fn, x, up);
+    same_shape(fn, "gate", x.nd, x.shape, up);
+  }
+  if (grad.given()) {
+    same_dtype(fn, x, grad);
+    same_shape(fn, g.half_name, g.nd, g.shape, grad);
+  }
+  return g;
+}
+
 // The GLU family (registry.h FASTACT_GATED_OPS). Forward: gate(x) split along axis, or gate(gate, up).
 // Backward (dir 1) from grad_output and the forward's inputs: grad_x (one array, x's shape: its halves are
 // the two outputs) or (grad_gate, grad_up). out=: an array (forward; backward, one-array form) or a tuple
@@ -854,32 +924,24 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
     if (!r.is(py::handle(Py_NotImplemented))) return r;
   }
   const char* xn = split ? "x" : "gate";
-  py::array x = to_array(x_h, fn, xn);
+  py::array x = to_array(x_h, fn, xn), up = null_array(), dy = null_array();
   const int code = dtype_code(x, fn, xn);
-  if (x.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
-  py::array a = null_array(), b = null_array();
-  int axis = 0;
-  if (split) {
-    axis = axis_index(axis_in, int(x.ndim()), fn, "x");
-    if (x.shape(axis) % 2)
-      throw py::value_error(fn + ": x has length " + std::to_string(x.shape(axis)) + " along axis " +
-                            std::to_string(axis_in) + ", which cannot be split in halves (an even length is needed)");
-    a = half_of(x, axis, false, false);
-    b = half_of(x, axis, true, false);
-  } else {
-    b = to_array(up_h, fn, "up");
-    same_dtype(b, code, x, fn, "up", "gate");
-    check_same_shape(x, b, fn, "gate", "up");
-    a = x;
+  Spec up_s, dy_s;
+  if (!split) {
+    up = to_array(up_h, fn, "up");
+    up_s = spec_of(up, dtype_code(up, fn, "up"), "up");
   }
-  const char* half_name = split ? "x with its axis halved" : "gate";
-  std::vector<py::array> ins = {a, b};  // the kernel's inputs: (a, b), or (dy, a, b)
   if (dir == 1) {
-    py::array dy = to_array(grad_h, fn, "grad_output");
-    same_dtype(dy, code, x, fn, "grad_output", xn);
-    check_same_shape(a, dy, fn, half_name, "grad_output");
-    ins.insert(ins.begin(), dy);
+    dy = to_array(grad_h, fn, "grad_output");
+    dy_s = spec_of(dy, dtype_code(dy, fn, "grad_output"), "grad_output");
   }
+  const GatedPlan g = plan_gated(fn, spec_of(x, code, xn), up_s, dy_s, axis_in);
+  const int axis = g.axis;
+  py::array a = split ? half_of(x, axis, false, false) : x;
+  py::array b = split ? half_of(x, axis, true, false) : up;
+  const char* half_name = g.half_name;
+  std::vector<py::array> ins = {a, b};  // the kernel's inputs: (a, b), or (dy, a, b)
+  if (dir == 1) ins.insert(ins.begin(), dy);
   const int n_in = int(ins.size());
   const py::array* in_ptrs[3] = {&ins[0], &ins[1], n_in > 2 ? &ins[2] : nullptr};
   // Outputs, each checked (prepare_out), with a temporary where it overlaps an input other than as its
@@ -941,12 +1003,6 @@ py::object gated(int op, int dir, py::handle x_h, py::handle up_h, py::handle gr
   });
   outputs.finish(out_h);
   return result;
-}
-
-std::string shape_str(int nd, const std::int64_t* shape) {
-  std::string r = "(";
-  for (int i = 0; i < nd; ++i) r += std::to_string(shape[i]) + (nd == 1 ? "," : i + 1 < nd ? ", " : "");
-  return r + ")";
 }
 
 // How a broadcast operand w (or its gradient, an array of w's shape) lies along x's shape: element strides
@@ -1016,10 +1072,19 @@ WeightMap map_weight(int nd, const std::int64_t* xs, int wnd, const std::int64_t
   m.reduced_shape[m.axis] = xs[m.axis];
   return m;
 }
-WeightMap map_weight(const py::array& x, const py::array& w, py::handle axis_h, const Fn& fn, const char* wn,
-                     bool bias) {
-  return map_weight(int(x.ndim()), reinterpret_cast<const std::int64_t*>(x.shape()), int(w.ndim()),
-                    reinterpret_cast<const std::int64_t*>(w.shape()), std::int64_t(w.size()), axis_h, fn, wn, bias);
+// A broadcast call's inputs: x, the weight or bias w (of x's dtype, fitting x), grad_output in backward.
+WeightMap plan_broadcast(const Fn& fn, const Spec& x, const Spec& w, const Spec& grad, py::handle axis_h, bool bias) {
+  check_dims(fn, x);
+  check_dims(fn, w);
+  same_dtype(fn, x, w);
+  std::int64_t wsize = 1;
+  for (int i = 0; i < w.nd; ++i) wsize *= w.shape[i];
+  const WeightMap m = map_weight(x.nd, x.shape, w.nd, w.shape, wsize, axis_h, fn, w.name, bias);
+  if (grad.given()) {
+    same_dtype(fn, x, grad);
+    same_shape(fn, "x", x.nd, x.shape, grad);
+  }
+  return m;
 }
 
 // Ops with a broadcast operand (registry.h FASTACT_BROADCAST_OPS and bias_act): forward (x, w) -> y;
@@ -1045,7 +1110,7 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   }
   py::array x = to_array(x_h, fn, "x");
   const int code = dtype_code(x, fn, "x");
-  if (x.ndim() > kMaxDims) throw py::value_error(fn + ": at most 64 dimensions");
+  check_dims(fn, spec_of(x, code, "x"));
   // a Python number as the weight or bias takes x's dtype (as NumPy's x * 0.25 does)
   const bool number = (PyFloat_Check(w_h.ptr()) || PyLong_Check(w_h.ptr())) && !PyBool_Check(w_h.ptr());
   py::array w = null_array();
@@ -1066,15 +1131,12 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   } else {
     w = to_array(w_h, fn, wn);
   }
-  same_dtype(w, code, x, fn, wn, "x");
-  const WeightMap map = map_weight(x, w, axis_h, fn, wn, bias);
+  py::array dy = dir == 1 ? to_array(grad_h, fn, "grad_output") : null_array();
+  const WeightMap map = plan_broadcast(fn, spec_of(x, code, "x"), spec_of(w, dtype_code(w, fn, wn), wn),
+                                       dir == 1 ? spec_of(dy, dtype_code(dy, fn, "grad_output"), "grad_output") : Spec{},
+                                       axis_h, bias);
   std::vector<py::array> ins = {x, w};
-  if (dir == 1) {
-    py::array dy = to_array(grad_h, fn, "grad_output");
-    same_dtype(dy, code, x, fn, "grad_output", "x");
-    check_same_shape(x, dy, fn, "x", "grad_output");
-    ins.insert(ins.begin(), dy);
-  }
+  if (dir == 1) ins.insert(ins.begin(), dy);
   const int n_in = int(ins.size());
   // Outputs: x-shaped ones checked against the x-shaped inputs (in place is fine) and go through a
   // temporary where they reach the weight at all (it is read for many elements); the weight's gradient,
@@ -1303,24 +1365,76 @@ PYBIND11_MODULE(_core, m) {
     const Params p = read_params(info, fn, params.ptr());
     cpu::check_params(info, p.data(), dtype, fn.backward);
   }, "Checks an op's parameters for arrays of a dtype code (the GPU path's check; the CPU's is in the call).");
-  m.def("_weight_map", [](int op, int dir, std::vector<std::int64_t> x_shape, std::vector<std::int64_t> w_shape,
-                          py::object channel_axis) {
-    const auto& ops = cpu::elementwise_ops();
-    if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Broadcast)
-      throw py::value_error("_weight_map: no such op");
-    if (x_shape.size() > std::size_t(kMaxDims) || w_shape.size() > std::size_t(kMaxDims))
-      throw py::value_error("_weight_map: at most 64 dimensions");
+  m.def("_plan", [](const std::string& kind, int op, int dir, py::object params, py::list ins, py::list outs,
+                    py::object axis) -> py::object {
+    // The GPU path's checks of a call it has described: the CPU's own functions, with their messages.
+    const cpu::FpEnvScope fp;
+    const bool rows = kind == "rows";
+    const auto& ops = rows ? cpu::row_ops() : cpu::elementwise_ops();
+    if (op < 0 || std::size_t(op) >= ops.size() || dir < 0 || dir > (rows ? 1 : 2))
+      throw py::value_error("_plan: no such op or direction");
     const cpu::OpInfo& info = ops[std::size_t(op)];
     const Fn fn{info.name, dir != 0};
-    std::int64_t wsize = 1;
-    for (std::int64_t v : w_shape) wsize *= v;
-    const WeightMap m = map_weight(int(x_shape.size()), x_shape.data(), int(w_shape.size()), w_shape.data(), wsize,
-                                   channel_axis, fn, info.operand, info.activation != nullptr);
-    std::vector<int> dims;
-    for (int i = 0; i < int(w_shape.size()); ++i) dims.push_back(m.x_dim(i, int(x_shape.size()), int(w_shape.size())));
-    return py::make_tuple(std::vector<std::int64_t>(m.reduced_shape, m.reduced_shape + x_shape.size()), dims);
-  }, "The GPU path's check of a weight / bias against x (the CPU's, with its messages): (reduced_shape, the x dim "
-     "of each weight dim or -1).");
+    // (name, code, shape) or None, each
+    std::vector<std::string> names;
+    std::vector<std::vector<std::int64_t>> shapes;
+    names.reserve(ins.size() + outs.size());
+    shapes.reserve(ins.size() + outs.size());
+    auto specs = [&](py::list l) {
+      std::vector<Spec> v;
+      for (py::handle h : l) {
+        if (h.is_none()) {
+          v.push_back(Spec{});
+          continue;
+        }
+        const auto t = h.cast<py::tuple>();
+        names.push_back(t[0].cast<std::string>());
+        shapes.push_back(t[2].cast<std::vector<std::int64_t>>());
+        const int code = t[1].cast<int>();
+        if (code < 0 || code >= kinds::kNumDtypes) throw py::value_error("_plan: no such dtype");
+        v.push_back(Spec{names.back().c_str(), code, int(shapes.back().size()), shapes.back().data()});
+      }
+      return v;
+    };
+    const std::vector<Spec> in = specs(ins), out = specs(outs);
+    if (in.size() < 2 || !in[0].given()) throw py::value_error("_plan: inputs (first, second, third)");
+    const int code = in[0].code;
+    if (!rows) cpu::check_params(info, read_params(info, fn, params.ptr()).data(), code, fn.backward);
+    // each output against the shape it must have (like: (name, nd, shape))
+    auto check_outs = [&](std::initializer_list<std::tuple<const char*, int, const std::int64_t*>> like) {
+      auto l = like.begin();
+      for (const Spec& o : out) {
+        if (l == like.end()) throw py::value_error("_plan: too many outputs");
+        if (o.given()) check_output(fn, o, code, std::get<0>(*l), std::get<1>(*l), std::get<2>(*l));
+        ++l;
+      }
+    };
+    if (kind == "elementwise" || rows) {
+      check_operands(fn, in[0], in[1]);
+      check_outs({{"the input", in[0].nd, in[0].shape}});
+      if (rows) return py::int_(axis_index(read_axis(axis, fn), in[0].nd, fn, in[0].name));
+      return py::none();
+    }
+    if (in.size() != 3) throw py::value_error("_plan: three inputs");
+    if (kind == "gated") {  // ins: x or gate, up (None: one array), grad_output (None: forward)
+      const GatedPlan g = plan_gated(fn, in[0], in[1], in[2], in[1].given() ? 0 : read_axis(axis, fn));
+      if (dir == 1 && !in[1].given()) check_outs({{"x", in[0].nd, in[0].shape}});
+      else check_outs({{g.half_name, g.nd, g.shape}, {g.half_name, g.nd, g.shape}});
+      return py::make_tuple(g.axis, std::vector<std::int64_t>(g.shape, g.shape + g.nd));
+    }
+    if (kind == "broadcast") {  // ins: x, weight or bias, grad_output (None: forward)
+      if (info.kind != cpu::OpKind::Broadcast || dir > 1) throw py::value_error("_plan: no such broadcast op");
+      const Spec &x = in[0], &w = in[1];
+      const WeightMap m = plan_broadcast(fn, x, w, in[2], axis, info.activation != nullptr);
+      check_outs({{"x", x.nd, x.shape}, {w.name, w.nd, w.shape}});
+      std::vector<int> dims;
+      for (int i = 0; i < w.nd; ++i) dims.push_back(m.x_dim(i, x.nd, w.nd));
+      return py::make_tuple(std::vector<std::int64_t>(m.reduced_shape, m.reduced_shape + x.nd), dims);
+    }
+    throw py::value_error("_plan: no such kind");
+  }, "The GPU path's checks of a call (the CPU's functions and messages): kind, op, direction, params, inputs and "
+     "outputs as (name, dtype code, shape) or None, axis. Returns the row axis (rows), (split axis or -1, the "
+     "kernel's shape) (gated), (reduced shape, the x dim of each weight dim or -1) (broadcast), or None.");
   m.def("_may_share_memory", [](std::uintptr_t a, std::vector<std::int64_t> shape_a, std::vector<std::int64_t> strides_a,
                                  std::uintptr_t b, std::vector<std::int64_t> shape_b, std::vector<std::int64_t> strides_b,
                                  std::int64_t elsize) {

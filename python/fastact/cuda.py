@@ -309,10 +309,10 @@ def _device_of(obj, arg: _Arg) -> int:
 
 # ----------------------------------------------------------------------------------------- calls
 class _Call:
-    """The checked arguments of one GPU call: inputs (objs, names), and either out= or several outputs
-    (outs: (obj or None, name) pairs). same_shape=False leaves the shapes to the caller (the gated ops' halves)."""
+    """The arguments of one GPU call, described: inputs (objs, names), and either out= or several outputs
+    (outs: (obj or None, name) pairs); on one device and stream. plan() checks them as the CPU does."""
 
-    def __init__(self, fn, objs, names, out, stream, outs=None, same_shape=True):
+    def __init__(self, fn, objs, names, out, stream, outs=None):
         present = [(o, n) for o, n in zip(objs, names) if o is not None]
         n_in = len(present)
         out_slots = outs if outs is not None else [(out, "out")]
@@ -346,15 +346,8 @@ class _Call:
         described = iter(args[n_in:])
         self.outs = [next(described) if o is not None else None for o, _ in out_slots]  # None: not given
         self.out = self.outs[0] if outs is None else None
-        code = self.args[0].code
-        for a, (o, n) in zip(args, present):
-            if a.code != code:
-                what = f"{n} has dtype"
-                raise TypeError(f"fastact.{fn}: {what} {_NAMES[a.code]} but {present[0][1]} has {_NAMES[code]}; "
-                                "pass arrays of one dtype")
-            if same_shape and a.shape != self.args[0].shape:
-                raise ValueError(f"fastact.{fn}: {n} must have the shape of {present[0][1]} {self.args[0].shape}, "
-                                 f"got {a.shape}")
+        self.names = [n for _, n in present[:n_in]]
+        self.slot_names = [n for _, n in out_slots]
         for o, (_, n) in zip(self.outs, out_slots):
             if o is None:
                 continue
@@ -364,8 +357,15 @@ class _Call:
                 raise ValueError(f"fastact.{fn}: {n} has elements that share memory (a broadcast or overlapping view), "
                                  "so what it would hold depends on the order of the writes; pass an array whose "
                                  "elements are distinct")
-        self.code = code
+        self.code = self.args[0].code
         self.shape = self.args[0].shape
+
+    def plan(self, kind, op, direction, params, ins, axis=None):
+        """The call's checks (dtypes, shapes, axes, parameters): the CPU's, in the compiled core. ins: the
+        kernel's inputs in the core's order, each an index into self.args or None."""
+        spec = [None if i is None else (self.names[i], self.args[i].code, self.args[i].shape) for i in ins]
+        outs = [None if o is None else (n, o.code, o.shape) for o, n in zip(self.outs, self.slot_names)]
+        return _core._plan(kind, op, direction, params, spec, outs, axis)
 
     def _new(self, shape=None):
         """A fresh result (of the first input's shape, or shape) in the input's library where it can hold it,
@@ -467,7 +467,7 @@ def elementwise(op, direction, fn, a, b, out, params, stream):
         return r
     names = ("grad_output" if direction else "x", "x" if direction == 1 else "y")
     call = _Call(fn, [a, b] if direction else [a], names[: 2 if direction else 1], out, stream)
-    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)  # domains in the compute type
+    call.plan("elementwise", op, direction, tuple(params[:_nparams(op)]), [0, 1 if direction else None])
     b_arg = call.args[1] if direction else None
 
     def launch(dst):
@@ -509,46 +509,23 @@ def gated(op, direction, fn, x, up, grad, out, params, axis, stream):
     in_objs = ([grad] if direction else []) + ([x] if split else [x, up])
     in_names = (["grad_output"] if direction else []) + (["x"] if split else ["gate", "up"])
     slots = _out_slots(fn, out, direction and not split, "(grad_gate, grad_up)")
-    call = _Call(fn, in_objs, in_names, None, stream, outs=slots, same_shape=False)
-    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)
-    xa = call.args[1 if direction else 0]
-    if split:
-        nd = len(xa.shape)
-        if nd == 0:
-            raise ValueError(f"fastact.{fn}: x must have at least one dimension (got a 0-d array)")
-        if not -nd <= axis < nd:
-            raise ValueError(f"fastact.{fn}: axis {axis} is out of range for an array of {nd} dimensions")
-        ax = axis % nd
-        if xa.shape[ax] % 2:
-            raise ValueError(f"fastact.{fn}: x has length {xa.shape[ax]} along axis {axis}, which cannot be split in "
-                             "halves (an even length is needed)")
-        a, b = _half(xa, ax, False), _half(xa, ax, True)
-        half_name = "x with its axis halved"
-    else:
-        a, b = xa, call.args[-1]
-        if b.shape != a.shape:
-            raise ValueError(f"fastact.{fn}: up must have the shape of gate {a.shape}, got {b.shape}")
-        half_name = "gate"
-    ins = [a, b]
-    if direction:
-        dy = call.args[0]
-        if dy.shape != a.shape:
-            raise ValueError(f"fastact.{fn}: grad_output must have the shape of {half_name} {a.shape}, got {dy.shape}")
-        ins.insert(0, dy)
+    call = _Call(fn, in_objs, in_names, None, stream, outs=slots)
+    xi = 1 if direction else 0  # in_objs: (grad_output,) x or (gate, up)
+    ax, _ = call.plan("gated", op, direction, tuple(params[:_nparams(op)]),
+                      [xi, None if split else xi + 1, 0 if direction else None], axis)
+    xa = call.args[xi]
+    a, b = (_half(xa, ax, False), _half(xa, ax, True)) if split else (xa, call.args[xi + 1])
+    ins = [call.args[0], a, b] if direction else [a, b]
     # the outputs: (given or new) arrays, and the arguments the kernel writes (halves of grad_x, temporaries)
     results, dsts = [], []
     if direction and split:
         gx = call.outs[0]
-        if gx is not None and gx.shape != xa.shape:
-            raise ValueError(f"fastact.{fn}: out must have the shape of x {xa.shape}, got {gx.shape}")
         obj = gx.obj if gx is not None else call._new(xa.shape)
         gx = gx if gx is not None else _describe(obj, "out", fn, call.stream)
         results.append(obj)
         dsts = [_half(gx, ax, False), _half(gx, ax, True)]
     else:
         for o, (given, name) in zip(call.outs, slots):
-            if o is not None and o.shape != a.shape:
-                raise ValueError(f"fastact.{fn}: {name} must have the shape of {half_name} {a.shape}, got {o.shape}")
             obj = o.obj if o is not None else call._new(a.shape)
             results.append(obj)
             dsts.append(o if o is not None else _describe(obj, name, fn, call.stream))
@@ -592,23 +569,20 @@ def broadcast(op, direction, fn, grad, x, w, out, params, channel_axis, stream, 
     in_objs = ([grad] if direction else []) + [x] + ([] if number else [w])
     in_names = (["grad_output"] if direction else []) + ["x"] + ([] if number else [wname])
     slots = _out_slots(fn, out, direction, f"(grad_x, grad_{wname})")
-    call = _Call(fn, in_objs, in_names, None, stream, outs=slots, same_shape=False)
-    _core._check_params(op, direction, tuple(params[:_nparams(op)]), call.code)
-    xa = call.args[1 if direction else 0]
+    call = _Call(fn, in_objs, in_names, None, stream, outs=slots)
+    xi = 1 if direction else 0  # in_objs: (grad_output,) x (weight)
+    xa = call.args[xi]
     if number:
         host = np.asarray(w, dtype=_dtype(call.code))
         if np.isfinite(float(w)) and not np.isfinite(host.astype(np.float64)):
             raise ValueError(f"fastact.{fn}: {wname} {w!r} does not fit x's dtype {_NAMES[call.code]}")
-        wa = to_device(host, call.device, stream=call.stream)._arg()
-    else:
-        wa = call.args[-1]
-    x_shaped = [xa]
-    if direction:
-        dy = call.args[0]
-        if dy.shape != xa.shape:
-            raise ValueError(f"fastact.{fn}: grad_output must have the shape of x {xa.shape}, got {dy.shape}")
-        x_shaped.insert(0, dy)
-    reduced_shape, dims = _core._weight_map(op, direction, list(xa.shape), list(wa.shape), channel_axis)
+        call.args.append(to_device(host, call.device, stream=call.stream)._arg())
+        call.names.append(wname)
+    wa = call.args[-1]
+    reduced_shape, dims = call.plan("broadcast", op, direction, tuple(params[:_nparams(op)]),
+                                    [xi, len(call.args) - 1, 0 if direction else None], channel_axis)
+    x_shaped = [call.args[0], xa] if direction else [xa]
+    dy = call.args[0]
 
     def along_x(a):  # a weight-shaped argument's strides placed along x's dims
         st = [0] * len(xa.shape)
@@ -618,9 +592,7 @@ def broadcast(op, direction, fn, grad, x, w, out, params, channel_axis, stream, 
         return st
 
     results, dsts = [], []
-    for o, (given, name), shape, like in zip(call.outs, slots, (xa.shape, wa.shape), ("x", wname)):
-        if o is not None and o.shape != shape:
-            raise ValueError(f"fastact.{fn}: {name} must have the shape of {like} {shape}, got {o.shape}")
+    for o, (given, name), shape in zip(call.outs, slots, (xa.shape, wa.shape)):
         obj = o.obj if o is not None else call._new(shape)
         results.append(obj)
         dsts.append(o if o is not None else _describe(obj, name, fn, call.stream))
@@ -667,12 +639,7 @@ def rowwise(op, direction, fn, a, b, out, axis, stream):
         return r
     names = ("grad_output", "y") if direction else ("x",)
     call = _Call(fn, [a, b] if direction else [a], names, out, stream)
-    nd = len(call.shape)
-    if nd == 0:
-        raise ValueError(f"fastact.{fn}: x must have at least one dimension (got a 0-d array)")
-    if axis < -nd or axis >= nd:
-        raise ValueError(f"fastact.{fn}: axis {axis} is out of range for an array of {nd} dimensions")
-    ax = axis + nd if axis < 0 else axis
+    ax = call.plan("rows", op, direction, None, [0, 1 if direction else None], axis)
     b_arg = call.args[1] if direction else None
 
     def launch(dst):
