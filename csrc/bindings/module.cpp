@@ -293,10 +293,6 @@ void check_output(const Fn& fn, const Spec& out, int code, const char* like_name
   same_shape(fn, like_name, nd, shape, out);
 }
 
-void check_same_shape(const py::array& a, const py::array& b, const Fn& fn, const char* na, const char* nb) {
-  same_shape(fn, na, int(a.ndim()), reinterpret_cast<const std::int64_t*>(a.shape()), spec_of(b, 0, nb));
-}
-
 // Whether two arrays share a byte (layout::may_share_memory).
 bool shares_memory(const py::array& a, const py::array& b) {
   return layout::may_share_memory(reinterpret_cast<std::uintptr_t>(a.data()), int(a.ndim()),
