@@ -8,6 +8,8 @@ not overflow.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -53,63 +55,178 @@ def _gelu_tanh_w(x):
         return k * (x + 0.044715 * x * x * x)
 
 
+# ---- One record per op: its float64 forward and derivative, the derivative's scale (the magnitude of its
+# largest term, for an absolute tolerance near its zeros; |derivative| unless given), the derivative from
+# the forward output y (ops whose backward accepts y), mpmath's forward and derivative (50 digits, on
+# an mpf; away from kinks), and its PyTorch counterpart f(tensor, params). x: a float64 array; p: the
+# op's parameters, rounded to the array's dtype as fastact rounds them.
+@dataclass(frozen=True)
+class Ref:
+    forward: Callable
+    derivative: Callable
+    mp_forward: Callable
+    mp_derivative: Callable
+    torch: Callable
+    derivative_scale: Optional[Callable] = None
+    from_y: Optional[Callable] = None
+
+
+def _nan_or(x, v):
+    return np.where(np.isnan(x), x, v)
+
+
+def _mp_sigmoid(w):
+    import mpmath as mp
+
+    return 1 / (1 + mp.exp(-w))
+
+
+def _gelu_forward(x, **p):
+    if p.get("approximate", "none") == "tanh":
+        return _x_sigmoid(x, _gelu_tanh_w(x))
+    r = 0.5 * x * erfc(-x / math.sqrt(2.0))
+    return np.where(x == -np.inf, -0.0, _nan_or(x, r))
+
+
+def _gelu_derivative(x, **p):
+    if p.get("approximate", "none") == "tanh":
+        w = _gelu_tanh_w(x)
+        s = _sigmoid(w)
+        k = 2.0 * math.sqrt(2.0 / math.pi)
+        wp = k * (1 + 3 * 0.044715 * x * x)
+        z = np.exp(-np.abs(w))
+        sp = z / (1 + z) ** 2  # s * (1 - s) without cancellation
+        return s + np.where(sp == 0, 0.0, x * wp * sp)  # the limits at +-inf: 1 and 0
+    phi = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return 0.5 * erfc(-x / math.sqrt(2.0)) + np.where(phi == 0, 0.0, x * phi)
+
+
+def _gelu_scale(x, **p):
+    if p.get("approximate", "none") == "tanh":
+        w = _gelu_tanh_w(x)
+        k = 2.0 * math.sqrt(2.0 / math.pi)
+        z = np.exp(-np.abs(w))
+        return np.maximum(_sigmoid(w), np.abs(x * k * (1 + 3 * 0.044715 * x * x)) * z / (1 + z) ** 2)
+    phi = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return np.maximum(0.5 * erfc(-x / math.sqrt(2.0)), np.abs(x) * phi)
+
+
+def _gelu_mp(x, **p):
+    import mpmath as mp
+
+    if p.get("approximate", "none") == "tanh":
+        w = 2 * mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x ** 3)
+        return x / (1 + mp.exp(-w))
+    return x * mp.ncdf(x)
+
+
+def _gelu_mp_derivative(x, **p):
+    import mpmath as mp
+
+    if p.get("approximate", "none") == "tanh":
+        k = 2 * mp.sqrt(2 / mp.pi)
+        c = mp.mpf("0.044715")
+        w = k * (x + c * x ** 3)
+        s = _mp_sigmoid(w)
+        return s + x * k * (1 + 3 * c * x * x) * s * (1 - s)
+    return mp.ncdf(x) + x * mp.npdf(x)
+
+
+def _silu_derivative(x, **p):
+    b = p["beta"]
+    w = b * x
+    z = np.exp(-np.abs(w))
+    return _sigmoid(w) + np.where(z == 0, 0.0, x * b * z / (1 + z) ** 2)
+
+
+def _silu_scale(x, **p):
+    w = p["beta"] * x
+    z = np.exp(-np.abs(w))
+    return np.maximum(_sigmoid(w), np.abs(w) * z / (1 + z) ** 2)
+
+
+def _silu_mp_derivative(x, **p):
+    import mpmath as mp
+
+    b = mp.mpf(p["beta"])
+    s = _mp_sigmoid(b * x)
+    return s + x * b * s * (1 - s)
+
+
+def _torch():
+    import torch
+    import torch.nn.functional as F
+
+    return torch, F
+
+
+def _mp():
+    import mpmath as mp
+
+    return mp
+
+
+REFS = {
+    "relu": Ref(
+        forward=lambda x, **p: np.where(x > 0, x, _nan_or(x, 0.0)),
+        derivative=lambda x, **p: np.where(x > 0, 1.0, _nan_or(x, 0.0)),
+        from_y=lambda y, **p: np.where(y > 0, 1.0, _nan_or(y, 0.0)),
+        mp_forward=lambda x, **p: x if x > 0 else _mp().mpf(0),
+        mp_derivative=lambda x, **p: _mp().mpf(1) if x > 0 else _mp().mpf(0),
+        torch=lambda t, p: _torch()[1].relu(t)),
+    "leaky_relu": Ref(
+        forward=lambda x, **p: np.where(x > 0, x, x * p["negative_slope"]),
+        derivative=lambda x, **p: np.where(x > 0, 1.0, _nan_or(x, p["negative_slope"])),
+        from_y=lambda y, **p: np.where(y > 0, 1.0, _nan_or(y, p["negative_slope"])),
+        mp_forward=lambda x, **p: x if x > 0 else x * _mp().mpf(p["negative_slope"]),
+        mp_derivative=lambda x, **p: _mp().mpf(1) if x > 0 else _mp().mpf(p["negative_slope"]),
+        torch=lambda t, p: _torch()[1].leaky_relu(t, p.get("negative_slope", 0.01))),
+    "elu": Ref(
+        forward=lambda x, **p: np.where(x > 0, x, p["alpha"] * np.expm1(x)),
+        derivative=lambda x, **p: np.where(x > 0, 1.0, p["alpha"] * np.exp(np.minimum(x, 0))),
+        from_y=lambda y, **p: np.where(y > 0, 1.0, y + p["alpha"]),
+        mp_forward=lambda x, **p: x if x > 0 else _mp().mpf(p["alpha"]) * _mp().expm1(x),
+        mp_derivative=lambda x, **p: _mp().mpf(1) if x > 0 else _mp().mpf(p["alpha"]) * _mp().exp(x),
+        torch=lambda t, p: _torch()[1].elu(t, p.get("alpha", 1.0))),
+    "gelu": Ref(
+        forward=_gelu_forward, derivative=_gelu_derivative, derivative_scale=_gelu_scale,
+        mp_forward=_gelu_mp, mp_derivative=_gelu_mp_derivative,
+        torch=lambda t, p: _torch()[1].gelu(t, approximate=p.get("approximate", "none"))),
+    "silu": Ref(
+        forward=lambda x, **p: _x_sigmoid(x, p["beta"] * x),
+        derivative=_silu_derivative, derivative_scale=_silu_scale,
+        mp_forward=lambda x, **p: x / (1 + _mp().exp(-_mp().mpf(p["beta"]) * x)),
+        mp_derivative=_silu_mp_derivative,
+        # silu(x, beta) = x * sigmoid(beta x) = silu(beta x) / beta
+        torch=lambda t, p: _torch()[1].silu(t * p["beta"]) / p["beta"] if "beta" in p else _torch()[1].silu(t)),
+    "sigmoid": Ref(
+        forward=lambda x, **p: _sigmoid(x),
+        derivative=lambda x, **p: np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))) ** 2,
+        from_y=lambda y, **p: y * (1 - y),
+        mp_forward=lambda x, **p: _mp_sigmoid(x),
+        mp_derivative=lambda x, **p: _mp_sigmoid(x) * (1 - _mp_sigmoid(x)),
+        torch=lambda t, p: _torch()[0].sigmoid(t)),
+    "tanh": Ref(
+        forward=lambda x, **p: np.tanh(x),
+        derivative=lambda x, **p: 4 * np.exp(-2 * np.abs(x)) / (1 + np.exp(-2 * np.abs(x))) ** 2,
+        from_y=lambda y, **p: (1 - y) * (1 + y),  # 1 - y*y would cancel near |y| = 1
+        mp_forward=lambda x, **p: _mp().tanh(x),
+        mp_derivative=lambda x, **p: 1 - _mp().tanh(x) ** 2,
+        torch=lambda t, p: _torch()[0].tanh(t)),
+}
+
+
 def forward(op, x, **p):
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(all="ignore"):
-        if op == "relu":
-            return np.where(x > 0, x, np.where(np.isnan(x), x, 0.0))
-        if op == "leaky_relu":
-            return np.where(x > 0, x, x * p["negative_slope"])
-        if op == "elu":
-            return np.where(x > 0, x, p["alpha"] * np.expm1(x))
-        if op == "gelu":
-            if p.get("approximate", "none") == "tanh":
-                return _x_sigmoid(x, _gelu_tanh_w(x))
-            r = 0.5 * x * erfc(-x / math.sqrt(2.0))
-            return np.where(x == -np.inf, -0.0, np.where(np.isnan(x), x, r))
-        if op == "silu":
-            return _x_sigmoid(x, p["beta"] * x)
-        if op == "sigmoid":
-            return _sigmoid(x)
-        if op == "tanh":
-            return np.tanh(x)
-    raise KeyError(op)
+        return REFS[op].forward(x, **p)
 
 
 def derivative(op, x, **p):
     """d op / dx at x (float64)."""
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(all="ignore"):
-        if op == "relu":
-            return np.where(x > 0, 1.0, np.where(np.isnan(x), x, 0.0))
-        if op == "leaky_relu":
-            return np.where(x > 0, 1.0, np.where(np.isnan(x), x, p["negative_slope"]))
-        if op == "elu":
-            return np.where(x > 0, 1.0, p["alpha"] * np.exp(np.minimum(x, 0)))
-        if op == "gelu":
-            if p.get("approximate", "none") == "tanh":
-                w = _gelu_tanh_w(x)
-                s = _sigmoid(w)
-                k = 2.0 * math.sqrt(2.0 / math.pi)
-                wp = k * (1 + 3 * 0.044715 * x * x)
-                z = np.exp(-np.abs(w))
-                sp = z / (1 + z) ** 2  # s * (1 - s) without cancellation
-                return s + np.where(sp == 0, 0.0, x * wp * sp)  # the limits at +-inf: 1 and 0
-            phi = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-            return 0.5 * erfc(-x / math.sqrt(2.0)) + np.where(phi == 0, 0.0, x * phi)
-        if op == "silu":
-            b = p["beta"]
-            w = b * x
-            s = _sigmoid(w)
-            z = np.exp(-np.abs(w))
-            return s + np.where(z == 0, 0.0, x * b * z / (1 + z) ** 2)
-        if op == "sigmoid":
-            z = np.exp(-np.abs(x))
-            return z / (1 + z) ** 2
-        if op == "tanh":
-            z = np.exp(-2 * np.abs(x))
-            return 4 * z / (1 + z) ** 2
-    raise KeyError(op)
+        return REFS[op].derivative(x, **p)
 
 
 # x - max costs |x - max| ulps in exp: evaluate in long double where it is wider than double
@@ -151,37 +268,21 @@ def ulp_error(got, ref, dtype):
 def derivative_scale(op, x, **p):
     """Magnitude of the largest term of the derivative (for the absolute tolerance near its zeros)."""
     x = np.asarray(x, dtype=np.float64)
-    d = np.abs(derivative(op, x, **p))
+    scale = REFS[op].derivative_scale
+    if scale is None:
+        return np.abs(derivative(op, x, **p))
     with np.errstate(all="ignore"):
-        if op == "gelu":
-            if p.get("approximate", "none") == "tanh":
-                w = _gelu_tanh_w(x)
-                k = 2.0 * math.sqrt(2.0 / math.pi)
-                z = np.exp(-np.abs(w))
-                return np.maximum(_sigmoid(w), np.abs(x * k * (1 + 3 * 0.044715 * x * x)) * z / (1 + z) ** 2)
-            phi = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-            return np.maximum(0.5 * erfc(-x / math.sqrt(2.0)), np.abs(x) * phi)
-        if op == "silu":
-            w = p["beta"] * x
-            z = np.exp(-np.abs(w))
-            return np.maximum(_sigmoid(w), np.abs(w) * z / (1 + z) ** 2)
-    return d
+        return scale(x, **p)
 
 
 def derivative_from_y(op, y, **p):
     """d op / dx as a function of the forward output y (float64), for ops whose backward accepts y."""
     y = np.asarray(y, dtype=np.float64)
-    if op == "relu":
-        return np.where(y > 0, 1.0, np.where(np.isnan(y), y, 0.0))
-    if op == "leaky_relu":
-        return np.where(y > 0, 1.0, np.where(np.isnan(y), y, p["negative_slope"]))
-    if op == "elu":
-        return np.where(y > 0, 1.0, y + p["alpha"])
-    if op == "sigmoid":
-        return y * (1 - y)
-    if op == "tanh":
-        return (1 - y) * (1 + y)  # 1 - y*y would cancel near |y| = 1
-    raise KeyError(op)
+    from_y = REFS[op].from_y
+    if from_y is None:
+        raise KeyError(op)
+    with np.errstate(all="ignore"):
+        return from_y(y, **p)
 
 
 def forward_mp(op, x, **p):
@@ -189,25 +290,7 @@ def forward_mp(op, x, **p):
     import mpmath as mp
 
     mp.mp.dps = 50
-    x = mp.mpf(float(x))
-    if op == "relu":
-        return x if x > 0 else mp.mpf(0)
-    if op == "leaky_relu":
-        return x if x > 0 else x * mp.mpf(p["negative_slope"])
-    if op == "elu":
-        return x if x > 0 else mp.mpf(p["alpha"]) * mp.expm1(x)
-    if op == "gelu":
-        if p.get("approximate", "none") == "tanh":
-            w = 2 * mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x ** 3)
-            return x / (1 + mp.exp(-w))
-        return x * mp.ncdf(x)
-    if op == "silu":
-        return x / (1 + mp.exp(-mp.mpf(p["beta"]) * x))
-    if op == "sigmoid":
-        return 1 / (1 + mp.exp(-x))
-    if op == "tanh":
-        return mp.tanh(x)
-    raise KeyError(op)
+    return REFS[op].mp_forward(mp.mpf(float(x)), **p)
 
 
 def derivative_mp(op, x, **p):
@@ -215,50 +298,9 @@ def derivative_mp(op, x, **p):
     import mpmath as mp
 
     mp.mp.dps = 50
-    x = mp.mpf(float(x))
-
-    def sig(w):
-        return 1 / (1 + mp.exp(-w))
-
-    if op == "relu":
-        return mp.mpf(1) if x > 0 else mp.mpf(0)
-    if op == "leaky_relu":
-        return mp.mpf(1) if x > 0 else mp.mpf(p["negative_slope"])
-    if op == "elu":
-        return mp.mpf(1) if x > 0 else mp.mpf(p["alpha"]) * mp.exp(x)
-    if op == "gelu":
-        if p.get("approximate", "none") == "tanh":
-            k = 2 * mp.sqrt(2 / mp.pi)
-            c = mp.mpf("0.044715")
-            w = k * (x + c * x ** 3)
-            s = sig(w)
-            return s + x * k * (1 + 3 * c * x * x) * s * (1 - s)
-        return mp.ncdf(x) + x * mp.npdf(x)
-    if op == "silu":
-        b = mp.mpf(p["beta"])
-        s = sig(b * x)
-        return s + x * b * s * (1 - s)
-    if op == "sigmoid":
-        s = sig(x)
-        return s * (1 - s)
-    if op == "tanh":
-        return 1 - mp.tanh(x) ** 2
-    raise KeyError(op)
+    return REFS[op].mp_derivative(mp.mpf(float(x)), **p)
 
 
 def torch_forward(op):
     """The op's torch.nn.functional counterpart, as f(tensor, kwargs) (the parity tests' oracle)."""
-    import torch
-    import torch.nn.functional as F
-
-    table = {
-        "relu": lambda t, p: F.relu(t),
-        "leaky_relu": lambda t, p: F.leaky_relu(t, p.get("negative_slope", 0.01)),
-        "elu": lambda t, p: F.elu(t, p.get("alpha", 1.0)),
-        "gelu": lambda t, p: F.gelu(t, approximate=p.get("approximate", "none")),
-        # silu(x, beta) = x * sigmoid(beta x) = silu(beta x) / beta
-        "silu": lambda t, p: F.silu(t * p["beta"]) / p["beta"] if "beta" in p else F.silu(t),
-        "sigmoid": lambda t, p: torch.sigmoid(t),
-        "tanh": lambda t, p: torch.tanh(t),
-    }
-    return table[op]
+    return REFS[op].torch

@@ -245,3 +245,14 @@ def test_x_sigmoid_gradients_at_the_float_limits(dtype, isa):
     for kw in ({}, {"beta": 2.0}, {"beta": 0.5}):
         np.testing.assert_array_equal(fastact.silu_backward(g, x, **kw), want, err_msg=f"silu {kw}")
     np.testing.assert_array_equal(fastact.gelu_backward(g, x, approximate="tanh"), want)
+
+
+def test_every_unary_op_has_one_reference_record():
+    """Adding a unary op brings one record to tests/reference.py (float64 forward and derivative, mpmath,
+    PyTorch; the derivative from y where the backward takes y), and nothing else there."""
+    names = {op["name"] for op in ELEMENTWISE}
+    assert names == set(R.REFS), f"registry ops without a record: {names - set(R.REFS)}; records without an op: " \
+                                 f"{set(R.REFS) - names}"
+    for op in ELEMENTWISE:
+        ref = R.REFS[op["name"]]
+        assert (ref.from_y is not None) == (op["backward_from"] != "x"), op["name"]
