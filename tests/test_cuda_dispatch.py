@@ -253,8 +253,9 @@ class HostBackend:
 class HostCAI:
     """A 'GPU array' over a NumPy array, through __cuda_array_interface__ only."""
 
-    def __init__(self, arr, readonly=False, stream=None):
+    def __init__(self, arr, readonly=None, stream=None):
         self.arr = arr
+        readonly = not arr.flags.writeable if readonly is None else readonly
         self.__cuda_array_interface__ = {
             "shape": arr.shape, "typestr": arr.dtype.str, "data": (arr.ctypes.data, readonly),
             "strides": arr.strides, "version": 3, "stream": stream}
@@ -501,7 +502,20 @@ _BAD_CALLS = {
     "grad_weight's shape": lambda A: fastact.prelu_backward(A(_f32(2, 3)), A(_f32(2, 3)), A(_f32(3)),
                                                             out=(None, A(_f32(2)))),
     "bias_act parameter": lambda A: fastact.bias_act(A(_f32(3)), A(_f32(3)), "elu", alpha=float("inf")),
+    # several faults at once: the same one is named first on both
+    "a bad parameter and a bad shape": lambda A: fastact.elu_backward(A(_f32(3)), A(_f32(4)), alpha=float("nan")),
+    "a bad parameter and a bad out=": lambda A: fastact.swiglu(A(_f32(4)), alpha=float("nan"), out=A(_f32(3))),
+    "a read-only out= of another dtype": lambda A: fastact.relu(A(_f32(4)), out=A(_readonly(np.zeros(4)))),
+    "a read-only out= of another shape": lambda A: fastact.relu(A(_f32(4)), out=A(_readonly(_f32(5)))),
+    "a number weight, grad_output of another dtype": lambda A: fastact.prelu_backward(
+        A(np.zeros(3, np.float16)), A(_f32(3)), 1e5, channel_axis=None),
+    "a number weight too large for x": lambda A: fastact.prelu(A(np.zeros(3, np.float16)), 1e5, channel_axis=None),
 }
+
+
+def _readonly(a):
+    a.flags.writeable = False
+    return a
 
 
 @pytest.mark.parametrize("case", sorted(_BAD_CALLS))

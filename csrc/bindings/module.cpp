@@ -1127,10 +1127,14 @@ py::object broadcast(int op, int dir, py::handle x_h, py::handle w_h, py::handle
   } else {
     w = to_array(w_h, fn, wn);
   }
-  py::array dy = dir == 1 ? to_array(grad_h, fn, "grad_output") : null_array();
-  const WeightMap map = plan_broadcast(fn, spec_of(x, code, "x"), spec_of(w, dtype_code(w, fn, wn), wn),
-                                       dir == 1 ? spec_of(dy, dtype_code(dy, fn, "grad_output"), "grad_output") : Spec{},
-                                       axis_h, bias);
+  const int w_code = dtype_code(w, fn, wn);
+  py::array dy = null_array();
+  Spec dy_s;
+  if (dir == 1) {
+    dy = to_array(grad_h, fn, "grad_output");
+    dy_s = spec_of(dy, dtype_code(dy, fn, "grad_output"), "grad_output");
+  }
+  const WeightMap map = plan_broadcast(fn, spec_of(x, code, "x"), spec_of(w, w_code, wn), dy_s, axis_h, bias);
   std::vector<py::array> ins = {x, w};
   if (dir == 1) ins.insert(ins.begin(), dy);
   const int n_in = int(ins.size());
@@ -1395,7 +1399,12 @@ PYBIND11_MODULE(_core, m) {
     const std::vector<Spec> in = specs(ins), out = specs(outs);
     if (in.size() < 2 || !in[0].given()) throw py::value_error("_plan: inputs (first, second, third)");
     const int code = in[0].code;
-    if (!rows) cpu::check_params(info, read_params(info, fn, params.ptr()).data(), code, fn.backward);
+    // in the CPU's order: the parameters read (a TypeError) first, their values checked once the arrays are
+    const Params p = rows ? Params{} : read_params(info, fn, params.ptr());
+    const auto params_checked = [&](py::object r) {
+      if (!rows) cpu::check_params(info, p.data(), code, fn.backward);
+      return r;
+    };
     // each output against the shape it must have (like: (name, nd, shape))
     auto check_outs = [&](std::initializer_list<std::tuple<const char*, int, const std::int64_t*>> like) {
       auto l = like.begin();
@@ -1409,14 +1418,14 @@ PYBIND11_MODULE(_core, m) {
       check_operands(fn, in[0], in[1]);
       check_outs({{"the input", in[0].nd, in[0].shape}});
       if (rows) return py::int_(axis_index(read_axis(axis, fn), in[0].nd, fn, in[0].name));
-      return py::none();
+      return params_checked(py::none());
     }
     if (in.size() != 3) throw py::value_error("_plan: three inputs");
     if (kind == "gated") {  // ins: x or gate, up (None: one array), grad_output (None: forward)
       const GatedPlan g = plan_gated(fn, in[0], in[1], in[2], in[1].given() ? 0 : read_axis(axis, fn));
       if (dir == 1 && !in[1].given()) check_outs({{"x", in[0].nd, in[0].shape}});
       else check_outs({{g.half_name, g.nd, g.shape}, {g.half_name, g.nd, g.shape}});
-      return py::make_tuple(g.axis, std::vector<std::int64_t>(g.shape, g.shape + g.nd));
+      return params_checked(py::make_tuple(g.axis, std::vector<std::int64_t>(g.shape, g.shape + g.nd)));
     }
     if (kind == "broadcast") {  // ins: x, weight or bias, grad_output (None: forward)
       if (info.kind != cpu::OpKind::Broadcast || dir > 1) throw py::value_error("_plan: no such broadcast op");
@@ -1425,7 +1434,7 @@ PYBIND11_MODULE(_core, m) {
       check_outs({{"x", x.nd, x.shape}, {w.name, w.nd, w.shape}});
       std::vector<int> dims;
       for (int i = 0; i < w.nd; ++i) dims.push_back(m.x_dim(i, x.nd, w.nd));
-      return py::make_tuple(std::vector<std::int64_t>(m.reduced_shape, m.reduced_shape + x.nd), dims);
+      return params_checked(py::make_tuple(std::vector<std::int64_t>(m.reduced_shape, m.reduced_shape + x.nd), dims));
     }
     throw py::value_error("_plan: no such kind");
   }, "The GPU path's checks of a call (the CPU's functions and messages): kind, op, direction, params, inputs and "

@@ -348,24 +348,26 @@ class _Call:
         self.out = self.outs[0] if outs is None else None
         self.names = [n for _, n in present[:n_in]]
         self.slot_names = [n for _, n in out_slots]
-        for o, (_, n) in zip(self.outs, out_slots):
-            if o is None:
-                continue
-            if o.readonly:
-                raise ValueError(f"fastact.{fn}: {n} is read-only")
-            if _core._has_internal_overlap(list(o.shape), list(o.strides)):
-                raise ValueError(f"fastact.{fn}: {n} has elements that share memory (a broadcast or overlapping view), "
-                                 "so what it would hold depends on the order of the writes; pass an array whose "
-                                 "elements are distinct")
         self.code = self.args[0].code
         self.shape = self.args[0].shape
 
     def plan(self, kind, op, direction, params, ins, axis=None):
         """The call's checks (dtypes, shapes, axes, parameters): the CPU's, in the compiled core. ins: the
-        kernel's inputs in the core's order, each an index into self.args or None."""
-        spec = [None if i is None else (self.names[i], self.args[i].code, self.args[i].shape) for i in ins]
+        kernel's inputs in the core's order, each an index into self.args, a (name, code, shape) or None."""
+        spec = [None if i is None else i if isinstance(i, tuple) else (self.names[i], self.args[i].code,
+                                                                      self.args[i].shape) for i in ins]
         outs = [None if o is None else (n, o.code, o.shape) for o, n in zip(self.outs, self.slot_names)]
-        return _core._plan(kind, op, direction, params, spec, outs, axis)
+        plan = _core._plan(kind, op, direction, params, spec, outs, axis)
+        for o, n in zip(self.outs, self.slot_names):  # after dtype and shape, as the CPU's order has it
+            if o is None:
+                continue
+            if o.readonly:
+                raise ValueError(f"fastact.{self.fn}: {n} is read-only")
+            if _core._has_internal_overlap(list(o.shape), list(o.strides)):
+                raise ValueError(f"fastact.{self.fn}: {n} has elements that share memory (a broadcast or overlapping "
+                                 "view), so what it would hold depends on the order of the writes; pass an array "
+                                 "whose elements are distinct")
+        return plan
 
     def _new(self, shape=None):
         """A fresh result (of the first input's shape, or shape) in the input's library where it can hold it,
@@ -572,15 +574,15 @@ def broadcast(op, direction, fn, grad, x, w, out, params, channel_axis, stream, 
     call = _Call(fn, in_objs, in_names, None, stream, outs=slots)
     xi = 1 if direction else 0  # in_objs: (grad_output,) x (weight)
     xa = call.args[xi]
-    if number:
-        host = np.asarray(w, dtype=_dtype(call.code))
+    if number:  # a Python number takes x's dtype; checked as a 0-d array of it, then copied to the device
+        with np.errstate(over="ignore"):  # refused below, as the CPU refuses it
+            host = np.asarray(w, dtype=_dtype(xa.code))
         if np.isfinite(float(w)) and not np.isfinite(host.astype(np.float64)):
-            raise ValueError(f"fastact.{fn}: {wname} {w!r} does not fit x's dtype {_NAMES[call.code]}")
-        call.args.append(to_device(host, call.device, stream=call.stream)._arg())
-        call.names.append(wname)
-    wa = call.args[-1]
+            raise ValueError(f"{fn}: {wname} {w!r} does not fit x's dtype {_NAMES[xa.code]}")  # the CPU's words
+    w_spec = (wname, xa.code, ()) if number else len(call.args) - 1
     reduced_shape, dims = call.plan("broadcast", op, direction, tuple(params[:_nparams(op)]),
-                                    [xi, len(call.args) - 1, 0 if direction else None], channel_axis)
+                                    [xi, w_spec, 0 if direction else None], channel_axis)
+    wa = to_device(host, call.device, stream=call.stream)._arg() if number else call.args[-1]
     x_shaped = [call.args[0], xa] if direction else [xa]
     dy = call.args[0]
 
