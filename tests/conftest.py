@@ -3,6 +3,8 @@ on every ISA, dtype and layout without touching this suite; it only has to bring
 (tests/reference.py)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -12,20 +14,37 @@ OPS = fastact.ops()
 ELEMENTWISE = [o for o in OPS if o["kind"] == "elementwise"]
 ROW = [o for o in OPS if o["kind"] == "row"]
 
-# Alternative values for numeric parameters, to test more than the defaults.
-_ALT = {"any": 0.37, "positive": 1.7, "nonnegative": 0.25}
+# Alternative values for numeric parameters, to test more than the defaults; values for the parameters
+# that have no default (required: every variant passes them).
+_ALT = {"any": 0.37, "positive": 1.7, "nonnegative": 0.25, "extended": 0.37}
+_REQUIRED = {"any": -0.75, "positive": 30.0, "nonnegative": 1.5, "extended": -2.0}
+
+
+def required_params(op):
+    """The values the tests pass for op's required parameters."""
+    return {p["name"]: _REQUIRED[p["check"]] for p in op["params"] if p["required"]}
+
+
+def op_fn(op, suffix=""):
+    """fastact.<op><suffix> with op's required parameters given (the test values; a call's own keywords
+    override them)."""
+    f = getattr(fastact, op["name"] + suffix)
+    req = required_params(op)
+    return functools.partial(f, **req) if req else f
 
 
 def variants(op):
-    """(id, kwargs) pairs: the defaults, every choice, and one non-default value per number."""
-    out = [(op["name"], {})]
+    """(id, kwargs) pairs: the defaults (required parameters given), every choice, and one other value
+    per number."""
+    base = required_params(op)
+    out = [(op["name"], dict(base))]
     for p in op["params"]:
         if p["choices"]:
             for c in p["choices"].split("|")[1:]:
-                out.append((f"{op['name']}-{p['name']}={c}", {p["name"]: c}))
+                out.append((f"{op['name']}-{p['name']}={c}", {**base, p["name"]: c}))
         else:
             v = _ALT[p["check"]]
-            out.append((f"{op['name']}-{p['name']}={v}", {p["name"]: v}))
+            out.append((f"{op['name']}-{p['name']}={v}", {**base, p["name"]: v}))
     return out
 
 
@@ -100,8 +119,8 @@ class Form:
         rng = np.random.default_rng(seed)
         return [(rng.standard_normal(s) * 3).astype(dtype) for s in self.shapes]
 
-    def __call__(self, args, **kw):
-        return self._call(getattr(fastact, self.fn), args, kw)
+    def __call__(self, args, **kw):  # the op's required parameters given unless kw gives them
+        return self._call(getattr(fastact, self.fn), args, {**required_params(self.op), **kw})
 
     def __repr__(self):
         return self.id

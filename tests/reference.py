@@ -153,6 +153,76 @@ def _silu_mp_derivative(x, **p):
     return s + x * b * s * (1 - s)
 
 
+def _tanh_grad(u):
+    z = np.exp(-2 * np.abs(u))
+    return 4 * z / (1 + z) ** 2  # 1 - tanh(u)^2 without cancellation
+
+
+_QUICK_GELU = 1.702
+
+
+def _softcap_from_y(y, cap):
+    # 1 - (y/cap)^2 = (cap - y)(cap + y) / cap^2, in long double: cap +- y exact, no cancellation left
+    y, cap = y.astype(np.longdouble), np.longdouble(cap)
+    return ((cap - y) * (cap + y) / (cap * cap)).astype(np.float64)
+
+
+def _mp_clip(x, lo, hi):
+    return min(max(x, _mp().mpf(lo)), _mp().mpf(hi))
+
+
+def _mp_step(inside):
+    return _mp().mpf(1) if inside else _mp().mpf(0)
+
+
+def _shrink(x, lambd, bias):
+    return np.where(x > lambd, x - bias, np.where(x < -lambd, x + bias, _nan_or(x, 0.0)))
+
+
+def _shrink_derivative(x, lambd):
+    return np.where(np.abs(x) > lambd, 1.0, _nan_or(x, 0.0))
+
+
+def _mp_shrink(x, lambd, bias):
+    return x - bias if x > lambd else x + bias if x < -lambd else _mp().mpf(0)
+
+
+def _hardswish_forward(x, **p):
+    return np.where(x <= -3, _nan_or(x, 0.0), np.where(x >= 3, x, x * (x + 3) / 6))
+
+
+def _hardswish_derivative(x, **p):
+    return np.where(x <= -3, _nan_or(x, 0.0), np.where(x >= 3, 1.0, (2 * x + 3) / 6))
+
+
+def _torch_celu(t, p):
+    torch, F = _torch()
+    a = p.get("alpha", 1.0)
+    if t.dtype == torch.float32:
+        return F.celu(t, a)
+    # PyTorch's float64 celu gradient is only float32-accurate (about 1e-8 off): its composition instead
+    return torch.where(t > 0, t, a * torch.expm1(torch.clamp(t, max=0) / a))
+
+
+def _torch_hardsigmoid(t, p):
+    torch, F = _torch()
+    if not p and t.dtype == torch.float32:
+        return F.hardsigmoid(t)
+    # PyTorch's float64 hardsigmoid gradient is float32's 1/6; other alpha and beta are not PyTorch's op. The
+    # composition with fastact's rounded parameters, alpha x + beta exact in float64 (fastact's one fma),
+    # gradient 0 at the bounds as F.hardsigmoid's
+    alpha = float(torch.tensor(p.get("alpha", 1 / 6), dtype=t.dtype))
+    beta = float(torch.tensor(p.get("beta", 0.5), dtype=t.dtype))
+    u = alpha * t.double() + beta
+    return torch.where(u <= 0, 0 * u, torch.where(u >= 1, 0 * u + 1, u)).to(t.dtype)
+
+
+def _torch_shrink(t, p):
+    torch = _torch()[0]
+    lambd, bias = p.get("lambd", 0.5), p.get("bias", 0.0)
+    return torch.where(t > lambd, t - bias, torch.where(t < -lambd, t + bias, torch.zeros_like(t)))
+
+
 def _torch():
     import torch
     import torch.nn.functional as F
@@ -213,6 +283,92 @@ REFS = {
         mp_forward=lambda x, **p: _mp().tanh(x),
         mp_derivative=lambda x, **p: 1 - _mp().tanh(x) ** 2,
         torch=lambda t, p: _torch()[0].tanh(t)),
+    "selu": Ref(
+        forward=lambda x, **p: np.where(x > 0, p["scale"] * x, p["scale"] * p["alpha"] * np.expm1(x)),
+        derivative=lambda x, **p: np.where(x > 0, p["scale"], p["scale"] * p["alpha"] * np.exp(np.minimum(x, 0))),
+        mp_forward=lambda x, **p: _mp().mpf(p["scale"]) * (x if x > 0 else _mp().mpf(p["alpha"]) * _mp().expm1(x)),
+        mp_derivative=lambda x, **p: _mp().mpf(p["scale"]) * (1 if x > 0 else _mp().mpf(p["alpha"]) * _mp().exp(x)),
+        torch=lambda t, p: (_torch()[1].selu(t) if not p else
+                            p.get("scale", 1.0507009873554805) * _torch()[1].elu(t, p.get("alpha", 1.6732632423543772)))),
+    "celu": Ref(
+        # x itself where |x| is tiny: x / alpha may be subnormal there, its bits lost
+        forward=lambda x, **p: np.where((x > 0) | (np.abs(x) < 1e-300), x, p["alpha"] * np.expm1(x / p["alpha"])),
+        derivative=lambda x, **p: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / p["alpha"])),
+        mp_forward=lambda x, **p: x if x > 0 else _mp().mpf(p["alpha"]) * _mp().expm1(x / _mp().mpf(p["alpha"])),
+        mp_derivative=lambda x, **p: _mp().mpf(1) if x > 0 else _mp().exp(x / _mp().mpf(p["alpha"])),
+        torch=_torch_celu),
+    "quick_gelu": Ref(
+        forward=lambda x, **p: _x_sigmoid(x, _QUICK_GELU * x),
+        derivative=lambda x, **p: _silu_derivative(x, beta=_QUICK_GELU),
+        derivative_scale=lambda x, **p: _silu_scale(x, beta=_QUICK_GELU),
+        mp_forward=lambda x, **p: x / (1 + _mp().exp(-_mp().mpf("1.702") * x)),
+        mp_derivative=lambda x, **p: _silu_mp_derivative(x, beta=_mp().mpf("1.702")),
+        torch=lambda t, p: t * _torch()[0].sigmoid(1.702 * t)),
+    "softcap": Ref(
+        # x itself where |x| is tiny: x / cap may be subnormal there, its bits lost
+        forward=lambda x, **p: np.where(np.abs(x) < 1e-300, x, p["cap"] * np.tanh(x / p["cap"])),
+        # x / cap in long double: its rounding would cost 2|u| ulp of exp(-2|u|) in float64
+        derivative=lambda x, **p: _tanh_grad(x.astype(np.longdouble) / np.longdouble(p["cap"])).astype(np.float64),
+        from_y=lambda y, **p: _softcap_from_y(y, p["cap"]),
+        mp_forward=lambda x, **p: _mp().mpf(p["cap"]) * _mp().tanh(x / _mp().mpf(p["cap"])),
+        mp_derivative=lambda x, **p: 1 - _mp().tanh(x / _mp().mpf(p["cap"])) ** 2,
+        torch=lambda t, p: p["cap"] * _torch()[0].tanh(t / p["cap"])),
+    "hardtanh": Ref(
+        forward=lambda x, **p: np.clip(x, p["min_val"], p["max_val"]),
+        derivative=lambda x, **p: np.where((x > p["min_val"]) & (x < p["max_val"]), 1.0, _nan_or(x, 0.0)),
+        mp_forward=lambda x, **p: _mp_clip(x, p["min_val"], p["max_val"]),
+        mp_derivative=lambda x, **p: _mp_step(p["min_val"] < x < p["max_val"]),
+        torch=lambda t, p: _torch()[1].hardtanh(t, p.get("min_val", -1.0), p.get("max_val", 1.0))),
+    "relu6": Ref(
+        forward=lambda x, **p: np.where(x <= 0, 0.0, np.minimum(x, 6.0)),
+        derivative=lambda x, **p: np.where((x > 0) & (x < 6), 1.0, _nan_or(x, 0.0)),
+        mp_forward=lambda x, **p: _mp_clip(x, 0, 6),
+        mp_derivative=lambda x, **p: _mp_step(0 < x < 6),
+        torch=lambda t, p: _torch()[1].relu6(t)),
+    "hardsigmoid": Ref(
+        forward=lambda x, **p: np.clip(p["alpha"] * x + p["beta"], 0.0, 1.0),
+        derivative=lambda x, **p: np.where((p["alpha"] * x + p["beta"] > 0) & (p["alpha"] * x + p["beta"] < 1),
+                                           p["alpha"], _nan_or(x, 0.0)),
+        mp_forward=lambda x, **p: _mp_clip(_mp().mpf(p["alpha"]) * x + _mp().mpf(p["beta"]), 0, 1),
+        mp_derivative=lambda x, **p: _mp().mpf(p["alpha"]) * _mp_step(0 < _mp().mpf(p["alpha"]) * x + p["beta"] < 1),
+        torch=_torch_hardsigmoid),
+    "hardswish": Ref(
+        forward=_hardswish_forward, derivative=_hardswish_derivative,
+        derivative_scale=lambda x, **p: np.where((x > -3) & (x < 3), np.maximum(np.abs(x) / 3, 0.5),
+                                                 np.abs(_hardswish_derivative(x))),
+        mp_forward=lambda x, **p: _mp().mpf(0) if x <= -3 else x if x >= 3 else x * (x + 3) / 6,
+        mp_derivative=lambda x, **p: _mp().mpf(0) if x <= -3 else _mp().mpf(1) if x >= 3 else (2 * x + 3) / 6,
+        torch=lambda t, p: _torch()[1].hardswish(t)),
+    "softshrink": Ref(
+        forward=lambda x, **p: _shrink(x, p["lambd"], p["lambd"]),
+        derivative=lambda x, **p: _shrink_derivative(x, p["lambd"]),
+        mp_forward=lambda x, **p: _mp_shrink(x, p["lambd"], p["lambd"]),
+        mp_derivative=lambda x, **p: _mp_step(abs(x) > p["lambd"]),
+        torch=lambda t, p: _torch()[1].softshrink(t, p.get("lambd", 0.5))),
+    "hardshrink": Ref(
+        forward=lambda x, **p: _shrink(x, p["lambd"], 0.0),
+        derivative=lambda x, **p: _shrink_derivative(x, p["lambd"]),
+        mp_forward=lambda x, **p: _mp_shrink(x, p["lambd"], 0),
+        mp_derivative=lambda x, **p: _mp_step(abs(x) > p["lambd"]),
+        torch=lambda t, p: _torch()[1].hardshrink(t, p.get("lambd", 0.5))),
+    "shrink": Ref(
+        forward=lambda x, **p: _shrink(x, p["lambd"], p["bias"]),
+        derivative=lambda x, **p: _shrink_derivative(x, p["lambd"]),
+        mp_forward=lambda x, **p: _mp_shrink(x, p["lambd"], p["bias"]),
+        mp_derivative=lambda x, **p: _mp_step(abs(x) > p["lambd"]),
+        torch=_torch_shrink),
+    "threshold": Ref(
+        forward=lambda x, **p: np.where(x > p["threshold"], x, _nan_or(x, p["value"])),
+        derivative=lambda x, **p: np.where(x > p["threshold"], 1.0, _nan_or(x, 0.0)),
+        mp_forward=lambda x, **p: x if x > p["threshold"] else _mp().mpf(p["value"]),
+        mp_derivative=lambda x, **p: _mp_step(x > p["threshold"]),
+        torch=lambda t, p: _torch()[1].threshold(t, p["threshold"], p["value"])),
+    "softsign": Ref(
+        forward=lambda x, **p: np.where(np.isinf(x), np.sign(x), x / (1 + np.abs(x))),
+        derivative=lambda x, **p: 1 / (1 + np.abs(x)) ** 2,
+        mp_forward=lambda x, **p: x / (1 + abs(x)),
+        mp_derivative=lambda x, **p: 1 / (1 + abs(x)) ** 2,
+        torch=lambda t, p: _torch()[1].softsign(t)),
 }
 
 

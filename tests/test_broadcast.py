@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import fastact
 from arrays import DTYPES, LAYOUTS, compute_type, ill_conditioned, laid_out, same, values
-from conftest import BROADCAST, variants
+from conftest import BROADCAST, op_fn, required_params, variants
 
 BIAS_ACTS = [o for o in BROADCAST if o["activation"]]
 BIAS_VARIANTS = [pytest.param(o, kw, id=f"bias_act-{i}") for o in BIAS_ACTS
@@ -88,7 +88,7 @@ def reduce_to(c, x_shape, w_shape):
 # ------------------------------------------------------------------------------- the compositions
 def act_of(op, kw):
     act = next(o for o in fastact.ops() if o["name"] == op["activation"])
-    return getattr(fastact, act["name"]), getattr(fastact, act["name"] + "_backward")
+    return op_fn(act), op_fn(act, "_backward")
 
 
 def composed_bias_act(op, kw, x, b, dy=None):
@@ -321,10 +321,10 @@ def test_any_layout_and_weight_form_gives_the_rule_bits(case):
     w = values(wshape, dtype, seed + 2, specials=False)
     lx, ldy, lw = laid_out(x, layouts[0]), laid_out(dy, layouts[1]), laid_out(w, layouts[2])
     if op["activation"]:
-        act = op["activation"]
-        same(fastact.bias_act(lx, lw, act), composed_bias_act(op, {}, x, w))
-        gx, gw = fastact.bias_act_backward(ldy, lx, lw, act)
-        wx, ww = composed_bias_act(op, {}, x, w, dy)
+        act, req = op["activation"], required_params(op)
+        same(fastact.bias_act(lx, lw, act, **req), composed_bias_act(op, req, x, w))
+        gx, gw = fastact.bias_act_backward(ldy, lx, lw, act, **req)
+        wx, ww = composed_bias_act(op, req, x, w, dy)
     else:
         same(fastact.prelu(lx, lw, axis), composed_prelu(x, w, axis))
         gx, gw = fastact.prelu_backward(ldy, lx, lw, axis)

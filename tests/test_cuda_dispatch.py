@@ -11,6 +11,7 @@ import pytest
 
 import fastact
 from fastact import cuda
+from conftest import op_fn
 
 GPU = cuda.is_available()
 
@@ -420,7 +421,7 @@ def test_emulated_gated_ops(host_backend):
     x = rng.standard_normal((6, 10)).astype(np.float32)
     g = rng.standard_normal((6, 5)).astype(np.float32)
     for op in [o for o in fastact.ops() if o["kind"] == "gated"]:
-        f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+        f, fb = op_fn(op), op_fn(op, "_backward")
         r = f(HostCAI(x))
         assert isinstance(r, cuda.DeviceArray) and r.shape == (6, 5)
         np.testing.assert_array_equal(r.get(), f(x))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import fastact
 from arrays import DTYPES, LAYOUTS, compute_type, laid_out, same, values
-from conftest import GATED, variants
+from conftest import GATED, variants, op_fn
 
 GATED_VARIANTS = [pytest.param(o, kw, id=i) for o in GATED for i, kw in variants(o)]
 
@@ -28,7 +28,7 @@ def composed(op, kw, a, b, dy=None):
     """The unfused composition, in the compute type, rounded once to a's dtype: forward act(a) * b (or
     a * act(b)); backward (act_backward(dy * b, a), dy * act(a)) or the mirror for the second half."""
     act, akw = activation(op, kw)
-    f, fb = getattr(fastact, act["name"]), getattr(fastact, act["name"] + "_backward")
+    f, fb = op_fn(act), op_fn(act, "_backward")
     ct = compute_type(a.dtype)
     a, b = a.astype(ct), b.astype(ct)
     second = op["gate"] == "second"
@@ -45,7 +45,7 @@ def composed(op, kw, a, b, dy=None):
 @pytest.mark.parametrize("op,kw", GATED_VARIANTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_the_bits_of_the_unfused_composition(op, kw, dtype):
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     for shape in [(7, 66), (3, 1, 5000)]:  # tails and a size the threads split
         x = values(shape, dtype, 1)
         a, b = np.split(x, 2, axis=-1)
@@ -78,10 +78,10 @@ def test_float64_reference(op, kw):
     a64, b64, dy64 = a.astype(np.float64), b.astype(np.float64), dy.astype(np.float64)
     second = op["gate"] == "second"
     want = a64 * ref_forward(act["name"], b64, **full) if second else ref_forward(act["name"], a64, **full) * b64
-    got = getattr(fastact, op["name"])(x, **kw).astype(np.float64)
+    got = op_fn(op)(x, **kw).astype(np.float64)
     scale = np.maximum(np.abs(want), 1e-30)
     assert np.max(np.abs(got - want) / scale) < 4 * 2.0 ** -23, op["name"]
-    ga, gb = getattr(fastact, op["name"] + "_backward")(dy, a, b, **kw)
+    ga, gb = op_fn(op, "_backward")(dy, a, b, **kw)
     if second:
         wa, wb = dy64 * ref_forward(act["name"], b64, **full), ref_backward(act["name"], dy64 * a64, b64, **full)
     else:
@@ -108,8 +108,8 @@ def test_pytorch_autograd(op, kw):
     # PyTorch's float64 gelu is 0.5 x (1 + erf(x / sqrt 2)): 1 + erf cancels for negative x, an absolute
     # error of about 1e-16 |x| (fastact's erfc form has none): the tolerance is absolute there
     atol = 1e-14 * np.max(np.abs(x)) ** 2
-    np.testing.assert_allclose(getattr(fastact, op["name"])(a, b, **kw), y.detach().numpy(), rtol=1e-13, atol=atol)
-    ga, gb = getattr(fastact, op["name"] + "_backward")(dy, a, b, **kw)
+    np.testing.assert_allclose(op_fn(op)(a, b, **kw), y.detach().numpy(), rtol=1e-13, atol=atol)
+    ga, gb = op_fn(op, "_backward")(dy, a, b, **kw)
     np.testing.assert_allclose(ga, ta.grad.numpy(), rtol=1e-12, atol=atol * np.max(np.abs(dy)))
     np.testing.assert_allclose(gb, tb.grad.numpy(), rtol=1e-12, atol=atol * np.max(np.abs(dy)))
     if op["name"] == "glu":  # PyTorch's own glu splits the same way
@@ -119,7 +119,7 @@ def test_pytorch_autograd(op, kw):
 @pytest.mark.parametrize("op", GATED, ids=lambda o: o["name"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=str)
 def test_the_split_along_every_axis_and_every_layout(op, dtype):
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     x = values((4, 6, 8), dtype, 7)
     for axis in (0, 1, 2, -1, -2, -3):
         a, b = np.split(x, 2, axis=axis)
@@ -141,7 +141,7 @@ def test_the_split_along_every_axis_and_every_layout(op, dtype):
 
 @pytest.mark.parametrize("op", GATED, ids=lambda o: o["name"])
 def test_in_place_and_overlapping_outputs(op):
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     x = values((6, 20), np.float32, 11)
     a, b = np.ascontiguousarray(x[:, :10]), np.ascontiguousarray(x[:, 10:])
     dy = values((6, 10), np.float32, 12)
@@ -176,7 +176,7 @@ def test_in_place_and_overlapping_outputs(op):
 
 @pytest.mark.parametrize("op", GATED, ids=lambda o: o["name"])
 def test_errors_name_the_argument(op):
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     name = op["name"]
     with pytest.raises(ValueError, match=rf"{name}: x has length 7 along axis -1, which cannot be split in halves"):
         f(np.zeros((2, 7), np.float32))
@@ -198,7 +198,7 @@ def test_errors_name_the_argument(op):
 
 @pytest.mark.parametrize("op", GATED, ids=lambda o: o["name"])
 def test_results_do_not_depend_on_the_thread_count(op):
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     x = values((256, 2048), np.float32, 13)
     dy = values((256, 1024), np.float32, 14)
     before = fastact.get_num_threads()
@@ -232,7 +232,7 @@ def gated_calls(draw):
 @given(gated_calls())
 def test_any_layout_is_the_contiguous_call(case):
     op, dtype, shape, axis, backward, split, layout, seed = case
-    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    f, fb = op_fn(op), op_fn(op, "_backward")
     x = values(shape, dtype, seed)
     a, b = (np.ascontiguousarray(h) for h in np.split(x, 2, axis=axis))
     dy = values(a.shape, dtype, seed + 1)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import fastact
-from conftest import ELEMENTWISE, ROW, backward_modes
+from conftest import ELEMENTWISE, ROW, backward_modes, op_fn
 
 DTYPES = [np.float32, np.float64]
 
 
 def _fwd(op):
-    return getattr(fastact, op["name"])
+    return op_fn(op)
 
 
 def _layouts(base):
@@ -37,7 +37,7 @@ def test_every_layout_gives_the_contiguous_bits(op, dtype):
     base = (rng.standard_normal((37, 29)) * 4).astype(dtype)
     g = rng.standard_normal(base.shape).astype(dtype)
     want = _fwd(op)(base)
-    want_b = {m: getattr(fastact, op["name"] + "_backward")(g, **{m: base if m == "x" else want})
+    want_b = {m: op_fn(op, "_backward")(g, **{m: base if m == "x" else want})
               for m in backward_modes(op, {})}
     for name, v in _layouts(base):
         got = _fwd(op)(v)
@@ -47,7 +47,7 @@ def test_every_layout_gives_the_contiguous_bits(op, dtype):
             arg = v if m == "x" else _fwd(op)(v)
             for gname, gv in _layouts(g):
                 np.testing.assert_array_equal(
-                    getattr(fastact, op["name"] + "_backward")(gv, **{m: arg}), wb, err_msg=f"{name}/{gname}")
+                    op_fn(op, "_backward")(gv, **{m: arg}), wb, err_msg=f"{name}/{gname}")
 
 
 @pytest.mark.parametrize("op", ELEMENTWISE, ids=lambda o: o["name"])
@@ -97,8 +97,8 @@ def test_out_and_in_place(op):
     g = np.ones_like(x)
     m = backward_modes(op, {})[0]
     arg = x if m == "x" else want
-    wb = getattr(fastact, op["name"] + "_backward")(g, **{m: arg})
-    assert getattr(fastact, op["name"] + "_backward")(g, **{m: arg}, out=g) is g
+    wb = op_fn(op, "_backward")(g, **{m: arg})
+    assert op_fn(op, "_backward")(g, **{m: arg}, out=g) is g
     np.testing.assert_array_equal(g, wb)
 
 
@@ -131,15 +131,15 @@ def test_row_ops_any_axis_and_layout(op, dtype):
         np.testing.assert_array_equal(y, want)
     g = rng.standard_normal(x.shape).astype(dtype)
     y = f(x, axis=1)
-    want = getattr(fastact, op["name"] + "_backward")(g, y=y, axis=1)
-    np.testing.assert_array_equal(getattr(fastact, op["name"] + "_backward")(g[::-1], y=y[::-1], axis=1)[::-1], want)
+    want = op_fn(op, "_backward")(g, y=y, axis=1)
+    np.testing.assert_array_equal(op_fn(op, "_backward")(g[::-1], y=y[::-1], axis=1)[::-1], want)
     e = f(np.empty((3, 0), dtype))
     assert e.shape == (3, 0)
 
 
 @pytest.mark.parametrize("op", ELEMENTWISE, ids=lambda o: o["name"])
 def test_byte_order_alignment_and_dtype_metadata(op):
-    f = getattr(fastact, op["name"])
+    f = op_fn(op)
     x = np.linspace(-4, 4, 33, dtype=np.float32)
     want = f(x)
     # non-native byte order: converted, never read as garbage
@@ -157,8 +157,8 @@ def test_byte_order_alignment_and_dtype_metadata(op):
     np.testing.assert_array_equal(f(meta), want)
     m = backward_modes(op, {})[0]
     arg = x if m == "x" else want
-    np.testing.assert_array_equal(getattr(fastact, op["name"] + "_backward")(meta, **{m: arg}),
-                                  getattr(fastact, op["name"] + "_backward")(x, **{m: arg}))
+    np.testing.assert_array_equal(op_fn(op, "_backward")(meta, **{m: arg}),
+                                  op_fn(op, "_backward")(x, **{m: arg}))
 
 
 def test_random_views_match_contiguous():
@@ -181,7 +181,7 @@ def test_random_views_match_contiguous():
         if 200 + lo < 0 or 200 + hi >= 400:
             continue
         v = as_strided(base[200:], shape=shape, strides=tuple(s * base.itemsize for s in steps), writeable=False)
-        f = getattr(fastact, o["name"])
+        f = op_fn(o)
         kw = {"axis": int(rng.integers(-nd, nd))} if o["kind"] == "row" else {}
         want = f(np.array(v, copy=True, order="C"), **kw)
         np.testing.assert_array_equal(f(v, **kw), want, err_msg=f"{o['name']} {shape} {steps}")
@@ -202,7 +202,7 @@ def test_rows_in_groups_give_the_bits_of_one_row_at_a_time(op, dtype, isa):
         dt = np.dtype(ml_dtypes.bfloat16)
     else:
         dt = np.dtype(dtype)
-    f, fb = _fwd(op), getattr(fastact, op["name"] + "_backward")
+    f, fb = _fwd(op), op_fn(op, "_backward")
     rng = np.random.default_rng(7)
     for length in (1, 31, 33, 64, 100, 4096, 4097):
         for nrows in (1, 3, 4, 5, 9):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastact
-from conftest import OPS, backward_modes
+from conftest import OPS, backward_modes, full_params
 
 try:
     import ml_dtypes
@@ -74,9 +74,11 @@ def layouts(draw, shape, dtype, values, writable, kind=None):
 
 def param_kwargs(draw, op, dtype):
     """(kwargs, expected error or None) for the op's parameters."""
-    kwargs, error = {}, None
+    kwargs, error, read_error = {}, None, None
     for p in op["params"]:
         choice = draw(st.sampled_from(["default", "valid", "valid", "invalid"]))
+        if choice == "default" and p["required"]:
+            choice = "valid"
         if choice == "default":
             continue
         if p["choices"]:
@@ -94,12 +96,20 @@ def param_kwargs(draw, op, dtype):
         bad = draw(st.sampled_from(["nan", "inf", "huge", "str", "complex", "array", "bool", "hugeint"]))
         value = {"nan": np.nan, "inf": -np.inf, "huge": 1e39, "str": "1", "complex": 1 + 1j, "array": np.ones(2),
                  "bool": True, "hugeint": 10 ** 400}[bad]
-        if bad == "huge" and dtype == np.float64:
-            kwargs[p["name"]] = value  # fits float64: valid there
+        if (bad == "huge" and dtype == np.float64) or (bad == "inf" and p["check"] == "extended"):
+            kwargs[p["name"]] = value  # fits float64 / may be infinite: valid there
             continue
         kwargs[p["name"]] = value
-        kind = (TypeError,) if bad in ("str", "complex", "array", "bool") else (ValueError,)
-        error = error or (kind, p["name"])
+        if bad in ("str", "complex", "array", "bool", "hugeint"):  # found as the parameters are read
+            read_error = read_error or ((TypeError,) if bad != "hugeint" else (ValueError,), p["name"])
+        else:  # found as their values are checked, after every parameter is read
+            error = error or ((ValueError,), p["name"])
+    error = read_error or error
+    if op["param_rule"] and error is None:  # "a <= b" on the values as the kernels see them
+        a, b = op["param_rule"].split(" <= ")
+        full = full_params(op, kwargs, np.float32 if dtype != np.float64 else np.float64)
+        if not full[a] <= full[b]:
+            error = ((ValueError,), a)
     return kwargs, error
 
 
@@ -141,7 +151,7 @@ def invoke(op, direction, a, b, kwargs, out=None):
     extra = {} if out is None else {"out": out}
     if direction == "forward":
         return getattr(fastact, name)(a, **kwargs, **extra)
-    f = getattr(fastact, name + "_backward")
+    f = getattr(fastact, name + "_backward")  # kwargs hold every required parameter (param_kwargs)
     return f(a, b, **kwargs, **extra) if direction == "x" else f(a, y=b, **kwargs, **extra)
 
 

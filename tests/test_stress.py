@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastact
-from conftest import ELEMENTWISE, ROW, backward_modes
+from conftest import ELEMENTWISE, ROW, backward_modes, op_fn
 from test_hardening import no_asan, run_child
 
 try:
@@ -30,14 +30,14 @@ def test_eight_threads_on_shared_inputs_get_exact_results():
             x = (rng.standard_normal(n) * 6).astype(dt)
             g = rng.standard_normal(n).astype(dt)
             for op in ELEMENTWISE:
-                f = getattr(fastact, op["name"])
+                f = op_fn(op)
                 cases.append((f, (x,), {}, f(x)))
                 m = backward_modes(op, {})[0]
-                b = getattr(fastact, op["name"] + "_backward")
+                b = op_fn(op, "_backward")
                 arg = x if m == "x" else cases[-1][3]
                 cases.append((b, (g,), {m: arg}, b(g, **{m: arg})))
             for op in ROW:
-                f = getattr(fastact, op["name"])
+                f = op_fn(op)
                 xr = x[: n // 7 * 7].reshape(7, -1)
                 cases.append((f, (xr,), {"axis": 0}, f(xr, axis=0)))
                 cases.append((f, (xr,), {}, f(xr)))

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import fastact
-from conftest import ELEMENTWISE
+from conftest import ELEMENTWISE, op_fn
 
 
 @pytest.mark.parametrize("op", ELEMENTWISE, ids=lambda o: o["name"])
 def test_results_do_not_depend_on_thread_count(op):
-    f = getattr(fastact, op["name"])
+    f = op_fn(op)
     x = np.random.default_rng(0).standard_normal(300_003).astype(np.float32) * 5
     before = fastact.get_num_threads()
     try:

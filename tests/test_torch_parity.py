@@ -8,7 +8,7 @@ import pytest
 
 import fastact
 import reference as R
-from conftest import ELEMENTWISE_VARIANTS, backward_modes
+from conftest import ELEMENTWISE_VARIANTS, backward_modes, op_fn
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -26,10 +26,10 @@ def test_forward_and_backward_match_torch(op, kw, dtype):
     # torch's own rounding is about eps * |x| in absolute terms (its gelu forms 1 + erf and 1 + tanh,
     # which cancel in the negative tail), so agreement is asked to that, plus a few relative ulps.
     eps = float(np.finfo(dtype).eps)
-    y = getattr(fastact, op["name"])(x, **kw)
+    y = op_fn(op)(x, **kw)
     close(y, ty.detach().numpy(), 4 * eps, 4 * eps * np.maximum(1, np.abs(x)))
     for m in backward_modes(op, kw):
-        dx = getattr(fastact, op["name"] + "_backward")(g, **{m: x if m == "x" else y}, **kw)
+        dx = op_fn(op, "_backward")(g, **{m: x if m == "x" else y}, **kw)
         close(dx, tx.grad.numpy(), 16 * eps, 16 * eps * np.abs(g) * np.maximum(1, np.abs(x)), f"from {m}")
 
 

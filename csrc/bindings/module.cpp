@@ -1287,7 +1287,11 @@ py::list op_list() {
       py::dict d;
       d["name"] = p.name;
       d["default"] = p.default_value;
-      d["check"] = p.check == ParamCheck::Positive ? "positive" : p.check == ParamCheck::NonNegative ? "nonnegative" : "any";
+      d["check"] = p.check == ParamCheck::Positive      ? "positive"
+                   : p.check == ParamCheck::NonNegative ? "nonnegative"
+                   : p.check == ParamCheck::Extended    ? "extended"
+                                                        : "any";
+      d["required"] = p.required();
       d["choices"] = p.choices ? py::cast(std::string(p.choices)) : py::none();
       params.append(d);
     }
@@ -1306,6 +1310,7 @@ py::list op_list() {
     d["backward_from"] = from[int(o.backward_from)];
     d["params"] = params;
     d["tabulated16"] = o.tabulated16;
+    d["param_rule"] = o.param_rule ? py::cast(std::string(o.param_rule)) : py::none();
     l.append(d);
   };
   for (const auto& o : cpu::elementwise_ops()) add(o);

@@ -154,8 +154,8 @@ void set_isa(const std::string& name) { cpu::select_isa(name); }
 int num_threads() { return cpu::num_threads(); }
 void set_num_threads(int n) { cpu::set_num_threads(n); }
 
-#define FASTACT_P_DEF(type, name, def, check, choices) , type name
-#define FASTACT_P_VAL(type, name, def, check, choices) , param_value(name)
+#define FASTACT_P_DEF(type, name, def, check, choices, init) , type name
+#define FASTACT_P_VAL(type, name, def, check, choices, init) , param_value(name)
 #define FASTACT_SIG(params) FASTACT_PARAMS_APPLY(DEF, params)
 #define FASTACT_PACK(params) const double p[kMaxParams + 1] = {0 FASTACT_PARAMS_APPLY(VAL, params)};
 #define FASTACT_DEF_Y_FromX(op, T, params)
@@ -259,16 +259,16 @@ FASTACT_BROADCAST_OPS(FASTACT_DEF_BROADCAST)
 
 // bias_act: rows of cols, contiguous, the bias along each row.
 #define FASTACT_DEF_BIAS_T(op, T, params)                                                                        \
-  void bias_##op(const T* x, const T* bias, T* y, std::size_t rows, std::size_t cols FASTACT_SIG(params)) {     \
+  void bias_##op(const T* x, const T* b, T* y, std::size_t rows, std::size_t cols FASTACT_SIG(params)) {     \
     FASTACT_PACK(params)                                                                                          \
-    const T* in[2] = {x, bias};                                                                                   \
+    const T* in[2] = {x, b};                                                                                   \
     run_broadcast<T>(ElementwiseOp::bias_act_##op, cpu::kForward, rows, cols, 1, in, y, nullptr, p + 1);        \
   }                                                                                                               \
-  void bias_##op##_backward(const T* dy, const T* x, const T* bias, T* dx, T* dbias, std::size_t rows,         \
+  void bias_##op##_backward(const T* dy, const T* x, const T* b, T* dx, T* db, std::size_t rows,         \
                             std::size_t cols FASTACT_SIG(params)) {                                              \
     FASTACT_PACK(params)                                                                                          \
-    const T* in[3] = {dy, x, bias};                                                                               \
-    run_broadcast<T>(ElementwiseOp::bias_act_##op, cpu::kBackwardX, rows, cols, 1, in, dx, dbias, p + 1);       \
+    const T* in[3] = {dy, x, b};                                                                               \
+    run_broadcast<T>(ElementwiseOp::bias_act_##op, cpu::kBackwardX, rows, cols, 1, in, dx, db, p + 1);       \
   }
 #define FASTACT_DEF_BIAS(op, F, from, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_BIAS_T, op, params)
 FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_BIAS)

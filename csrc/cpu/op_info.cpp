@@ -10,10 +10,20 @@
 
 namespace fastact::cpu {
 
-#define FASTACT_P_INFO(type, name, def, check, choices) \
+#define FASTACT_P_INFO(type, name, def, check, choices, init) \
   ParamInfo{#name, param_value(static_cast<type>(def)), ParamCheck::check, choices},
 namespace {
+template <class Op, class = void>
+struct rule_of {
+  static constexpr const char* value = nullptr;
+};
 template <class Op>
+struct rule_of<Op, std::void_t<decltype(Op::param_rule)>> {
+  static constexpr const char* value = Op::param_rule;
+};
+
+// Act: the functor whose parameters these are (the op's own, or a gated op's / bias_act's activation).
+template <class Op, class Act = Op>
 OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activation = nullptr,
                       const char* operand = nullptr) {
   for (int d = 0; d < kinds::kNumDirections; ++d) {
@@ -24,6 +34,7 @@ OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activati
   o.gate = gate;
   o.activation = activation;
   o.operand = operand;
+  o.param_rule = rule_of<Act>::value;
   return o;
 }
 
@@ -42,7 +53,7 @@ const char* unary_name() {
   with_signature<ops::Op>(OpInfo{#name, doc, BackwardFrom::from, OpKind::Unary, int(ElementwiseOp::name),       \
                                  ops::is_tabulated16<ops::Op>::value, {FASTACT_PARAMS_APPLY(INFO, params)}}),
 #define FASTACT_GATED_INFO(name, Act, which, doc, params)                                                         \
-  with_signature<ops::Gated<ops::Act, ops::Gate::which>>(                                                         \
+  with_signature<ops::Gated<ops::Act, ops::Gate::which>, ops::Act>(                                                       \
       OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Gated, int(ElementwiseOp::name), false,                       \
              {FASTACT_PARAMS_APPLY(INFO, params)}},                                                                 \
       ops::Gate::which == ops::Gate::First ? "first" : "second", unary_name<ops::Act>()),
@@ -51,7 +62,7 @@ const char* unary_name() {
                                  {FASTACT_PARAMS_APPLY(INFO, params)}},                                             \
                           nullptr, nullptr, #operand),
 #define FASTACT_BIAS_ACT_INFO(name, Op, from, doc, params)                                                        \
-  with_signature<ops::BiasAct<ops::Op>>(                                                                          \
+  with_signature<ops::BiasAct<ops::Op>, ops::Op>(                                                                        \
       OpInfo{"bias_act", "act(x + bias), bias along the last axis", BackwardFrom::FromX, OpKind::Broadcast,  \
              int(ElementwiseOp::bias_act_##name), false, {FASTACT_PARAMS_APPLY(INFO, params)}},                     \
       nullptr, #name, "bias"),
@@ -79,9 +90,9 @@ void check_params(const OpInfo& op, const double* params, int dtype, bool backwa
       int n = 1;
       for (const char* ch = p.choices; *ch; ++ch) n += *ch == '|';
       if (!(v >= 0 && v < n && v == std::floor(v))) want = "one of the choices";
-    } else if (!std::isfinite(v)) {
-      want = "a finite number";
-    } else if (!std::isfinite(c)) {
+    } else if (p.check == ParamCheck::Extended ? v != v : !std::isfinite(v)) {
+      want = p.check == ParamCheck::Extended ? "a number or +-inf (not NaN)" : "a finite number";
+    } else if (!std::isfinite(c) && !(p.check == ParamCheck::Extended && std::isinf(v))) {
       want = dtype == kinds::kF32 ? "a finite float32 number (|value| <= 3.4028235e38)"
                            : "a finite float32 number (|value| <= 3.4028235e38: 16-bit types compute in float32)";
     } else if (p.check == ParamCheck::Positive && !(c > 0)) {
@@ -95,6 +106,22 @@ void check_params(const OpInfo& op, const double* params, int dtype, bool backwa
       char got[32];
       std::snprintf(got, sizeof got, "%g", v);
       throw Error(std::string(op.name) + (backward ? "_backward: " : ": ") + p.name + " must be " + want + ", got " + got);
+    }
+  }
+  if (op.param_rule) {  // "a <= b", on the values the kernels compute with
+    const std::string rule = op.param_rule, sep = " <= ";
+    const std::size_t at = rule.find(sep);
+    const std::string a = rule.substr(0, at), b = rule.substr(at + sep.size());
+    std::size_t ia = 0, ib = 0;
+    for (std::size_t i = 0; i < op.params.size(); ++i) {
+      if (a == op.params[i].name) ia = i;
+      if (b == op.params[i].name) ib = i;
+    }
+    const auto compute = [&](double v) { return f64 ? v : double(float(v)); };
+    if (!(compute(params[ia]) <= compute(params[ib]))) {
+      char got[80];
+      std::snprintf(got, sizeof got, ", got %s=%g and %s=%g", a.c_str(), params[ia], b.c_str(), params[ib]);
+      throw Error(std::string(op.name) + (backward ? "_backward: " : ": ") + a + " must be <= " + b + got);
     }
   }
 }

@@ -13,7 +13,10 @@ struct ParamInfo {
   double default_value;
   ParamCheck check;
   const char* choices;  // "a|b" for a choice parameter (its value is the index), null for a number
+  bool required() const { return default_value != default_value; }  // no default (NaN): the caller gives it
 };
+
+
 
 // The shapes of work an op has: one input to one output element by element (unary), a GLU-family op
 // (gated: two halves, or two arrays, to one; see registry.h), one with a broadcast operand (broadcast), or
@@ -36,6 +39,7 @@ struct OpInfo {
   const char* gate = nullptr;        // gated: "first" or "second", the half the activation acts on
   const char* activation = nullptr;  // gated, bias_act: the unary op it applies (its parameters, in order, are this op's)
   const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias")
+  const char* param_rule = nullptr;  // "a <= b" over two of params (registry.h), or null
   bool row() const { return kind == OpKind::Row; }
 };
 

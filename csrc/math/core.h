@@ -44,6 +44,8 @@ struct K<float> {
   static constexpr float sigmoid_clamp = 103.25f;       // n = -149: 2^n exact; exp(-a) rounds to 2^-149
   static constexpr float exp_zero = 0x1.9fe368p+6f;     // the float below 150 ln2: exp(-a) < 2^-150 beyond
   static constexpr float tanh_one = 20.0f;       // tanh(x) rounds to 1 beyond 2|x| = 20
+  static constexpr float quick_gelu_hi = 0x1.b3b646p+0f, quick_gelu_lo = -0x1.78d4fep-26f;  // 1.702
+  static constexpr float pow2_mant2 = 0x1p25f;  // 1 + x rounds to x beyond (and 1 - 1/x to 1)
 };
 
 template <>
@@ -72,6 +74,8 @@ struct K<double> {
   static constexpr double sigmoid_clamp = 744.5;        // n = -1074
   static constexpr double exp_zero = 0x1.74910d52d3051p+9;  // the double below 1075 ln2
   static constexpr double tanh_one = 40.0;
+  static constexpr double quick_gelu_hi = 0x1.b3b645a1cac08p+0, quick_gelu_lo = 0x1.89374bc6a7efap-55;
+  static constexpr double pow2_mant2 = 0x1p54;
 };
 
 template <class V>

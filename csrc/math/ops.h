@@ -113,6 +113,214 @@ struct Tanh {
   template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T*) { return dy * fma(-y, y, V(1)); }
 };
 
+struct Selu {  // p[0] = alpha, p[1] = scale: scale * elu(x, alpha)
+  static constexpr bool tabulate16 = true;
+  // scale * alpha as a double word: the negative side is one rounding of sa * expm1(x)
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    V sh, sl;
+    two_prod(V(p[1]), V(p[0]), sh, sl);
+    V e = expm1_upto80(at_most(x, V(0)));
+    return select(x >= V(0), V(p[1]) * x, fma(sh, e, sl * e));  // +-0: scale * x keeps the sign
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    V sh, sl;
+    two_prod(V(p[1]), V(p[0]), sh, sl);
+    V e = exp_nonpositive(at_most(x, V(0)));
+    return dy * select(x > V(0), V(p[1]), fma(sh, e, sl * e));
+  }
+};
+
+// x / alpha for x <= 0 as a double word u + ul (ul the exact remainder over alpha; 0 where u is so
+// negative that expm1 is -1, and where u overflowed).
+template <class V>
+FASTACT_HD void celu_arg(V x, V alpha, V& u, V& ul) {
+  u = x / alpha;
+  ul = select(u > V(-60), fma(-u, alpha, x) / alpha, V(0));
+}
+
+struct Celu {  // p[0] = alpha (> 0): max(0, x) + min(0, alpha * expm1(x / alpha))
+  static constexpr bool tabulate16 = true;
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    using C = KT<V>;
+    const V alpha(p[0]);
+    V u, ul;
+    celu_arg(at_most(x, V(0)), alpha, u, ul);
+    V e = expm1_upto80(u);
+    // alpha * expm1(u + ul) = alpha * (e + ul * (1 + e)), rounded once; where |u| is tiny it is x (u may
+    // be subnormal there, its bits lost)
+    V neg = fma(alpha, e, alpha * (ul * (e + V(1))));
+    return select(x > V(0), x, select(abs(u) < V(T(1) / C::pow2_mant2), x, neg));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    V u, ul;
+    celu_arg(at_most(x, V(0)), V(p[0]), u, ul);
+    return dy * select(x > V(0), V(1), exp_nonpositive(u, ul));
+  }
+};
+
+struct QuickGelu {  // x * sigmoid(1.702 x), 1.702 a double-word constant (exact to the compute type's precision)
+  static constexpr bool tabulate16 = true;
+  template <class V> FASTACT_HD static void arg(V x, V& wh, V& wl) {
+    using C = KT<V>;
+    two_prod(V(C::quick_gelu_hi), x, wh, wl);
+    wl = fma(V(C::quick_gelu_lo), x, wl);
+  }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    V wh, wl;
+    arg(x, wh, wl);
+    return x_sigmoid_bounded(x, wh, wl);  // |x| <= |w|
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    V wh, wl;
+    arg(x, wh, wl);
+    return dy * x_sigmoid_grad(wh, wl, wh, wl);  // x * w' = w
+  }
+};
+
+// cap * tanh(x / cap). u = x / cap is a double word u + ul (ul the remainder over cap), and the cap is
+// folded in without a rounding of its own: near 0, x + x u^2 T(u^2) (tanh's polynomial); elsewhere
+// cap - cap / ((exp(2|u|) + 1) / 2), tanh's 1 - 2 / (exp(2|u|) + 1) scaled.
+struct Softcap {  // p[0] = cap (> 0)
+  static constexpr bool tabulate16 = true;
+  template <class V> FASTACT_HD static void arg(V x, V cap, V& a, V& al) {  // |u| = a + al
+    using C = KT<V>;
+    V u = x / cap;
+    a = abs(u);
+    V ul = fma(-u, cap, x) / cap;
+    al = select(a < V(C::exp_under), select(u < V(0), -ul, ul), V(0));  // none where tanh' is 0 (u may be inf)
+  }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    using C = KT<V>;
+    const V cap(p[0]);
+    V a, al;
+    arg(x, cap, a, al);
+    V u2 = a * a;
+    V small = select(x == V(0), x, fma(x * u2, poly::tanh_t(u2), x));  // T(0) < 0 would turn -0 into +0
+    V a2 = a + a;  // clamped where tanh is +-1; al dropped there
+    ExpNeg<V> e = exp_neg(at_most(a2, V(C::tanh_one)), select(a2 < V(C::tanh_one), al + al, V(0)));
+    V p2n = e.pow2();
+    V large = copysign(cap - cap / ((fma(p2n, e.em, p2n) + V(1)) * V(0.5)), x);
+    return select(a < V(C::tanh_small), small, large);
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    using C = KT<V>;
+    V a, al;
+    arg(x, V(p[0]), a, al);
+    V t = tanh_near0(a);
+    V small = fma(-t, t, V(1));
+    V z = exp_nonpositive(V(-2) * a, V(-2) * al);
+    V d = V(1) + z;
+    return dy * select(a < V(C::tanh_small), small, (V(4) * z) / (d * d));
+  }
+  template <class V, class T> FASTACT_HD static V backward_y(V dy, V y, const T* p) {
+    // 1 - t^2, t = y / cap as a double word th + tl: 1 - th^2 - 2 th tl from exact pieces (ph + pl = th^2,
+    // h + l = 1 - ph), the small terms summed first, then one rounding
+    const V cap(p[0]);
+    V th = y / cap;
+    V tl = fma(-th, cap, y) / cap;
+    V ph = th * th;
+    V pl = fma(th, th, -ph);
+    V h = V(1) - ph;  // |ph| <= 1: fast two-sum
+    V l = (V(1) - h) - ph;
+    return dy * (h + (l + fma(V(-2) * th, tl, -pl)));
+  }
+};
+
+// Piecewise-linear ops. Kinks follow PyTorch: the gradient is 0 at a clamp's bounds and at a shrink's
+// +-lambd. A NaN x gives NaN (forward and gradient).
+struct Hardtanh {  // p[0] = min_val, p[1] = max_val (either may be +-inf: ONNX Clip)
+  static constexpr const char* param_rule = "min_val <= max_val";
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return at_least(at_most(x, V(p[1])), V(p[0]));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    return select((x > V(p[0])) & (x < V(p[1])), dy, nan_or(x, V(0)));
+  }
+};
+
+struct Relu6 {  // clamp(x, 0, 6), 0 (not -0) where x <= 0 as relu
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    return select(x <= V(0), V(0), at_most(x, V(6)));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    return select((x > V(0)) & (x < V(6)), dy, nan_or(x, V(0)));
+  }
+};
+
+struct Hardsigmoid {  // p[0] = alpha, p[1] = beta: clamp(alpha x + beta, 0, 1), one rounding
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return at_least(at_most(fma(V(p[0]), x, V(p[1])), V(1)), V(0));
+  }
+  // The window is alpha x + beta rounded twice, not fused: with the default 1/6 (rounded) that puts -3
+  // and 3 on its bounds in float and double alike, where PyTorch's gradient is 0.
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    V t = V(p[0]) * x + V(p[1]);
+    return select((t > V(0)) & (t < V(1)), dy * V(p[0]), nan_or(x, V(0)));
+  }
+};
+
+struct Hardswish {  // x * clamp(x / 6 + 1/2, 0, 1) = x (x + 3) / 6 on (-3, 3)
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    V s = x + V(3);  // x + 3 as a double word (|x| < 3 where it is used)
+    V sl = x - (s - V(3));
+    V mid = fma(x, s, x * sl) / V(6);
+    return select(x <= V(-3), V(0), select((x >= V(3)) | (x == V(0)), x, mid));  // -0 stays -0
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    V mid = dy * ((x + x + V(3)) / V(6));  // 2x + 3: 2x exact, one rounding
+    return select(x <= V(-3), nan_or(x, V(0)), select(x >= V(3), dy, mid));
+  }
+};
+
+// ONNX Shrink: x - bias above lambd, x + bias below -lambd, 0 between. softshrink is bias = lambd,
+// hardshrink bias = 0.
+template <class V>
+FASTACT_HD V shrink(V x, V lambd, V bias) {
+  return select(x > lambd, x - bias, select(x < -lambd, x + bias, nan_or(x, V(0))));
+}
+template <class V>
+FASTACT_HD V shrink_grad(V dy, V x, V lambd) {
+  return select((x > lambd) | (x < -lambd), dy, nan_or(x, V(0)));
+}
+
+struct Shrink {  // p[0] = lambd, p[1] = bias
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return shrink(x, V(p[0]), V(p[1])); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) { return shrink_grad(dy, x, V(p[0])); }
+};
+
+struct Softshrink {  // p[0] = lambd
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return shrink(x, V(p[0]), V(p[0])); }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) { return shrink_grad(dy, x, V(p[0])); }
+};
+
+struct Hardshrink {  // p[0] = lambd: x where |x| > lambd, else 0
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return select(abs(x) > V(p[0]), x, nan_or(x, V(0)));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) { return shrink_grad(dy, x, V(p[0])); }
+};
+
+struct Threshold {  // p[0] = threshold, p[1] = value: x where x > threshold, else value
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return select(x > V(p[0]), x, nan_or(x, V(p[1])));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    return select(x > V(p[0]), dy, nan_or(x, V(0)));
+  }
+};
+
+struct Softsign {  // x / (1 + |x|): two roundings; +-1 at +-inf (where the quotient would be inf / inf)
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    using C = KT<V>;
+    V a = abs(x);
+    return select(a > V(C::pow2_mant2), copysign(V(1), x), x / (V(1) + a));
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    V r = V(1) / (V(1) + abs(x));  // 1 / (1 + |x|)^2 as r * r: no overflow of the square
+    return dy * (r * r);
+  }
+};
+
 // One element of an op in direction Dir: a is x (forward) or dy; b is unused (forward), x or y.
 template <class Op, int Dir, class V, class T>
 FASTACT_HD V apply(V a, V b, const T* p) {

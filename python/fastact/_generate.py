@@ -29,8 +29,17 @@ def _param_doc(p):
     if p["choices"]:
         opts = p["choices"].split("|")
         return f"    {p['name']}: one of {opts}, default {opts[int(p['default'])]!r}"
-    cond = {"positive": " (> 0)", "nonnegative": " (>= 0)"}.get(p["check"], "")
+    cond = {"positive": " (> 0)", "nonnegative": " (>= 0)", "extended": " (+-inf allowed)"}.get(p["check"], "")
+    if p["required"]:
+        return f"    {p['name']}: float{cond}, required"
     return f"    {p['name']}: float{cond}, default {p['default']!r}"
+
+
+def _param_src(p):
+    """A parameter in a generated signature: name=default, or the bare name of a required one."""
+    if p["required"]:
+        return p["name"]
+    return f"{p['name']}={_default_src(p)}"
 
 
 def _default_src(p):
@@ -50,16 +59,21 @@ class _BiasActs:
                 choices = {p["name"]: {c: i for i, c in enumerate(p["choices"].split("|"))} for p in o["params"]
                            if p["choices"]}
                 defaults = tuple(int(p["default"]) if p["choices"] else p["default"] for p in o["params"])
-                self.ops[o["activation"]] = (o["id"], [p["name"] for p in o["params"]], defaults, choices)
+                required = [p["name"] for p in o["params"] if p["required"]]
+                self.ops[o["activation"]] = (o["id"], [p["name"] for p in o["params"]], defaults, choices, required)
 
     def resolve(self, fn, activation, params):
         try:
-            oid, names, defaults, choices = self.ops[activation]
+            oid, names, defaults, choices, required = self.ops[activation]
         except (KeyError, TypeError):
             raise ValueError(f"fastact.{fn}: activation must be one of {sorted(self.ops)!r}, got "
                              f"{activation!r}") from None
-        if not params:
+        if not params and not required:
             return oid, defaults
+        missing = [name for name in required if name not in params]
+        if missing:
+            raise TypeError(f"fastact.{fn}: activation {activation!r} needs the parameter"
+                            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} (no default)")
         for k in params:
             if k not in names:
                 raise TypeError(f"fastact.{fn}: {activation} takes no parameter {k!r} (its parameters: "
@@ -76,10 +90,10 @@ def _bias_act_functions(ns, bias_acts):
     acts = sorted(bias_acts.ops)
     ns["_bias_acts"] = bias_acts
     src = (
-        "def bias_act(x, bias, activation='gelu', *, out=None, stream=None, **params):\n"
+        "def bias_act(x, bias, /, activation='gelu', *, out=None, stream=None, **params):\n"
         "    op, p = _bias_acts.resolve('bias_act', activation, params)\n"
         "    return _bc(op, 0, x, bias, None, out, p, -1, stream)\n"
-        "def bias_act_backward(grad_output, x, bias, activation='gelu', *, out=None, stream=None, **params):\n"
+        "def bias_act_backward(grad_output, x, bias, /, activation='gelu', *, out=None, stream=None, **params):\n"
         "    op, p = _bias_acts.resolve('bias_act_backward', activation, params)\n"
         "    return _bc(op, 1, x, bias, grad_output, out, p, -1, stream)\n"
     )
@@ -89,12 +103,14 @@ def _bias_act_functions(ns, bias_acts):
         "act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
         "Args:\n"
         f"    x: array of {_DTYPES}, at least 1-d (any strides)\n"
-        "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype)\n"
+        "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype);"
+        " x and bias are positional-only, so that an activation's parameter may be named bias (shrink's)\n"
         f"    activation: one of {acts}, default 'gelu'\n"
         "    out: optional array of x's shape and dtype (may be x itself)\n"
         "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n"
         "    **params: the activation's parameters (e.g. approximate='tanh' for gelu, negative_slope=0.1 for"
-        " leaky_relu), with its defaults\n\n"
+        " leaky_relu), with its defaults; those without a default (softcap's cap, threshold's threshold and"
+        " value) must be given\n\n"
         "Returns a new array (out when given). The bits of fastact.<activation>(x + bias) with x + bias rounded to"
         " the compute type (float32 for 16-bit types, so no rounding to 16 bits in between).")
     bwd.__doc__ = (
@@ -120,7 +136,7 @@ def build_functions(ops, core):
         if op["kind"] == "broadcast" and op["activation"]:
             continue  # bias_act, above
         name, oid, params = op["name"], op["id"], op["params"]
-        kwsig = "".join(f", {p['name']}={_default_src(p)}" for p in params)
+        kwsig = "".join(f", {_param_src(p)}" for p in params)
         def param_tuple(fn):  # the parameters as the entry point takes them; choice errors name fn
             vals = []
             for p in params:

@@ -37,6 +37,29 @@ TEST(Api, ForwardBackwardContiguousAndStrided) {
   EXPECT_DOUBLE_EQ(yd[n - 1], std::tanh(xd[n - 1]));
 }
 
+TEST(Api, CatalogSignatures) {
+  // required parameters (no default), a parameter named bias beside bias_act's b, the cross-parameter rule
+  const std::size_t n = 9;
+  std::vector<float> x(n), y(n), b(n, 0.5f), db(n), dx(n), g(n, 1.0f);
+  for (std::size_t i = 0; i < n; ++i) x[i] = -2.0f + 0.5f * float(i);
+  fastact::threshold(x.data(), y.data(), n, 0.25, -7.0);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(y[i], x[i] > 0.25f ? x[i] : -7.0f);
+  fastact::softcap(x.data(), y.data(), n, 30.0);
+  EXPECT_NEAR(y[0], 30.0 * std::tanh(-2.0 / 30.0), 1e-6);
+  fastact::softcap_backward_from_y(g.data(), y.data(), dx.data(), n, 30.0);
+  EXPECT_NEAR(dx[0], 1.0 - std::pow(std::tanh(-2.0 / 30.0), 2), 1e-6);
+  fastact::bias_shrink(x.data(), b.data(), y.data(), 1, n, 1.0, 0.25);  // lambd = 1, bias = 0.25
+  for (std::size_t i = 0; i < n; ++i) {
+    const float z = x[i] + 0.5f;
+    ASSERT_EQ(y[i], z > 1.0f ? z - 0.25f : z < -1.0f ? z + 0.25f : 0.0f);
+  }
+  fastact::hardtanh(x.data(), y.data(), n, -INFINITY, 1.0);  // ONNX Clip with no lower bound
+  EXPECT_EQ(y[0], -2.0f);
+  EXPECT_EQ(y[n - 1], 1.0f);
+  EXPECT_THROW(fastact::hardtanh(x.data(), y.data(), n, 2.0, 1.0), fastact::Error);
+  EXPECT_THROW(fastact::softcap(x.data(), y.data(), n, 0.0), fastact::Error);
+}
+
 TEST(Api, RowOps) {
   const std::size_t rows = 3, cols = 1000;
   std::vector<float> x(rows * cols), y(rows * cols), yt(rows * cols), xt(rows * cols);

@@ -40,7 +40,7 @@ void set_isa(const std::string& name);
 int num_threads();
 void set_num_threads(int n);
 
-#define FASTACT_P_DECL(type, name, def, check, choices) , type name = def
+#define FASTACT_P_DECL(type, name, def, check, choices, init) , type name init
 #define FASTACT_DECL_Y_FromX(op, T, params)
 #define FASTACT_DECL_Y_FromXorY(op, T, params) \
   void op##_backward_from_y(const T* dy, const T* y, T* dx, std::size_t n FASTACT_PARAMS_APPLY(DECL, params));
@@ -79,8 +79,9 @@ void set_num_threads(int n);
 // contiguous, with one weight per channel (channels = 1: one slope; NCHW: N, C, H*W; channels last: N*H*W,
 // C, 1); op_backward(dy, x, weight, dx, dweight, outer, channels, inner), dweight summed in a fixed order
 // (the same bits for any thread count and ISA). bias_act for each unary op, rows of cols with the bias
-// along each row: bias_gelu(x, bias, y, rows, cols, approximate), bias_gelu_backward(dy, x, bias, dx,
-// dbias, rows, cols, approximate), ... dx may be x or dy; dweight / dbias may be the weight / bias.
+// along each row: bias_gelu(x, b, y, rows, cols, approximate), bias_gelu_backward(dy, x, b, dx, db, rows,
+// cols, approximate), ... (b: the bias, named so that an activation's parameter may be called bias, as
+// shrink's is). dx may be x or dy; dweight / db may be the weight / b.
 #define FASTACT_DECL_BROADCAST_T(op, T, params)                                                                   \
   void op(const T* x, const T* w, T* y, std::size_t outer, std::size_t channels,                                 \
           std::size_t inner FASTACT_PARAMS_APPLY(DECL, params));                                                  \
@@ -88,8 +89,8 @@ void set_num_threads(int n);
                      std::size_t inner FASTACT_PARAMS_APPLY(DECL, params));
 #define FASTACT_DECL_BROADCAST(op, F, operand, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_BROADCAST_T, op, params)
 #define FASTACT_DECL_BIAS_T(op, T, params)                                                                        \
-  void bias_##op(const T* x, const T* bias, T* y, std::size_t rows, std::size_t cols FASTACT_PARAMS_APPLY(DECL, params)); \
-  void bias_##op##_backward(const T* dy, const T* x, const T* bias, T* dx, T* dbias, std::size_t rows,          \
+  void bias_##op(const T* x, const T* b, T* y, std::size_t rows, std::size_t cols FASTACT_PARAMS_APPLY(DECL, params)); \
+  void bias_##op##_backward(const T* dy, const T* x, const T* b, T* dx, T* db, std::size_t rows,          \
                             std::size_t cols FASTACT_PARAMS_APPLY(DECL, params));
 #define FASTACT_DECL_BIAS(op, F, from, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_BIAS_T, op, params)
 

@@ -8,11 +8,17 @@
 //                  FromXorY         x or the forward output y
 //                  FromXorYIfPos    x, or y when the first parameter is > 0
 //   params: a sequence (no commas between items, possibly empty) of
-//           FASTACT_PARAM(name, default, check)          a number; check: Any | Positive | NonNegative
+//           FASTACT_PARAM(name, default, check)          a number; check: Any (finite) | Positive |
+//                                                        NonNegative | Extended (finite or +-inf)
+//           FASTACT_REQUIRED(name, check)                a number the caller must give (no default)
 //           FASTACT_CHOICE(name, Enum, default, "a|b")   one of named choices (an enum in C++)
-//   Each item becomes a tuple (type, name, default, check, choices). FASTACT_PARAMS_APPLY(K, params),
-//   K one of DECL, DEF, VAL, INFO, expands the consumer's FASTACT_P_<K>(type, name, default, check,
-//   choices) for each tuple, in order (a preprocessor sequence walked by two alternating macros).
+//   Required parameters come before those with defaults (the C++ API's overloads take defaults last).
+//   Each item becomes a tuple (type, name, default, check, choices, init), init being "= default" or
+//   nothing (a required parameter; its default is NaN). FASTACT_PARAMS_APPLY(K, params), K one of DECL,
+//   DEF, VAL, INFO, expands the consumer's FASTACT_P_<K>(type, name, default, check, choices, init) for
+//   each tuple, in order (a preprocessor sequence walked by two alternating macros).
+//   A rule that ties two parameters together is the functor's `static constexpr const char* param_rule`,
+//   "a <= b" (hardtanh's "min_val <= max_val"): checked with the others, and exported with the op.
 #pragma once
 #include <type_traits>
 
@@ -27,8 +33,10 @@ constexpr double param_value(T v) {
 }
 }
 
-#define FASTACT_PARAM(name, def, check) (double, name, def, check, nullptr)
-#define FASTACT_CHOICE(name, Enum, def, choices) (::fastact::Enum, name, ::fastact::Enum::def, Any, choices)
+#define FASTACT_PARAM(name, def, check) (double, name, def, check, nullptr, = def)
+#define FASTACT_REQUIRED(name, check) (double, name, __builtin_nan(""), check, nullptr, )
+#define FASTACT_CHOICE(name, Enum, def, choices) \
+  (::fastact::Enum, name, ::fastact::Enum::def, Any, choices, = ::fastact::Enum::def)
 
 #define FASTACT_ELEMENTWISE_OPS(OP)                                                                   \
   OP(relu, Relu, FromXorY, "max(x, 0); NaN propagates", )                                               \
@@ -39,7 +47,26 @@ constexpr double param_value(T v) {
      FASTACT_CHOICE(approximate, GeluApprox, none, "none|tanh"))                                      \
   OP(silu, Silu, FromX, "x * sigmoid(beta * x) (alias: swish)", FASTACT_PARAM(beta, 1.0, Any))        \
   OP(sigmoid, Sigmoid, FromXorY, "1 / (1 + exp(-x))", )                                                 \
-  OP(tanh, Tanh, FromXorY, "tanh(x)", )
+  OP(tanh, Tanh, FromXorY, "tanh(x)", )                                                                 \
+  OP(selu, Selu, FromX, "scale * (x if x > 0 else alpha * expm1(x))",                                  \
+     FASTACT_PARAM(alpha, 1.6732632423543772, Any) FASTACT_PARAM(scale, 1.0507009873554805, Any))         \
+  OP(celu, Celu, FromX, "x if x > 0 else alpha * expm1(x / alpha)", FASTACT_PARAM(alpha, 1.0, Positive)) \
+  OP(quick_gelu, QuickGelu, FromX, "x * sigmoid(1.702 x)", )                                            \
+  OP(softcap, Softcap, FromXorY, "cap * tanh(x / cap) (logit soft-capping)", FASTACT_REQUIRED(cap, Positive)) \
+  OP(hardtanh, Hardtanh, FromX, "clamp(x, min_val, max_val) (ONNX Clip: either bound may be +-inf)",     \
+     FASTACT_PARAM(min_val, -1.0, Extended) FASTACT_PARAM(max_val, 1.0, Extended))                       \
+  OP(relu6, Relu6, FromX, "clamp(x, 0, 6)", )                                                           \
+  OP(hardsigmoid, Hardsigmoid, FromX, "clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid: alpha=0.2)",      \
+     FASTACT_PARAM(alpha, 1.0 / 6.0, Any) FASTACT_PARAM(beta, 0.5, Any))                                 \
+  OP(hardswish, Hardswish, FromX, "x * clamp(x / 6 + 1/2, 0, 1)", )                                     \
+  OP(softshrink, Softshrink, FromX, "x - lambd if x > lambd, x + lambd if x < -lambd, else 0",           \
+     FASTACT_PARAM(lambd, 0.5, NonNegative))                                                             \
+  OP(hardshrink, Hardshrink, FromX, "x if |x| > lambd else 0", FASTACT_PARAM(lambd, 0.5, NonNegative))  \
+  OP(shrink, Shrink, FromX, "x - bias if x > lambd, x + bias if x < -lambd, else 0 (ONNX Shrink)",       \
+     FASTACT_PARAM(lambd, 0.5, NonNegative) FASTACT_PARAM(bias, 0.0, Any))                               \
+  OP(threshold, Threshold, FromX, "x if x > threshold else value",                                      \
+     FASTACT_REQUIRED(threshold, Any) FASTACT_REQUIRED(value, Any))                                      \
+  OP(softsign, Softsign, FromX, "x / (1 + |x|)", )
 
 // Gated ops (the GLU family): an activation (an op above) of one half times the other. Both forms take
 // them: one array split into halves a and b along an axis, or two arrays (a = the gate, b = up).
@@ -102,6 +129,6 @@ enum class ElementwiseOp {
 enum class RowOp { FASTACT_ROW_OPS(FASTACT_ID) count };
 #undef FASTACT_ID
 enum class BackwardFrom { FromX, FromY, FromXorY, FromXorYIfPos };
-enum class ParamCheck { Any, Positive, NonNegative };
+enum class ParamCheck { Any, Positive, NonNegative, Extended };
 constexpr int kMaxParams = 4;
 }  // namespace fastact
