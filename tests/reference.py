@@ -188,7 +188,21 @@ def _mp_shrink(x, lambd, bias):
 
 
 def _hardswish_forward(x, **p):
-    return np.where(x <= -3, _nan_or(x, 0.0), np.where(x >= 3, x, x * (x + 3) / 6))
+    return np.where(x <= -3, _nan_or(x, -0.0), np.where(x >= 3, x, x * (x + 3) / 6))
+
+
+def _hardsigmoid_t(x, alpha, beta):
+    # PyTorch's defaults (1/6 as the dtype rounds it, 1/2) are exactly x / 6 + 1/2 (fastact: (x + 3) / 6)
+    if beta == 0.5 and alpha in (1 / 6, float(np.float32(1 / 6))):
+        return x / 6 + 0.5
+    return alpha * x + beta
+
+
+def _mp_hardsigmoid_t(x, alpha, beta):
+    mp = _mp()
+    if beta == 0.5 and alpha in (1 / 6, float(np.float32(1 / 6))):
+        return x / 6 + mp.mpf(0.5)
+    return mp.mpf(alpha) * x + mp.mpf(beta)
 
 
 def _hardswish_derivative(x, **p):
@@ -326,17 +340,19 @@ REFS = {
         mp_derivative=lambda x, **p: _mp_step(0 < x < 6),
         torch=lambda t, p: _torch()[1].relu6(t)),
     "hardsigmoid": Ref(
-        forward=lambda x, **p: np.clip(p["alpha"] * x + p["beta"], 0.0, 1.0),
-        derivative=lambda x, **p: np.where((p["alpha"] * x + p["beta"] > 0) & (p["alpha"] * x + p["beta"] < 1),
-                                           p["alpha"], _nan_or(x, 0.0)),
-        mp_forward=lambda x, **p: _mp_clip(_mp().mpf(p["alpha"]) * x + _mp().mpf(p["beta"]), 0, 1),
-        mp_derivative=lambda x, **p: _mp().mpf(p["alpha"]) * _mp_step(0 < _mp().mpf(p["alpha"]) * x + p["beta"] < 1),
+        forward=lambda x, **p: np.where(np.isnan(x), x, np.clip(np.where(np.isinf(x) & (p["alpha"] == 0), p["beta"],
+                                                                         _hardsigmoid_t(x, p["alpha"], p["beta"])),
+                                                                0.0, 1.0)),
+        derivative=lambda x, **p: np.where((_hardsigmoid_t(x, p["alpha"], p["beta"]) > 0)
+                                           & (_hardsigmoid_t(x, p["alpha"], p["beta"]) < 1), p["alpha"], _nan_or(x, 0.0)),
+        mp_forward=lambda x, **p: _mp_clip(_mp_hardsigmoid_t(x, p["alpha"], p["beta"]), 0, 1),
+        mp_derivative=lambda x, **p: _mp().mpf(p["alpha"]) * _mp_step(0 < _mp_hardsigmoid_t(x, p["alpha"], p["beta"]) < 1),
         torch=_torch_hardsigmoid),
     "hardswish": Ref(
         forward=_hardswish_forward, derivative=_hardswish_derivative,
         derivative_scale=lambda x, **p: np.where((x > -3) & (x < 3), np.maximum(np.abs(x) / 3, 0.5),
                                                  np.abs(_hardswish_derivative(x))),
-        mp_forward=lambda x, **p: _mp().mpf(0) if x <= -3 else x if x >= 3 else x * (x + 3) / 6,
+        mp_forward=lambda x, **p: _mp().mpf(0) if x <= -3 else x if x >= 3 else x * (x + 3) / 6,  # -0: float64 ref
         mp_derivative=lambda x, **p: _mp().mpf(0) if x <= -3 else _mp().mpf(1) if x >= 3 else (2 * x + 3) / 6,
         torch=lambda t, p: _torch()[1].hardswish(t)),
     "softshrink": Ref(

@@ -72,6 +72,63 @@ def test_celu_for_any_alpha(alpha):
     y = fastact.celu(x, alpha=alpha)
     err = R.ulp_error(y, R.forward("celu", x.astype(np.float64), alpha=a), np.float32)
     assert err.max() <= 2, (alpha, float(x[np.argmax(err)]), float(err.max()))
+    # the gradient exp(x / alpha) keeps x / alpha's remainder down to exp's underflow (it was dropped below
+    # -60: 64 ulp at alpha = 1e-3, x = -0.0735)
+    for dtype in DTYPES:
+        xd = x.astype(dtype)
+        g = fastact.celu_backward(np.ones_like(xd), xd, alpha=alpha)
+        ref = R.derivative("celu", xd.astype(np.float64), alpha=float(dtype(alpha)))
+        if dtype == np.float64:  # x / alpha's rounding in the float64 reference: mpmath on a sample
+            idx = np.arange(0, xd.size, 97)
+            xd, g = xd[idx], g[idx]
+            ref = np.array([float(R.derivative_mp("celu", v, alpha=alpha)) for v in xd])
+        err = R.ulp_error(g, ref, dtype)
+        assert err.max() <= 8, (alpha, dtype, float(xd[np.argmax(err)]), float(err.max()))
+
+
+def test_selu_where_scale_times_alpha_overflows():
+    x = np.array([-1e-30, -1.0, -np.inf, 2.0], np.float32)
+    np.testing.assert_array_equal(fastact.selu(x, alpha=3e38, scale=2.0),
+                                  np.float32([-6e8, -np.inf, -np.inf, 4.0]))
+    g = fastact.selu_backward(np.ones(1, np.float32), np.float32([-10.0]), alpha=3e38, scale=2.0)[0]
+    assert abs(g / (2 * np.float64(np.float32(3e38)) * np.exp(-10.0)) - 1) < 3e-7
+    assert fastact.selu(np.array([-1e-300]), alpha=1e200, scale=1e200)[0] == -1e100
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("params", [{}, {"alpha": 0.2, "beta": 0.5}, {"alpha": 1 / 7, "beta": 0.3}, {"alpha": -0.4}])
+def test_hardsigmoid_gradient_window_is_the_forwards(params, dtype):
+    # the gradient is alpha exactly where the forward is strictly between 0 and 1 (was: a twice-rounded
+    # window, 0 one ulp inside the bounds)
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.uniform(-8, 8, 100000), np.float32([2.4999998, -2.1, 2.9999998, -2.9999998, 3, -3])])
+    x = np.concatenate([x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf)]).astype(dtype)
+    y = fastact.hardsigmoid(x, **params)
+    g = fastact.hardsigmoid_backward(np.ones_like(x), x, **params)
+    alpha = dtype(params.get("alpha", 1 / 6))
+    np.testing.assert_array_equal(g, np.where((y > 0) & (y < 1), alpha, dtype(0)))
+
+
+def test_hardsigmoid_defaults_are_pytorchs_exactly():
+    # x / 6 + 1/2 with 1/6 exact: 0 at -3 and 1 at 3 in float64 too (the rounded 1/6 gave 2.8e-17 at -3)
+    assert fastact.hardsigmoid(np.array([-3.0, 3.0])).tolist() == [0.0, 1.0]
+    x = np.float32([-2.9999998])
+    assert fastact.hardsigmoid(x)[0] == np.float32((np.float64(x[0]) + 3) / 6)
+    torch = pytest.importorskip("torch")
+    for dtype, tdtype in [(np.float32, torch.float32), (np.float64, torch.float64)]:
+        xs = np.array([-3.0, np.nextafter(-3.0, 0), 2.9999998, 3.0], dtype)
+        t = torch.tensor(xs, requires_grad=True)
+        torch.nn.functional.hardsigmoid(t).sum().backward()
+        want = (t.grad.numpy() != 0) * dtype(1 / 6)  # torch's float64 gradient carries float32's 1/6
+        np.testing.assert_array_equal(fastact.hardsigmoid_backward(np.ones_like(xs), xs), want)
+    # alpha = 0: beta everywhere, the infinities included (0 * inf would be NaN)
+    np.testing.assert_array_equal(fastact.hardsigmoid(np.float32([np.inf, -np.inf, 1.0]), alpha=0.0, beta=0.3),
+                                  np.float32([0.3, 0.3, 0.3]))
+
+
+def test_hardswish_below_minus_three_is_negative_zero():
+    y = fastact.hardswish(np.float32([-4.0, -3.0, -np.inf]))
+    assert np.all(y == 0) and np.all(np.signbit(y))
 
 
 def test_hardtanh_is_onnx_clip_with_infinite_bounds():
@@ -93,6 +150,13 @@ def test_parameter_rules_and_required_parameters():
     assert np.all(fastact.hardtanh(x, min_val=0.5, max_val=0.5) == 0.5)
     with pytest.raises(ValueError, match="softcap: cap must be > 0"):
         fastact.softcap(x, cap=0.0)
+    with pytest.raises(ValueError, match=r"softcap: cap must be > 0 and a normal float32"):
+        fastact.softcap(x, cap=1e-40)  # subnormal: x / cap's remainder is no longer exact
+    with pytest.raises(ValueError, match=r"celu: alpha must be > 0 and normal"):
+        fastact.celu(x.astype(np.float64), alpha=1e-310)
+    # an infinite bound may also be one that rounds to inf in float32
+    np.testing.assert_array_equal(fastact.hardtanh(x, min_val=-1e39, max_val=0.5),
+                                  fastact.hardtanh(x, min_val=-np.inf, max_val=0.5))
     with pytest.raises(ValueError, match="softshrink: lambd must be >= 0"):
         fastact.softshrink(x, lambd=-0.1)
     with pytest.raises(ValueError, match="celu: alpha must be > 0"):

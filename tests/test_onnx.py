@@ -17,7 +17,8 @@ CASES = {
     "LeakyRelu": [{"alpha": 0.2}], "Elu": [{"alpha": 0.5}], "Selu": [{"alpha": 1.5, "gamma": 2.0}],
     "Celu": [{"alpha": 1.7}], "Gelu": [{"approximate": "tanh"}], "HardSigmoid": [{"alpha": 1 / 6, "beta": 0.4}],
     "Swish": [{"alpha": 1.702}], "Shrink": [{"lambd": 1.0, "bias": 0.25}, {"lambd": 0.7, "bias": 0.7}],
-    "ThresholdedRelu": [{"alpha": -0.5}], "Clip": [{"min": -2.0}, {"max": 0.5}, {"min": -1.0, "max": 3.0}],
+    "ThresholdedRelu": [{"alpha": -0.5}],
+    "Clip": [{"min": -2.0}, {"max": 0.5}, {"min": -1.0, "max": 3.0}, {"min": 2.0, "max": 1.0}],
     "Softmax": [{"axis": 0}], "LogSoftmax": [{"axis": 0}],
 }
 OPSET = 24  # ONNX Runtime 1.2x runs it; Gelu (20) and Swish (24) need that recent an opset

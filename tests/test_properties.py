@@ -96,8 +96,8 @@ def param_kwargs(draw, op, dtype):
         bad = draw(st.sampled_from(["nan", "inf", "huge", "str", "complex", "array", "bool", "hugeint"]))
         value = {"nan": np.nan, "inf": -np.inf, "huge": 1e39, "str": "1", "complex": 1 + 1j, "array": np.ones(2),
                  "bool": True, "hugeint": 10 ** 400}[bad]
-        if (bad == "huge" and dtype == np.float64) or (bad == "inf" and p["check"] == "extended"):
-            kwargs[p["name"]] = value  # fits float64 / may be infinite: valid there
+        if (bad == "huge" and dtype == np.float64) or (bad in ("inf", "huge") and p["check"] == "extended"):
+            kwargs[p["name"]] = value  # fits float64 / may be infinite (or round to it): valid there
             continue
         kwargs[p["name"]] = value
         if bad in ("str", "complex", "array", "bool", "hugeint"):  # found as the parameters are read

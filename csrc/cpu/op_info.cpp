@@ -92,11 +92,13 @@ void check_params(const OpInfo& op, const double* params, int dtype, bool backwa
       if (!(v >= 0 && v < n && v == std::floor(v))) want = "one of the choices";
     } else if (p.check == ParamCheck::Extended ? v != v : !std::isfinite(v)) {
       want = p.check == ParamCheck::Extended ? "a number or +-inf (not NaN)" : "a finite number";
-    } else if (!std::isfinite(c) && !(p.check == ParamCheck::Extended && std::isinf(v))) {
+    } else if (!std::isfinite(c) && p.check != ParamCheck::Extended) {  // Extended: a huge bound is +-inf
       want = dtype == kinds::kF32 ? "a finite float32 number (|value| <= 3.4028235e38)"
                            : "a finite float32 number (|value| <= 3.4028235e38: 16-bit types compute in float32)";
-    } else if (p.check == ParamCheck::Positive && !(c > 0)) {
-      want = f64 ? "> 0" : "> 0 in float32 (>= 1.4e-45)";
+    } else if (p.check == ParamCheck::Positive && !(c >= (f64 ? 0x1p-1022 : 0x1p-126))) {
+      // subnormal values are refused: an op divides by them (softcap's x / cap), and their remainders
+      // are no longer exact
+      want = f64 ? "> 0 and normal (>= 2.2250738585072014e-308)" : "> 0 and a normal float32 (>= 1.1754944e-38)";
     } else if (p.check == ParamCheck::NonNegative && !(c >= 0)) {
       want = ">= 0";
     }
@@ -112,11 +114,13 @@ void check_params(const OpInfo& op, const double* params, int dtype, bool backwa
     const std::string rule = op.param_rule, sep = " <= ";
     const std::size_t at = rule.find(sep);
     const std::string a = rule.substr(0, at), b = rule.substr(at + sep.size());
-    std::size_t ia = 0, ib = 0;
+    std::size_t ia = op.params.size(), ib = op.params.size();
     for (std::size_t i = 0; i < op.params.size(); ++i) {
       if (a == op.params[i].name) ia = i;
       if (b == op.params[i].name) ib = i;
     }
+    if (at == std::string::npos || ia == op.params.size() || ib == op.params.size())
+      throw Error(std::string(op.name) + ": its param_rule '" + rule + "' names no two of its parameters (registry)");
     const auto compute = [&](double v) { return f64 ? v : double(float(v)); };
     if (!(compute(params[ia]) <= compute(params[ib]))) {
       char got[80];

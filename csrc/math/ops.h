@@ -115,27 +115,31 @@ struct Tanh {
 
 struct Selu {  // p[0] = alpha, p[1] = scale: scale * elu(x, alpha)
   static constexpr bool tabulate16 = true;
-  // scale * alpha as a double word: the negative side is one rounding of sa * expm1(x)
-  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+  // scale * alpha * e: one rounding of the product with scale * alpha as a double word; where that product
+  // overflows the compute type (a branch on the parameters: the same in every lane), alpha * e first
+  template <class V, class T> FASTACT_HD static V times_scale_alpha(V e, const T* p) {
+    const T sa = p[1] * p[0];
+    if (!(sa - sa == T(0))) return V(p[1]) * (V(p[0]) * e);
     V sh, sl;
     two_prod(V(p[1]), V(p[0]), sh, sl);
+    return fma(sh, e, sl * e);
+  }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     V e = expm1_upto80(at_most(x, V(0)));
-    return select(x >= V(0), V(p[1]) * x, fma(sh, e, sl * e));  // +-0: scale * x keeps the sign
+    return select(x >= V(0), V(p[1]) * x, times_scale_alpha(e, p));  // +-0: scale * x keeps the sign
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
-    V sh, sl;
-    two_prod(V(p[1]), V(p[0]), sh, sl);
     V e = exp_nonpositive(at_most(x, V(0)));
-    return dy * select(x > V(0), V(p[1]), fma(sh, e, sl * e));
+    return dy * select(x > V(0), V(p[1]), times_scale_alpha(e, p));
   }
 };
 
-// x / alpha for x <= 0 as a double word u + ul (ul the exact remainder over alpha; 0 where u is so
-// negative that expm1 is -1, and where u overflowed).
+// x / alpha for x <= 0 as a double word u + ul (ul the exact remainder over alpha; 0 where exp(u) has
+// underflowed, and where u overflowed).
 template <class V>
 FASTACT_HD void celu_arg(V x, V alpha, V& u, V& ul) {
   u = x / alpha;
-  ul = select(u > V(-60), fma(-u, alpha, x) / alpha, V(0));
+  ul = select(u > -V(KT<V>::exp_under), fma(-u, alpha, x) / alpha, V(0));
 }
 
 struct Celu {  // p[0] = alpha (> 0): max(0, x) + min(0, alpha * expm1(x / alpha))
@@ -247,14 +251,30 @@ struct Relu6 {  // clamp(x, 0, 6), 0 (not -0) where x <= 0 as relu
   }
 };
 
-struct Hardsigmoid {  // p[0] = alpha, p[1] = beta: clamp(alpha x + beta, 0, 1), one rounding
-  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
-    return at_least(at_most(fma(V(p[0]), x, V(p[1])), V(1)), V(0));
+// p[0] = alpha, p[1] = beta: clamp(alpha x + beta, 0, 1). The gradient's window is the forward's own t.
+struct Hardsigmoid {
+  // alpha x + beta rounded once. PyTorch's defaults (alpha = 1/6, rounded, and beta = 1/2) are its
+  // x / 6 + 1/2 = (x + 3) / 6 exactly: the rounded 1/6 would move the zero off -3 (and make t 37% off
+  // next to it). alpha = 0 is beta for every x (0 * inf would be NaN). Branches on the parameters: the
+  // same in every lane.
+  template <class V, class T> FASTACT_HD static V arg(V x, const T* p) {
+    if (p[0] == T(1.0 / 6.0) && p[1] == T(0.5)) {
+      // (x + 3) / 6 with x + 3 a double word s + sl and the quotient corrected by its remainder: one
+      // rounding (x + 3 alone rounds 2.9999998f up to 6, a t of 1 inside the window)
+      V s = x + V(3);
+      V sl = x - (s - V(3));
+      V q = s / V(6);
+      V c = (fma(-q, V(6), s) + sl) / V(6);
+      return q + select(abs(x) <= V(3), c, V(0));  // beyond, t is clamped anyway (and c may be NaN at inf)
+    }
+    if (p[0] == T(0)) return nan_or(x, V(p[1]));
+    return fma(V(p[0]), x, V(p[1]));
   }
-  // The window is alpha x + beta rounded twice, not fused: with the default 1/6 (rounded) that puts -3
-  // and 3 on its bounds in float and double alike, where PyTorch's gradient is 0.
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    return at_least(at_most(arg(x, p), V(1)), V(0));
+  }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
-    V t = V(p[0]) * x + V(p[1]);
+    V t = arg(x, p);
     return select((t > V(0)) & (t < V(1)), dy * V(p[0]), nan_or(x, V(0)));
   }
 };
@@ -264,7 +284,8 @@ struct Hardswish {  // x * clamp(x / 6 + 1/2, 0, 1) = x (x + 3) / 6 on (-3, 3)
     V s = x + V(3);  // x + 3 as a double word (|x| < 3 where it is used)
     V sl = x - (s - V(3));
     V mid = fma(x, s, x * sl) / V(6);
-    return select(x <= V(-3), V(0), select((x >= V(3)) | (x == V(0)), x, mid));  // -0 stays -0
+    // -0 below -3 (x * 0, as PyTorch), and -0 stays -0
+    return select(x <= V(-3), V(T(-0.0)), select((x >= V(3)) | (x == V(0)), x, mid));
   }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
     V mid = dy * ((x + x + V(3)) / V(6));  // 2x + 3: 2x exact, one rounding

@@ -6,8 +6,9 @@
     onnx.OPS["Selu"]                                       # how the mapping reads
 
 ONNX's defaults are applied where they differ from fastact's (HardSigmoid's alpha 0.2, ThresholdedRelu's
-alpha 1.0, Clip's unbounded min and max). Operators whose extra operands are inputs rather than attributes
-(Clip's min and max, PRelu's slope) take them as keywords or positionally after x. The README's ONNX table
+alpha 1.0, Clip's unbounded min and max; Clip's min > max gives max everywhere, as ONNX has it). Operators
+whose extra operands are inputs rather than attributes (Clip's min and max, PRelu's slope) take them as
+keywords or positionally after x. The README's ONNX table
 is generated from OPS, and tests/test_onnx.py runs every entry against ONNX Runtime where it is installed.
 """
 from __future__ import annotations
@@ -93,4 +94,6 @@ def run(op_type: str, x, *inputs, **attributes):
         else:
             args.append(v)  # PRelu's slope: positional
     kwargs.update(m.fixed)
+    if op_type == "Clip" and kwargs["min_val"] > kwargs["max_val"]:
+        kwargs["min_val"] = kwargs["max_val"]  # ONNX: every output is max when min > max
     return _function(m.op)(x, *args, **kwargs)
