@@ -21,6 +21,7 @@ multi-threaded) is measured in the same run.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -365,6 +366,17 @@ def fastact_calls(f, fb, variant, a, g, y, out, from_x):
     return calls
 
 
+# Values for the parameters that have no default (softcap's cap, threshold's): typical ones.
+_REQUIRED_EXAMPLE = {"any": 0.0, "positive": 30.0, "nonnegative": 0.5, "extended": 1.0}
+
+
+def op_fn(o, suffix=""):
+    """fastact.<op><suffix> with its required parameters given."""
+    f = getattr(fastact, o["name"] + suffix)
+    req = {p["name"]: _REQUIRED_EXAMPLE[p["check"]] for p in o["params"] if p["required"]}
+    return functools.partial(f, **req) if req else f
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", default=",".join(o["name"] for o in fastact.ops()))
@@ -416,7 +428,7 @@ def main():
         half = dt.itemsize == 2  # 16-bit: also fastact's own float32 rate, the issue's throughput anchor
         cols_hdr = ["fastact", "fa out="] + (["f32 out="] if half else []) + list(ALTERNATIVES)
         print(f"{'op':22s} {'dir':4s} " + " ".join(f"{c:>9s}" for c in cols_hdr) + f"  {'best alt':>9s} {'ratio':>6s}")
-        ys = {o["name"]: getattr(fastact, o["name"])(rows if o["kind"] == "row" else x) for o in ops
+        ys = {o["name"]: op_fn(o)(rows if o["kind"] == "row" else x) for o in ops
               if o["kind"] not in ("gated", "broadcast")}
         ys = {k: v.reshape(-1) if v.ndim > 1 else v for k, v in ys.items()}
         anchors = {
@@ -469,8 +481,7 @@ def main():
                         results.append((n, label, d, cells[0], cells[1], best, alts.get(best), None))
                     continue
                 arr = rows if o["kind"] == "row" else x
-                f = getattr(fastact, name)
-                fb = getattr(fastact, name + "_backward")
+                f, fb = op_fn(o), op_fn(o, "_backward")
                 # the backward form PyTorch's kernel uses: from y where the op allows it unconditionally
                 # (sigmoid, tanh, relu, softmax), else from x
                 from_x = o["backward_from"] not in ("y", "x|y")
