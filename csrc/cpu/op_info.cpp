@@ -35,6 +35,14 @@ OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activati
   o.activation = activation;
   o.operand = operand;
   o.param_rule = rule_of<Act>::value;
+  if (o.param_rule) {  // parsed once here, not on every call
+    const std::string rule = o.param_rule, sep = " <= ";
+    const std::size_t at = rule.find(sep);
+    for (std::size_t i = 0; at != std::string::npos && i < o.params.size(); ++i) {
+      if (rule.compare(0, at, o.params[i].name) == 0) o.rule_lhs = int(i);
+      if (rule.compare(at + sep.size(), std::string::npos, o.params[i].name) == 0) o.rule_rhs = int(i);
+    }
+  }
   return o;
 }
 
@@ -111,20 +119,13 @@ void check_params(const OpInfo& op, const double* params, int dtype, bool backwa
     }
   }
   if (op.param_rule) {  // "a <= b", on the values the kernels compute with
-    const std::string rule = op.param_rule, sep = " <= ";
-    const std::size_t at = rule.find(sep);
-    const std::string a = rule.substr(0, at), b = rule.substr(at + sep.size());
-    std::size_t ia = op.params.size(), ib = op.params.size();
-    for (std::size_t i = 0; i < op.params.size(); ++i) {
-      if (a == op.params[i].name) ia = i;
-      if (b == op.params[i].name) ib = i;
-    }
-    if (at == std::string::npos || ia == op.params.size() || ib == op.params.size())
-      throw Error(std::string(op.name) + ": its param_rule '" + rule + "' names no two of its parameters (registry)");
+    if (op.rule_lhs < 0 || op.rule_rhs < 0)
+      throw Error(std::string(op.name) + ": its param_rule '" + op.param_rule + "' names no two of its parameters (registry)");
+    const char *a = op.params[op.rule_lhs].name, *b = op.params[op.rule_rhs].name;
     const auto compute = [&](double v) { return f64 ? v : double(float(v)); };
-    if (!(compute(params[ia]) <= compute(params[ib]))) {
+    if (!(compute(params[op.rule_lhs]) <= compute(params[op.rule_rhs]))) {
       char got[80];
-      std::snprintf(got, sizeof got, ", got %s=%g and %s=%g", a.c_str(), params[ia], b.c_str(), params[ib]);
+      std::snprintf(got, sizeof got, ", got %s=%g and %s=%g", a, params[op.rule_lhs], b, params[op.rule_rhs]);
       throw Error(std::string(op.name) + (backward ? "_backward: " : ": ") + a + " must be <= " + b + got);
     }
   }

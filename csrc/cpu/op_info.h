@@ -40,6 +40,7 @@ struct OpInfo {
   const char* activation = nullptr;  // gated, bias_act: the unary op it applies (its parameters, in order, are this op's)
   const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias")
   const char* param_rule = nullptr;  // "a <= b" over two of params (registry.h), or null
+  int rule_lhs = -1, rule_rhs = -1;  // param_rule's a and b as indices into params (-1: it names none)
   bool row() const { return kind == OpKind::Row; }
 };
 
