@@ -237,6 +237,79 @@ def _torch_shrink(t, p):
     return torch.where(t > lambd, t - bias, torch.where(t < -lambd, t + bias, torch.zeros_like(t)))
 
 
+def _softplus(w):
+    with np.errstate(over="ignore"):
+        return np.maximum(w, 0.0) + np.log1p(np.exp(-np.abs(w)))
+
+
+def _softplus_forward(x, **p):
+    w = p["beta"] * x  # exact in float64 for float32 x and beta
+    return np.where(w > p["threshold"], x, _softplus(w) / p["beta"])
+
+
+def _mp_softplus(x, **p):
+    mp = _mp()
+    b = mp.mpf(p["beta"])
+    return x if b * x > p["threshold"] else mp.log1p(mp.exp(b * x)) / b
+
+
+def _mish_parts(x):
+    # tanh(softplus(x)) and x sigmoid(x) sech(softplus(x))^2: the derivative's two terms
+    sp = _softplus(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sech2 = 1.0 / np.cosh(sp) ** 2
+        return np.tanh(sp), np.where(np.isinf(x), 0.0, _x_sigmoid(x, x) * sech2)
+
+
+def _mp_mish_derivative(x, **p):
+    mp = _mp()
+    sp = mp.log1p(mp.exp(x))
+    return mp.tanh(sp) + x * _mp_sigmoid(x) * mp.sech(sp) ** 2
+
+
+def _tanh_series():
+    """x - tanh(x) = sum c_k x^(2k+1), k >= 1: c_k = -2^(2n) (2^(2n) - 1) B_2n / (2n)!, n = k + 1, from exact
+    Bernoulli numbers (Akiyama-Tanigawa)."""
+    from fractions import Fraction
+
+    b, a = [], []
+    for m in range(30):
+        a.append(Fraction(1, m + 1))
+        for j in range(m, 0, -1):
+            a[j - 1] = j * (a[j - 1] - a[j])
+        b.append(a[0])  # B_m (B_1 = +1/2)
+    out = []
+    for n in range(2, 14):
+        c = -Fraction(2 ** (2 * n) * (2 ** (2 * n) - 1)) * b[2 * n] / math.factorial(2 * n)
+        out.append(float(c))
+    return out
+
+
+_TANHSHRINK_SERIES = _tanh_series()
+
+
+def _tanhshrink(x):
+    # |x| < 1/4: the series (terms fall by (2x/pi)^2 < 1/39); beyond, x - tanh(x) in long double, which
+    # cancels at most 6 of its 64 bits there
+    x2 = x * x
+    s = np.zeros_like(x)
+    for c in reversed(_TANHSHRINK_SERIES):
+        s = s * x2 + c
+    small = x * x2 * s
+    xl = x.astype(np.longdouble)
+    with np.errstate(invalid="ignore"):
+        large = (xl - np.tanh(xl)).astype(np.float64)
+    return np.where(np.abs(x) < 0.25, small, large)
+
+
+def _mp_tanhshrink(x, **p):
+    mp = _mp()
+    if x == 0:
+        return x
+    with mp.workdps(mp.mp.dps + int(-2 * mp.log10(abs(x))) + 10 if abs(x) < 1 else mp.mp.dps):
+        return +(x - mp.tanh(x))
+
+
 def _torch():
     import torch
     import torch.nn.functional as F
@@ -385,6 +458,33 @@ REFS = {
         mp_forward=lambda x, **p: x / (1 + abs(x)),
         mp_derivative=lambda x, **p: 1 / (1 + abs(x)) ** 2,
         torch=lambda t, p: _torch()[1].softsign(t)),
+    "softplus": Ref(
+        forward=_softplus_forward,
+        derivative=lambda x, **p: np.where(p["beta"] * x > p["threshold"], 1.0, _nan_or(x, _sigmoid(p["beta"] * x))),
+        mp_forward=_mp_softplus,
+        mp_derivative=lambda x, **p: (_mp().mpf(1) if p["beta"] * x > p["threshold"]
+                                      else _mp_sigmoid(_mp().mpf(p["beta"]) * x)),
+        torch=lambda t, p: _torch()[1].softplus(t, p.get("beta", 1.0), p.get("threshold", 20.0))),
+    "logsigmoid": Ref(
+        # -0 where -log1p(exp(-x)) is a negative number too small for float64 (as the kernels round it)
+        forward=lambda x, **p: np.where(x > 745, -0.0, -_softplus(-x)),
+        derivative=lambda x, **p: _sigmoid(-x),
+        mp_forward=lambda x, **p: -_mp().log1p(_mp().exp(-x)),
+        mp_derivative=lambda x, **p: _mp_sigmoid(-x),
+        torch=lambda t, p: _torch()[1].logsigmoid(t)),
+    "mish": Ref(
+        forward=lambda x, **p: np.where(x == -np.inf, -0.0, x * _mish_parts(x)[0]),
+        derivative=lambda x, **p: _nan_or(x, np.sum(_mish_parts(x), axis=0)),
+        derivative_scale=lambda x, **p: np.maximum(*np.abs(_mish_parts(x))),
+        mp_forward=lambda x, **p: x * _mp().tanh(_mp().log1p(_mp().exp(x))),
+        mp_derivative=_mp_mish_derivative,
+        torch=lambda t, p: _torch()[1].mish(t)),
+    "tanhshrink": Ref(
+        forward=lambda x, **p: _tanhshrink(x),
+        derivative=lambda x, **p: np.tanh(x) ** 2,
+        mp_forward=_mp_tanhshrink,
+        mp_derivative=lambda x, **p: _mp().tanh(x) ** 2,
+        torch=lambda t, p: _torch()[1].tanhshrink(t)),
 }
 
 

@@ -49,6 +49,11 @@ FITS = {
     "tanh_t": (lambda s: (mp.tanh(mp.sqrt(s)) - mp.sqrt(s)) / (s * mp.sqrt(s)) if s != 0 else -mp.mpf(1) / 3,
                {"float": (0, 0.5625 ** 2), "double": (0, 0.5625 ** 2)}, {"float": 5, "double": 11},
                "tanh(x) = x + x^3*T(x^2) on |x| <= 0.5625"),
+    # x - tanh(x) = x^3 (1/3 + s*Q(s)), s = x^2, on |x| <= 1 (tanhshrink; 1/3 is a double word in the caller)
+    "tanhshrink_q": (lambda s: ((mp.sqrt(s) - mp.tanh(mp.sqrt(s))) / (s * mp.sqrt(s)) - mp.mpf(1) / 3) / s
+                     if s != 0 else -mp.mpf(2) / 15,
+                     {"float": (0, 1), "double": (0, 1)}, {"float": 7, "double": 15},
+                     "x - tanh(x) = x^3*(1/3 + s*Q(s)), s = x^2, on |x| <= 1"),
     # atanh(s) = s + s^3*L(s^2), |s| <= 3 - 2*sqrt(2) (log of a mantissa in [sqrt(2)/2, sqrt(2)))
     "log_l": (lambda z: (mp.atanh(mp.sqrt(z)) - mp.sqrt(z)) / (z * mp.sqrt(z)) if z != 0 else mp.mpf(1) / 3,
               {"float": (0, 0.1716 ** 2 * 1.01), "double": (0, 0.1716 ** 2 * 1.01)}, {"float": 3, "double": 7},
@@ -186,6 +191,7 @@ def main():
         '#include "fastact/hd.h"',
         "",
         "namespace fastact::math::poly {",
+        "FASTACT_TARGET_BEGIN",
         "",
     ]
     report = []
@@ -245,6 +251,7 @@ def main():
         lines.append("  }")
         lines.append("}")
         lines.append("")
+    lines.append("FASTACT_TARGET_END")
     lines.append("}  // namespace fastact::math::poly")
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(report))

@@ -46,6 +46,8 @@ struct K<float> {
   static constexpr float tanh_one = 20.0f;       // tanh(x) rounds to 1 beyond 2|x| = 20
   static constexpr float quick_gelu_hi = 0x1.b3b646p+0f, quick_gelu_lo = -0x1.78d4fep-26f;  // 1.702
   static constexpr float pow2_mant2 = 0x1p25f;  // 1 + x rounds to x beyond (and 1 - 1/x to 1)
+  static constexpr float log1p_far = 64.0f;     // exp(-a) is normal below, and its log1p rounds to itself beyond
+  static constexpr float third_hi = 0x1.555556p-2f, third_lo = -0x1.555556p-27f;  // 1/3
 };
 
 template <>
@@ -76,6 +78,8 @@ struct K<double> {
   static constexpr double tanh_one = 40.0;
   static constexpr double quick_gelu_hi = 0x1.b3b645a1cac08p+0, quick_gelu_lo = 0x1.89374bc6a7efap-55;
   static constexpr double pow2_mant2 = 0x1p54;
+  static constexpr double log1p_far = 640.0;
+  static constexpr double third_hi = 0x1.5555555555555p-2, third_lo = 0x1.5555555555555p-56;
 };
 
 template <class V>
@@ -238,6 +242,67 @@ FASTACT_HD V log_positive(V x) {
   return select((x == x * V(2)) | (x != x), x, res);
 }
 
+// log(1 + z) for a double word z = zh + zl in [0, 1] (z normal or 0, zl tiny next to zh), as a double
+// word h + l within about 0.51 ulp: 1 + z = 2^e * m exactly as a double word (e = 0 or 1, m in
+// [sqrt2/2, sqrt2]), then e ln2 + 2 atanh(s), s = (m - 1) / (m + 1) a double word (the quotient corrected
+// by its remainder): 2s carries the result, and atanh's odd tail (at most 1% of it) rounds harmlessly.
+template <class V>
+FASTACT_HD void log1p_dw(V zh, V zl, V& h, V& l) {
+  using C = KT<V>;
+  V wh = V(1) + zh;
+  V wl = ((V(1) - wh) + zh) + zl;  // z <= 1: the fast two-sum is exact
+  auto big = wh > V(C::sqrt2);
+  V m = select(big, wh * V(0.5), wh);
+  V ml = select(big, wl * V(0.5), wl);
+  V e = select(big, V(1), V(0));
+  V f = m - V(1);  // exact: m in [1/2, 2]
+  V dh = V(2) + f;
+  V dl = (V(2) - dh) + f;  // 2 + f exactly
+  V sh = f / dh;
+  V sl = ((fma(-sh, dh, f) + ml) - sh * (dl + ml)) / dh;  // s = (f + ml) / (2 + f + ml) - sh, to first order
+  V s2 = sh * sh;
+  V tail = (sh + sh) * (s2 * poly::log_l(s2));  // 2 atanh(s) - 2s
+  two_sum(e * V(C::ln2_hi), sh + sh, h, l);
+  l = l + (fma(e, V(C::ln2_lo), sl + sl) + tail);
+}
+
+// softplus(w) = log(1 + exp(w)) = max(w, 0) + log1p(exp(-|w|)) for w = wh + wl, as a double word h + l.
+// z = exp(-|w|) = (1 + em) 2^n (ExpNeg: about 0.35 ulp) is a double word while it is normal (log1p_dw);
+// beyond log1p_far, log1p(z) is z: in those lanes (tail) h + l is 1 + em, still to be scaled by 2^n
+// (e.scale, or after a division: ldexp3), so a subnormal result is rounded once. For w > 0 the sum
+// w + log1p(z) has no cancellation. +inf gives +inf, -inf 0 (a tail lane), NaN NaN.
+// Wide: w < 0 is clamped at exp_lo instead of exp_under, for a tail that is divided by up to 2^128 /
+// 2^1024 before ldexp3 (value()'s e.scale is then not valid there).
+template <class V>
+struct SoftplusParts {
+  V h, l;
+  ExpNeg<V> e;
+  typename V::M tail;  // w < -log1p_far: h + l = 1 + em, the result 2^n (h + l)
+  FASTACT_HD V value() const { return select(tail, e.scale(h), h + l); }
+};
+template <class V, bool Wide = false>
+FASTACT_HD SoftplusParts<V> softplus_dw(V wh, V wl) {
+  using C = KT<V>;
+  auto pos = wh > V(0);
+  V a = abs(wh);
+  V lim = Wide ? select(pos, V(C::exp_under), V(-C::exp_lo)) : V(C::exp_under);
+  auto under = a > lim;  // exp(-a) rounds to 0 (and wl may be garbage: wh overflowed)
+  SoftplusParts<V> r;
+  r.e = exp_neg(-at_most(a, lim), select(under, V(0), select(pos, -wl, wl)));
+  V p2n = r.e.pow2();
+  V ph = V(1) + r.e.em, pl = (V(1) - ph) + r.e.em;  // 1 + em exactly
+  auto far = a > V(C::log1p_far);
+  V lh, ll;
+  log1p_dw(select(far, V(0), ph * p2n), select(far, V(0), pl * p2n), lh, ll);
+  lh = select(far, r.e.scale(ph), lh);  // w > 0: far below w's last bit
+  V sh, sl;
+  two_sum(wh, lh, sh, sl);
+  r.tail = far & ~pos;
+  r.h = select(pos, sh, select(far, ph, lh));
+  r.l = select(pos, select(wh == V(typename V::T(INFINITY)), V(0), sl + (wl + ll)), select(far, pl, ll));  // no inf - inf
+  return r;
+}
+
 // tanh below tanh_small: x + x^3 T(x^2), odd; tanh(-0) = -0.
 template <class V>
 FASTACT_HD V tanh_near0(V x) {
@@ -329,14 +394,17 @@ FASTACT_HD SigmoidQuotient<V> sigmoid_quotient(V a, V lo, typename V::M neg) {
   return {e, p2n, q, ((fma(-q, dh, nh) + nl) - q * dl) * rd};
 }
 
-// sigmoid(x). For x < 0 the result is q * 2^n with 2^n exact, rounded once: |x| is clamped where
-// n = -149 and exp(x) rounds to 2^-149 (up to 150 ln2), and is 0 beyond 150 ln2.
-template <class V>
-FASTACT_HD V sigmoid(V x) {
+// sigmoid(x), or sigmoid(x + lo) for a double word (WithLo). For x < 0 the result is q * 2^n with 2^n
+// exact, rounded once: |x| is clamped where n = -149 and exp(x) rounds to 2^-149 (up to 150 ln2), and
+// is 0 beyond 150 ln2 (lo dropped there: x may have overflowed).
+template <class V, bool WithLo = false>
+FASTACT_HD V sigmoid(V x, V lo = V(0)) {
   using C = KT<V>;
   auto neg = x < V(0);
   V a = abs(x);
-  SigmoidQuotient<V> s = sigmoid_quotient(at_most(a, V(C::sigmoid_clamp)), V(0), neg);
+  V el = V(0);
+  if constexpr (WithLo) el = select(a > V(C::sigmoid_clamp), V(0), select(neg, lo, -lo));
+  SigmoidQuotient<V> s = sigmoid_quotient(at_most(a, V(C::sigmoid_clamp)), el, neg);
   V q = s.q + s.c;
   V neg_r = select(a > V(C::exp_zero), V(0), q * s.p2n);
   return select(neg, neg_r, q);

@@ -342,6 +342,166 @@ struct Softsign {  // x / (1 + |x|): two roundings; +-1 at +-inf (where the quot
   }
 };
 
+// softplus and logsigmoid through softplus_dw: log1p(exp(-|w|)) as a double word, no cancellation where the
+// result is tiny.
+struct Softplus {  // p[0] = beta (> 0), p[1] = threshold: log1p(exp(beta x)) / beta; x where beta x > threshold
+  static constexpr bool tabulate16 = true;
+  // w = beta x as a double word (beta = 1, the default: x itself)
+  template <class V, class T> FASTACT_HD static void arg(V x, const T* p, V& wh, V& wl) {
+    if (p[0] == T(1)) {
+      wh = x;
+      wl = V(0);
+    } else {
+      two_prod(V(p[0]), x, wh, wl);
+    }
+  }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
+    V wh, wl;
+    arg(x, p, wh, wl);
+    V r;
+    if (p[0] == T(1)) {
+      r = softplus_dw(wh, wl).value();
+    } else {  // (h + l) / beta, the quotient corrected by its remainder, then the tail's 2^n
+      SoftplusParts<V> s = softplus_dw<V, true>(wh, wl);
+      const V beta(p[0]);
+      V q = s.h / beta;
+      q = q + select(abs(q) == V(T(INFINITY)), V(0), (fma(-q, beta, s.h) + s.l) / beta);
+      r = select(s.tail, ldexp3(q, s.e.n), q);
+    }
+    // beyond log1p_far, x + log1p(exp(-w)) / beta rounds to x (and beta x may have overflowed)
+    return select((wh > V(p[1])) | (wh > V(KT<V>::log1p_far)), x, r);
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
+    V wh, wl;
+    arg(x, p, wh, wl);
+    V s = p[0] == T(1) ? math::sigmoid(x) : math::sigmoid<V, true>(wh, wl);
+    return dy * select(wh > V(p[1]), V(1), nan_or(x, s));
+  }
+};
+
+struct Logsigmoid {  // log(sigmoid(x)) = -softplus(-x)
+  static constexpr bool tabulate16 = true;
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    return -softplus_dw(-x, V(0)).value();
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) { return dy * math::sigmoid(-x); }
+};
+
+// mish(x) = x tanh(softplus(x)). With z = exp(-|x|) = (1 + em) 2^n, tanh(softplus(x)) = N / D:
+//   x >= 0: (1 + 2z) / (1 + 2z + 2z^2)        x < 0: z A / E, A = 2 + z, E = z A + 2,
+// N, D, A and E double words from z's exact pieces (so the exp's error is the only one before the
+// quotient, which is corrected by its remainder). For x < 0 the factor (1 + em) 2^n is applied last: the
+// subnormal tail x e^x rounds about once.
+struct Mish {
+  static constexpr bool tabulate16 = true;
+  template <class V>
+  struct Parts {
+    ExpNeg<V> e;
+    V ph, pl, zh, zl;  // 1 + em and z, exactly
+    V Ah, Al, Eh, El;  // x < 0: A and E
+  };
+  template <class V> FASTACT_HD static Parts<V> parts(V x) {
+    using C = KT<V>;
+    Parts<V> t;
+    t.e = exp_neg(-at_most(abs(x), V(C::x_sigmoid_lim)), V(0));
+    V p2n = t.e.pow2();
+    t.ph = V(1) + t.e.em;
+    t.pl = (V(1) - t.ph) + t.e.em;
+    t.zh = t.ph * p2n;
+    t.zl = t.pl * p2n;
+    t.Ah = V(2) + t.zh;
+    t.Al = ((V(2) - t.Ah) + t.zh) + t.zl;
+    V mh, ml;
+    two_prod(t.zh, t.Ah, mh, ml);
+    ml = ml + fma(t.zh, t.Al, t.zl * t.Ah);
+    two_sum(V(2), mh, t.Eh, t.El);
+    t.El = t.El + ml;
+    return t;
+  }
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    using C = KT<V>;
+    auto neg = x < V(0);
+    Parts<V> t = parts(x);
+    // x >= 0: N = 1 + 2z, D = N + 2z^2
+    V Nh, Nl, qh, ql, Dh, Dl;
+    two_sum(V(1), t.zh + t.zh, Nh, Nl);
+    Nl = Nl + (t.zl + t.zl);
+    two_prod(t.zh, t.zh, qh, ql);
+    ql = fma(t.zh + t.zh, t.zl, ql);
+    two_sum(Nh, qh + qh, Dh, Dl);
+    Dl = Dl + (Nl + (ql + ql));
+    V nh = select(neg, t.Ah, Nh), nl = select(neg, t.Al, Nl);
+    V dh = select(neg, t.Eh, Dh), dl = select(neg, t.El, Dl);
+    V q = nh / dh;
+    V c = ((fma(-q, dh, nh) + nl) - q * dl) / dh;
+    // the multiplier: x, or x (1 + em) as a double word for x < 0
+    V xh, xl;
+    two_prod(x, t.ph, xh, xl);
+    xl = fma(x, t.pl, xl);
+    V mh = select(neg, xh, x), ml = select(neg, xl, V(0));
+    V u = fma(mh, q, fma(mh, c, ml * q));
+    V res = select(neg, t.e.scale(u), u);
+    res = select(x < -V(C::x_sigmoid_lim), V(T(-0.0)), res);
+    return select((x == V(0)) | (x == V(T(INFINITY))), x, res);
+  }
+  // mish'(x) = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2):
+  //   x >= 0: (N D + 4x z^2 (1 + z)) / D^2      (positive terms)
+  //   x < 0: z (A E + 4x (1 + z)) / E^2         (the sum vanishes at mish's minimum: double words)
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    using C = KT<V>;
+    auto neg = x < V(0);
+    Parts<V> t = parts(x);
+    V xc = at_most(x, V(C::x_sigmoid_lim));  // z^2 is 0 beyond (x = inf: no inf * 0)
+    V N = fma(V(2), t.zh, V(1));
+    V z2 = t.zh * t.zh;
+    V D = fma(V(2), z2, N);
+    V pos_r = fma(N, D, (V(4) * xc) * (z2 * (V(1) + t.zh))) / (D * D);
+    V p1h, p1l, p2h, p2l, sh, sl;
+    two_prod(t.Ah, t.Eh, p1h, p1l);
+    p1l = p1l + fma(t.Ah, t.El, t.Al * t.Eh);
+    V Bh = V(1) + t.zh;
+    V Bl = ((V(1) - Bh) + t.zh) + t.zl;  // z < 1
+    V x4 = V(4) * x;
+    two_prod(x4, Bh, p2h, p2l);
+    p2l = fma(x4, Bl, p2l);
+    two_sum(p1h, p2h, sh, sl);
+    V G = sh + (sl + (p1l + p2l));
+    V neg_r = t.e.scale((G * t.ph) / (t.Eh * fma(V(2), t.El, t.Eh)));
+    neg_r = select(x < -V(C::x_sigmoid_lim), V(T(-0.0)), neg_r);
+    return dy * nan_or(x, select(neg, neg_r, pos_r));
+  }
+};
+
+// tanhshrink(x) = x - tanh(x), odd (computed on |x|, the sign copied):
+//   |x| < 1: x^3 (1/3 + s Q(s)), s = x^2, with x^3 and 1/3 double words: no x - tanh(x) cancellation;
+//   |x| >= 1: (|x| - 1) + 2 sigmoid(-2|x|) (the quotient and its remainder: tanh's 2 / (exp(2|x|) + 1)),
+//             |x| - 1 exact, the sum rounded once.
+struct Tanhshrink {
+  static constexpr bool tabulate16 = true;
+  template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
+    using C = KT<V>;
+    V a = abs(x);
+    V sh, sl, ch, cl;
+    two_prod(a, a, sh, sl);
+    two_prod(a, sh, ch, cl);
+    cl = fma(a, sl, cl);
+    V t = fma(sh, poly::tanhshrink_q(sh), V(C::third_lo));
+    V small = fma(ch, V(C::third_hi), fma(ch, t, cl * V(C::third_hi)));
+    V a2 = at_most(a + a, V(C::tanh_one));  // 2 sigmoid(-2|x|) is far below |x| - 1's last bit beyond
+    SigmoidQuotient<V> s = sigmoid_quotient(a2, V(0), a2 == a2);
+    V p2 = s.p2n + s.p2n;
+    V gh, gl;
+    two_sum(a - V(1), s.q * p2, gh, gl);
+    V large = gh + (gl + s.c * p2);
+    large = select(a == V(T(INFINITY)), a, large);
+    return copysign(select(a < V(1), small, large), x);
+  }
+  template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
+    V t = math::tanh(x);  // 1 - tanh'(x) = tanh(x)^2
+    return dy * (t * t);
+  }
+};
+
 // One element of an op in direction Dir: a is x (forward) or dy; b is unused (forward), x or y.
 template <class Op, int Dir, class V, class T>
 FASTACT_HD V apply(V a, V b, const T* p) {

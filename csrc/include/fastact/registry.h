@@ -66,7 +66,12 @@ constexpr double param_value(T v) {
      FASTACT_PARAM(lambd, 0.5, NonNegative) FASTACT_PARAM(bias, 0.0, Any))                               \
   OP(threshold, Threshold, FromX, "x if x > threshold else value",                                      \
      FASTACT_REQUIRED(threshold, Any) FASTACT_REQUIRED(value, Any))                                      \
-  OP(softsign, Softsign, FromX, "x / (1 + |x|)", )
+  OP(softsign, Softsign, FromX, "x / (1 + |x|)", )                                                     \
+  OP(softplus, Softplus, FromX, "log1p(exp(beta * x)) / beta; x where beta * x > threshold",              \
+     FASTACT_PARAM(beta, 1.0, Positive) FASTACT_PARAM(threshold, 20.0, Extended))                         \
+  OP(logsigmoid, Logsigmoid, FromX, "log(sigmoid(x)) = -softplus(-x)", )                                 \
+  OP(mish, Mish, FromX, "x * tanh(softplus(x))", )                                                      \
+  OP(tanhshrink, Tanhshrink, FromX, "x - tanh(x)", )
 
 // Gated ops (the GLU family): an activation (an op above) of one half times the other. Both forms take
 // them: one array split into halves a and b along an axis, or two arrays (a = the gate, b = up).
