@@ -170,3 +170,14 @@ def test_parameter_rules_and_required_parameters():
     # shrink's parameter named bias beside bias_act's bias array (x and bias are positional-only)
     got = fastact.bias_act(x, np.float32(0.5), "shrink", lambd=1.0, bias=0.25)
     np.testing.assert_array_equal(got, fastact.shrink(x + np.float32(0.5), lambd=1.0, bias=0.25))
+
+
+@pytest.mark.parametrize("beta", [1e-35, 1e-3, 0.37, 3.0, 1e3, 1e30])
+def test_softplus_for_any_beta_with_no_threshold(beta):
+    # beta x overflowing gives x (not inf); a tail divided by a small beta still rounds from exp(beta x)
+    g = np.geomspace(1e-30, 3e38, 4001)
+    x = np.concatenate([g, -g]).astype(np.float32)
+    y = fastact.softplus(x, beta=beta, threshold=float("inf"))
+    beta32 = float(np.float32(beta))  # the kernel's parameter, rounded to the array's dtype
+    ref = R.forward("softplus", x.astype(np.float64), beta=beta32, threshold=float("inf"))
+    assert R.ulp_error(y, ref, np.float32).max() <= 2.0
