@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import fastact  # noqa: E402
 import reference as R  # noqa: E402
 from conftest import full_params  # noqa: E402
-from compare import ALTERNATIVES, jax_impls, numexpr_impls, numpy_impls, ort_impls, torch_impls  # noqa: E402
+from compare import (ALTERNATIVES, example_params, jax_impls, numexpr_impls, numpy_impls, op_fn, ort_impls,  # noqa: E402
+                     torch_impls)
 
 
 def as_numpy(r):
@@ -88,8 +89,9 @@ def main():
                     err = np.where(np.isnan(err), np.inf, err)
                     cells[lib] = f"{float(err.max()):.1e} rel"
             else:
-                ref = R.forward(name, x64, **full_params(o, kw, np.float32))
-                runs = {"fastact": lambda: getattr(fastact, name)(x, **kw)} | impls.get((name, variant), {})
+                # the parameters without a default take compare.py's examples, as its alternatives do
+                ref = R.forward(name, x64, **full_params(o, {**example_params(o), **kw}, np.float32))
+                runs = {"fastact": lambda: op_fn(o)(x, **kw)} | impls.get((name, variant), {})
                 for lib, f in runs.items():
                     try:
                         got = as_numpy(f())

@@ -50,6 +50,9 @@ def timer(fn, budget=0.02):
     return run
 
 
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
 def numpy_impls(x, rows):
     with np.errstate(all="ignore"):
         k = np.sqrt(2 / np.pi)
@@ -72,6 +75,23 @@ def numpy_impls(x, rows):
             ("tanh", ""): lambda: np.tanh(x),
             ("softmax", ""): lambda: np_softmax(rows),
             ("log_softmax", ""): lambda: np_log_softmax(rows),
+            # the catalog, as NumPy users write it (parameters: fastact's defaults, compare.py's examples)
+            ("selu", ""): lambda: np.where(x > 0, np.float32(SELU_SCALE) * x,
+                                           np.float32(SELU_SCALE * SELU_ALPHA) * np.expm1(x)),
+            ("celu", ""): lambda: np.where(x > 0, x, np.expm1(x)),
+            ("softplus", ""): lambda: np.logaddexp(x, np.float32(0)),
+            ("logsigmoid", ""): lambda: -np.logaddexp(-x, np.float32(0)),
+            ("softsign", ""): lambda: x / (1 + np.abs(x)),
+            ("hardtanh", ""): lambda: np.clip(x, -1, 1),
+            ("relu6", ""): lambda: np.clip(x, 0, 6),
+            ("hardsigmoid", ""): lambda: np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1),
+            ("hardswish", ""): lambda: x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1),
+            ("tanhshrink", ""): lambda: x - np.tanh(x),
+            ("hardshrink", ""): lambda: np.where(np.abs(x) > 0.5, x, 0),
+            ("softshrink", ""): lambda: np.where(x > 0.5, x - np.float32(0.5),
+                                                 np.where(x < -0.5, x + np.float32(0.5), 0)),
+            ("threshold", ""): lambda: np.where(x > 0, x, 0),
+            ("softcap", ""): lambda: np.float32(30) * np.tanh(x / np.float32(30)),
         }
 
 
@@ -98,6 +118,16 @@ def torch_impls(x, rows, g, y):
         ("sigmoid", ""): lambda: torch.sigmoid(tx), ("tanh", ""): lambda: torch.tanh(tx),
         ("softmax", ""): lambda: torch.softmax(tr, -1), ("log_softmax", ""): lambda: torch.log_softmax(tr, -1),
     }
+    catalog = {  # as functions of a tensor, with fastact's defaults and compare.py's required examples
+        "selu": F.selu, "celu": F.celu, "quick_gelu": lambda t: t * torch.sigmoid(1.702 * t), "mish": F.mish,
+        "logsigmoid": F.logsigmoid, "softplus": F.softplus, "softsign": F.softsign, "hardtanh": F.hardtanh,
+        "relu6": F.relu6, "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish, "tanhshrink": F.tanhshrink,
+        "softshrink": F.softshrink, "hardshrink": F.hardshrink,
+        "shrink": F.hardshrink,  # shrink with its default bias 0 is hardshrink
+        "threshold": lambda t: F.threshold(t, 0.0, 0.0), "softcap": lambda t: 30.0 * torch.tanh(t / 30.0),
+    }
+    fwd.update({(k, ""): (lambda f=f: f(tx)) for k, f in catalog.items()})
+    buffer = a.log_sigmoid_forward(tx)[1]
     bwd = {
         ("relu", ""): lambda: a.threshold_backward(tg, tx, 0),
         ("leaky_relu", ""): lambda: a.leaky_relu_backward(tg, tx, 0.01, False),
@@ -107,8 +137,30 @@ def torch_impls(x, rows, g, y):
         ("tanh", ""): lambda: a.tanh_backward(tg, ty["tanh"]),
         ("softmax", ""): lambda: a._softmax_backward_data(tg.view(tr.shape), ty["softmax"], -1, tr.dtype),
         ("log_softmax", ""): lambda: a._log_softmax_backward_data(tg.view(tr.shape), ty["log_softmax"], -1, tr.dtype),
+        # the catalog: PyTorch's own backward kernel where it has one
+        ("selu", ""): lambda: a.elu_backward(tg, SELU_ALPHA, SELU_SCALE, 1.0, False, tx),
+        ("celu", ""): lambda: a.elu_backward(tg, 1.0, 1, 1.0, False, tx),
+        ("mish", ""): lambda: a.mish_backward(tg, tx),
+        ("logsigmoid", ""): lambda: a.log_sigmoid_backward(tg, tx, buffer),
+        ("softplus", ""): lambda: a.softplus_backward(tg, tx, 1.0, 20.0),
+        ("hardtanh", ""): lambda: a.hardtanh_backward(tg, tx, -1.0, 1.0),
+        ("relu6", ""): lambda: a.hardtanh_backward(tg, tx, 0.0, 6.0),
+        ("hardsigmoid", ""): lambda: a.hardsigmoid_backward(tg, tx), ("hardswish", ""): lambda: a.hardswish_backward(tg, tx),
+        ("softshrink", ""): lambda: a.softshrink_backward(tg, tx, 0.5),
+        ("hardshrink", ""): lambda: a.hardshrink_backward(tg, tx, 0.5),
+        ("shrink", ""): lambda: a.hardshrink_backward(tg, tx, 0.5),
+        ("threshold", ""): lambda: a.threshold_backward(tg, tx, 0.0),
     }
+    # and autograd where it has none (its forward included, as a user of these ops pays it)
+    for k in ("quick_gelu", "softsign", "tanhshrink", "softcap"):
+        bwd[(k, "")] = functools.partial(_autograd, torch, catalog[k], tx, tg)
     return fwd, bwd
+
+
+def _autograd(torch, f, tx, tg):
+    with torch.enable_grad():
+        t = tx.detach().requires_grad_()
+        return torch.autograd.grad(f(t), t, tg)
 
 
 def jax_impls(x, rows):
@@ -128,7 +180,17 @@ def jax_impls(x, rows):
         ("gelu", "tanh"): (lambda a: nn.gelu(a, approximate=True), xj), ("silu", ""): (nn.silu, xj),
         ("sigmoid", ""): (nn.sigmoid, xj), ("tanh", ""): (jnp.tanh, xj),
         ("softmax", ""): (lambda a: nn.softmax(a, axis=-1), rj), ("log_softmax", ""): (lambda a: nn.log_softmax(a, axis=-1), rj),
+        ("selu", ""): (nn.selu, xj), ("celu", ""): (nn.celu, xj), ("quick_gelu", ""): (lambda a: a * nn.sigmoid(1.702 * a), xj),
+        ("logsigmoid", ""): (nn.log_sigmoid, xj), ("softplus", ""): (nn.softplus, xj), ("softsign", ""): (nn.soft_sign, xj),
+        ("hardtanh", ""): (nn.hard_tanh, xj), ("relu6", ""): (nn.relu6, xj), ("hardsigmoid", ""): (nn.hard_sigmoid, xj),
+        ("hardswish", ""): (nn.hard_swish, xj), ("tanhshrink", ""): (lambda a: a - jnp.tanh(a), xj),
+        ("softshrink", ""): (lambda a: jnp.where(a > 0.5, a - 0.5, jnp.where(a < -0.5, a + 0.5, 0)).astype(a.dtype), xj),
+        ("hardshrink", ""): (lambda a: jnp.where(jnp.abs(a) > 0.5, a, 0).astype(a.dtype), xj),
+        ("threshold", ""): (lambda a: jnp.where(a > 0, a, 0).astype(a.dtype), xj),
+        ("softcap", ""): (lambda a: 30 * jnp.tanh(a / 30), xj),
     }
+    if hasattr(nn, "mish"):
+        fns[("mish", "")] = (nn.mish, xj)
     out = {}
     for k, (f, arg) in fns.items():
         jf = jax.jit(f)
@@ -140,7 +202,7 @@ def jax_impls(x, rows):
 def ort_impls(x, rows, threads):
     try:
         import onnxruntime as ort
-        from onnx import TensorProto, helper  # builds the one-node models
+        from onnx import TensorProto, helper, numpy_helper  # builds the one-node models
     except ImportError:
         return None
     if x.dtype not in (np.float32, np.float64, np.float16):
@@ -148,9 +210,10 @@ def ort_impls(x, rows, threads):
     et = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
           np.dtype(np.float16): TensorProto.FLOAT16}[x.dtype]
 
-    def session(nodes, shape):
+    def session(nodes, shape, consts=None):
+        inits = [numpy_helper.from_array(np.asarray(v, x.dtype), k) for k, v in (consts or {}).items()]
         g = helper.make_graph(nodes, "op", [helper.make_tensor_value_info("x", et, list(shape))],
-                              [helper.make_tensor_value_info("y", et, list(shape))])
+                              [helper.make_tensor_value_info("y", et, list(shape))], inits)
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
         m.ir_version = 9
         so = ort.SessionOptions()
@@ -170,10 +233,26 @@ def ort_impls(x, rows, threads):
         ("sigmoid", ""): ([N("Sigmoid", ["x"], ["y"])], x), ("tanh", ""): ([N("Tanh", ["x"], ["y"])], x),
         ("softmax", ""): ([N("Softmax", ["x"], ["y"], axis=-1)], rows),
         ("log_softmax", ""): ([N("LogSoftmax", ["x"], ["y"], axis=-1)], rows),
+        ("selu", ""): ([N("Selu", ["x"], ["y"])], x), ("celu", ""): ([N("Celu", ["x"], ["y"])], x),
+        ("quick_gelu", ""): ([N("Mul", ["x", "k"], ["t"]), N("Sigmoid", ["t"], ["s"]), N("Mul", ["x", "s"], ["y"])],
+                             x, {"k": 1.702}),
+        ("mish", ""): ([N("Mish", ["x"], ["y"])], x), ("softplus", ""): ([N("Softplus", ["x"], ["y"])], x),
+        ("softsign", ""): ([N("Softsign", ["x"], ["y"])], x),
+        ("hardtanh", ""): ([N("Clip", ["x", "lo", "hi"], ["y"])], x, {"lo": -1.0, "hi": 1.0}),
+        ("relu6", ""): ([N("Clip", ["x", "lo", "hi"], ["y"])], x, {"lo": 0.0, "hi": 6.0}),
+        ("hardsigmoid", ""): ([N("HardSigmoid", ["x"], ["y"], alpha=1 / 6, beta=0.5)], x),
+        ("hardswish", ""): ([N("HardSwish", ["x"], ["y"])], x),
+        ("tanhshrink", ""): ([N("Tanh", ["x"], ["t"]), N("Sub", ["x", "t"], ["y"])], x),
+        ("softshrink", ""): ([N("Shrink", ["x"], ["y"], lambd=0.5, bias=0.5)], x),
+        ("hardshrink", ""): ([N("Shrink", ["x"], ["y"], lambd=0.5)], x),
+        ("shrink", ""): ([N("Shrink", ["x"], ["y"], lambd=0.5)], x),
+        ("threshold", ""): ([N("ThresholdedRelu", ["x"], ["y"], alpha=0.0)], x),
+        ("softcap", ""): ([N("Div", ["x", "c"], ["t"]), N("Tanh", ["t"], ["u"]), N("Mul", ["u", "c"], ["y"])],
+                          x, {"c": 30.0}),
     }
     out = {}
-    for k, (nodes, arg) in specs.items():
-        sess = session(nodes, arg.shape)
+    for k, (nodes, arg, *consts) in specs.items():
+        sess = session(nodes, arg.shape, *consts)
         if sess is not None:
             feed = {"x": arg}
             out[k] = (lambda sess=sess, feed=feed: sess.run(None, feed))
@@ -370,10 +449,15 @@ def fastact_calls(f, fb, variant, a, g, y, out, from_x):
 _REQUIRED_EXAMPLE = {"any": 0.0, "positive": 30.0, "nonnegative": 0.5, "extended": 1.0}
 
 
+def example_params(o):
+    """The values compare.py gives the op's parameters that have no default."""
+    return {p["name"]: _REQUIRED_EXAMPLE[p["check"]] for p in o["params"] if p["required"]}
+
+
 def op_fn(o, suffix=""):
     """fastact.<op><suffix> with its required parameters given."""
     f = getattr(fastact, o["name"] + suffix)
-    req = {p["name"]: _REQUIRED_EXAMPLE[p["check"]] for p in o["params"] if p["required"]}
+    req = example_params(o)
     return functools.partial(f, **req) if req else f
 
 

@@ -181,3 +181,88 @@ def test_softplus_for_any_beta_with_no_threshold(beta):
     beta32 = float(np.float32(beta))  # the kernel's parameter, rounded to the array's dtype
     ref = R.forward("softplus", x.astype(np.float64), beta=beta32, threshold=float("inf"))
     assert R.ulp_error(y, ref, np.float32).max() <= 2.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_threshold_edge_is_pytorchs(dtype):
+    # PyTorch takes x where beta x, rounded to the dtype, exceeds threshold; a small threshold makes the
+    # branch visible (softplus(0.5) / 3 = 0.3246 against x = 0.1667)
+    torch = pytest.importorskip("torch")
+    beta, threshold = 3.0, 0.5
+    edge = dtype(threshold / beta)
+    x = [edge]
+    for _ in range(6):
+        x = [np.nextafter(x[0], dtype(-1))] + x + [np.nextafter(x[-1], dtype(1))]
+    x = np.array(x, dtype)
+    t = torch.tensor(x, requires_grad=True)
+    want = torch.nn.functional.softplus(t, beta, threshold)
+    want.sum().backward()
+    y = fastact.softplus(x, beta=beta, threshold=threshold)
+    took_x = y == x
+    np.testing.assert_array_equal(took_x, want.detach().numpy() == x)
+    assert took_x.any() and not took_x.all()
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=4 * np.finfo(dtype).eps)
+    g = fastact.softplus_backward(np.ones_like(x), x, beta=beta, threshold=threshold)
+    np.testing.assert_array_equal(g == 1, t.grad.numpy() == 1)
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=8 * np.finfo(dtype).eps)
+
+
+# far tails against mpmath (float64) and the float64 reference (float32): subnormal results, x^3/3 near 0
+TAILS = [
+    ("mish", {}, [-1.0, -40.0, -100.0, -600.0, -700.0, -740.0, -744.0, -745.1, 1e-300, -1e-300, 1e-8, 30.0, 1e10]),
+    ("logsigmoid", {}, [-1e10, -40.0, 1.0, 40.0, 100.0, 700.0, 740.0, 745.1]),
+    ("softplus", {"beta": 1.0, "threshold": np.inf}, [-745.1, -740.0, -700.0, -100.0, -40.0, 1e-300, 40.0, 700.0]),
+    ("softplus", {"beta": 1e-3, "threshold": np.inf}, [-7.4e5, -1e5, -3e4, 3e4, 1e5]),
+    ("softplus", {"beta": 1e3, "threshold": np.inf}, [-0.745, -0.7, -0.1, 1e-300, 0.7]),
+    ("tanhshrink", {}, [1e-300, -1e-150, 1e-100, 1e-20, 1e-8, -3e-4, 0.1, 0.2499, -0.25, 0.2501, 1.0, 9.0, 20.0]),
+]
+
+
+@pytest.mark.parametrize("op,params,xs", TAILS, ids=[f"{t[0]}{t[1].get('beta', '')}" for t in TAILS])
+def test_tails_of_the_log1p_exp_family(op, params, xs):
+    x = np.array(xs, np.float64)
+    y = getattr(fastact, op)(x, **params)
+    ref = np.array([float(R.forward_mp(op, v, **params)) for v in x])
+    err = R.ulp_error(y, ref, np.float64)
+    assert err.max() <= 4, (op, x[np.argmax(err)], y[np.argmax(err)], ref[np.argmax(err)])
+    assert np.all(np.signbit(y) == np.signbit(ref)), (op, y, ref)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    x32 = x32[np.isfinite(x32)]
+    p32 = {k: float(np.float32(v)) for k, v in params.items()}
+    y32 = getattr(fastact, op)(x32, **params)
+    ref32 = R.forward(op, x32.astype(np.float64), **p32)
+    assert R.ulp_error(y32, ref32, np.float32).max() <= 2, (op, x32, y32, ref32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_limits_and_signs_of_zero(dtype):
+    inf = np.inf
+    x = np.array([-inf, inf, -0.0, 0.0], dtype)
+    one = np.ones_like(x)
+    mish, dmish = fastact.mish(x), fastact.mish_backward(one, x)
+    np.testing.assert_array_equal(mish, [0, inf, 0, 0])
+    np.testing.assert_array_equal(np.signbit(mish), [True, False, True, False])  # x tanh(softplus(x)) -> -0
+    np.testing.assert_array_equal(dmish, [0, 1, 0.6, 0.6] if dtype == np.float64 else dtype([0, 1, 0.6, 0.6]))
+    assert np.signbit(dmish[0])  # e^x (1 + x): negative all the way to -inf
+    ls = fastact.logsigmoid(x)
+    np.testing.assert_array_equal(ls, [-inf, 0, -np.log(dtype(2)), -np.log(dtype(2))])
+    assert np.signbit(ls[1])  # -exp(-x)
+    np.testing.assert_array_equal(fastact.logsigmoid_backward(one, x), [1, 0, 0.5, 0.5])
+    np.testing.assert_array_equal(fastact.softplus(x, threshold=inf), [0, inf, np.log(dtype(2)), np.log(dtype(2))])
+    np.testing.assert_array_equal(fastact.softplus_backward(one, x, threshold=inf), [0, 1, 0.5, 0.5])
+    ts = fastact.tanhshrink(x)
+    np.testing.assert_array_equal(ts, [-inf, inf, 0, 0])
+    np.testing.assert_array_equal(np.signbit(ts), [True, False, True, False])  # odd: x^3 / 3 near 0
+    np.testing.assert_array_equal(fastact.tanhshrink_backward(one, x), [1, 1, 0, 0])
+    assert np.all(np.isnan(fastact.mish_backward(one[:1], np.array([np.nan], dtype))))
+
+
+def test_readme_rows_where_pytorch_is_off():
+    # the README's table: PyTorch 2.13's float32 mish gives -1.44e-43 at -103 (24% off), its tanhshrink
+    # 3.49e-10 at 1e-3 (x - tanh(x) cancels) and 0 at 1e-10
+    for op, x in [("mish", -103.0), ("tanhshrink", 1e-3), ("tanhshrink", 1e-10)]:
+        x32 = np.float32([x])
+        want = float(R.forward_mp(op, float(x32[0])))
+        got = getattr(fastact, op)(x32)
+        assert R.ulp_error(got, np.float64([want]), np.float32)[0] <= 1.0, (op, x, got, want)
