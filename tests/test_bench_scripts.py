@@ -1,6 +1,7 @@
-"""The benchmark scripts the README quotes still run: bench/compare.py times every catalog op against the
-alternatives installed (ops with required parameters included), and bench/alt_accuracy.py measures them
-against the same references. A few inputs and one round each: what they print is checked, not their times."""
+"""The benchmark scripts the README quotes still run and measure what they say: bench/compare.py times the ops
+asked for against the alternatives installed (ops with required parameters included), every alternative it
+times computes the op it stands for (forward, and PyTorch's backward), and bench/alt_accuracy.py measures
+them against the same references. A few inputs and one round each: what they print is checked, not times."""
 from __future__ import annotations
 
 import subprocess
@@ -39,3 +40,46 @@ def test_alt_accuracy_measures_ops_with_required_parameters():
         line = next(ln for ln in out.splitlines() if ln.split()[:2] == [op, "fastact"])
         worst = float(line.split()[2])
         assert worst <= 2.0, line  # fastact's own bound, through the script's reference and parameters
+
+
+def test_every_alternative_computes_the_op_it_stands_for():
+    # the alternatives compare.py times must compute what fastact computes, with the same parameters:
+    # every forward (NumPy, PyTorch, JAX, ONNX Runtime, numexpr) and every PyTorch backward, on inputs
+    # inside every library's accurate range
+    np = pytest.importorskip("numpy")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import compare as C
+    finally:
+        sys.path.remove(str(BENCH))
+    import fastact
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-5, 5, 1024).astype(np.float32)
+    g = rng.uniform(-2, 2, 1024).astype(np.float32)
+    rows = x.reshape(-1, 1024)
+    ops = {o["name"]: o for o in fastact.ops() if o["kind"] == "elementwise"}
+    ys = {n: C.op_fn(o)(x) for n, o in ops.items()}
+
+    def close(got, want, what):
+        if isinstance(got, (list, tuple)):
+            got = got[0]
+        got = np.asarray(got.detach().numpy() if hasattr(got, "detach") else got, np.float64).reshape(-1)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=what)
+
+    checked = 0
+    fwd_maps = {"numpy": C.numpy_impls(x, rows), "jax": C.jax_impls(x, rows), "ort": C.ort_impls(x, rows, 1),
+                "numexpr": C.numexpr_impls(x, 1)}
+    tf, tb = C.torch_impls(x, rows, g, ys)
+    fwd_maps["torch"] = tf
+    for lib, m in fwd_maps.items():
+        for (name, variant), f in (m or {}).items():
+            if name in ops and not variant:
+                close(f(), ys[name].astype(np.float64), f"{lib} {name}")
+                checked += 1
+    for (name, variant), f in (tb or {}).items():
+        if name in ops and not variant:
+            want = C.op_fn(ops[name], "_backward")(g, x).astype(np.float64)
+            close(f(), want, f"torch backward {name}")
+            checked += 1
+    assert checked >= (17 if tf is None else 40), checked

@@ -266,3 +266,11 @@ def test_readme_rows_where_pytorch_is_off():
         want = float(R.forward_mp(op, float(x32[0])))
         got = getattr(fastact, op)(x32)
         assert R.ulp_error(got, np.float64([want]), np.float32)[0] <= 1.0, (op, x, got, want)
+    torch = pytest.importorskip("torch")
+    if not torch.__version__.startswith("2.13"):
+        pytest.skip("the README's PyTorch column is PyTorch 2.13's")
+    F = torch.nn.functional
+    t = torch.tensor
+    assert abs(F.mish(t([-103.0])).item() / -1.907680273e-43 - 1) > 0.2
+    assert abs(F.tanhshrink(t([1e-3])).item() / 3.333332475e-10 - 1) > 0.04
+    assert F.tanhshrink(t([1e-10])).item() == 0.0
