@@ -1,6 +1,6 @@
 // CUDA kernel bodies as plain host+device code. Each __global__ kernel in kernels.cu is a thin shell
 // that reads blockIdx / blockDim / threadIdx into a Coord and calls a body here; every index,
-// vector-width, alignment and tail decision lives in these bodies, and tests/cpp/test_cuda_emulation.cpp
+// vector-width, alignment and tail decision lives in these bodies, and tests/cpp/test_cuda_emulation_*.cpp
 // runs them on the host for every block and thread of the grid the launcher chooses, against the CPU
 // scalar path, bit for bit. The math is csrc/math (the CPU's), on one-lane simd::Scalar values.
 #pragma once
