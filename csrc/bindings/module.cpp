@@ -31,6 +31,7 @@
 #include "../cpu/engine.h"
 #include "../cpu/env.h"
 #include "../cpu/fp_env.h"
+#include "../cpu/losses.h"
 #include "../cpu/op_info.h"
 #include "../cpu/tables16.h"
 #include "../cpu/thread_pool.h"
@@ -1279,6 +1280,120 @@ PyMethodDef entry_points[] = {
      "entry point."},
     {nullptr, nullptr, 0, nullptr}};
 
+// The losses' engine (cpu/losses.h) behind fastact/losses.py, which checks the arguments and moves the
+// class axis last; these re-check what the engine relies on (a bad call is an error, never a bad read).
+struct LossArgs {
+  py::array x;
+  View vx;
+  int dtype, nd;
+  const std::int64_t* shape;
+  std::int64_t nrows = 1, len;
+  py::array target = null_array(), weight = null_array();  // int64 / float64, C-contiguous, or null
+};
+
+LossArgs loss_args(py::handle x_h, py::handle target_h, py::handle weight_h, const char* fn_name) {
+  const Fn fn{fn_name, false};
+  LossArgs a;
+  a.x = to_array(x_h, fn, "x");
+  a.dtype = dtype_code(a.x, fn, "x");
+  a.nd = int(a.x.ndim());
+  if (a.nd < 1 || a.nd > kMaxDims) throw py::value_error(std::string(fn_name) + ": x must have 1 to 64 dimensions");
+  a.shape = reinterpret_cast<const std::int64_t*>(a.x.shape());
+  for (int i = 0; i + 1 < a.nd; ++i) a.nrows *= a.shape[i];
+  a.len = a.shape[a.nd - 1];
+  a.vx = view_of(a.x, false, fn, "x");
+  if (!target_h.is_none()) {
+    a.target = py::array_t<std::int64_t, py::array::c_style>::ensure(target_h);
+    if (!a.target || a.target.size() != a.nrows) throw py::value_error(std::string(fn_name) + ": target: one int64 per row");
+    const auto* t = static_cast<const std::int64_t*>(a.target.data());
+    for (std::int64_t r = 0; r < a.nrows; ++r)
+      if (t[r] < -1 || t[r] >= a.len)
+        throw py::value_error(std::string(fn_name) + ": target " + std::to_string(t[r]) + " is not a class index");
+  }
+  if (!weight_h.is_none()) {
+    a.weight = py::array_t<double, py::array::c_style>::ensure(weight_h);
+    if (!a.weight || a.weight.size() != a.len) throw py::value_error(std::string(fn_name) + ": weight: one float64 per class");
+  }
+  return a;
+}
+
+const std::int64_t* target_data(const LossArgs& a) {
+  return a.target ? static_cast<const std::int64_t*>(a.target.data()) : nullptr;
+}
+const double* weight_data(const LossArgs& a) { return a.weight ? static_cast<const double*>(a.weight.data()) : nullptr; }
+
+py::array logsumexp_rows(py::handle x_h) {
+  LossArgs a = loss_args(x_h, py::none(), py::none(), "_logsumexp");
+  py::array_t<double> lse(std::vector<ssize_t>(a.shape, a.shape + a.nd - 1));
+  double* pl = lse.mutable_data();
+  run_released(a.nrows * a.len, [&] {
+    cpu::run_loss_stats(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, nullptr, nullptr, pl, nullptr, nullptr);
+  });
+  return lse;
+}
+
+// out= of a loss gradient: x's dtype and shape, writable; it may be x itself (each row is read whole before
+// it is written), but not another view that overlaps x.
+View loss_out(const LossArgs& a, py::handle out_h, const char* fn_name) {
+  const Fn fn{fn_name, false};
+  py::array out = to_array(out_h, fn, "out", true);
+  if (dtype_code(out, fn, "out", true) != a.dtype || out.ndim() != a.x.ndim() ||
+      !std::equal(a.shape, a.shape + a.nd, reinterpret_cast<const std::int64_t*>(out.shape())))
+    throw py::value_error(std::string(fn_name) + ": out must have x's dtype and shape");
+  if (!out.writeable()) throw py::value_error(std::string(fn_name) + ": out is read-only");
+  View vo = view_of(out, true, fn, "out");
+  if (shares_memory(out, a.x) && (out.data() != a.x.data() || !std::equal(a.vx.strides, a.vx.strides + a.nd, vo.strides)))
+    throw py::value_error(std::string(fn_name) + ": out overlaps x without being x");
+  vo.arr = out;  // keeps it alive
+  return vo;
+}
+
+void loss_grad(py::handle x_h, py::handle coef_h, py::handle out_h) {
+  LossArgs a = loss_args(x_h, py::none(), py::none(), "_logsumexp_backward");
+  auto coef = py::array_t<double, py::array::c_style>::ensure(coef_h);
+  if (!coef || coef.size() != 4 * a.nrows) throw py::value_error("_logsumexp_backward: coef: four float64 per row");
+  const View vo = loss_out(a, out_h, "_logsumexp_backward");
+  run_released(a.nrows * a.len, [&] {
+    cpu::run_loss_grad(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, vo.data, vo.strides, nullptr, nullptr,
+                       coef.data());
+  });
+}
+
+cpu::Reduction read_reduction(int r) {
+  if (r < 0 || r > 2) throw py::value_error("_cross_entropy: reduction code 0, 1 or 2");
+  return cpu::Reduction(r);
+}
+
+// One value per row (none: a float64 array of the rows' shape), or the reduced value (a float).
+py::object ce_rows(py::handle x_h, py::handle target_h, py::handle weight_h, int reduction, double eps, double z) {
+  LossArgs a = loss_args(x_h, target_h, weight_h, "_cross_entropy");
+  if (!a.target) throw py::value_error("_cross_entropy: target is required");
+  const cpu::CrossEntropy ce{target_data(a), weight_data(a), eps, z, read_reduction(reduction)};
+  py::array_t<double> rows(std::vector<ssize_t>(a.shape, a.shape + a.nd - 1));
+  double* pr = rows.mutable_data();
+  double v = 0;
+  run_released(a.nrows * a.len, [&] {
+    v = cpu::run_cross_entropy(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, ce, pr);
+  });
+  if (ce.reduction == cpu::Reduction::none) return rows;
+  return py::float_(v);
+}
+
+void ce_rows_backward(py::handle grad_h, py::handle x_h, py::handle target_h, py::handle weight_h, int reduction,
+                            double eps, double z, py::handle out_h) {
+  LossArgs a = loss_args(x_h, target_h, weight_h, "_cross_entropy_backward");
+  if (!a.target) throw py::value_error("_cross_entropy_backward: target is required");
+  const cpu::CrossEntropy ce{target_data(a), weight_data(a), eps, z, read_reduction(reduction)};
+  auto grad = py::array_t<double, py::array::c_style>::ensure(grad_h);
+  if (!grad || grad.size() != (ce.reduction == cpu::Reduction::none ? a.nrows : 1))
+    throw py::value_error("_cross_entropy_backward: grad: float64, one value, or one per row for none");
+  const View vo = loss_out(a, out_h, "_cross_entropy_backward");
+  run_released(a.nrows * a.len, [&] {
+    cpu::run_cross_entropy_backward(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, vo.data, vo.strides, ce,
+                                    grad.data());
+  });
+}
+
 py::list op_list() {
   py::list l;
   auto add = [&](const cpu::OpInfo& o) {
@@ -1459,6 +1574,10 @@ PYBIND11_MODULE(_core, m) {
       throw py::value_error("_has_internal_overlap: shape and strides of one length (at most 64)");
     return layout::has_internal_overlap(int(shape.size()), shape.data(), strides.data());
   }, "Whether two indices of an array with this shape and these strides reach one element.");
+  m.def("_logsumexp", &logsumexp_rows, "Per-row logsumexp along the last axis, float64 (losses.py).");
+  m.def("_logsumexp_backward", &loss_grad, "grad * softmax along the last axis, one grad per row, into out (losses.py).");
+  m.def("_cross_entropy", &ce_rows, "cross-entropy over rows along the last axis (losses.py).");
+  m.def("_cross_entropy_backward", &ce_rows_backward, "its gradient, into out (losses.py).");
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);
   m.def("compiler", &compiler);

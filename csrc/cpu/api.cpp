@@ -1,6 +1,9 @@
 // The public C++ API (fastact/fastact.h), generated from the registry: each function validates its
 // parameters and hands raw pointers to the engines with the active ISA's kernel.
+#include <cmath>
+#include <cstring>
 #include <cstdint>
+#include <vector>
 #include <string>
 #include <utility>
 #include <type_traits>
@@ -8,6 +11,7 @@
 #include "dispatch.h"
 #include "engine.h"
 #include "fp_env.h"
+#include "losses.h"
 #include "../layout.h"
 #include "fastact/fastact.h"
 #include "op_info.h"
@@ -272,5 +276,113 @@ FASTACT_BROADCAST_OPS(FASTACT_DEF_BROADCAST)
   }
 #define FASTACT_DEF_BIAS(op, F, from, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_BIAS_T, op, params)
 FASTACT_ELEMENTWISE_OPS(FASTACT_DEF_BIAS)
+
+// Losses: rows of contiguous classes.
+namespace {
+std::vector<std::int64_t> checked_targets(const char* fn, const std::int64_t* target, std::size_t rows,
+                                          std::size_t classes, std::int64_t ignore_index) {
+  std::vector<std::int64_t> t(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::int64_t v = target[r];
+    if (v == ignore_index) t[r] = -1;
+    else if (v < 0 || std::uint64_t(v) >= classes)
+      throw Error(std::string(fn) + ": target " + std::to_string(v) + " of row " + std::to_string(r) +
+                  " is not a class in [0, " + std::to_string(classes) + ") (nor ignore_index=" +
+                  std::to_string(ignore_index) + ")");
+    else t[r] = v;
+  }
+  return t;
+}
+
+cpu::CrossEntropy checked_options(const char* fn, const CrossEntropyOptions& o, const std::int64_t* t) {
+  if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
+    throw Error(std::string(fn) + ": label_smoothing must be in [0, 1]");
+  if (!(o.z_loss >= 0 && std::isfinite(o.z_loss))) throw Error(std::string(fn) + ": z_loss must be finite and >= 0");
+  if (int(o.reduction) < 0 || int(o.reduction) > 2) throw Error(std::string(fn) + ": no such reduction");
+  return cpu::CrossEntropy{t, o.weight, o.label_smoothing, o.z_loss, cpu::Reduction(int(o.reduction))};
+}
+
+template <class T>
+double cross_entropy_t(const T* logits, const std::int64_t* target, std::size_t rows, std::size_t classes,
+                       const CrossEntropyOptions& o, double* per_row) {
+  const cpu::FpEnvScope fp;
+  if (o.reduction == Reduction::none && !per_row && rows) throw Error("cross_entropy: Reduction::none needs per_row");
+  const std::vector<std::int64_t> t = checked_targets("cross_entropy", target, rows, classes, o.ignore_index);
+  const cpu::CrossEntropy ce = checked_options("cross_entropy", o, t.data());
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(classes)}, st[2] = {std::int64_t(classes), 1};
+  return cpu::run_cross_entropy(dtype_of<T>(), 2, shape, {logits, st}, ce, per_row);
+}
+
+template <class T>
+void cross_entropy_backward_t(const double* grad, const T* logits, const std::int64_t* target, T* dlogits,
+                              std::size_t rows, std::size_t classes, const CrossEntropyOptions& o) {
+  const cpu::FpEnvScope fp;
+  const std::vector<std::int64_t> t = checked_targets("cross_entropy_backward", target, rows, classes, o.ignore_index);
+  const cpu::CrossEntropy ce = checked_options("cross_entropy_backward", o, t.data());
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(classes)}, st[2] = {std::int64_t(classes), 1};
+  const T* ins[1] = {logits};
+  const std::int64_t* sins[1] = {st};
+  check_output("cross_entropy_backward", 2, shape, dlogits, st, ins, sins, 1);
+  cpu::run_cross_entropy_backward(dtype_of<T>(), 2, shape, {logits, st}, dlogits, st, ce, grad);
+}
+
+// d rounded to float toward zero, its last bit set where that was inexact: a float from which a 16-bit
+// type's rounding is d's own correct rounding (no double rounding; losses.py does the same).
+float round_to_odd(double d) {
+  float f = float(d);
+  if (double(f) == d || d != d || std::isinf(f)) return f;
+  if (std::fabs(double(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+  std::uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b |= 1u;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+template <class T>
+void logsumexp_t(const T* x, T* y, std::size_t rows, std::size_t cols) {
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(cols)}, st[2] = {std::int64_t(cols), 1};
+  std::vector<double> lse(rows);
+  cpu::run_loss_stats(dtype_of<T>(), 2, shape, {x, st}, nullptr, nullptr, lse.data(), nullptr, nullptr);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if constexpr (std::is_same_v<T, half>) y[r] = to_half(round_to_odd(lse[r]));
+    else if constexpr (std::is_same_v<T, bfloat16>) y[r] = to_bfloat16(round_to_odd(lse[r]));
+    else y[r] = T(lse[r]);
+  }
+}
+
+template <class T>
+void logsumexp_backward_t(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t cols) {
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(cols)}, st[2] = {std::int64_t(cols), 1};
+  const T* ins[1] = {x};
+  const std::int64_t* sins[1] = {st};
+  check_output("logsumexp_backward", 2, shape, dx, st, ins, sins, 1);
+  std::vector<double> coef(4 * rows, 0.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bfloat16>) coef[4 * r] = double(to_float(dy[r]));
+    else coef[4 * r] = double(dy[r]);
+  }
+  cpu::run_loss_grad(dtype_of<T>(), 2, shape, {x, st}, dx, st, nullptr, nullptr, coef.data());
+}
+}  // namespace
+
+#define FASTACT_DEF_LOSS_T(T)                                                                                       \
+  void logsumexp(const T* x, T* y, std::size_t rows, std::size_t cols) { logsumexp_t(x, y, rows, cols); }           \
+  void logsumexp_backward(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t cols) {                     \
+    logsumexp_backward_t(dy, x, dx, rows, cols);                                                                    \
+  }                                                                                                                 \
+  double cross_entropy(const T* logits, const std::int64_t* target, std::size_t rows, std::size_t classes,           \
+                       const CrossEntropyOptions& options, double* per_row) {                                       \
+    return cross_entropy_t(logits, target, rows, classes, options, per_row);                                        \
+  }                                                                                                                 \
+  void cross_entropy_backward(const double* grad, const T* logits, const std::int64_t* target, T* dlogits,           \
+                              std::size_t rows, std::size_t classes, const CrossEntropyOptions& options) {           \
+    cross_entropy_backward_t(grad, logits, target, dlogits, rows, classes, options);                                \
+  }
+FASTACT_DEF_LOSS_T(float)
+FASTACT_DEF_LOSS_T(double)
+FASTACT_DEF_LOSS_T(half)
+FASTACT_DEF_LOSS_T(bfloat16)
+#undef FASTACT_DEF_LOSS_T
 
 }  // namespace fastact

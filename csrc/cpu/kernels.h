@@ -46,6 +46,14 @@ struct ReduceKernel {
   void (*combine)(const void* s, const void* c, std::size_t m, std::size_t ld, int lanes, void* out) = nullptr;
 };
 
+// The losses' row kernels (loss_kernels.h; the engine is losses.cpp): one contiguous row of len, w the
+// class weights in the compute type (float for float32 / 16-bit rows, double for float64) or null.
+struct LossKernel {
+  void (*stats)(const void* x, std::size_t len, const void* w, bool smooth, double* m_L_a) = nullptr;
+  void (*grad)(const void* x, void* dx, std::size_t len, const void* w, const double* coef, double* m_L) = nullptr;
+  void (*target)(void* dx, std::int64_t t, const void* w, const double* coef, double zt, double lse) = nullptr;
+};
+
 // Element-wise float32 / float64 kernel calls that write at least this many bytes store with
 // non-temporal stores (half the last-level cache: such an output cannot stay in cache anyway, and the
 // line is then written without being read first, a third of a copy's memory traffic saved).
@@ -60,6 +68,7 @@ struct KernelTable {
   EwKernel ew_tabulated[int(ElementwiseOp::count)][kNumDirections][kNumDtypes];
   RowKernel row[int(RowOp::count)][2][kNumDtypes];                    // [forward, backward from y]
   ReduceKernel reduce[2];                                              // [float, double] compute types
+  LossKernel loss[kNumDtypes];
 };
 
 namespace scalar { const KernelTable& table(); }

@@ -7,6 +7,8 @@
 // (The max's order does not matter: it can differ only in the sign of a zero or a NaN's payload,
 // neither of which reaches a result.)
 #pragma once
+#include <limits>
+
 #include "core.h"
 #include "vec_scalar.h"
 
@@ -125,6 +127,22 @@ FASTACT_HD V log_softmax_value(V x, V m, V lse) {
 // The log of the row's sum of exp(x - m), for log_softmax.
 template <class T>
 FASTACT_HD_INLINE T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }
+
+// log(c + s): c >= 1 the count of a row's elements equal to its max m, s the sum of exp(x - m) over the
+// others, so that log-sum-exp is m + log_count_sum(c, s). For c = 1 this is log1p(s) with no rounding of
+// 1 + s: a confident row's cross-entropy is s itself, which log(1 + s) would round to 0.
+template <class T>
+FASTACT_HD_INLINE T log_count_sum(T c, T s) {
+  using S = simd::Scalar<T>;
+  const T z = (c - T(1)) + s;
+  if (z < std::numeric_limits<T>::epsilon()) return z;  // log1p(z) = z(1 - z/2): z is within half an ulp
+  if (z <= T(1)) {
+    S h, l;
+    log1p_dw(S(z), S(T(0)), h, l);
+    return (h + l).v;
+  }
+  return log_positive(S(T(1) + z)).v;  // >= log 2: the rounding of 1 + z costs under half an ulp
+}
 
 FASTACT_TARGET_END
 }  // namespace fastact::math::rows

@@ -12,6 +12,8 @@ import operator as _operator
 from . import _core, _dispatch, cuda
 from ._core import compiled_isas, get_isa, get_num_threads, set_isa, supported_isas
 from ._generate import build_functions
+from .losses import cross_entropy, cross_entropy_backward, logsumexp, logsumexp_backward
+from .losses import __all__ as _LOSSES
 
 _core._set_hooks(_dispatch.as_array, _dispatch.gpu_route, _dispatch.bfloat16_dtype)
 
@@ -107,10 +109,12 @@ def show_config(file=None) -> None:
         f"  ops:             {', '.join(dict.fromkeys(o['name'] for o in _OPS))} (bias_act over "
         f"{', '.join(o['activation'] for o in _OPS if o['kind'] == 'broadcast' and o['activation'])})",
     ]
+    lines.append(f"  losses:          {', '.join(n for n in _LOSSES if not n.endswith('_backward'))} (each with "
+                 "its _backward; rows never materialize the softmax)")
     print("\n".join(lines), file=out)
 
 
-__all__ = sorted(list(_functions) + [
+__all__ = sorted(list(_functions) + list(_LOSSES) + [
     "cuda", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
     "set_isa", "get_num_threads", "set_num_threads", "release_memory",
 ])

@@ -291,3 +291,49 @@ TEST(Api, BroadcastOpsPreluAndBiasAct) {
   }
   EXPECT_THROW(fastact::bias_elu(a.data(), b.data(), out.data(), rows, cols, 1e39), fastact::Error);
 }
+
+// cross_entropy and logsumexp on raw pointers: against a double reference, every reduction, ignore_index
+// and weights, the gradient in place, and bad targets refused before anything is read.
+TEST(Api, CrossEntropyAndLogsumexp) {
+  const std::size_t rows = 5, k = 7;
+  std::vector<float> x(rows * k);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 1.7) * 6.0);
+  const std::int64_t target[rows] = {0, 6, -100, 3, 2};
+  std::vector<double> ref(rows, 0.0), lse(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    double m = -INFINITY, s = 0;
+    for (std::size_t j = 0; j < k; ++j) m = std::max(m, double(x[r * k + j]));
+    for (std::size_t j = 0; j < k; ++j) s += std::exp(double(x[r * k + j]) - m);
+    lse[r] = m + std::log(s);
+    if (target[r] >= 0) ref[r] = lse[r] - double(x[r * k + std::size_t(target[r])]);
+  }
+  std::vector<float> y(rows);
+  fastact::logsumexp(x.data(), y.data(), rows, k);
+  for (std::size_t r = 0; r < rows; ++r) EXPECT_NEAR(y[r], lse[r], 1e-6 * std::fabs(lse[r]));
+  const double mean = fastact::cross_entropy(x.data(), target, rows, k);
+  EXPECT_NEAR(mean, (ref[0] + ref[1] + ref[3] + ref[4]) / 4, 1e-6);
+  fastact::CrossEntropyOptions o;
+  o.reduction = fastact::Reduction::none;
+  std::vector<double> per_row(rows);
+  fastact::cross_entropy(x.data(), target, rows, k, o, per_row.data());
+  for (std::size_t r = 0; r < rows; ++r) EXPECT_NEAR(per_row[r], ref[r], 1e-6 * (1 + ref[r]));
+  const double w[k] = {1, 2, 3, 4, 5, 6, 7};
+  o.reduction = fastact::Reduction::sum;
+  o.weight = w;
+  EXPECT_NEAR(fastact::cross_entropy(x.data(), target, rows, k, o), ref[0] * 1 + ref[1] * 7 + ref[3] * 4 + ref[4] * 3,
+              1e-5);
+  // the gradient of the sum, in place: softmax - onehot, zeros for the ignored row
+  std::vector<float> g = x;
+  const double one = 1.0;
+  fastact::cross_entropy_backward(&one, g.data(), target, g.data(), rows, k, fastact::CrossEntropyOptions{nullptr, fastact::Reduction::sum});
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < k; ++j) {
+      double want = target[r] < 0 ? 0.0 : std::exp(double(x[r * k + j]) - lse[r]) - (std::int64_t(j) == target[r]);
+      ASSERT_NEAR(g[r * k + j], want, 1e-6) << r << " " << j;
+    }
+  const std::int64_t bad[rows] = {0, 7, 0, 0, 0};
+  EXPECT_THROW(fastact::cross_entropy(x.data(), bad, rows, k), fastact::Error);
+  o = {};
+  o.label_smoothing = 1.5;
+  EXPECT_THROW(fastact::cross_entropy(x.data(), target, rows, k, o), fastact::Error);
+}

@@ -15,6 +15,7 @@
 // use, 128-256 KiB each; FASTACT_HALF_TABLES=0 turns them off).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,6 +100,36 @@ FASTACT_GATED_OPS(FASTACT_DECL_GATED)
 FASTACT_BROADCAST_OPS(FASTACT_DECL_BROADCAST)
 FASTACT_ELEMENTWISE_OPS(FASTACT_DECL_BIAS)
 FASTACT_ROW_OPS(FASTACT_DECL_ROW)
+
+// Losses over rows of `classes` contiguous logits (the softmax is never stored). cross_entropy's target
+// holds one class index per row; a row whose target equals ignore_index counts for nothing, any other
+// index outside [0, classes) is an Error (nothing is read). Returns the "mean" / "sum" loss as a double,
+// or, for Reduction::none, writes one loss per row to per_row (rows doubles; 0 for an ignored row) and
+// returns 0. cross_entropy_backward takes grad = one value (mean, sum) or one per row (none) and writes
+// the gradient to dlogits, which may be logits itself. Semantics as PyTorch's F.cross_entropy (weights,
+// label smoothing, ignore_index; "mean" divides by the counted targets' weights), plus z_loss * lse^2 per
+// counted row (its mean over the counted rows). logsumexp(x, y, rows, cols): y[r] = log(sum(exp(row r)));
+// logsumexp_backward(dy, x, dx, rows, cols): dx = dy[r] * softmax(row r).
+enum class Reduction { mean = 0, sum = 1, none = 2 };
+struct CrossEntropyOptions {
+  const double* weight = nullptr;  // one per class, or none
+  Reduction reduction = Reduction::mean;
+  double label_smoothing = 0.0;    // in [0, 1]
+  std::int64_t ignore_index = -100;
+  double z_loss = 0.0;             // >= 0
+};
+#define FASTACT_DECL_LOSS_T(T)                                                                                    \
+  void logsumexp(const T* x, T* y, std::size_t rows, std::size_t cols);                                           \
+  void logsumexp_backward(const T* dy, const T* x, T* dx, std::size_t rows, std::size_t cols);                    \
+  double cross_entropy(const T* logits, const std::int64_t* target, std::size_t rows, std::size_t classes,         \
+                       const CrossEntropyOptions& options = {}, double* per_row = nullptr);                      \
+  void cross_entropy_backward(const double* grad, const T* logits, const std::int64_t* target, T* dlogits,         \
+                              std::size_t rows, std::size_t classes, const CrossEntropyOptions& options = {});
+FASTACT_DECL_LOSS_T(float)
+FASTACT_DECL_LOSS_T(double)
+FASTACT_DECL_LOSS_T(half)
+FASTACT_DECL_LOSS_T(bfloat16)
+#undef FASTACT_DECL_LOSS_T
 
 #undef FASTACT_P_DECL
 #undef FASTACT_DECL_Y_FromX

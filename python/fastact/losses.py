@@ -1,0 +1,272 @@
+"""Output activations fused with their losses, and logsumexp.
+
+The softmax is never materialized: each row of logits is read for its max, then for its sums (the forward),
+and once more to write its gradient (the backward); memory beyond the inputs is O(rows). Per-row values are
+float64 (float32 and 16-bit logits are computed in float32 with a max shift kept exact and compensated sums),
+and "mean" / "sum" add them in index order with a compensated sum: the same bits for any thread count and ISA.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core, _dispatch
+
+_REDUCTIONS = ("mean", "sum", "none")  # the engine's codes 0, 1, 2
+
+
+def _logits(obj, fn: str, name: str) -> np.ndarray:
+    x = _core._as_array(obj, fn, name)
+    if x.dtype.kind != "f" and str(x.dtype) != "bfloat16":
+        raise TypeError(f"fastact.{fn}: {name} has dtype {x.dtype}; expected {_core._dtype_list}")
+    if x.dtype.kind == "f" and x.dtype.itemsize not in (2, 4, 8):
+        raise TypeError(f"fastact.{fn}: {name} has dtype {x.dtype}; expected {_core._dtype_list}")
+    return x
+
+
+def _axis(axis, ndim: int, fn: str, name: str) -> int:
+    if isinstance(axis, bool) or not hasattr(type(axis), "__index__"):
+        raise TypeError(f"fastact.{fn}: axis must be an int, got {type(axis).__name__}")
+    a = int(axis)
+    if ndim == 0:
+        raise ValueError(f"fastact.{fn}: {name} must have at least one dimension (got a 0-d array)")
+    if not -ndim <= a < ndim:
+        raise ValueError(f"fastact.{fn}: axis {a} is out of range for an array of {ndim} dimensions")
+    return a % ndim
+
+
+def _reduction(reduction, fn: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"fastact.{fn}: reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
+    return reduction
+
+
+def _number(v, fn: str, name: str, lo=None, hi=None) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fastact.{fn}: {name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not np.isfinite(f) or (lo is not None and f < lo) or (hi is not None and f > hi):
+        rng = f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}" if lo is not None else ""
+        raise ValueError(f"fastact.{fn}: {name} must be a finite number{rng}, got {v}")
+    return f
+
+
+def _index(v, fn: str, name: str) -> int:
+    if isinstance(v, bool) or not hasattr(type(v), "__index__"):
+        raise TypeError(f"fastact.{fn}: {name} must be an int, got {type(v).__name__}")
+    return int(v)
+
+
+def _rows_view(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
+
+
+def _out_array(out, like: np.ndarray, fn: str) -> np.ndarray:
+    if out is None:
+        return np.empty_like(like)
+    o = _core._as_array(out, fn, "out") if not isinstance(out, np.ndarray) else out
+    if not isinstance(o, np.ndarray):
+        raise TypeError(f"fastact.{fn}: out must be a NumPy array")
+    if o.dtype != like.dtype or o.shape != like.shape:
+        raise ValueError(f"fastact.{fn}: out must have the shape {like.shape} and dtype {like.dtype} of the input, "
+                         f"got {o.shape} {o.dtype}")
+    if not o.flags.writeable:
+        raise ValueError(f"fastact.{fn}: out is read-only")
+    return o
+
+
+def _scalar_grad(grad_output, fn: str) -> float:
+    g = np.asarray(grad_output) if not hasattr(grad_output, "__dlpack_device__") else _core._as_array(
+        grad_output, fn, "grad_output")
+    if g.size != 1 or g.ndim > 1:
+        raise ValueError(f"fastact.{fn}: grad_output must be a scalar (a 0-d array or a number) for reduction "
+                         f"'mean' or 'sum', got shape {g.shape}")
+    if g.dtype.kind not in "fiu" and str(g.dtype) != "bfloat16":
+        raise TypeError(f"fastact.{fn}: grad_output must be a number, got dtype {g.dtype}")
+    return float(g.reshape(()).astype(np.float64))
+
+
+def _row_grad(grad_output, rows_shape, fn: str) -> np.ndarray:
+    g = _core._as_array(grad_output, fn, "grad_output")
+    if g.shape != tuple(rows_shape):
+        raise ValueError(f"fastact.{fn}: grad_output must have the shape {tuple(rows_shape)} of the unreduced loss, "
+                         f"got {g.shape}")
+    return np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
+
+
+def _result(value, dtype) -> np.ndarray:
+    """float64 values in dtype, each correctly rounded: for 16-bit types through a float32 rounded to odd
+    (toward zero, the last bit set where inexact), whose rounding to 16 bits is the float64's own (the
+    C++ API does the same)."""
+    d = np.asarray(value, dtype=np.float64)
+    if np.dtype(dtype).itemsize != 2:
+        return np.asarray(d.astype(dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = d.astype(np.float32)
+        inexact = (f.astype(np.float64) != d) & np.isfinite(f) & ~np.isnan(d)
+        f = np.where(inexact & (np.abs(f.astype(np.float64)) > np.abs(d)), np.nextafter(f, np.float32(0)), f)
+        f = np.where(inexact, (f.view(np.uint32) | np.uint32(1)).view(np.float32), f)
+    return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
+
+
+# ---------------------------------------------------------------------------------------------- logsumexp
+def _lse_layout(x: np.ndarray, axis, fn: str):
+    """x as rows along its last axis (a view, or one copy where the reduced axes cannot merge), the
+    reduced axes (sorted) and the shape of the result without keepdims."""
+    if axis is None:
+        axes = tuple(range(x.ndim))
+    elif isinstance(axis, tuple):
+        axes = tuple(_axis(a, x.ndim, fn, "x") for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"fastact.{fn}: axis {axis} repeats an axis")
+    else:
+        axes = (_axis(axis, x.ndim, fn, "x"),)
+    axes = tuple(sorted(axes))
+    kept = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, kept + list(axes)) if x.ndim else x.reshape(1)
+    kept_shape = tuple(x.shape[i] for i in kept)
+    n = int(np.prod([x.shape[i] for i in axes], dtype=np.int64)) if x.ndim else 1
+    if len(axes) == 1:
+        return moved, axes, kept_shape
+    rows = moved.view()
+    try:
+        rows.shape = kept_shape + (n,)  # a view where the strides allow
+    except AttributeError:
+        rows = moved.reshape(kept_shape + (n,))  # the reduced axes do not merge: one copy
+    return rows, axes, kept_shape
+
+
+def _keep(shape_without, axes, ndim):
+    s = list(shape_without)
+    for a in axes:
+        s.insert(a, 1)
+    return tuple(s)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) along axis (an int, a tuple of ints, or None for all axes), as SciPy's logsumexp.
+
+    The max is subtracted exactly, the sum of exp(x - max) is compensated and its elements equal to the max
+    are counted apart, so the result is m + log1p(rest) with every digit of a small rest kept. An empty
+    reduction gives -inf, a row of -inf -inf, a row with +inf +inf, a NaN NaN. float16 / bfloat16 are
+    computed in float32; the result has x's dtype. Reduced axes that are not one block of memory are copied
+    once (a single axis never is)."""
+    fn = "logsumexp"
+    x = _logits(x, fn, "x")
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"fastact.{fn}: keepdims must be a bool, got {type(keepdims).__name__}")
+    rows, axes, kept_shape = _lse_layout(x, axis, fn)
+    lse = _core._logsumexp(rows)
+    r = _result(lse.reshape(kept_shape), x.dtype)
+    return r.reshape(_keep(kept_shape, axes, x.ndim)) if keepdims else r
+
+
+def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
+    """grad_output * softmax(x) along axis: the gradient of logsumexp(x, axis, keepdims). grad_output has the
+    shape of logsumexp's result (with or without the kept axes). out= (x's shape and dtype) may be x."""
+    fn = "logsumexp_backward"
+    x = _logits(x, fn, "x")
+    rows, axes, kept_shape = _lse_layout(x, axis, fn)
+    g = _core._as_array(grad_output, fn, "grad_output")
+    if g.shape not in (kept_shape, _keep(kept_shape, axes, x.ndim)):
+        raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected {kept_shape} (or "
+                         f"{_keep(kept_shape, axes, x.ndim)} with keepdims)")
+    o = _out_array(out, x, fn)
+    coef = np.zeros((int(np.prod(kept_shape, dtype=np.int64)), 4))
+    coef[:, 0] = np.asarray(g, dtype=np.float64).reshape(-1)
+    orows, _, _ = _lse_layout(o, axis, fn)
+    if not np.shares_memory(orows, o) and o.size:
+        raise ValueError(f"fastact.{fn}: the reduced axes of out are not one block of memory; pass a C-ordered out")
+    _core._logsumexp_backward(rows, coef, orows)
+    return o
+
+
+# ---------------------------------------------------------------------------------------------- cross-entropy
+class _ClassTargets:
+    """Validated class-index targets: t (int64 of the rows' shape, -1 where ignored) and the class weights w
+    (float64 or None)."""
+
+    def __init__(self, fn, x, target, axis, weight, ignore_index):
+        self.rows_shape = x.shape[:axis] + x.shape[axis + 1:]
+        k = x.shape[axis]
+        if hasattr(target, "__cuda_array_interface__") or (
+                hasattr(target, "__dlpack_device__") and not isinstance(target, np.ndarray)):
+            t = _core._as_array(target, fn, "target") if not hasattr(target, "__cuda_array_interface__") else None
+            if t is None:
+                raise _dispatch._gpu_error(fn, "target", target)
+        else:
+            t = np.asarray(target)
+        if t.dtype.kind not in "iu":
+            if t.dtype.kind == "f" or str(t.dtype) == "bfloat16":
+                raise TypeError(f"fastact.{fn}: target has dtype {t.dtype}: class probabilities are not supported "
+                                "yet; pass class indices (an integer array)")
+            raise TypeError(f"fastact.{fn}: target must be class indices (an integer array), got dtype {t.dtype}")
+        if t.shape != self.rows_shape:
+            raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected {self.rows_shape} (the logits' "
+                             f"shape {x.shape} without axis {axis})")
+        ignored = t == ignore_index
+        bad = ~ignored & ((t < 0) | (t >= k))
+        if bad.any():
+            i = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise ValueError(f"fastact.{fn}: target {t.reshape(-1)[i]} at index "
+                             f"{tuple(int(v) for v in np.unravel_index(i, t.shape))} is not a class in [0, {k}) "
+                             f"(nor ignore_index={ignore_index})")
+        self.t = np.where(ignored, -1, t).astype(np.int64)
+        self.w = None
+        if weight is not None:
+            w = _core._as_array(weight, fn, "weight")
+            if w.shape != (k,):
+                raise ValueError(f"fastact.{fn}: weight has shape {w.shape}; expected ({k},), one per class")
+            self.w = np.ascontiguousarray(w, dtype=np.float64)
+
+
+def _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing, ignore_index, z_loss):
+    x = _logits(logits, fn, "logits")
+    a = _axis(axis, x.ndim, fn, "logits")
+    reduction = _reduction(reduction, fn)
+    eps = _number(label_smoothing, fn, "label_smoothing", 0.0, 1.0)
+    z = _number(z_loss, fn, "z_loss", 0.0)
+    ignore_index = _index(ignore_index, fn, "ignore_index")
+    tg = _ClassTargets(fn, x, target, a, weight, ignore_index)
+    return x, a, reduction, eps, z, tg
+
+
+def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_smoothing=0.0, ignore_index=-100,
+                  z_loss=0.0):
+    """Softmax cross-entropy from logits, as PyTorch's F.cross_entropy, with the class axis `axis`.
+
+    target: class indices of the logits' shape without `axis`, any integer dtype; entries equal to
+    ignore_index count for nothing, others outside [0, classes) are a ValueError naming the first.
+    weight: one weight per class. label_smoothing: PyTorch's definition (with weights). z_loss: adds
+    z_loss * logsumexp(row)**2 per counted row (PaLM's auxiliary loss; not weighted, its "mean" over the
+    counted rows). reduction: "mean" (the weighted sum over the sum of the counted targets' weights, as
+    PyTorch), "sum", or "none" (one loss per row, 0 where ignored). The loss of a confident row is kept
+    (lse - x_t without cancellation), and no logits overflow. Returns an array of the logits' dtype (0-d for
+    "mean" / "sum")."""
+    fn = "cross_entropy"
+    x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
+                                           ignore_index, z_loss)
+    r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z)
+    return _result(r, x.dtype)
+
+
+def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, reduction="mean", label_smoothing=0.0,
+                           ignore_index=-100, z_loss=0.0, *, out=None):
+    """The gradient of cross_entropy (same arguments) with respect to the logits: scale * (softmax - onehot),
+    with label smoothing, weights and z_loss. grad_output: a scalar for "mean" / "sum", an array of the
+    per-row loss's shape for "none". out= may be the logits themselves: each row is read before its gradient
+    overwrites it, so a large-vocabulary training step needs no second logits-sized buffer. Ignored rows get
+    zeros."""
+    fn = "cross_entropy_backward"
+    x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
+                                           ignore_index, z_loss)
+    if reduction == "none":
+        g = _row_grad(grad_output, tg.t.shape, fn)
+    else:
+        g = np.array([_scalar_grad(grad_output, fn)])
+    o = _out_array(out, x, fn)
+    _core._cross_entropy_backward(g, _rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z,
+                                  _rows_view(o, a))
+    return o
+
+
+__all__ = ["logsumexp", "logsumexp_backward", "cross_entropy", "cross_entropy_backward"]
