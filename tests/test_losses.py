@@ -153,6 +153,21 @@ def torch_ce(x, t, **kw):
     return xt, loss, red
 
 
+def class_case(rng, dtype, shape, axis, case):
+    """Logits of shape, class targets (every third ignored where case has ignore_index) and case's keywords
+    (weight=True: random class weights)."""
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    k = shape[axis]
+    tshape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+    t = rng.integers(0, k, size=tshape)
+    kw = dict(case)
+    if "ignore_index" in kw and t.size:
+        t.reshape(-1)[::3] = kw["ignore_index"]
+    if kw.get("weight"):
+        kw["weight"] = rng.uniform(0.2, 2.0, k).astype(dtype)
+    return x, t, kw
+
+
 CE_CASES = [
     dict(),
     dict(reduction="sum"),
@@ -177,15 +192,7 @@ CE_CASES = [
 @pytest.mark.parametrize("shape,axis", [((37, 11), -1), ((4, 11, 5), 1), ((11,), 0), ((3, 5, 11), -1)])
 def test_cross_entropy_matches_pytorch(dtype, case, shape, axis):
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal(shape) * 4).astype(dtype)
-    k = shape[axis]
-    tshape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
-    t = rng.integers(0, k, size=tshape)
-    kw = dict(case)
-    if "ignore_index" in kw and t.size:
-        t.reshape(-1)[::3] = kw["ignore_index"]
-    if kw.get("weight"):
-        kw["weight"] = rng.uniform(0.2, 2.0, k).astype(dtype)
+    x, t, kw = class_case(rng, dtype, shape, axis, case)
     got = fastact.cross_entropy(x, t, axis=axis, **kw)
     xt, loss, red = torch_ce(x, t, axis=axis, **dict(kw))
     tol = 1e-6 if dtype == np.float32 else 1e-13
@@ -396,3 +403,44 @@ def test_mean_over_only_ignored_targets_is_nan_as_pytorch():
     assert fastact.cross_entropy(x, np.array([-100, -100]), reduction="sum") == 0
     dx = fastact.cross_entropy_backward(1.0, x, np.array([-100, -100]), reduction="sum")
     assert not dx.any()
+
+
+# ------------------------------------------------------------------------------------------ nll_loss
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", [dict(), dict(reduction="sum"), dict(reduction="none"), dict(weight=True),
+                                  dict(weight=True, ignore_index=2), dict(weight=True, ignore_index=2, reduction="none")],
+                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("shape,axis", [((37, 11), -1), ((4, 11, 5), 1), ((11,), 0)])
+def test_nll_loss_matches_pytorch(dtype, case, shape, axis):
+    rng = np.random.default_rng(9)
+    x, t, kw = class_case(rng, dtype, shape, axis, case)
+    got = fastact.nll_loss(x, t, axis=axis, **kw)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    tw = None if kw.get("weight") is None else torch.from_numpy(kw["weight"])
+    xm = xt.movedim(axis, 1) if x.ndim > 1 else xt
+    loss = torch.nn.functional.nll_loss(xm, torch.from_numpy(t), weight=tw,
+                                        **{k2: v for k2, v in kw.items() if k2 != "weight"})
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(got, loss.detach().numpy(), rtol=tol, atol=tol)
+    assert got.dtype == x.dtype and got.shape == tuple(loss.shape)
+    red = kw.get("reduction", "mean")
+    g = rng.standard_normal(loss.shape) if red == "none" else np.array(0.6)
+    loss.backward(torch.from_numpy(np.asarray(g, dtype=dtype)))
+    dx = fastact.nll_loss_backward(g.astype(dtype) if red == "none" else 0.6, x, t, axis=axis, **kw)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+    y = x.copy()
+    assert fastact.nll_loss_backward(g.astype(dtype) if red == "none" else 0.6, y, t, axis=axis, out=y, **kw) is y
+    np.testing.assert_array_equal(y, dx)
+
+
+def test_nll_loss_of_log_softmax_is_cross_entropy():
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal((50, 40)) * 3).astype(np.float64)
+    t = rng.integers(0, 40, 50)
+    np.testing.assert_allclose(fastact.nll_loss(fastact.log_softmax(x), t), fastact.cross_entropy(x, t), rtol=1e-15)
+    with pytest.raises(ValueError, match=r"nll_loss: target 40 at index \(3,\)"):
+        t[3] = 40
+        fastact.nll_loss(x, t)
+    with pytest.raises(TypeError, match="log_probs has dtype int32"):
+        fastact.nll_loss(np.zeros((2, 3), np.int32), np.array([0, 1]))

@@ -46,8 +46,11 @@ def _ort(op_type, attrs, x, extra):
     return sess.run(None, {"X": x})[0]
 
 
+LOSSES = ("SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss")  # two inputs and labels: their own test below
+
+
 def _cases():
-    for op_type in fonnx.OPS:
+    for op_type in (o for o in fonnx.OPS if o not in LOSSES):
         yield pytest.param(op_type, {}, id=op_type)
         for i, c in enumerate(CASES.get(op_type, [])):
             yield pytest.param(op_type, c, id=f"{op_type}-{i}")
@@ -90,3 +93,33 @@ def test_bad_operator_and_attribute():
         fonnx.run("HardSigmoid", x, gamma=1.0)
     assert np.array_equal(fonnx.run("Clip", np.float32([-5, 0.5, 5]), np.float32(-1), np.float32(1)),
                           np.float32([-1, 0.5, 1]))
+
+
+@pytest.mark.parametrize("op_type", LOSSES)
+@pytest.mark.parametrize("shape", [(13, 7), (5, 7, 3, 2)])
+@pytest.mark.parametrize("attrs", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"ignore_index": 2},
+                                   {"weights": True}, {"weights": True, "ignore_index": 2, "reduction": "mean"},
+                                   {"weights": True, "reduction": "none"}],
+                         ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()) or "default")
+def test_loss_operator_is_one_fastact_call(op_type, shape, attrs):
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    labels = rng.integers(0, shape[1], (shape[0],) + shape[2:]).astype(np.int64)
+    if "ignore_index" in attrs:
+        labels.reshape(-1)[::4] = attrs["ignore_index"]
+    wname = "weights" if op_type == "SoftmaxCrossEntropyLoss" else "weight"
+    weights = rng.uniform(0.3, 2, shape[1]).astype(np.float32) if attrs.get("weights") else None
+    onnx_attrs = {k: v for k, v in attrs.items() if k != "weights"}
+    names = ["X", "L"] + (["W"] if weights is not None else [])
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(shape)),
+              helper.make_tensor_value_info("L", TensorProto.INT64, list(labels.shape))]
+    inits = [onnx.numpy_helper.from_array(weights, "W")] if weights is not None else []
+    node = helper.make_node(op_type, names, ["Y"], **onnx_attrs)
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"X": x, "L": labels})[0]
+    extra = {wname: weights} if weights is not None else {}
+    got = fonnx.run(op_type, x, labels, **onnx_attrs, **extra)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)

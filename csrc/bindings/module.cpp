@@ -1365,22 +1365,25 @@ cpu::Reduction read_reduction(int r) {
 }
 
 // One value per row (none: a float64 array of the rows' shape), or the reduced value (a float).
-py::object ce_rows(py::handle x_h, py::handle target_h, py::handle weight_h, int reduction, double eps, double z) {
+// nll: the log-probabilities' loss (eps and z unused) instead of the logits'.
+py::object ce_rows(py::handle x_h, py::handle target_h, py::handle weight_h, int reduction, double eps, double z,
+                   bool nll) {
   LossArgs a = loss_args(x_h, target_h, weight_h, "_cross_entropy");
   if (!a.target) throw py::value_error("_cross_entropy: target is required");
   const cpu::CrossEntropy ce{target_data(a), weight_data(a), eps, z, read_reduction(reduction)};
   py::array_t<double> rows(std::vector<ssize_t>(a.shape, a.shape + a.nd - 1));
   double* pr = rows.mutable_data();
   double v = 0;
-  run_released(a.nrows * a.len, [&] {
-    v = cpu::run_cross_entropy(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, ce, pr);
+  run_released(a.nrows * (nll ? 1 : a.len), [&] {
+    const cpu::Operand x{a.vx.data, a.vx.strides};
+    v = nll ? cpu::run_nll(a.dtype, a.nd, a.shape, x, ce, pr) : cpu::run_cross_entropy(a.dtype, a.nd, a.shape, x, ce, pr);
   });
   if (ce.reduction == cpu::Reduction::none) return rows;
   return py::float_(v);
 }
 
 void ce_rows_backward(py::handle grad_h, py::handle x_h, py::handle target_h, py::handle weight_h, int reduction,
-                            double eps, double z, py::handle out_h) {
+                      double eps, double z, py::handle out_h, bool nll) {
   LossArgs a = loss_args(x_h, target_h, weight_h, "_cross_entropy_backward");
   if (!a.target) throw py::value_error("_cross_entropy_backward: target is required");
   const cpu::CrossEntropy ce{target_data(a), weight_data(a), eps, z, read_reduction(reduction)};
@@ -1389,8 +1392,9 @@ void ce_rows_backward(py::handle grad_h, py::handle x_h, py::handle target_h, py
     throw py::value_error("_cross_entropy_backward: grad: float64, one value, or one per row for none");
   const View vo = loss_out(a, out_h, "_cross_entropy_backward");
   run_released(a.nrows * a.len, [&] {
-    cpu::run_cross_entropy_backward(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, vo.data, vo.strides, ce,
-                                    grad.data());
+    if (nll) cpu::run_nll_backward(a.dtype, a.nd, a.shape, vo.data, vo.strides, ce, grad.data());
+    else cpu::run_cross_entropy_backward(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, vo.data, vo.strides, ce,
+                                         grad.data());
   });
 }
 
@@ -1576,7 +1580,7 @@ PYBIND11_MODULE(_core, m) {
   }, "Whether two indices of an array with this shape and these strides reach one element.");
   m.def("_logsumexp", &logsumexp_rows, "Per-row logsumexp along the last axis, float64 (losses.py).");
   m.def("_logsumexp_backward", &loss_grad, "grad * softmax along the last axis, one grad per row, into out (losses.py).");
-  m.def("_cross_entropy", &ce_rows, "cross-entropy over rows along the last axis (losses.py).");
+  m.def("_cross_entropy", &ce_rows, "cross-entropy (or nll) over rows along the last axis (losses.py).");
   m.def("_cross_entropy_backward", &ce_rows_backward, "its gradient, into out (losses.py).");
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);

@@ -326,17 +326,25 @@ void cross_entropy_backward_t(const double* grad, const T* logits, const std::in
   cpu::run_cross_entropy_backward(dtype_of<T>(), 2, shape, {logits, st}, dlogits, st, ce, grad);
 }
 
-// d rounded to float toward zero, its last bit set where that was inexact: a float from which a 16-bit
-// type's rounding is d's own correct rounding (no double rounding; losses.py does the same).
-float round_to_odd(double d) {
-  float f = float(d);
-  if (double(f) == d || d != d || std::isinf(f)) return f;
-  if (std::fabs(double(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
-  std::uint32_t b;
-  std::memcpy(&b, &f, 4);
-  b |= 1u;
-  std::memcpy(&f, &b, 4);
-  return f;
+template <class T>
+double nll_loss_t(const T* x, const std::int64_t* target, std::size_t rows, std::size_t classes,
+                  const CrossEntropyOptions& o, double* per_row) {
+  if (o.reduction == Reduction::none && !per_row && rows) throw Error("nll_loss: Reduction::none needs per_row");
+  if (o.label_smoothing != 0 || o.z_loss != 0) throw Error("nll_loss: label_smoothing and z_loss are cross_entropy's");
+  const std::vector<std::int64_t> t = checked_targets("nll_loss", target, rows, classes, o.ignore_index);
+  const cpu::CrossEntropy ce = checked_options("nll_loss", o, t.data());
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(classes)}, st[2] = {std::int64_t(classes), 1};
+  return cpu::run_nll(dtype_of<T>(), 2, shape, {x, st}, ce, per_row);
+}
+
+template <class T>
+void nll_loss_backward_t(const double* grad, const std::int64_t* target, T* dx, std::size_t rows, std::size_t classes,
+                         const CrossEntropyOptions& o) {
+  if (o.label_smoothing != 0 || o.z_loss != 0) throw Error("nll_loss_backward: label_smoothing and z_loss are cross_entropy's");
+  const std::vector<std::int64_t> t = checked_targets("nll_loss_backward", target, rows, classes, o.ignore_index);
+  const cpu::CrossEntropy ce = checked_options("nll_loss_backward", o, t.data());
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(classes)}, st[2] = {std::int64_t(classes), 1};
+  cpu::run_nll_backward(dtype_of<T>(), 2, shape, dx, st, ce, grad);
 }
 
 template <class T>
@@ -345,8 +353,8 @@ void logsumexp_t(const T* x, T* y, std::size_t rows, std::size_t cols) {
   std::vector<double> lse(rows);
   cpu::run_loss_stats(dtype_of<T>(), 2, shape, {x, st}, nullptr, nullptr, lse.data(), nullptr, nullptr);
   for (std::size_t r = 0; r < rows; ++r) {
-    if constexpr (std::is_same_v<T, half>) y[r] = to_half(round_to_odd(lse[r]));
-    else if constexpr (std::is_same_v<T, bfloat16>) y[r] = to_bfloat16(round_to_odd(lse[r]));
+    if constexpr (std::is_same_v<T, half>) y[r] = to_half(cpu::round_to_odd(lse[r]));
+    else if constexpr (std::is_same_v<T, bfloat16>) y[r] = to_bfloat16(cpu::round_to_odd(lse[r]));
     else y[r] = T(lse[r]);
   }
 }
@@ -378,6 +386,14 @@ void logsumexp_backward_t(const T* dy, const T* x, T* dx, std::size_t rows, std:
   void cross_entropy_backward(const double* grad, const T* logits, const std::int64_t* target, T* dlogits,           \
                               std::size_t rows, std::size_t classes, const CrossEntropyOptions& options) {           \
     cross_entropy_backward_t(grad, logits, target, dlogits, rows, classes, options);                                \
+  }                                                                                                                 \
+  double nll_loss(const T* log_probs, const std::int64_t* target, std::size_t rows, std::size_t classes,              \
+                  const CrossEntropyOptions& options, double* per_row) {                                            \
+    return nll_loss_t(log_probs, target, rows, classes, options, per_row);                                          \
+  }                                                                                                                 \
+  void nll_loss_backward(const double* grad, const std::int64_t* target, T* dlog_probs, std::size_t rows,             \
+                         std::size_t classes, const CrossEntropyOptions& options) {                                 \
+    nll_loss_backward_t(grad, target, dlog_probs, rows, classes, options);                                          \
   }
 FASTACT_DEF_LOSS_T(float)
 FASTACT_DEF_LOSS_T(double)

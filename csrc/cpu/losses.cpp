@@ -186,7 +186,98 @@ std::int64_t rows_of(int ndim, const std::int64_t* shape) {
   return n;
 }
 
+template <class S>
+S from_double(double v) {
+  if constexpr (std::is_same_v<S, half>) return to_half(round_to_odd(v));
+  else if constexpr (std::is_same_v<S, bfloat16>) return to_bfloat16(round_to_odd(v));
+  else return S(v);
+}
+
+// nll: x_t of each counted row (a gather: no kernel), into xt (0 where ignored).
+template <class S>
+void gather_targets(int ndim, const std::int64_t* shape, Operand x, const std::int64_t* target, double* xt) {
+  const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1];
+  const S* px = static_cast<const S*>(x.data);
+  for_rows(ndim, shape, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo; r < hi; ++r)
+      xt[r] = target[r] < 0 ? 0.0 : to_double(px[row_offset(r, ndim, shape, x.strides) + target[r] * sx]);
+  });
+  (void)len;
+}
+
+// nll's gradient: zeros but at each counted row's target, value[r] there.
+template <class S>
+void scatter_targets(int ndim, const std::int64_t* shape, S* dx, const std::int64_t* ds, const std::int64_t* target,
+                     const double* value) {
+  const std::int64_t len = shape[ndim - 1], sd = ds[ndim - 1];
+  for_rows(ndim, shape, len, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo; r < hi; ++r) {
+      S* out = dx + row_offset(r, ndim, shape, ds);
+      for (std::int64_t j = 0; j < len; ++j) out[j * sd] = S{};
+      if (target[r] >= 0) out[target[r] * sd] = from_double<S>(value[r]);
+    }
+  });
+}
+
+// The reduction of the rows' losses main (and z terms, or null): none into per_row, else sum or mean.
+double reduce_rows(const std::vector<double>& main, const std::vector<double>* zpart, const RowWeights& rw,
+                   Reduction reduction, double* per_row) {
+  const std::int64_t n = std::int64_t(main.size());
+  if (reduction == Reduction::none) {
+    for (std::int64_t r = 0; r < n; ++r) per_row[r] = main[std::size_t(r)] + (zpart ? (*zpart)[std::size_t(r)] : 0.0);
+    return 0;
+  }
+  const double m = fixed_sum(main.data(), n), zsum = zpart ? fixed_sum(zpart->data(), n) : 0.0;
+  if (reduction == Reduction::sum) return m + zsum;
+  return m / rw.wt_sum + (zpart ? zsum / rw.counted : 0.0);  // no counted row: 0 / 0, NaN (as PyTorch)
+}
+
 }  // namespace
+
+float round_to_odd(double d) {
+  float f = float(d);
+  if (double(f) == d || d != d || std::isinf(f)) return f;
+  if (std::fabs(double(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+  std::uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b |= 1u;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+double run_nll(int dtype, int ndim, const std::int64_t* shape, Operand x, const CrossEntropy& ce, double* per_row) {
+  const FpEnvScope fp;
+  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
+  std::vector<double> v(static_cast<std::size_t>(nrows));
+  switch (dtype) {
+    case kF32: gather_targets<float>(ndim, shape, x, ce.target, v.data()); break;
+    case kF64: gather_targets<double>(ndim, shape, x, ce.target, v.data()); break;
+    case kF16: gather_targets<half>(ndim, shape, x, ce.target, v.data()); break;
+    default: gather_targets<bfloat16>(ndim, shape, x, ce.target, v.data()); break;
+  }
+  const RowWeights rw = row_weights(ce, nrows, len);
+  for (std::size_t r = 0; r < v.size(); ++r) v[r] = ce.target[r] < 0 ? 0.0 : -(rw.wt[r] * v[r]);
+  return reduce_rows(v, nullptr, rw, ce.reduction, per_row);
+}
+
+void run_nll_backward(int dtype, int ndim, const std::int64_t* shape, void* dx, const std::int64_t* dx_strides,
+                      const CrossEntropy& ce, const double* grad) {
+  const FpEnvScope fp;
+  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
+  const RowWeights rw = row_weights(ce, nrows, len);
+  std::vector<double> v(static_cast<std::size_t>(nrows));
+  for (std::int64_t r = 0; r < nrows; ++r) {
+    double g = ce.reduction == Reduction::none ? grad[r] : grad[0];
+    if (ce.reduction == Reduction::mean) g /= rw.wt_sum;
+    v[std::size_t(r)] = -(g * rw.wt[std::size_t(r)]);
+  }
+  switch (dtype) {
+    case kF32: return scatter_targets(ndim, shape, static_cast<float*>(dx), dx_strides, ce.target, v.data());
+    case kF64: return scatter_targets(ndim, shape, static_cast<double*>(dx), dx_strides, ce.target, v.data());
+    case kF16: return scatter_targets(ndim, shape, static_cast<half*>(dx), dx_strides, ce.target, v.data());
+    default: return scatter_targets(ndim, shape, static_cast<bfloat16*>(dx), dx_strides, ce.target, v.data());
+  }
+}
 
 double run_cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand x, const CrossEntropy& ce,
                          double* per_row) {
@@ -204,13 +295,7 @@ double run_cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand
     nll[i] = v;
     if (z > 0) zpart[i] = counted ? z * lse[i] * lse[i] : 0.0;
   }
-  if (ce.reduction == Reduction::none) {
-    for (std::int64_t r = 0; r < nrows; ++r) per_row[r] = nll[std::size_t(r)] + (z > 0 ? zpart[std::size_t(r)] : 0.0);
-    return 0;
-  }
-  const double main = fixed_sum(nll.data(), nrows), zsum = z > 0 ? fixed_sum(zpart.data(), nrows) : 0.0;
-  if (ce.reduction == Reduction::sum) return main + zsum;
-  return main / rw.wt_sum + (z > 0 ? zsum / rw.counted : 0.0);  // no counted row: 0 / 0, NaN (as PyTorch)
+  return reduce_rows(nll, z > 0 ? &zpart : nullptr, rw, ce.reduction, per_row);
 }
 
 void run_cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,

@@ -44,6 +44,16 @@ double run_cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand
 void run_cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
                                 const std::int64_t* dx_strides, const CrossEntropy& ce, const double* grad);
 
+// nll_loss: the loss is -w_t x_t per counted row (x: log-probabilities), with cross_entropy's reductions
+// (ce's label_smoothing and z_loss are not used); its gradient is zero but at each counted row's target.
+double run_nll(int dtype, int ndim, const std::int64_t* shape, Operand x, const CrossEntropy& ce, double* per_row);
+void run_nll_backward(int dtype, int ndim, const std::int64_t* shape, void* dx, const std::int64_t* dx_strides,
+                      const CrossEntropy& ce, const double* grad);
+
+// d rounded to float toward zero, its last bit set where that was inexact: a float whose rounding to a
+// 16-bit type is d's own correct rounding (no double rounding; losses.py does the same).
+float round_to_odd(double d);
+
 // A compensated (Neumaier) sum of n values in index order.
 double fixed_sum(const double* v, std::int64_t n);
 

@@ -12,7 +12,8 @@ import operator as _operator
 from . import _core, _dispatch, cuda
 from ._core import compiled_isas, get_isa, get_num_threads, set_isa, supported_isas
 from ._generate import build_functions
-from .losses import cross_entropy, cross_entropy_backward, logsumexp, logsumexp_backward
+from .losses import (cross_entropy, cross_entropy_backward, logsumexp, logsumexp_backward, nll_loss,
+                     nll_loss_backward)
 from .losses import __all__ as _LOSSES
 
 _core._set_hooks(_dispatch.as_array, _dispatch.gpu_route, _dispatch.bfloat16_dtype)

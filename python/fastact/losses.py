@@ -185,7 +185,7 @@ class _ClassTargets:
     """Validated class-index targets: t (int64 of the rows' shape, -1 where ignored) and the class weights w
     (float64 or None)."""
 
-    def __init__(self, fn, x, target, axis, weight, ignore_index):
+    def __init__(self, fn, x, target, axis, weight, ignore_index, name):
         self.rows_shape = x.shape[:axis] + x.shape[axis + 1:]
         k = x.shape[axis]
         if hasattr(target, "__cuda_array_interface__") or (
@@ -201,7 +201,7 @@ class _ClassTargets:
                                 "yet; pass class indices (an integer array)")
             raise TypeError(f"fastact.{fn}: target must be class indices (an integer array), got dtype {t.dtype}")
         if t.shape != self.rows_shape:
-            raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected {self.rows_shape} (the logits' "
+            raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected {self.rows_shape} (the {name}' "
                              f"shape {x.shape} without axis {axis})")
         ignored = t == ignore_index
         bad = ~ignored & ((t < 0) | (t >= k))
@@ -219,14 +219,14 @@ class _ClassTargets:
             self.w = np.ascontiguousarray(w, dtype=np.float64)
 
 
-def _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing, ignore_index, z_loss):
-    x = _logits(logits, fn, "logits")
-    a = _axis(axis, x.ndim, fn, "logits")
+def _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing, ignore_index, z_loss, name="logits"):
+    x = _logits(logits, fn, name)
+    a = _axis(axis, x.ndim, fn, name)
     reduction = _reduction(reduction, fn)
     eps = _number(label_smoothing, fn, "label_smoothing", 0.0, 1.0)
     z = _number(z_loss, fn, "z_loss", 0.0)
     ignore_index = _index(ignore_index, fn, "ignore_index")
-    tg = _ClassTargets(fn, x, target, a, weight, ignore_index)
+    tg = _ClassTargets(fn, x, target, a, weight, ignore_index, name)
     return x, a, reduction, eps, z, tg
 
 
@@ -245,7 +245,7 @@ def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_
     fn = "cross_entropy"
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
-    r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z)
+    r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z, False)
     return _result(r, x.dtype)
 
 
@@ -259,14 +259,45 @@ def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, re
     fn = "cross_entropy_backward"
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
-    if reduction == "none":
-        g = _row_grad(grad_output, tg.t.shape, fn)
-    else:
-        g = np.array([_scalar_grad(grad_output, fn)])
+    g = _grad_of(grad_output, reduction, tg.t.shape, fn)
     o = _out_array(out, x, fn)
     _core._cross_entropy_backward(g, _rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z,
-                                  _rows_view(o, a))
+                                  _rows_view(o, a), False)
     return o
 
 
-__all__ = ["logsumexp", "logsumexp_backward", "cross_entropy", "cross_entropy_backward"]
+def _grad_of(grad_output, reduction, rows_shape, fn):
+    if reduction == "none":
+        return _row_grad(grad_output, rows_shape, fn)
+    return np.array([_scalar_grad(grad_output, fn)])
+
+
+def nll_loss(log_probs, target, axis=-1, weight=None, reduction="mean", ignore_index=-100):
+    """The negative log-likelihood of class indices, as PyTorch's F.nll_loss (ONNX NegativeLogLikelihoodLoss
+    with axis=1): -weight[t] * log_probs[t] per counted row, with cross_entropy's target checks and
+    reductions ("mean": over the sum of the counted targets' weights). log_probs is typically
+    log_softmax(logits); from logits, cross_entropy is one call and more accurate. Returns an array of the
+    input's dtype (0-d for "mean" / "sum")."""
+    fn = "nll_loss"
+    x, a, reduction, _, _, tg = _ce_args(fn, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
+                                         "log_probs")
+    r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), 0.0, 0.0, True)
+    return _result(r, x.dtype)
+
+
+def nll_loss_backward(grad_output, log_probs, target, axis=-1, weight=None, reduction="mean", ignore_index=-100, *,
+                      out=None):
+    """The gradient of nll_loss (same arguments) with respect to log_probs: zero but -scale * weight[t] at
+    each counted row's target. out= (log_probs' shape and dtype) may be log_probs itself."""
+    fn = "nll_loss_backward"
+    x, a, reduction, _, _, tg = _ce_args(fn, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
+                                         "log_probs")
+    g = _grad_of(grad_output, reduction, tg.t.shape, fn)
+    o = _out_array(out, x, fn)
+    _core._cross_entropy_backward(g, _rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), 0.0, 0.0,
+                                  _rows_view(o, a), True)
+    return o
+
+
+__all__ = ["logsumexp", "logsumexp_backward", "cross_entropy", "cross_entropy_backward", "nll_loss",
+           "nll_loss_backward"]

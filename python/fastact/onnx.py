@@ -1,14 +1,15 @@
-"""ONNX's activation operators as fastact calls: one call per operator, every attribute mapped.
+"""ONNX's activation and loss operators as fastact calls: one call per operator, every attribute mapped.
 
     from fastact import onnx
     y = onnx.run("HardSigmoid", x, alpha=0.2, beta=0.5)   # = fastact.hardsigmoid(x, alpha=0.2, beta=0.5)
     y = onnx.run("Clip", x, min=0.0)                       # = fastact.hardtanh(x, min_val=0.0, max_val=inf)
     onnx.OPS["Selu"]                                       # how the mapping reads
+    loss = onnx.run("SoftmaxCrossEntropyLoss", scores, labels, weights, ignore_index=0)  # cross_entropy(axis=1)
 
 ONNX's defaults are applied where they differ from fastact's (HardSigmoid's alpha 0.2, ThresholdedRelu's
 alpha 1.0, Clip's unbounded min and max; Clip's min > max gives max everywhere, as ONNX has it). Operators
-whose extra operands are inputs rather than attributes (Clip's min and max, PRelu's slope) take them as
-keywords or positionally after x. The README's ONNX table
+whose extra operands are inputs rather than attributes (Clip's min and max, PRelu's slope, the losses'
+labels and weights) take them as keywords or positionally after x. The README's ONNX table
 is generated from OPS, and tests/test_onnx.py runs every entry against ONNX Runtime where it is installed.
 """
 from __future__ import annotations
@@ -60,6 +61,14 @@ OPS: Dict[str, Mapping] = {
                     inputs=("min", "max"), note="min and max are inputs (opset 11 on): scalars"),
     "Softmax": Mapping("softmax", {"axis": "axis"}, {"axis": -1}),
     "LogSoftmax": Mapping("log_softmax", {"axis": "axis"}, {"axis": -1}),
+    "SoftmaxCrossEntropyLoss": Mapping(
+        "cross_entropy", {"weights": "weight", "reduction": "reduction", "ignore_index": "ignore_index"},
+        {"reduction": "mean"}, {"axis": 1}, inputs=("labels", "weights"),
+        note="scores (N, C, d1, ...), labels (N, d1, ...); the loss only (not the optional log_prob output)"),
+    "NegativeLogLikelihoodLoss": Mapping(
+        "nll_loss", {"weight": "weight", "reduction": "reduction", "ignore_index": "ignore_index"},
+        {"reduction": "mean"}, {"axis": 1}, inputs=("target", "weight"),
+        note="input (N, C, d1, ...) of log-probabilities, target (N, d1, ...)"),
 }
 
 
@@ -71,7 +80,7 @@ def _function(name: str) -> Callable:
 
 def run(op_type: str, x, *inputs, **attributes):
     """Run the ONNX operator op_type on x with its attributes (and its extra inputs: Clip's min and max,
-    PRelu's slope) through its one fastact call. Raises ValueError for an operator not in OPS, TypeError
+    PRelu's slope, the losses' labels and weights) through its one fastact call. Raises ValueError for an operator not in OPS, TypeError
     for an attribute the operator does not have."""
     try:
         m = OPS[op_type]

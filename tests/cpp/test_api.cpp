@@ -337,3 +337,21 @@ TEST(Api, CrossEntropyAndLogsumexp) {
   o.label_smoothing = 1.5;
   EXPECT_THROW(fastact::cross_entropy(x.data(), target, rows, k, o), fastact::Error);
 }
+
+TEST(Api, NllLossOfLogSoftmaxIsCrossEntropy) {
+  const std::size_t rows = 4, k = 9;
+  std::vector<double> x(rows * k), lp(rows * k), g(rows * k, 7.0);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(double(i) * 0.9) * 5.0;
+  fastact::log_softmax(x.data(), lp.data(), rows, k);
+  const std::int64_t target[rows] = {1, -100, 8, 0};
+  EXPECT_NEAR(fastact::nll_loss(lp.data(), target, rows, k), fastact::cross_entropy(x.data(), target, rows, k), 1e-14);
+  const double two = 2.0;
+  fastact::CrossEntropyOptions sum;
+  sum.reduction = fastact::Reduction::sum;
+  fastact::nll_loss_backward(&two, target, g.data(), rows, k, sum);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < k; ++j) ASSERT_EQ(g[r * k + j], target[r] == std::int64_t(j) ? -2.0 : 0.0);
+  fastact::CrossEntropyOptions smooth;
+  smooth.label_smoothing = 0.1;
+  EXPECT_THROW(fastact::nll_loss(lp.data(), target, rows, k, smooth), fastact::Error);
+}

@@ -109,7 +109,9 @@ FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 // the gradient to dlogits, which may be logits itself. Semantics as PyTorch's F.cross_entropy (weights,
 // label smoothing, ignore_index; "mean" divides by the counted targets' weights), plus z_loss * lse^2 per
 // counted row (its mean over the counted rows). logsumexp(x, y, rows, cols): y[r] = log(sum(exp(row r)));
-// logsumexp_backward(dy, x, dx, rows, cols): dx = dy[r] * softmax(row r).
+// logsumexp_backward(dy, x, dx, rows, cols): dx = dy[r] * softmax(row r). nll_loss takes log-probabilities
+// (-w_t x_t per counted row; the same options, label_smoothing and z_loss 0), nll_loss_backward writes
+// zeros but at each counted row's target.
 enum class Reduction { mean = 0, sum = 1, none = 2 };
 struct CrossEntropyOptions {
   const double* weight = nullptr;  // one per class, or none
@@ -124,7 +126,11 @@ struct CrossEntropyOptions {
   double cross_entropy(const T* logits, const std::int64_t* target, std::size_t rows, std::size_t classes,         \
                        const CrossEntropyOptions& options = {}, double* per_row = nullptr);                      \
   void cross_entropy_backward(const double* grad, const T* logits, const std::int64_t* target, T* dlogits,         \
-                              std::size_t rows, std::size_t classes, const CrossEntropyOptions& options = {});
+                              std::size_t rows, std::size_t classes, const CrossEntropyOptions& options = {});   \
+  double nll_loss(const T* log_probs, const std::int64_t* target, std::size_t rows, std::size_t classes,          \
+                  const CrossEntropyOptions& options = {}, double* per_row = nullptr);                           \
+  void nll_loss_backward(const double* grad, const std::int64_t* target, T* dlog_probs, std::size_t rows,         \
+                         std::size_t classes, const CrossEntropyOptions& options = {});
 FASTACT_DECL_LOSS_T(float)
 FASTACT_DECL_LOSS_T(double)
 FASTACT_DECL_LOSS_T(half)
