@@ -444,3 +444,87 @@ def test_nll_loss_of_log_softmax_is_cross_entropy():
         fastact.nll_loss(x, t)
     with pytest.raises(TypeError, match="log_probs has dtype int32"):
         fastact.nll_loss(np.zeros((2, 3), np.int32), np.array([0, 1]))
+
+
+# ------------------------------------------------------------------------------------------ review findings
+def test_unsigned_targets_with_their_own_ignore_index():
+    # the segmentation convention: uint8 labels with 255 ignored (np.where once cast -1 to 255: a real class)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 256)).astype(np.float32)
+    for dt, ign in ((np.uint8, 255), (np.uint16, 65535), (np.uint32, 2**32 - 1)):
+        t = np.array([1, ign, 7], dt)
+        got = fastact.cross_entropy(x, t, ignore_index=ign, reduction="none")
+        assert got[1] == 0
+        np.testing.assert_array_equal(got[[0, 2]], fastact.cross_entropy(x[[0, 2]], np.array([1, 7]), reduction="none"))
+        assert fastact.cross_entropy(x, t, ignore_index=ign) == fastact.cross_entropy(x[[0, 2]], np.array([1, 7]))
+
+
+@needs_torch
+def test_label_smoothing_with_a_masked_logit_is_inf_as_pytorch():
+    for k in (3, 40):  # the row's tail block, and a whole block
+        x = np.zeros((1, k), np.float32)
+        x[0, 1] = -np.inf
+        got = fastact.cross_entropy(x, [0], label_smoothing=0.1)
+        want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.tensor([0]), label_smoothing=0.1).item()
+        assert got == want == np.inf
+
+
+@needs_torch
+def test_a_row_with_plus_inf_has_a_nan_loss_as_pytorch():
+    x = np.float32([[np.inf, 0, 1]])
+    want = torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.tensor([1]), reduction="none").numpy()
+    got = fastact.cross_entropy(x, [1], reduction="none")
+    assert np.isnan(want[0]) and np.isnan(got[0])
+    assert fastact.logsumexp(x)[0] == np.inf
+
+
+def test_logsumexp_backward_over_axes_that_do_not_merge():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((5, 3, 4)).astype(np.float32)
+    for axis, xs in (((0, 2), x), (None, x.T), ((0, 1), np.asfortranarray(x))):
+        g = rng.standard_normal(fastact.logsumexp(xs, axis=axis).shape).astype(np.float32)
+        got = fastact.logsumexp_backward(g, xs, axis=axis)
+        ax = tuple(range(xs.ndim)) if axis is None else axis
+        ref = np.expand_dims(g.astype(np.float64), ax) * np.exp(
+            xs.astype(np.float64) - np.expand_dims(fastact.logsumexp(xs.astype(np.float64), axis=axis), ax))
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+
+
+@needs_torch
+def test_targets_weights_and_grads_as_torch_tensors():
+    x = torch.randn(4, 5, dtype=torch.float64)
+    t = torch.tensor([1, 0, 4, 2])
+    w = torch.arange(1, 6)
+    got = fastact.cross_entropy(x, t, weight=w)
+    want = torch.nn.functional.cross_entropy(x, t, weight=w.double()).item()
+    assert abs(float(got) - want) < 1e-14
+    fastact.cross_entropy_backward(torch.tensor(1.0), x, t, weight=w)
+
+
+def test_big_endian_logits_have_a_native_gradient():
+    x = np.linspace(-2, 2, 20).reshape(4, 5).astype(">f4")
+    t = np.array([1, 0, 4, 2])
+    np.testing.assert_array_equal(fastact.cross_entropy_backward(1.0, x, t),
+                                  fastact.cross_entropy_backward(1.0, x.astype("<f4"), t))
+    np.testing.assert_array_equal(fastact.logsumexp_backward(np.ones(4), x), fastact.logsumexp_backward(np.ones(4), x.astype("<f4")))
+
+
+def test_non_numeric_weights_and_grads_are_type_errors_naming_them():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(TypeError, match="weight must hold real numbers"):
+        fastact.cross_entropy(x, [0, 1], weight=["a", "b", "c"])
+    with pytest.raises(TypeError, match="weight must hold real numbers"):
+        fastact.cross_entropy(x, [0, 1], weight=np.ones(3, complex))
+    with pytest.raises(TypeError, match="grad_output must hold real numbers"):
+        fastact.cross_entropy_backward(["a", "b"], x, [0, 1], reduction="none")
+    with pytest.raises(TypeError, match="grad_output must hold real numbers"):
+        fastact.logsumexp_backward(np.array(["1", "2"]), x)
+
+
+def test_an_infinite_row_loss_sums_to_inf_not_nan():
+    x = np.zeros((3, 4), np.float32)
+    x[1, 0] = -np.inf
+    t = np.array([0, 0, 1])
+    assert fastact.cross_entropy(x, t, reduction="none")[1] == np.inf
+    assert fastact.cross_entropy(x, t, reduction="sum") == np.inf
+    assert fastact.cross_entropy(x, t) == np.inf

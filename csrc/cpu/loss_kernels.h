@@ -26,7 +26,8 @@ void row_sums(const S* x, std::size_t len, typename V::T m_, const typename V::T
   using IO = StorageIo<V, S>;
   constexpr int N = kLanes / V::W;
   const V m(m_);
-  Kahan<V> sum[N], smooth[N];
+  Kahan<V> sum[N];
+  Kahan<V, true> smooth[N];  // a -inf logit makes a term +inf: the sum stays +inf (a plain Kahan sum gives NaN)
   V count[N];
   for (auto& c : count) c = V(T(0));
   const auto block = [&](const S* a, const T* wb) {

@@ -80,7 +80,8 @@ void stats_typed(const LossKernel& k, int ndim, const std::int64_t* shape, Opera
       }
       const double m = st[0], L = st[1];
       lse[r] = m + L;
-      if (nll) nll[r] = target[r] < 0 ? 0.0 : (m - to_double(row[target[r]])) + L;
+      // a row with +inf has no finite log-probability (PyTorch's log_softmax is NaN there): lse - x_t is NaN
+      if (nll) nll[r] = target[r] < 0 ? 0.0 : m == std::numeric_limits<double>::infinity() ? m - m : (m - to_double(row[target[r]])) + L;
       if (smooth) smooth[r] = st[2] + L * wsum;
     }
   });
@@ -156,7 +157,7 @@ double fixed_sum(const double* v, std::int64_t n) {
     c += std::fabs(s) >= std::fabs(v[i]) ? (s - t) + v[i] : (v[i] - t) + s;
     s = t;
   }
-  return s + c;
+  return std::isfinite(s) ? s + c : s;  // an infinite sum stays one (its compensation is NaN)
 }
 
 namespace {

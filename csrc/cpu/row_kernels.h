@@ -74,8 +74,8 @@ typename V::T reduce_max(const V* acc) {
 }
 
 // Each lane's Kahan sum minus its compensation: what combine_sum takes.
-template <class V>
-void lane_sums(const Kahan<V>* acc, typename V::T* l) {
+template <class V, bool Inf = false>
+void lane_sums(const Kahan<V, Inf>* acc, typename V::T* l) {
   using T = typename V::T;
   T s[kLanes], c[kLanes];
   for (int j = 0; j < kLanes / V::W; ++j) {
@@ -85,12 +85,12 @@ void lane_sums(const Kahan<V>* acc, typename V::T* l) {
   for (int j = 0; j < kLanes; ++j) l[j] = s[j] - c[j];
 }
 
-template <class V>
-typename V::T reduce_sum(const Kahan<V>* acc) {
+template <class V, bool Inf = false>
+typename V::T reduce_sum(const Kahan<V, Inf>* acc) {
   using T = typename V::T;
   T l[kLanes];
   lane_sums(acc, l);
-  return combine_sum<T>([&](int j) { return l[j]; });
+  return combine_sum<T, Inf>([&](int j) { return l[j]; });
 }
 
 template <class V, class S>

@@ -61,8 +61,9 @@ def _rows_view(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _out_array(out, like: np.ndarray, fn: str) -> np.ndarray:
-    if out is None:
-        return np.empty_like(like)
+    if out is None:  # in the machine's byte order (a byte-swapped input is read through a native copy)
+        return np.empty_like(like, dtype=like.dtype.newbyteorder("=")) if like.dtype.byteorder == ">" else \
+            np.empty_like(like)
     o = _core._as_array(out, fn, "out") if not isinstance(out, np.ndarray) else out
     if not isinstance(o, np.ndarray):
         raise TypeError(f"fastact.{fn}: out must be a NumPy array")
@@ -74,9 +75,27 @@ def _out_array(out, like: np.ndarray, fn: str) -> np.ndarray:
     return o
 
 
+def _any_array(obj, fn: str, name: str) -> np.ndarray:
+    """obj as a NumPy array of any dtype: CPU DLPack tensors (PyTorch, JAX) as views, GPU arrays a clear error."""
+    if hasattr(obj, "__cuda_array_interface__"):
+        raise _dispatch._gpu_error(fn, name, obj)
+    if hasattr(obj, "__dlpack_device__") and not isinstance(obj, np.ndarray):
+        if obj.__dlpack_device__()[0] not in (1, 3):  # CPU, CUDA host memory
+            raise _dispatch._gpu_error(fn, name, obj)
+        return np.from_dlpack(obj)
+    return np.asarray(obj)
+
+
+def _real_numbers(obj, fn: str, name: str) -> np.ndarray:
+    """obj as a float64 array: integers and floats of any width (bfloat16 included), nothing else."""
+    a = _any_array(obj, fn, name)
+    if a.dtype.kind not in "fiu" and str(a.dtype) != "bfloat16":
+        raise TypeError(f"fastact.{fn}: {name} must hold real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
 def _scalar_grad(grad_output, fn: str) -> float:
-    g = np.asarray(grad_output) if not hasattr(grad_output, "__dlpack_device__") else _core._as_array(
-        grad_output, fn, "grad_output")
+    g = _any_array(grad_output, fn, "grad_output")
     if g.size != 1 or g.ndim > 1:
         raise ValueError(f"fastact.{fn}: grad_output must be a scalar (a 0-d array or a number) for reduction "
                          f"'mean' or 'sum', got shape {g.shape}")
@@ -86,11 +105,11 @@ def _scalar_grad(grad_output, fn: str) -> float:
 
 
 def _row_grad(grad_output, rows_shape, fn: str) -> np.ndarray:
-    g = _core._as_array(grad_output, fn, "grad_output")
+    g = _real_numbers(grad_output, fn, "grad_output")
     if g.shape != tuple(rows_shape):
         raise ValueError(f"fastact.{fn}: grad_output must have the shape {tuple(rows_shape)} of the unreduced loss, "
                          f"got {g.shape}")
-    return np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
+    return np.ascontiguousarray(g).reshape(-1)
 
 
 def _result(value, dtype) -> np.ndarray:
@@ -99,7 +118,8 @@ def _result(value, dtype) -> np.ndarray:
     C++ API does the same)."""
     d = np.asarray(value, dtype=np.float64)
     if np.dtype(dtype).itemsize != 2:
-        return np.asarray(d.astype(dtype))
+        with np.errstate(over="ignore"):  # a float32 loss beyond its range is inf, without a warning
+            return np.asarray(d.astype(dtype))
     with np.errstate(over="ignore", invalid="ignore"):
         f = d.astype(np.float32)
         inexact = (f.astype(np.float64) != d) & np.isfinite(f) & ~np.isnan(d)
@@ -166,16 +186,20 @@ def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
     fn = "logsumexp_backward"
     x = _logits(x, fn, "x")
     rows, axes, kept_shape = _lse_layout(x, axis, fn)
-    g = _core._as_array(grad_output, fn, "grad_output")
+    g = _real_numbers(grad_output, fn, "grad_output")
     if g.shape not in (kept_shape, _keep(kept_shape, axes, x.ndim)):
         raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected {kept_shape} (or "
                          f"{_keep(kept_shape, axes, x.ndim)} with keepdims)")
     o = _out_array(out, x, fn)
     coef = np.zeros((int(np.prod(kept_shape, dtype=np.int64)), 4))
-    coef[:, 0] = np.asarray(g, dtype=np.float64).reshape(-1)
+    coef[:, 0] = g.reshape(-1)
     orows, _, _ = _lse_layout(o, axis, fn)
-    if not np.shares_memory(orows, o) and o.size:
-        raise ValueError(f"fastact.{fn}: the reduced axes of out are not one block of memory; pass a C-ordered out")
+    if orows.size and not np.shares_memory(orows, o):
+        # out's reduced axes do not merge (as x's may not): through a buffer of x's size, copied into out
+        _core._logsumexp_backward(rows, coef, orows)
+        kept = [i for i in range(x.ndim) if i not in axes]
+        np.transpose(o, kept + list(axes))[...] = orows.reshape(np.transpose(o, kept + list(axes)).shape)
+        return o
     _core._logsumexp_backward(rows, coef, orows)
     return o
 
@@ -188,13 +212,7 @@ class _ClassTargets:
     def __init__(self, fn, x, target, axis, weight, ignore_index, name):
         self.rows_shape = x.shape[:axis] + x.shape[axis + 1:]
         k = x.shape[axis]
-        if hasattr(target, "__cuda_array_interface__") or (
-                hasattr(target, "__dlpack_device__") and not isinstance(target, np.ndarray)):
-            t = _core._as_array(target, fn, "target") if not hasattr(target, "__cuda_array_interface__") else None
-            if t is None:
-                raise _dispatch._gpu_error(fn, "target", target)
-        else:
-            t = np.asarray(target)
+        t = _any_array(target, fn, "target")
         if t.dtype.kind not in "iu":
             if t.dtype.kind == "f" or str(t.dtype) == "bfloat16":
                 raise TypeError(f"fastact.{fn}: target has dtype {t.dtype}: class probabilities are not supported "
@@ -210,10 +228,11 @@ class _ClassTargets:
             raise ValueError(f"fastact.{fn}: target {t.reshape(-1)[i]} at index "
                              f"{tuple(int(v) for v in np.unravel_index(i, t.shape))} is not a class in [0, {k}) "
                              f"(nor ignore_index={ignore_index})")
-        self.t = np.where(ignored, -1, t).astype(np.int64)
+        # (-1 as int64: np.where would cast it to an unsigned target's dtype, 255 for uint8)
+        self.t = np.where(ignored, np.int64(-1), t.astype(np.int64))
         self.w = None
         if weight is not None:
-            w = _core._as_array(weight, fn, "weight")
+            w = _real_numbers(weight, fn, "weight")
             if w.shape != (k,):
                 raise ValueError(f"fastact.{fn}: weight has shape {w.shape}; expected ({k},), one per class")
             self.w = np.ascontiguousarray(w, dtype=np.float64)
