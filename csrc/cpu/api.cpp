@@ -1,7 +1,6 @@
 // The public C++ API (fastact/fastact.h), generated from the registry: each function validates its
 // parameters and hands raw pointers to the engines with the active ISA's kernel.
 #include <cmath>
-#include <cstring>
 #include <cstdint>
 #include <vector>
 #include <string>

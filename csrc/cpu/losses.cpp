@@ -197,13 +197,12 @@ S from_double(double v) {
 // nll: x_t of each counted row (a gather: no kernel), into xt (0 where ignored).
 template <class S>
 void gather_targets(int ndim, const std::int64_t* shape, Operand x, const std::int64_t* target, double* xt) {
-  const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1];
+  const std::int64_t sx = x.strides[ndim - 1];
   const S* px = static_cast<const S*>(x.data);
   for_rows(ndim, shape, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t r = lo; r < hi; ++r)
       xt[r] = target[r] < 0 ? 0.0 : to_double(px[row_offset(r, ndim, shape, x.strides) + target[r] * sx]);
   });
-  (void)len;
 }
 
 // nll's gradient: zeros but at each counted row's target, value[r] there.
