@@ -49,3 +49,32 @@ for k in (1, 2, 31, 1000, 4097, 32000, 262144):
                     gw[name] = max(gw[name], e)
 print(f"{n} rows; max per-row relative error of the loss: fastact {worst['fastact']:.2e}, PyTorch {worst['torch']:.2e}; PyTorch returns 0 for {zero_t} rows whose loss is not 0")
 print(f"target's gradient p_t - 1, max relative error: fastact {gw['fastact']:.2e}, PyTorch {gw['torch']:.2e}")
+
+# The element-wise losses on tests/test_pointwise_losses.py's hostile inputs (near-cancelling differences,
+# 1e-3 to 1e18, branch switch points; BCE logits to +-100 and +-1e30 with soft and hard targets): the
+# largest error of the loss and of its gradient, relative to max(|value|, 2^-126) (the gradient's to its
+# largest term: it cancels near its zeros for everyone).
+from test_pointwise_losses import CASES, _hostile, _switch_points, reference, torch_loss  # noqa: E402
+
+print("\n| loss | fastact loss | PyTorch loss | fastact gradient | PyTorch gradient |\n|---|---|---|---|---|")
+for case in CASES:
+    name, params = case.values
+    ins = [_hostile(name)] + ([_switch_points(name, params)] if name in ("huber_loss", "smooth_l1_loss") else [])
+    err = {"fastact": [0.0, 0.0], "torch": [0.0, 0.0]}
+    for x, t in ins:
+        want, gwant, gscale = reference(name, x, t, **params)
+        xt = torch.from_numpy(x).requires_grad_(True)
+        lt = torch_loss(name, xt, torch.from_numpy(t), reduction="none", **params)
+        lt.sum().backward()
+        got = {"fastact": (getattr(fastact, name)(x, t, reduction="none", **params),
+                           getattr(fastact, name + "_backward")(np.ones_like(x), x, t, reduction="none", **params)),
+               "torch": (lt.detach().numpy(), xt.grad.numpy())}
+        ok, gok = np.isfinite(want), np.isfinite(gwant)
+        for lib, (v, g) in got.items():
+            with np.errstate(invalid="ignore"):
+                e = np.abs(v.astype(np.float64)[ok] - want[ok]) / np.maximum(np.abs(want[ok]), 2.0**-126)
+                ge = np.abs(g.astype(np.float64)[gok] - gwant[gok]) / np.maximum(gscale[gok], 2.0**-126)
+            err[lib][0] = max(err[lib][0], float(np.nan_to_num(e, nan=np.inf).max()))
+            err[lib][1] = max(err[lib][1], float(np.nan_to_num(ge, nan=np.inf).max()))
+    label = name + "".join(f" {k}={v}" for k, v in params.items())
+    print(f"| {label} | {err['fastact'][0]:.1e} | {err['torch'][0]:.1e} | {err['fastact'][1]:.1e} | {err['torch'][1]:.1e} |")

@@ -159,6 +159,13 @@ def _forms(op):
         return [Form(f"{name}{tag}", op, name, ["x", w], [(8,), (8,)], fwd),
                 Form(f"{name}_backward{tag}", op, name + "_backward", ["grad_output", "x", w], [(8,), (8,), (8,)],
                      bwd, tuple_out=True)]
+    if op["kind"] == "loss":  # element-wise losses, unreduced (an array out, as the other kinds)
+        names = ["input", "target"] + op["operand"].split()
+        n = len(names)
+        return [Form(f"{name}[none]", op, name, names, [(8,)] * n,
+                     lambda f, a, kw: f(*a, **{"reduction": "none", **kw})),
+                Form(f"{name}_backward[none]", op, name + "_backward", ["grad_output"] + names, [(8,)] * (n + 1),
+                     lambda f, a, kw: f(*a, **{"reduction": "none", **kw}))]
     raise AssertionError(f"no call forms for the kind {op['kind']!r} (of {name}): add them here")
 
 

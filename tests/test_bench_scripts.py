@@ -83,3 +83,26 @@ def test_every_alternative_computes_the_op_it_stands_for():
             close(f(), want, f"torch backward {name}")
             checked += 1
     assert checked >= (17 if tf is None else 40), checked
+
+
+def test_pointwise_losses_bench_times_every_loss_against_alternatives_that_compute_it():
+    import numpy as np
+
+    import fastact
+    sys.path.insert(0, str(BENCH))
+    try:
+        from pointwise_losses import numpy_loss
+    finally:
+        sys.path.pop(0)
+    names = [o["name"] for o in fastact.ops() if o["kind"] == "loss"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(5000).astype(np.float32) * 3
+    for name in names:  # the NumPy stand-in is the loss (defaults) and its gradient of the mean
+        t = rng.random(5000, dtype=np.float32) if name.startswith("binary") else rng.standard_normal(5000, dtype=np.float32)
+        np.testing.assert_allclose(numpy_loss(name, x, t, False), getattr(fastact, name)(x, t), rtol=1e-5)
+        np.testing.assert_allclose(numpy_loss(name, x, t, True), getattr(fastact, name + "_backward")(1.0, x, t),
+                                   rtol=1e-4, atol=1e-9)
+    out = _run(str(BENCH / "pointwise_losses.py"), "--n", "4096", "--runs", "1")
+    for name in names:
+        for d in ("fwd", "fwd+bwd"):
+            assert any(ln.startswith(f"| {name} | float32 | {d} | ") and "x |" in ln for ln in out.splitlines()), (name, d, out)

@@ -1398,6 +1398,81 @@ void ce_rows_backward(py::handle grad_h, py::handle x_h, py::handle target_h, py
   });
 }
 
+// Element-wise losses (registry.h FASTACT_LOSS_OPS) behind the functions _generate.py builds from the
+// registry, which check the arguments and broadcast the weights (and a scalar grad_output) to the input's
+// shape as views. ins: the kernel's inputs in direction dir (forward: input, target, the op's weights;
+// backward: grad_output first), arrays of one dtype and shape. reduction: 0 mean, 1 sum (forward: the
+// reduced loss as a float), 2 none (forward and backward write out, or a new array, which is returned).
+// scale: the backward's grad_output factor (ops.h kGradScale).
+py::object pointwise_loss(int op, int dir, int reduction, py::tuple ins_h, py::handle out_h, py::tuple params,
+                          double scale) {
+  const auto& ops = cpu::elementwise_ops();
+  if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Loss || dir < 0 ||
+      dir > 1 || reduction < 0 || reduction > 2)
+    throw py::value_error("_loss: no such loss, direction or reduction");
+  const cpu::OpInfo& info = ops[std::size_t(op)];
+  const Fn fn{info.name, dir != 0};
+  const int nin = info.n_in[dir];
+  if (Py_ssize_t(nin) != ins_h.size())
+    throw py::value_error(fn + ": expected " + std::to_string(nin) + " operands");
+  std::vector<std::string> names;
+  if (dir == 1) names.push_back("grad_output");
+  names.push_back("input");
+  names.push_back("target");
+  for (const char *w = info.operand, *e = w; *w; w = *e ? e + 1 : e) {
+    for (e = w; *e && *e != ' '; ++e) {}
+    names.emplace_back(w, e);
+  }
+  Params p = read_params(info, fn, params.ptr());
+  std::vector<py::array> ins;
+  int code = -1;
+  for (int i = 0; i < nin; ++i) {
+    ins.push_back(to_array(ins_h[std::size_t(i)], fn, names[std::size_t(i)].c_str()));
+    const Spec si = spec_of(ins.back(), dtype_code(ins.back(), fn, names[std::size_t(i)].c_str()), names[std::size_t(i)].c_str());
+    if (i == 0) {
+      code = si.code;
+      check_dims(fn, si);
+      continue;
+    }
+    same_dtype(fn, spec_of(ins[0], code, names[0].c_str()), si);
+    same_shape(fn, names[0].c_str(), int(ins[0].ndim()), reinterpret_cast<const std::int64_t*>(ins[0].shape()), si);
+  }
+  cpu::check_params(info, p.data(), code, fn.backward);
+  p[kGradScale] = scale;
+  const py::array& like = ins[std::size_t(dir)];  // the input
+  const int ndim = int(like.ndim());
+  const auto* shape = reinterpret_cast<const std::int64_t*>(like.shape());
+  std::int64_t size = 1;
+  for (int i = 0; i < ndim; ++i) size *= shape[i];
+  View vin[layout::kMaxOperands];
+  cpu::Operand oin[layout::kMaxOperands];
+  for (int i = 0; i < nin; ++i) {
+    vin[i] = view_of(ins[std::size_t(i)], false, fn, names[std::size_t(i)].c_str());
+    oin[i] = {vin[i].data, vin[i].strides};
+  }
+  const cpu::KernelTable& table = cpu::active_table();
+  if (dir == 0 && reduction != 2) {
+    double total = 0;
+    run_released(size, [&] {
+      total = cpu::run_total(table.ew[info.summed][0][code], table.reduce, code, ndim, shape, nin, oin, p.data());
+    });
+    return py::float_(reduction == 0 ? total / double(size) : total);  // an empty mean is NaN, as PyTorch's
+  }
+  std::vector<const py::array*> in_ptrs;
+  for (const auto& a : ins) in_ptrs.push_back(&a);
+  bool temp = false;
+  py::array o = prepare_out(out_h, like, code, in_ptrs.data(), nin, fn, temp, "input");
+  Outputs outputs;
+  outputs.add(o, temp, like);
+  const View vo = view_of(outputs.dsts[0], true, fn, "out");
+  const cpu::Operand oout[1] = {{vo.data, vo.strides}};
+  run_released(size, [&] {
+    cpu::run_elementwise(table.ew[op][dir][code], elsize_of(code), ndim, shape, 1, oout, nin, oin, p.data());
+  });
+  outputs.finish(out_h);
+  return out_h.is_none() ? py::object(o) : py::reinterpret_borrow<py::object>(out_h);
+}
+
 py::list op_list() {
   py::list l;
   auto add = [&](const cpu::OpInfo& o) {
@@ -1421,6 +1496,7 @@ py::list op_list() {
     d["kind"] = o.kind == cpu::OpKind::Row         ? "row"
                 : o.kind == cpu::OpKind::Gated     ? "gated"
                 : o.kind == cpu::OpKind::Broadcast ? "broadcast"
+                : o.kind == cpu::OpKind::Loss      ? "loss"
                                                    : "elementwise";
     d["operand"] = o.operand ? py::cast(std::string(o.operand)) : py::none();
     d["gate"] = o.gate ? py::cast(std::string(o.gate)) : py::none();
@@ -1432,7 +1508,8 @@ py::list op_list() {
     d["param_rule"] = o.param_rule ? py::cast(std::string(o.param_rule)) : py::none();
     l.append(d);
   };
-  for (const auto& o : cpu::elementwise_ops()) add(o);
+  for (const auto& o : cpu::elementwise_ops())
+    if (o.kind != cpu::OpKind::SummedLoss) add(o);  // a kernel of its loss, not a function
   for (const auto& o : cpu::row_ops()) add(o);
   return l;
 }
@@ -1582,6 +1659,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_logsumexp_backward", &loss_grad, "grad * softmax along the last axis, one grad per row, into out (losses.py).");
   m.def("_cross_entropy", &ce_rows, "cross-entropy (or nll) over rows along the last axis (losses.py).");
   m.def("_cross_entropy_backward", &ce_rows_backward, "its gradient, into out (losses.py).");
+  m.def("_loss", &pointwise_loss, "An element-wise loss or its gradient (the functions built from the registry).");
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);
   m.def("compiler", &compiler);

@@ -371,7 +371,81 @@ void logsumexp_backward_t(const T* dy, const T* x, T* dx, std::size_t rows, std:
   }
   cpu::run_loss_grad(dtype_of<T>(), 2, shape, {x, st}, dx, st, nullptr, nullptr, coef.data());
 }
+template <class T>
+double to_double(T v) {
+  if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bfloat16>) return double(to_float(v));
+  else return double(v);
+}
+
+// An element-wise loss (dir 0: the loss, reduced or into out; dir 1: the gradient into out), its weights
+// null for 1 (a stride-0 operand).
+template <class T>
+double run_loss_op(ElementwiseOp op, int dir, Reduction reduction, const T* dy, const T* input, const T* target,
+                   std::initializer_list<const T*> weights, T* out, std::size_t n, const double* params_in) {
+  const cpu::FpEnvScope fp;
+  const cpu::OpInfo& info = cpu::elementwise_ops()[int(op)];
+  const std::string fn = std::string(info.name) + (dir ? "_backward" : "");
+  if (int(reduction) < 0 || int(reduction) > 2) throw Error(fn + ": no such reduction");
+  const int nw = info.n_in[0] - 2;
+  if (int(weights.size()) > nw)
+    throw Error(fn + ": " + std::to_string(weights.size()) + " weights given; it takes " + std::to_string(nw) +
+                (nw ? std::string(" (") + info.operand + ")" : std::string()));
+  double p[kMaxParams] = {};
+  for (int i = 0; i < kMaxParams - 1; ++i) p[i] = params_in[i];
+  cpu::check_params(info, p, dtype_of<T>(), dir != 0);
+  const bool none = reduction == Reduction::none;
+  if (!input || !target || ((none || dir) && !out) || (dir && !dy)) {
+    if (n) throw Error(fn + ": a null array");
+  }
+  T one;
+  if constexpr (std::is_same_v<T, half>) one = to_half(1.0f);
+  else if constexpr (std::is_same_v<T, bfloat16>) one = to_bfloat16(1.0f);
+  else one = T(1);
+  const std::int64_t shape[1] = {std::int64_t(n)}, unit[1] = {1}, splat[1] = {0};
+  cpu::Operand ins[layout::kMaxOperands];
+  int nin = 0;
+  if (dir) ins[nin++] = none ? cpu::Operand{dy, unit} : cpu::Operand{&one, splat};
+  ins[nin++] = {input, unit};
+  ins[nin++] = {target, unit};
+  for (int i = 0; i < nw; ++i) {
+    const T* w = i < int(weights.size()) ? weights.begin()[i] : nullptr;
+    ins[nin++] = w ? cpu::Operand{w, unit} : cpu::Operand{&one, splat};
+  }
+  const cpu::KernelTable& table = cpu::active_table();
+  const int dt = dtype_of<T>();
+  if (!dir && !none) {
+    const double total = cpu::run_total(table.ew[info.summed][0][dt], table.reduce, dt, 1, shape, nin, ins, p);
+    return reduction == Reduction::mean ? total / double(n) : total;
+  }
+  p[kGradScale] = !dir || none ? 1.0 : to_double(dy ? *dy : one) / (reduction == Reduction::mean ? double(n) : 1.0);
+  const T* in_ptrs[layout::kMaxOperands];
+  const std::int64_t* in_strides[layout::kMaxOperands];
+  for (int i = 0; i < nin; ++i) {
+    in_ptrs[i] = static_cast<const T*>(ins[i].data);
+    in_strides[i] = ins[i].strides;
+  }
+  check_output(fn.c_str(), 1, shape, out, unit, in_ptrs, in_strides, nin);
+  const cpu::Operand o[1] = {{out, unit}};
+  cpu::run_elementwise(table.ew[int(op)][dir][dt], int(sizeof(T)), 1, shape, 1, o, nin, ins, p);
+  return 0;
+}
 }  // namespace
+
+#define FASTACT_DEF_LOSS_OP_T(op, T, params)                                                                       \
+  double op(const T* input, const T* target, std::size_t n, Reduction reduction, T* loss,                          \
+            std::initializer_list<const T*> weights FASTACT_SIG(params)) {                                         \
+    FASTACT_PACK(params)                                                                                            \
+    return run_loss_op<T>(ElementwiseOp::op, 0, reduction, nullptr, input, target, weights, loss, n, p + 1);        \
+  }                                                                                                                 \
+  void op##_backward(const T* grad, const T* input, const T* target, T* grad_input, std::size_t n,                  \
+                     Reduction reduction, std::initializer_list<const T*> weights FASTACT_SIG(params)) {            \
+    FASTACT_PACK(params)                                                                                            \
+    run_loss_op<T>(ElementwiseOp::op, 1, reduction, grad, input, target, weights, grad_input, n, p + 1);           \
+  }
+#define FASTACT_DEF_LOSS_OP(op, L, operands, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DEF_LOSS_OP_T, op, params)
+FASTACT_LOSS_OPS(FASTACT_DEF_LOSS_OP)
+#undef FASTACT_DEF_LOSS_OP_T
+#undef FASTACT_DEF_LOSS_OP
 
 #define FASTACT_DEF_LOSS_T(T)                                                                                       \
   void logsumexp(const T* x, T* y, std::size_t rows, std::size_t cols) { logsumexp_t(x, y, rows, cols); }           \

@@ -274,10 +274,12 @@ constexpr std::size_t kColumnBytes = 4096;
 inline std::int64_t lane_stride(std::int64_t m) { return (m + 15) / 16 * 16 + 16; }
 
 // T: the elements' move type (by size); C: the compute type the contributions come in.
+// red_dtype: the reduced elements' storage dtype (dtype, or float64 for run_total's one value).
 template <class T, class C>
-void reduce_typed(EwKernel k, const ReduceKernel& rk, int dtype, int ndim, const std::int64_t* shape, int nout,
+void reduce_typed(EwKernel k, const ReduceKernel& rk, int red_dtype, int ndim, const std::int64_t* shape, int nout,
                   const Operand* outs, int nin, const Operand* ins, Operand red, const std::int64_t* red_shape,
                   const double* params) {
+  const int dtype = red_dtype;
   const int nops = nout + nin, kRed = nops, nall = nops + 1;
   T* base[layout::kMaxOperands + 1];
   const std::int64_t* strides[layout::kMaxOperands + 1];
@@ -441,6 +443,32 @@ void run_reduction(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, cons
   else
     reduce_typed<std::uint16_t, float>(k, rk[0], dtype, ndim, shape, nout, outs, nin, ins, reduced, reduced_shape,
                                        params);
+}
+
+double run_total(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, const std::int64_t* shape, int nin,
+                 const Operand* ins, const double* params) {
+  if (nin < 1 || nin > layout::kMaxOperands - 1 || ndim < 0 || ndim > kMaxDims)
+    throw std::invalid_argument("run_total: 1 to 5 inputs, at most 64 dimensions");
+  const FpEnvScope fp;
+  double total = 0;
+  const std::int64_t one = 1, zero = 0;
+  std::int64_t zeros[kMaxDims] = {}, ones[kMaxDims];
+  std::fill(ones, ones + kMaxDims, std::int64_t(1));
+  Operand in0[layout::kMaxOperands];
+  if (ndim == 0) {  // one element, as a 1-d run
+    for (int i = 0; i < nin; ++i) in0[i] = {ins[i].data, &zero};
+    ins = in0;
+    shape = &one;
+    ndim = 1;
+  }
+  const Operand red{&total, zeros};
+  if (dtype == kF64)
+    reduce_typed<double, double>(k, rk[1], kF64, ndim, shape, 0, nullptr, nin, ins, red, ones, params);
+  else if (dtype == kF32)
+    reduce_typed<float, float>(k, rk[0], kF64, ndim, shape, 0, nullptr, nin, ins, red, ones, params);
+  else
+    reduce_typed<std::uint16_t, float>(k, rk[0], kF64, ndim, shape, 0, nullptr, nin, ins, red, ones, params);
+  return total;
 }
 
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,

@@ -35,6 +35,12 @@ void run_reduction(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, cons
                    const Operand* outs, int nin, const Operand* ins, Operand reduced, const std::int64_t* reduced_shape,
                    const double* params);
 
+// The sum of the contributions k writes (its one output, in the compute type) over the whole shape, in
+// run_reduction's order (the same bits for any thread count and ISA), as a double: a loss's "sum". nin
+// inputs, no other output; an empty shape sums to 0.
+double run_total(EwKernel k, const ReduceKernel* rk, int dtype, int ndim, const std::int64_t* shape, int nin,
+                 const Operand* ins, const double* params);
+
 // kernel over every 1-d row along `axis` (0 <= axis < ndim).
 void run_rows(RowKernel k, int elsize, int ndim, const std::int64_t* shape, int axis, void* out,
               const std::int64_t* out_strides, Operand a, Operand b);

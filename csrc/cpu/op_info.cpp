@@ -74,12 +74,28 @@ const char* unary_name() {
       OpInfo{"bias_act", "act(x + bias), bias along the last axis", BackwardFrom::FromX, OpKind::Broadcast,  \
              int(ElementwiseOp::bias_act_##name), false, {FASTACT_PARAMS_APPLY(INFO, params)}},                     \
       nullptr, #name, "bias"),
+#define FASTACT_LOSS_INFO(name, L, operands, doc, params)                                                          \
+  [] {                                                                                                              \
+    OpInfo o = with_signature<ops::LossOp<ops::L>>(OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Loss,            \
+                                                          int(ElementwiseOp::name), false,                          \
+                                                          {FASTACT_PARAMS_APPLY(INFO, params)}},                    \
+                                                   nullptr, nullptr, operands);                                     \
+    o.summed = int(ElementwiseOp::summed_##name);                                                                   \
+    return o;                                                                                                       \
+  }(),
+#define FASTACT_SUMMED_INFO(name, L, operands, doc, params)                                                        \
+  with_signature<ops::SummedLoss<ops::L>>(OpInfo{#name, doc, BackwardFrom::FromX, OpKind::SummedLoss,              \
+                                                 int(ElementwiseOp::summed_##name), false,                         \
+                                                 {FASTACT_PARAMS_APPLY(INFO, params)}},                            \
+                                          nullptr, nullptr, operands),
 #define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, OpKind::Row, int(RowOp::name), false, {}},
 
 const std::vector<OpInfo>& elementwise_ops() {
   static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO) FASTACT_GATED_OPS(FASTACT_GATED_INFO)
                                             FASTACT_BROADCAST_OPS(FASTACT_BROADCAST_INFO)
-                                                FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_INFO)};
+                                                FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_INFO)
+                                                    FASTACT_LOSS_OPS(FASTACT_LOSS_INFO)
+                                                        FASTACT_LOSS_OPS(FASTACT_SUMMED_INFO)};
   return v;
 }
 const std::vector<OpInfo>& row_ops() {

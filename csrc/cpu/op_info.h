@@ -23,7 +23,9 @@ struct ParamInfo {
 // a reduction along an axis (row).
 // An op with a broadcast operand (prelu's weight, bias_act's bias: broadcast; its backward also gives that
 // operand's gradient, reduced).
-enum class OpKind { Unary, Gated, Broadcast, Row };
+// An element-wise loss (registry.h FASTACT_LOSS_OPS: the op of reduction "none" and the backward), and its
+// summed form (the kernel of "mean" and "sum", not a function of its own).
+enum class OpKind { Unary, Gated, Broadcast, Row, Loss, SummedLoss };
 
 struct OpInfo {
   const char* name;
@@ -38,7 +40,9 @@ struct OpInfo {
   int n_reduced[kinds::kNumDirections] = {0, 0, 0};  // the last outputs that are contributions (compute type)
   const char* gate = nullptr;        // gated: "first" or "second", the half the activation acts on
   const char* activation = nullptr;  // gated, bias_act: the unary op it applies (its parameters, in order, are this op's)
-  const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias")
+  const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias"); losses:
+                                     // the operands after input and target, space-separated ("" for none)
+  int summed = -1;                   // a loss: the id of its summed form
   const char* param_rule = nullptr;  // "a <= b" over two of params (registry.h), or null
   int rule_lhs = -1, rule_rhs = -1;  // param_rule's a and b as indices into params (-1: it names none)
   bool row() const { return kind == OpKind::Row; }

@@ -4,6 +4,7 @@
 #pragma once
 #include <type_traits>
 
+#include "fastact/registry.h"
 #include "../kinds.h"
 #include "core.h"
 #include "rows.h"
@@ -610,6 +611,109 @@ struct BiasAct {
 };
 template <class Act>
 struct Signature<BiasAct<Act>> : BroadcastSignature {};
+
+// Element-wise losses (registry.h FASTACT_LOSS_OPS). A loss functor gives one element's loss, value(in, p),
+// and its derivative in the input, grad(in, p), from its operands: in[0] the input, in[1] the target, then
+// the op's weights (kOperands in all). The engines see it through two wrappers:
+//   LossOp<L>      forward (operands) -> the loss, stored (reduction "none"); backward (dy, operands) ->
+//                  dy * p[kGradScale] * grad: the scale is 1 for "none", the scalar grad_output (over the
+//                  element count for "mean") otherwise, its dy then a splat of 1.
+//   SummedLoss<L>  forward (operands) -> the loss as a contribution, summed by the reduction engine in its
+//                  fixed order ("mean", "sum").
+
+// (x - t)^2 within about half an ulp: x - t as a double word s + e, then s^2 + 2 s e with one rounding.
+template <class V>
+FASTACT_HD V squared_difference(V x, V t) {
+  V s, e;
+  two_sum(x, -t, s, e);
+  e = select(abs(s) < V(typename V::T(INFINITY)), e, V(0));  // inf - inf in two_sum's steps: not a NaN here
+  return fma(s, s, (s + s) * e);
+}
+// 1, -1 or d itself (0, -0, NaN): the sign the L1 branches' gradient takes (PyTorch's sign(0) = 0).
+template <class V>
+FASTACT_HD V sign_of(V d) {
+  return select(d > V(0), V(1), select(d < V(0), V(-1), d));
+}
+
+struct MseLoss {
+  static constexpr int kOperands = 2;
+  template <class V, class T> FASTACT_HD static V value(const V* in, const T*) { return squared_difference(in[0], in[1]); }
+  template <class V, class T> FASTACT_HD static V grad(const V* in, const T*) { return V(2) * (in[0] - in[1]); }
+};
+// p[0] = delta (> 0): 0.5 d^2 where |d| <= delta, delta (|d| - delta / 2) beyond; the gradient d clamped to
+// [-delta, delta] (NaN stays NaN).
+struct HuberLoss {
+  static constexpr int kOperands = 2;
+  template <class V, class T> FASTACT_HD static V value(const V* in, const T* p) {
+    const V delta(p[0]), a = abs(in[0] - in[1]);
+    return select(a <= delta, V(T(0.5)) * squared_difference(in[0], in[1]), delta * (a - V(T(0.5)) * delta));
+  }
+  template <class V, class T> FASTACT_HD static V grad(const V* in, const T* p) {
+    const V delta(p[0]), d = in[0] - in[1];
+    return select(abs(d) > delta, copysign(delta, d), d);
+  }
+};
+// p[0] = beta (>= 0): 0.5 d^2 / beta where |d| < beta, |d| - beta / 2 beyond (beta = 0: |d|, the L1 loss).
+struct SmoothL1Loss {
+  static constexpr int kOperands = 2;
+  template <class V, class T> FASTACT_HD static V value(const V* in, const T* p) {
+    const V beta(p[0]), a = abs(in[0] - in[1]);
+    return select(a < beta, V(T(0.5)) * squared_difference(in[0], in[1]) / beta, a - V(T(0.5)) * beta);
+  }
+  template <class V, class T> FASTACT_HD static V grad(const V* in, const T* p) {
+    const V beta(p[0]), d = in[0] - in[1];
+    return select(abs(d) < beta, d / beta, sign_of(d));
+  }
+};
+// w * (pw * t * softplus(-x) + (1 - t) * softplus(x)), in[2] = w, in[3] = pw: two terms that are never
+// negative for t in [0, 1], so no cancellation (PyTorch's (1 - t) x + (1 + (pw - 1) t) softplus(-x) loses
+// every digit where the loss is small, as at x = -20, t = 0). softplus(-|x|) = log1p(exp(-|x|)) once,
+// softplus(|x|) = |x| + that. A term whose coefficient is 0 is 0, also beside an infinite softplus.
+// The gradient w * ((1 - t) sigmoid(x) - pw t sigmoid(-x)), the same way.
+struct BceWithLogits {
+  static constexpr int kOperands = 4;
+  template <class V, class T> FASTACT_HD static V value(const V* in, const T*) {
+    const V x = in[0], t = in[1], ax = abs(x);
+    const V small = softplus_dw(-ax, V(0)).value(), big = ax + small;
+    const auto pos = x > V(0);
+    const V a = in[3] * t, b = V(1) - t;
+    const V ta = select(a == V(0), V(0), a * select(pos, small, big));
+    const V tb = select(b == V(0), V(0), b * select(pos, big, small));
+    return in[2] * (ta + tb);
+  }
+  template <class V, class T> FASTACT_HD static V grad(const V* in, const T*) {
+    const V x = in[0], t = in[1];
+    return in[2] * ((V(1) - t) * math::sigmoid(x) - (in[3] * t) * math::sigmoid(-x));
+  }
+};
+
+template <class L>
+struct LossOp {
+  template <int Dir, class V, class T>
+  FASTACT_HD static void eval(const V* in, V* out, const T* p) {
+    if constexpr (Dir == kinds::kForward) out[0] = L::value(in, p);
+    else out[0] = (in[0] * V(p[kGradScale])) * L::grad(in + 1, p);
+  }
+};
+template <class L>
+struct Signature<LossOp<L>> {
+  static constexpr int in[kinds::kNumDirections] = {L::kOperands, L::kOperands + 1, 0};
+  static constexpr int out[kinds::kNumDirections] = {1, 1, 0};
+  static constexpr int reduced[kinds::kNumDirections] = {0, 0, 0};
+  static constexpr bool own_eval = true;
+};
+template <class L>
+struct SummedLoss {
+  template <int Dir, class V, class T>
+  FASTACT_HD static void eval(const V* in, V* out, const T* p) { out[0] = L::value(in, p); }
+};
+template <class L>
+struct Signature<SummedLoss<L>> {
+  static constexpr int in[kinds::kNumDirections] = {L::kOperands, 0, 0};
+  static constexpr int out[kinds::kNumDirections] = {1, 0, 0};
+  static constexpr int reduced[kinds::kNumDirections] = {1, 0, 0};
+  static constexpr bool own_eval = true;
+};
 
 // Row ops (softmax family): a row functor holds an op's per-element math; the row engines (cpu/row_kernels.h,
 // cuda RowBody) do the rest: the row's max m, the compensated sums in their fixed order, the walk.

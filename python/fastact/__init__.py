@@ -107,11 +107,12 @@ def show_config(file=None) -> None:
         f"  16-bit tables:   {_half_tables_config()}",
         f"  streaming:       {_streaming_config()}",
         f"  CUDA:            {_cuda_config()}",
-        f"  ops:             {', '.join(dict.fromkeys(o['name'] for o in _OPS))} (bias_act over "
+        f"  ops:             {', '.join(dict.fromkeys(o['name'] for o in _OPS if o['kind'] != 'loss'))} (bias_act over "
         f"{', '.join(o['activation'] for o in _OPS if o['kind'] == 'broadcast' and o['activation'])})",
     ]
-    lines.append(f"  losses:          {', '.join(n for n in _LOSSES if not n.endswith('_backward'))} (each with "
-                 "its _backward; rows never materialize the softmax)")
+    losses = [n for n in _LOSSES if not n.endswith("_backward")] + [o["name"] for o in _OPS if o["kind"] == "loss"]
+    lines.append(f"  losses:          {', '.join(losses)} (each with its _backward; rows never materialize the "
+                 "softmax; element-wise losses reduce in one pass, in a fixed order)")
     print("\n".join(lines), file=out)
 
 

@@ -125,6 +125,47 @@ def _bias_act_functions(ns, bias_acts):
     return {"bias_act": fwd, "bias_act_backward": bwd}
 
 
+def _loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc):
+    """An element-wise loss and its backward (registry.h FASTACT_LOSS_OPS), through losses._pointwise."""
+    from . import losses
+    ns["_pointwise"] = losses._pointwise
+    name, oid = op["name"], op["id"]
+    extra = op["operand"].split()  # the weights after input and target
+    wsig = "".join(f", {w}=None" for w in extra)
+    wtuple = "(" + "".join(f"({w!r}, {w}), " for w in extra) + ")"
+    src = (
+        f"def {name}(input, target{wsig}, reduction='mean'{kwsig}, *, out=None, stream=None):\n"
+        f"    return _pointwise({name!r}, {oid}, 0, None, input, target, {wtuple}, reduction, {ptuple}, out, stream)\n"
+        f"def {name}_backward(grad_output, input, target{wsig}, reduction='mean'{kwsig}, *, out=None, stream=None):\n"
+        f"    return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, input, target, {wtuple}, reduction,"
+        f" {ptuple_b}, out, stream)\n"
+    )
+    exec(compile(src, f"<fastact.{name}>", "exec"), ns)
+    fwd, bwd = ns[name], ns[f"{name}_backward"]
+    wdoc = "".join(f"    {w}: optional array of input's dtype (or a number, or a list) that broadcasts to input's"
+                   " shape, as in PyTorch (None: 1)\n" for w in extra)
+    fwd.__doc__ = (
+        f"{op['doc']}, element by element, as PyTorch's F.{name}.\n\nArgs:\n"
+        f"    input: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place)\n"
+        "    target: array of input's dtype and shape\n"
+        f"{wdoc}"
+        "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
+        f"{pdoc + chr(10) if pdoc else ''}"
+        "    out: reduction 'none' only: an array of input's shape and dtype to write into (may be input or target)\n"
+        "    stream: for GPU arrays, which these losses do not take yet (CPU only; a GPU array is a RuntimeError)\n\n"
+        "Returns a 0-d array of input's dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
+        " operands, nothing stored between: 'mean' and 'sum' add the losses in a fixed order with compensated"
+        " sums (the same bits for any thread count and ISA). float16 and bfloat16 are computed in float32.")
+    bwd.__doc__ = (
+        f"Gradient of {name} in its input: grad_output * d{name}/dinput.\n\n"
+        "grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of input's shape"
+        f" and dtype for 'none'. The other arguments (weights, parameters, stream=) are {name}'s; out= (input's shape"
+        " and dtype) may be input, target or grad_output. Returns grad_input (out when given).")
+    for f in (fwd, bwd):
+        f.__module__ = "fastact"
+    return {name: fwd, f"{name}_backward": bwd}
+
+
 def build_functions(ops, core):
     ns = {"_ew": core._elementwise, "_row": core._rowwise, "_gated": core._gated, "_bc": core._broadcast,
           "_choice": _choice}
@@ -151,6 +192,9 @@ def build_functions(ops, core):
         pdoc = "\n".join(_param_doc(p) for p in params)
         first = params[0]["name"] if params else ""
         from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
+        if op["kind"] == "loss":
+            funcs.update(_loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc))
+            continue
         if op["kind"] == "elementwise":
             src = (
                 f"def {name}(x, *{kwsig}, out=None, stream=None):\n"

@@ -318,5 +318,78 @@ def nll_loss_backward(grad_output, log_probs, target, axis=-1, weight=None, redu
     return o
 
 
+# ---------------------------------------------------------------------------------------------- element-wise
+def _same_dtype(obj, x: np.ndarray, fn: str, name: str) -> np.ndarray:
+    """obj as an array of x's dtype: an array (NumPy or CPU DLPack) must have it already (a TypeError names
+    the difference: converting would be a silent copy); Python numbers and lists take it."""
+    converted = isinstance(obj, (list, tuple, int, float)) and not isinstance(obj, bool)
+    a = _core._as_array(obj, fn, name)
+    if converted and a.dtype.kind in "fiu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = a.astype(x.dtype)
+        if np.any(np.isfinite(a) & ~np.isfinite(c.astype(np.float64))):
+            raise ValueError(f"fastact.{fn}: {name} holds a value too large for input's dtype {x.dtype}")
+        return c
+    if a.dtype != x.dtype:
+        raise TypeError(f"fastact.{fn}: {name} has dtype {a.dtype}; expected input's dtype {x.dtype} (pass arrays "
+                        "of one dtype)")
+    return a
+
+
+def _broadcast(a: np.ndarray, shape, fn: str, name: str) -> np.ndarray:
+    try:
+        return np.broadcast_to(a, shape)
+    except ValueError:
+        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to input's shape "
+                         f"{shape}") from None
+
+
+def _pointwise(fn, oid, direction, grad_output, input, target, weights, reduction, params, out, stream):
+    """An element-wise loss (registry.h FASTACT_LOSS_OPS) or its gradient: the functions _generate.py builds
+    call this. Checks the arguments, broadcasts the weights (and a scalar grad_output) to input's shape as
+    views, and calls the engine once."""
+    reduction = _reduction(reduction, fn)
+    code = _REDUCTIONS.index(reduction)
+    if stream is not None:
+        raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and the element-wise losses run on the CPU")
+    if direction == 1:  # checked in argument order: grad_output first
+        g = _scalar_grad(grad_output, fn) if reduction != "none" else _core._as_array(grad_output, fn, "grad_output")
+    x = _logits(input, fn, "input")
+    t = _same_dtype(target, x, fn, "target")
+    if t.shape != x.shape:
+        raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected input's shape {x.shape}")
+    ones = None
+    ins = [x, t]
+    for name, w in weights:
+        if w is None:
+            if ones is None:
+                ones = np.broadcast_to(np.ones((), dtype=x.dtype), x.shape)
+            ins.append(ones)
+        else:
+            ins.append(_broadcast(_same_dtype(w, x, fn, name), x.shape, fn, name))
+    if direction == 0:
+        if reduction != "none":
+            if out is not None:
+                raise ValueError(f"fastact.{fn}: out= is for reduction='none' (the losses); 'mean' and 'sum' "
+                                 "return a 0-d array")
+            return _result(_core._loss(oid, 0, code, tuple(ins), None, params, 1.0), x.dtype)
+        return _core._loss(oid, 0, code, tuple(ins), out, params, 1.0)
+    if reduction == "none":
+        g = _same_dtype(g, x, fn, "grad_output")
+        if g.shape != x.shape:
+            raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected input's shape {x.shape} "
+                             "(reduction 'none')")
+        scale = 1.0
+    else:
+        scale = g
+        if reduction == "mean":
+            scale = scale / x.size if x.size else float("nan")
+        if x.dtype != np.float64 and np.isfinite(scale) and abs(scale) > float(np.finfo(np.float32).max):
+            raise ValueError(f"fastact.{fn}: grad_output {scale} does not fit the compute type (float32) of "
+                             f"{x.dtype}")
+        g = np.broadcast_to(np.ones((), dtype=x.dtype), x.shape)
+    return _core._loss(oid, 1, code, (g, *ins), out, params, scale)
+
+
 __all__ = ["logsumexp", "logsumexp_backward", "cross_entropy", "cross_entropy_backward", "nll_loss",
            "nll_loss_backward"]

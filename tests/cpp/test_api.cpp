@@ -355,3 +355,49 @@ TEST(Api, NllLossOfLogSoftmaxIsCrossEntropy) {
   smooth.label_smoothing = 0.1;
   EXPECT_THROW(fastact::nll_loss(lp.data(), target, rows, k, smooth), fastact::Error);
 }
+
+// The element-wise losses through the C++ API: reductions, weights (given or 1), the backward's scaling, in
+// place, and the errors.
+TEST(Api, ElementwiseLosses) {
+  const std::size_t n = 1000;
+  std::vector<float> x(n), t(n), w(n), pw(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = float(std::sin(double(i) * 1.3) * 4.0);
+    t[i] = float(0.5 + 0.5 * std::cos(double(i) * 0.7));
+    w[i] = float(0.5 + double(i % 3));
+    pw[i] = float(1.0 + double(i % 5) * 0.25);
+  }
+  double mse = 0, huber = 0, bce = 0;
+  std::vector<double> g_bce(n), g_scale(n);  // the gradient and its largest term (it cancels near its zeros)
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = double(x[i]) - double(t[i]), a = std::fabs(d), xi = x[i], ti = t[i];
+    mse += d * d;
+    huber += a <= 0.5 ? 0.5 * d * d : 0.5 * (a - 0.25);
+    const double sp = std::log1p(std::exp(-std::fabs(xi))), spp = std::max(xi, 0.0) + sp, spn = std::max(-xi, 0.0) + sp;
+    bce += w[i] * (pw[i] * ti * spn + (1 - ti) * spp);
+    g_bce[i] = w[i] * ((1 - ti) / (1 + std::exp(-xi)) - pw[i] * ti / (1 + std::exp(xi)));
+    g_scale[i] = w[i] * ((1 - ti) / (1 + std::exp(-xi)) + pw[i] * ti / (1 + std::exp(xi)));
+  }
+  EXPECT_NEAR(fastact::mse_loss(x.data(), t.data(), n), mse / n, 1e-6 * mse / n);
+  EXPECT_NEAR(fastact::huber_loss(x.data(), t.data(), n, fastact::Reduction::sum, nullptr, {}, 0.5), huber, 1e-6 * huber);
+  EXPECT_NEAR(fastact::binary_cross_entropy_with_logits(x.data(), t.data(), n, fastact::Reduction::sum, nullptr,
+                                                        {w.data(), pw.data()}),
+              bce, 1e-6 * bce);
+  // weights left out are 1: pos_weight alone
+  std::vector<float> per(n), per_ones(n), ones(n, 1.0f);
+  fastact::binary_cross_entropy_with_logits(x.data(), t.data(), n, fastact::Reduction::none, per.data(),
+                                            {nullptr, pw.data()});
+  fastact::binary_cross_entropy_with_logits(x.data(), t.data(), n, fastact::Reduction::none, per_ones.data(),
+                                            {ones.data(), pw.data()});
+  EXPECT_EQ(per, per_ones);
+  // the gradient of the mean, scaled by grad / n, in place over the input
+  std::vector<float> g = x;
+  const float two = 2.0f;
+  fastact::binary_cross_entropy_with_logits_backward(&two, g.data(), t.data(), g.data(), n, fastact::Reduction::mean,
+                                                     {w.data(), pw.data()});
+  for (std::size_t i = 0; i < n; ++i) EXPECT_NEAR(g[i], 2.0 * g_bce[i] / n, 1e-6 * 2.0 * g_scale[i] / n);
+  // errors: too many weights, a bad parameter, Reduction::none without an output
+  EXPECT_THROW(fastact::mse_loss(x.data(), t.data(), n, fastact::Reduction::sum, nullptr, {w.data()}), fastact::Error);
+  EXPECT_THROW(fastact::huber_loss(x.data(), t.data(), n, fastact::Reduction::sum, nullptr, {}, -1.0), fastact::Error);
+  EXPECT_THROW(fastact::mse_loss(x.data(), t.data(), n, fastact::Reduction::none), fastact::Error);
+}

@@ -13,6 +13,7 @@ namespace fastact::testing_util {
 inline std::vector<std::vector<double>> param_sets(const cpu::OpInfo& op) {
   std::vector<double> def(kMaxParams, 0.0);
   for (std::size_t i = 0; i < op.params.size(); ++i) def[i] = op.params[i].default_value;
+  if (op.kind == cpu::OpKind::Loss) def[kGradScale] = 0.75;  // the backward's grad_output factor (ops.h LossOp)
   std::vector<std::vector<double>> sets = {def};
   for (std::size_t i = 0; i < op.params.size(); ++i) {
     auto alt = def;

@@ -15,6 +15,7 @@
 // use, 128-256 KiB each; FASTACT_HALF_TABLES=0 turns them off).
 #pragma once
 #include <cstddef>
+#include <initializer_list>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -136,6 +137,24 @@ FASTACT_DECL_LOSS_T(double)
 FASTACT_DECL_LOSS_T(half)
 FASTACT_DECL_LOSS_T(bfloat16)
 #undef FASTACT_DECL_LOSS_T
+
+// Element-wise losses (registry.h FASTACT_LOSS_OPS) of n contiguous elements: op(input, target, n, reduction,
+// loss, weights, params...) returns the "mean" / "sum" loss as a double (summed in a fixed order: the same
+// bits for any thread count and ISA), or, for Reduction::none, writes n losses to `loss` (which may be
+// input or target) and returns 0. weights: the op's weight operands in the registry's order
+// (binary_cross_entropy_with_logits: {weight, pos_weight}), each n values, or null (or left out) for 1.
+// op_backward(grad, input, target, grad_input, n, reduction, weights, params...) writes the gradient in
+// the input; grad is one value for mean / sum, n values for none.
+#define FASTACT_DECL_LOSS_OP_T(op, T, params)                                                                     \
+  double op(const T* input, const T* target, std::size_t n, Reduction reduction = Reduction::mean,               \
+            T* loss = nullptr, std::initializer_list<const T*> weights = {} FASTACT_PARAMS_APPLY(DECL, params));  \
+  void op##_backward(const T* grad, const T* input, const T* target, T* grad_input, std::size_t n,               \
+                     Reduction reduction = Reduction::mean,                                                      \
+                     std::initializer_list<const T*> weights = {} FASTACT_PARAMS_APPLY(DECL, params));
+#define FASTACT_DECL_LOSS_OP(op, L, operands, doc, params) FASTACT_EACH_STORAGE_T(FASTACT_DECL_LOSS_OP_T, op, params)
+FASTACT_LOSS_OPS(FASTACT_DECL_LOSS_OP)
+#undef FASTACT_DECL_LOSS_OP_T
+#undef FASTACT_DECL_LOSS_OP
 
 #undef FASTACT_P_DECL
 #undef FASTACT_DECL_Y_FromX

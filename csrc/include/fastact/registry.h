@@ -91,6 +91,21 @@ constexpr double param_value(T v) {
 #define FASTACT_BROADCAST_OPS(OP)                                                                         \
   OP(prelu, Prelu, weight, "x if x > 0 else weight * x (a slope per channel, or one, or broadcast)", )
 
+// Element-wise losses of an input and a target of one shape (ops.h LossOp): LOSS(name, Functor, the
+// operands after input and target (weights that broadcast to the input's shape, 1 where not given), doc,
+// params). Each is reduced ("mean", "sum": a fixed-order compensated sum, the same bits for any thread count
+// and ISA) or not ("none"); its backward takes grad_output (a scalar for "mean" / "sum") and gives
+// grad_input.
+#define FASTACT_LOSS_OPS(OP)                                                                                        \
+  OP(mse_loss, MseLoss, "", "(input - target)^2", )                                                                  \
+  OP(huber_loss, HuberLoss, "", "0.5 d^2 if |d| <= delta else delta * (|d| - delta / 2), d = input - target",        \
+     FASTACT_PARAM(delta, 1.0, Positive))                                                                            \
+  OP(smooth_l1_loss, SmoothL1Loss, "", "0.5 d^2 / beta if |d| < beta else |d| - beta / 2, d = input - target",       \
+     FASTACT_PARAM(beta, 1.0, NonNegative))                                                                          \
+  OP(binary_cross_entropy_with_logits, BceWithLogits, "weight pos_weight",                                           \
+     "weight * (pos_weight * target * softplus(-input) + (1 - target) * softplus(input)): sigmoid and binary "       \
+     "cross-entropy in one", )
+
 // Row ops reduce along one axis; their backward takes the forward output y.
 #define FASTACT_ROW_OPS(OP)                                  \
   OP(softmax, Softmax, FromY, "exp(x - max) / sum(exp(x - max)) along axis") \
@@ -124,16 +139,20 @@ namespace fastact {
 // Dense ids, in registry order.
 #define FASTACT_ID(name, ...) name,
 // Element-wise ops of every kind share one numbering: the unary ops, the gated ones, the broadcast ones,
-// then bias_act over each unary op (bias_act_relu, ...).
+// bias_act over each unary op (bias_act_relu, ...), the losses, then each loss's summed form (summed_mse_loss:
+// the kernel of "mean" and "sum").
 #define FASTACT_BIAS_ACT_ID(name, ...) bias_act_##name,
+#define FASTACT_SUMMED_ID(name, ...) summed_##name,
 enum class ElementwiseOp {
   FASTACT_ELEMENTWISE_OPS(FASTACT_ID) FASTACT_GATED_OPS(FASTACT_ID) FASTACT_BROADCAST_OPS(FASTACT_ID)
-      FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_ID) count
+      FASTACT_ELEMENTWISE_OPS(FASTACT_BIAS_ACT_ID) FASTACT_LOSS_OPS(FASTACT_ID) FASTACT_LOSS_OPS(FASTACT_SUMMED_ID) count
 };
 #undef FASTACT_BIAS_ACT_ID
+#undef FASTACT_SUMMED_ID
 enum class RowOp { FASTACT_ROW_OPS(FASTACT_ID) count };
 #undef FASTACT_ID
 enum class BackwardFrom { FromX, FromY, FromXorY, FromXorYIfPos };
 enum class ParamCheck { Any, Positive, NonNegative, Extended };
 constexpr int kMaxParams = 4;
+constexpr int kGradScale = kMaxParams - 1;  // the parameter slot of a loss backward's grad_output factor (ops.h LossOp)
 }  // namespace fastact
