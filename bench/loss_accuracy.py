@@ -50,6 +50,24 @@ for k in (1, 2, 31, 1000, 4097, 32000, 262144):
 print(f"{n} rows; max per-row relative error of the loss: fastact {worst['fastact']:.2e}, PyTorch {worst['torch']:.2e}; PyTorch returns 0 for {zero_t} rows whose loss is not 0")
 print(f"target's gradient p_t - 1, max relative error: fastact {gw['fastact']:.2e}, PyTorch {gw['torch']:.2e}")
 
+# Probability targets on the same kinds of rows (soft targets with zeros, and one-hot at the row's max and min).
+from test_losses import _soft_targets, ref_ce_probs  # noqa: E402
+pw_ = {"fastact": 0.0, "torch": 0.0}
+for k in (2, 31, 1000, 32000):
+    for kind in ("huge", "mixed", "confident"):
+        if kind == "huge": r = rng.choice([-1e4, 1e4], size=k) + rng.standard_normal(k)
+        elif kind == "mixed": r = rng.standard_normal(k) * np.where(rng.random(k) < 0.1, 1e4, 1e-3)
+        else: r = rng.standard_normal(k); r[0] = 60
+        x = r.astype(np.float32)[None]
+        for p in (_soft_targets(rng, (1, k), -1, np.float32), np.eye(k, dtype=np.float32)[[int(np.argmax(x))]],
+                  np.eye(k, dtype=np.float32)[[int(np.argmin(x))]]):
+            ref = ref_ce_probs(x, p)[0]
+            vals = {"fastact": float(fastact.cross_entropy(x, p, reduction="none")[0]),
+                    "torch": torch.nn.functional.cross_entropy(torch.from_numpy(x), torch.from_numpy(p), reduction="none").item()}
+            for name, v in vals.items():
+                pw_[name] = max(pw_[name], abs(v - ref) / max(ref, 2.0**-126))
+print(f"probability targets, max per-row relative error: fastact {pw_['fastact']:.2e}, PyTorch {pw_['torch']:.2e}")
+
 # The element-wise losses on tests/test_pointwise_losses.py's hostile inputs (near-cancelling differences,
 # 1e-3 to 1e18, branch switch points; BCE logits to +-100 and +-1e30 with soft and hard targets): the
 # largest error of the loss and of its gradient, relative to max(|value|, 2^-126) (the gradient's to its

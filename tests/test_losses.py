@@ -368,8 +368,14 @@ def test_cross_entropy_errors():
         fastact.cross_entropy(x, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="axis 2 is out of range"):
         fastact.cross_entropy(x, np.array([0, 1, 2, 3]), axis=2)
-    with pytest.raises(TypeError, match="class probabilities are not supported yet"):
-        fastact.cross_entropy(x, np.zeros((4, 5), np.float32))
+    with pytest.raises(TypeError, match=r"target \(class probabilities\) has dtype float64; expected the logits' "
+                                        "dtype float32"):
+        fastact.cross_entropy(x, np.zeros((4, 5)))
+    with pytest.raises(ValueError, match=r"target \(class probabilities\) has shape \(4, 4\); expected the logits' "
+                                         r"shape \(4, 5\)"):
+        fastact.cross_entropy(x, np.zeros((4, 4), np.float32))
+    with pytest.raises(TypeError, match="nll_loss: target must be class indices"):
+        fastact.nll_loss(x, np.zeros((4, 5), np.float32))
     with pytest.raises(TypeError, match="target must be class indices"):
         fastact.cross_entropy(x, np.array(["a", "b", "c", "d"]))
     with pytest.raises(ValueError, match="reduction must be one of"):
@@ -528,3 +534,138 @@ def test_an_infinite_row_loss_sums_to_inf_not_nan():
     assert fastact.cross_entropy(x, t, reduction="none")[1] == np.inf
     assert fastact.cross_entropy(x, t, reduction="sum") == np.inf
     assert fastact.cross_entropy(x, t) == np.inf
+
+
+# ------------------------------------------------------------------------------------------ probability targets
+def ref_ce_probs(x, p, w=None, eps=0.0, z=0.0):
+    """Per-row cross-entropy with probability targets in float64: sum_j v_j (m - x_j) + L sum_j v_j + z lse^2,
+    v = w ((1 - eps) p + eps / K), L from the cancellation-free lse; a term with v_j = 0 is 0. x, p: (n, k)."""
+    x, p = np.asarray(x, np.float64), np.asarray(p, np.float64)
+    n, k = x.shape
+    w = np.ones(k) if w is None else np.asarray(w, np.float64)
+    out = np.zeros(n)
+    for r in range(n):
+        v = w * ((1 - eps) * p[r] + eps / k)
+        j = int(np.argmax(x[r]))
+        m = x[r, j]
+        L = math.log1p(math.fsum(np.exp(np.delete(x[r], j) - m)))  # lse - m, its digits kept when tiny
+        with np.errstate(invalid="ignore"):
+            terms = np.where(v == 0, 0.0, v * (m - x[r]))
+        out[r] = math.fsum(terms) + L * math.fsum(v) + z * (m + L) ** 2
+    return out
+
+
+def _soft_targets(rng, shape, axis, dtype, zeros=True):
+    p = rng.random(shape) ** 3
+    if zeros:
+        p[rng.random(shape) < 0.3] = 0.0
+    p = p / np.maximum(p.sum(axis=axis, keepdims=True), 1e-30)
+    return p.astype(dtype)
+
+
+PROB_CASES = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(weight=True), dict(label_smoothing=0.2),
+              dict(weight=True, label_smoothing=0.1, reduction="sum"), dict(weight=True, reduction="none")]
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", PROB_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("shape,axis", [((37, 11), -1), ((4, 11, 5), 1), ((11,), 0)])
+def test_cross_entropy_probability_targets_match_pytorch(dtype, case, shape, axis):
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    p = _soft_targets(rng, shape, axis, dtype)
+    kw = dict(case)
+    k = shape[axis]
+    if kw.pop("weight", False):
+        kw["weight"] = rng.uniform(0.2, 2.0, k)
+    reduction = kw.get("reduction", "mean")
+    tkw = {**kw, "weight": torch.tensor(kw["weight"], dtype=torch.float64 if dtype == np.float64 else torch.float32)} \
+        if "weight" in kw else kw
+    xt = torch.tensor(np.moveaxis(x, axis, 1) if len(shape) > 1 else x, requires_grad=True)
+    pt = torch.tensor(np.moveaxis(p, axis, 1) if len(shape) > 1 else p)
+    ref = torch.nn.functional.cross_entropy(xt, pt, **tkw)
+    got = fastact.cross_entropy(x, p, axis=axis, **kw)
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    want = ref.detach().numpy()
+    if reduction == "none" and len(shape) > 2:
+        want = np.moveaxis(want, 1, axis) if want.ndim > 1 else want
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    go = rng.standard_normal(got.shape).astype(dtype) if reduction == "none" else np.asarray(1.3, dtype)
+    gt = torch.tensor(np.moveaxis(go, axis if axis < go.ndim else -1, 1) if reduction == "none" and go.ndim > 1 else go)
+    ref.backward(gt)
+    g = fastact.cross_entropy_backward(go, x, p, axis=axis, **kw)
+    gw = xt.grad.numpy()
+    gw = np.moveaxis(gw, 1, axis) if len(shape) > 1 else gw
+    np.testing.assert_allclose(g, gw, rtol=rtol, atol=rtol * np.abs(gw).max())
+
+
+def test_cross_entropy_probability_targets_on_hostile_rows():
+    rng = np.random.default_rng(12)
+    rows = []
+    for k in (1, 2, 33, 1000, 32000):
+        rows.append((rng.choice([-1e4, 1e4], size=k) + rng.standard_normal(k)))
+        rows.append(rng.standard_normal(k) * np.where(rng.random(k) < 0.1, 1e4, 1e-3))
+        conf = rng.standard_normal(k)
+        conf[0] = 60.0
+        rows.append(conf)
+    for row in rows:
+        x = row.astype(np.float32)[None]
+        k = x.shape[1]
+        for p in (_soft_targets(rng, (1, k), -1, np.float32), np.eye(k, dtype=np.float32)[[int(np.argmax(x))]],
+                  np.eye(k, dtype=np.float32)[[int(np.argmin(x))]]):
+            for eps in (0.0, 0.1):
+                want = ref_ce_probs(x, p, eps=eps)[0]
+                got = float(fastact.cross_entropy(x, p, reduction="none", label_smoothing=eps)[0])
+                assert abs(got - want) <= 1e-6 * max(abs(want), 2.0 ** -126), (k, eps, got, want)
+    # a one-hot probability row is its class index's loss, to the bit in float64 terms of the same sums
+    x = (rng.standard_normal((50, 17)) * 5).astype(np.float32)
+    t = rng.integers(0, 17, 50)
+    onehot = np.eye(17, dtype=np.float32)[t]
+    np.testing.assert_allclose(fastact.cross_entropy(x, onehot, reduction="none"),
+                               fastact.cross_entropy(x, t, reduction="none"), rtol=2e-7)
+    np.testing.assert_allclose(fastact.cross_entropy_backward(1.0, x, onehot),
+                               fastact.cross_entropy_backward(1.0, x, t), rtol=2e-6, atol=1e-9)
+
+
+@needs_torch
+def test_a_zero_probability_beside_a_masked_logit_adds_nothing_where_pytorch_gives_nan():
+    x = np.array([[2.0, -np.inf, 0.5]], np.float32)
+    p = np.array([[0.7, 0.0, 0.3]], np.float32)
+    got = float(fastact.cross_entropy(x, p))
+    want = ref_ce_probs(x, p)[0]
+    assert np.isfinite(got) and abs(got - want) <= 1e-6 * want
+    assert np.isnan(torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(p)).item())
+    g = fastact.cross_entropy_backward(1.0, x, p)
+    assert np.all(np.isfinite(g)) and g[0, 1] == 0
+
+
+def test_probability_targets_are_thread_and_isa_independent_and_in_place():
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((300, 4099)) * 3).astype(np.float32)
+    p = _soft_targets(rng, x.shape, -1, np.float32)
+    w = rng.uniform(0.5, 1.5, 4099)
+    seen = set()
+    before, isa = fastact.get_num_threads(), fastact.get_isa()
+    try:
+        for s in fastact.supported_isas():
+            fastact.set_isa(s)
+            for n in (1, 2, 3):
+                fastact.set_num_threads(n)
+                seen.add((fastact.cross_entropy(x, p, weight=w, z_loss=1e-3).tobytes(),
+                          fastact.cross_entropy_backward(1.0, x, p, weight=w, z_loss=1e-3).tobytes()))
+    finally:
+        fastact.set_num_threads(before)
+        fastact.set_isa(isa)
+    assert len(seen) == 1
+    want = fastact.cross_entropy_backward(1.0, x, p, weight=w)
+    xc = x.copy()
+    fastact.cross_entropy_backward(1.0, xc, p, weight=w, out=xc)
+    assert np.array_equal(xc, want)
+    with pytest.raises(ValueError, match="out overlaps target"):
+        fastact.cross_entropy_backward(1.0, x, p, out=p)
+    # z_loss: d/dx of z lse^2 is 2 z lse softmax
+    z = fastact.cross_entropy(x[:3], p[:3], z_loss=0.5, reduction="sum") - fastact.cross_entropy(x[:3], p[:3],
+                                                                                                   reduction="sum")
+    lse = fastact.logsumexp(x[:3].astype(np.float64))
+    assert float(z) == pytest.approx(0.5 * float(np.sum(lse ** 2)), rel=1e-5)

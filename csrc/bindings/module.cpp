@@ -1398,6 +1398,49 @@ void ce_rows_backward(py::handle grad_h, py::handle x_h, py::handle target_h, py
   });
 }
 
+// Probability targets: p of x's dtype and shape (both with the class axis last, as views).
+View prob_view(const LossArgs& a, py::handle p_h, const char* fn_name, py::array& keep) {
+  const Fn fn{fn_name, false};
+  keep = to_array(p_h, fn, "target");
+  if (dtype_code(keep, fn, "target") != a.dtype || keep.ndim() != a.x.ndim() ||
+      !std::equal(a.shape, a.shape + a.nd, reinterpret_cast<const std::int64_t*>(keep.shape())))
+    throw py::value_error(std::string(fn_name) + ": target: probabilities of x's dtype and shape");
+  return view_of(keep, false, fn, "target");
+}
+
+py::object ce_probs(py::handle x_h, py::handle p_h, py::handle weight_h, int reduction, double eps, double z) {
+  LossArgs a = loss_args(x_h, py::none(), weight_h, "_cross_entropy_probs");
+  py::array keep = null_array();
+  const View vp = prob_view(a, p_h, "_cross_entropy_probs", keep);
+  const cpu::ProbTargets pt{{vp.data, vp.strides}, weight_data(a), eps, z, read_reduction(reduction)};
+  py::array_t<double> rows(std::vector<ssize_t>(a.shape, a.shape + a.nd - 1));
+  double* pr = rows.mutable_data();
+  double v = 0;
+  run_released(a.nrows * a.len, [&] {
+    v = cpu::run_cross_entropy_probs(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, pt, pr);
+  });
+  if (pt.reduction == cpu::Reduction::none) return rows;
+  return py::float_(v);
+}
+
+void ce_probs_backward(py::handle grad_h, py::handle x_h, py::handle p_h, py::handle weight_h, int reduction,
+                       double eps, double z, py::handle out_h) {
+  LossArgs a = loss_args(x_h, py::none(), weight_h, "_cross_entropy_probs_backward");
+  py::array keep = null_array();
+  const View vp = prob_view(a, p_h, "_cross_entropy_probs_backward", keep);
+  const cpu::ProbTargets pt{{vp.data, vp.strides}, weight_data(a), eps, z, read_reduction(reduction)};
+  auto grad = py::array_t<double, py::array::c_style>::ensure(grad_h);
+  if (!grad || grad.size() != (pt.reduction == cpu::Reduction::none ? a.nrows : 1))
+    throw py::value_error("_cross_entropy_probs_backward: grad: float64, one value, or one per row for none");
+  const View vo = loss_out(a, out_h, "_cross_entropy_probs_backward");
+  if (shares_memory(py::reinterpret_borrow<py::array>(vo.arr), keep))
+    throw py::value_error("cross_entropy_backward: out overlaps target (the probabilities are read for every row)");
+  run_released(a.nrows * a.len, [&] {
+    cpu::run_cross_entropy_probs_backward(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, vo.data, vo.strides, pt,
+                                          grad.data());
+  });
+}
+
 // Element-wise losses (registry.h FASTACT_LOSS_OPS) behind the functions _generate.py builds from the
 // registry, which check the arguments and broadcast the weights (and a scalar grad_output) to the input's
 // shape as views. ins: the kernel's inputs in direction dir (forward: input, target, the op's weights;
@@ -1413,7 +1456,7 @@ py::object pointwise_loss(int op, int dir, int reduction, py::tuple ins_h, py::h
   const cpu::OpInfo& info = ops[std::size_t(op)];
   const Fn fn{info.name, dir != 0};
   const int nin = info.n_in[dir];
-  if (Py_ssize_t(nin) != ins_h.size())
+  if (std::size_t(nin) != ins_h.size())
     throw py::value_error(fn + ": expected " + std::to_string(nin) + " operands");
   std::vector<std::string> names;
   if (dir == 1) names.push_back("grad_output");
@@ -1659,6 +1702,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("_logsumexp_backward", &loss_grad, "grad * softmax along the last axis, one grad per row, into out (losses.py).");
   m.def("_cross_entropy", &ce_rows, "cross-entropy (or nll) over rows along the last axis (losses.py).");
   m.def("_cross_entropy_backward", &ce_rows_backward, "its gradient, into out (losses.py).");
+  m.def("_cross_entropy_probs", &ce_probs, "cross-entropy with probability targets (losses.py).");
+  m.def("_cross_entropy_probs_backward", &ce_probs_backward, "its gradient, into out (losses.py).");
   m.def("_loss", &pointwise_loss, "An element-wise loss or its gradient (the functions built from the registry).");
   m.def("ops", &op_list, "The op registry: names, parameters, defaults and backward forms.");
   m.def("version", &fastact::version);

@@ -347,6 +347,24 @@ void nll_loss_backward_t(const double* grad, const std::int64_t* target, T* dx, 
 }
 
 template <class T>
+double cross_entropy_probs_t(const T* logits, const T* probs, T* dlogits, const double* grad, std::size_t rows,
+                             std::size_t classes, const CrossEntropyOptions& o, double* per_row) {
+  const cpu::FpEnvScope fp;
+  const char* fn = dlogits ? "cross_entropy_probs_backward" : "cross_entropy_probs";
+  if (!dlogits && o.reduction == Reduction::none && !per_row && rows) throw Error(std::string(fn) + ": Reduction::none needs per_row");
+  const cpu::CrossEntropy ce = checked_options(fn, o, nullptr);
+  const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(classes)}, st[2] = {std::int64_t(classes), 1};
+  const cpu::ProbTargets pt{{probs, st}, o.weight, o.label_smoothing, o.z_loss, ce.reduction};
+  if (!dlogits) return cpu::run_cross_entropy_probs(dtype_of<T>(), 2, shape, {logits, st}, pt, per_row);
+  const T* ins[2] = {logits, probs};
+  const std::int64_t* sins[2] = {st, st};
+  check_output(fn, 2, shape, dlogits, st, ins, sins, 2);  // dlogits may be logits (probs: refused below)
+  if (rows && classes && dlogits == probs) throw Error(std::string(fn) + ": dlogits cannot be probs (read for every row)");
+  cpu::run_cross_entropy_probs_backward(dtype_of<T>(), 2, shape, {logits, st}, dlogits, st, pt, grad);
+  return 0;
+}
+
+template <class T>
 void logsumexp_t(const T* x, T* y, std::size_t rows, std::size_t cols) {
   const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(cols)}, st[2] = {std::int64_t(cols), 1};
   std::vector<double> lse(rows);
@@ -467,6 +485,14 @@ FASTACT_LOSS_OPS(FASTACT_DEF_LOSS_OP)
   void nll_loss_backward(const double* grad, const std::int64_t* target, T* dlog_probs, std::size_t rows,             \
                          std::size_t classes, const CrossEntropyOptions& options) {                                 \
     nll_loss_backward_t(grad, target, dlog_probs, rows, classes, options);                                          \
+  }                                                                                                                 \
+  double cross_entropy_probs(const T* logits, const T* probs, std::size_t rows, std::size_t classes,                 \
+                             const CrossEntropyOptions& options, double* per_row) {                                 \
+    return cross_entropy_probs_t<T>(logits, probs, nullptr, nullptr, rows, classes, options, per_row);              \
+  }                                                                                                                 \
+  void cross_entropy_probs_backward(const double* grad, const T* logits, const T* probs, T* dlogits,                  \
+                                    std::size_t rows, std::size_t classes, const CrossEntropyOptions& options) {     \
+    cross_entropy_probs_t<T>(logits, probs, dlogits, grad, rows, classes, options, nullptr);                        \
   }
 FASTACT_DEF_LOSS_T(float)
 FASTACT_DEF_LOSS_T(double)

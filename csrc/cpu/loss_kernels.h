@@ -17,7 +17,8 @@ using namespace fastact::math::rows;
 
 // The sums of one row after its max m: s = sum of exp(x - m) over the elements below m, c = how many
 // equal m (their exp is 1 exactly, kept out of s: log_count_sum), and with Smooth, a = sum of
-// w_j (m - x_j) (w null: all 1), the label-smoothing term. The last block is padded with -inf (exp 0,
+// w_j (m - x_j) (w null: all 1; a term of weight 0 is 0), the label-smoothing term, or with per-row
+// weights a probability target's. The last block is padded with -inf (exp 0,
 // never the max) and weight 0.
 template <class V, class S, bool Smooth>
 void row_sums(const S* x, std::size_t len, typename V::T m_, const typename V::T* w, typename V::T* s_out,
@@ -38,7 +39,12 @@ void row_sums(const S* x, std::size_t len, typename V::T m_, const typename V::T
       count[j] = count[j] + select(top, V(T(1)), V(T(0)));
       if constexpr (Smooth) {
         const V d = m - xv;
-        smooth[j].add(wb ? d * V::load(wb + j * V::W) : d);
+        if (wb) {  // a weight of 0 adds 0, also beside a -inf logit (0 log 0 = 0: a probability target's zero)
+          const V wv = V::load(wb + j * V::W);
+          smooth[j].add(select(wv == V(T(0)), V(T(0)), d * wv));
+        } else {
+          smooth[j].add(d);
+        }
       }
     }
   };
@@ -61,7 +67,10 @@ void row_sums(const S* x, std::size_t len, typename V::T m_, const typename V::T
         sum[j].add(select(top, V(T(0)), exp_shifted(xv, m)));
         count[j] = count[j] + select(top, V(T(1)), V(T(0)));
         V d = m - xv;
-        if (w) d = d * V::load(tw + j * V::W);
+        if (w) {
+          const V wv = V::load(tw + j * V::W);
+          d = select(wv == V(T(0)), V(T(0)), d * wv);
+        }
         T valid[V::W];
         for (int k = 0; k < V::W; ++k) valid[k] = std::size_t(j * V::W + k) < r ? T(1) : T(0);
         smooth[j].add(select(V::load(valid) == V(T(1)), d, V(T(0))));

@@ -232,7 +232,108 @@ double reduce_rows(const std::vector<double>& main, const std::vector<double>* z
   return m / rw.wt_sum + (zpart ? zsum / rw.counted : 0.0);  // no counted row: 0 / 0, NaN (as PyTorch)
 }
 
+// Probability targets, row by row: v_j = w_j ((1 - eps) p_j + eps / K) in the compute type and V their sum
+// (in double, in order), then the kernels' smoothing sum (forward: loss[r]) or gradient with v as the row's
+// weights (backward: g[r] the row's grad_output factor, dx written).
+template <class S, class C>
+void prob_rows(const LossKernel& k, int ndim, const std::int64_t* shape, Operand x, const ProbTargets& pt, S* dx,
+               const std::int64_t* ds, const double* g, double* loss) {
+  const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1], sp = pt.p.strides[ndim - 1];
+  const std::int64_t sd = dx ? ds[ndim - 1] : 1;
+  if (len == 0) {  // an empty row: lse = -inf, no term
+    if (loss)
+      for (std::int64_t r = 0, n = rows_of(ndim, shape); r < n; ++r) loss[r] = 0.0;
+    return;
+  }
+  const double eps = pt.label_smoothing, z = pt.z_loss, K = double(len);
+  const S* px = static_cast<const S*>(x.data);
+  const S* pp = static_cast<const S*>(pt.p.data);
+  for_rows(ndim, shape, len, [&](std::int64_t lo, std::int64_t hi) {
+    std::vector<C> v(static_cast<std::size_t>(len));
+    std::vector<S> bx(sx == 1 ? 0 : std::size_t(len)), bd(dx && sd != 1 ? std::size_t(len) : 0);
+    for (std::int64_t r = lo; r < hi; ++r) {
+      const S* row = px + row_offset(r, ndim, shape, x.strides);
+      const S* prow = pp + row_offset(r, ndim, shape, pt.p.strides);
+      double V = 0, Vc = 0;  // Neumaier, in class order
+      for (std::int64_t j = 0; j < len; ++j) {
+        const double q = (1 - eps) * to_double(prow[j * sp]) + eps / K;
+        const C vj = C(pt.weight ? pt.weight[j] * q : q);
+        v[std::size_t(j)] = vj;
+        const double t = V + double(vj);
+        Vc += std::fabs(V) >= std::fabs(double(vj)) ? (V - t) + double(vj) : (double(vj) - t) + V;
+        V = t;
+      }
+      V = std::isfinite(V) ? V + Vc : V;
+      if (sx != 1) {
+        for (std::int64_t j = 0; j < len; ++j) bx[std::size_t(j)] = row[j * sx];
+        row = bx.data();
+      }
+      if (!dx) {
+        double st[3];
+        k.stats(row, std::size_t(len), v.data(), true, st);
+        const double lse = st[0] + st[1];
+        // a row with +inf has no finite log-probability: NaN, as the class-index form
+        loss[r] = st[0] == std::numeric_limits<double>::infinity() ? st[0] - st[0]
+                                                                   : st[2] + st[1] * V + (z > 0 ? z * lse * lse : 0.0);
+        continue;
+      }
+      S* out = dx + row_offset(r, ndim, shape, ds);
+      S* o = sd == 1 ? out : bd.data();
+      const double c[4] = {g[r] * V, g[r] * (2 * z), 0.0, g[r]};
+      double mL[2];
+      k.grad(row, o, std::size_t(len), v.data(), c, mL);
+      if (sd != 1)
+        for (std::int64_t j = 0; j < len; ++j) out[j * sd] = bd[std::size_t(j)];
+    }
+  });
+}
+
+template <class F>
+void by_dtype(int dtype, F f) {
+  switch (dtype) {
+    case kF32: return f(float{}, float{});
+    case kF64: return f(double{}, double{});
+    case kF16: return f(half{}, float{});
+    default: return f(bfloat16{}, float{});
+  }
+}
+
 }  // namespace
+
+double run_cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, Operand x, const ProbTargets& pt,
+                               double* per_row) {
+  if (ndim < 1) throw std::invalid_argument("run_cross_entropy_probs: at least one dimension");
+  const FpEnvScope fp;
+  const std::int64_t nrows = rows_of(ndim, shape);
+  std::vector<double> loss(static_cast<std::size_t>(nrows));
+  const LossKernel& k = active_table().loss[dtype];
+  by_dtype(dtype, [&](auto s, auto c) {
+    prob_rows<decltype(s), decltype(c)>(k, ndim, shape, x, pt, nullptr, nullptr, nullptr, loss.data());
+  });
+  if (pt.reduction == Reduction::none) {
+    std::copy(loss.begin(), loss.end(), per_row);
+    return 0;
+  }
+  const double total = fixed_sum(loss.data(), nrows);
+  return pt.reduction == Reduction::sum ? total : total / double(nrows);  // no rows: NaN, as PyTorch
+}
+
+void run_cross_entropy_probs_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
+                                      const std::int64_t* dx_strides, const ProbTargets& pt, const double* grad) {
+  if (ndim < 1) throw std::invalid_argument("run_cross_entropy_probs_backward: at least one dimension");
+  const FpEnvScope fp;
+  const std::int64_t nrows = rows_of(ndim, shape);
+  std::vector<double> g(static_cast<std::size_t>(nrows));
+  for (std::int64_t r = 0; r < nrows; ++r)
+    g[std::size_t(r)] = pt.reduction == Reduction::none ? grad[r]
+                        : pt.reduction == Reduction::mean ? grad[0] / double(nrows)
+                                                          : grad[0];
+  const LossKernel& k = active_table().loss[dtype];
+  by_dtype(dtype, [&](auto s, auto c) {
+    using S = decltype(s);
+    prob_rows<S, decltype(c)>(k, ndim, shape, x, pt, static_cast<S*>(dx), dx_strides, g.data(), nullptr);
+  });
+}
 
 float round_to_odd(double d) {
   float f = float(d);

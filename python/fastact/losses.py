@@ -206,17 +206,30 @@ def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
 
 # ---------------------------------------------------------------------------------------------- cross-entropy
 class _ClassTargets:
-    """Validated class-index targets: t (int64 of the rows' shape, -1 where ignored) and the class weights w
-    (float64 or None)."""
+    """Validated targets: class indices t (int64 of the rows' shape, -1 where ignored; probs None) or class
+    probabilities probs (the logits' dtype and shape; t None), and the class weights w (float64 or None)."""
 
     def __init__(self, fn, x, target, axis, weight, ignore_index, name):
         self.rows_shape = x.shape[:axis] + x.shape[axis + 1:]
         k = x.shape[axis]
+        self.w = None
+        if weight is not None:
+            w = _real_numbers(weight, fn, "weight")
+            if w.shape != (k,):
+                raise ValueError(f"fastact.{fn}: weight has shape {w.shape}; expected ({k},), one per class")
+            self.w = np.ascontiguousarray(w, dtype=np.float64)
+        self.probs = None
         t = _any_array(target, fn, "target")
         if t.dtype.kind not in "iu":
-            if t.dtype.kind == "f" or str(t.dtype) == "bfloat16":
-                raise TypeError(f"fastact.{fn}: target has dtype {t.dtype}: class probabilities are not supported "
-                                "yet; pass class indices (an integer array)")
+            if (t.dtype.kind == "f" or str(t.dtype) == "bfloat16") and fn.startswith("cross_entropy"):
+                if t.dtype != x.dtype:
+                    raise TypeError(f"fastact.{fn}: target (class probabilities) has dtype {t.dtype}; expected the "
+                                    f"{name}' dtype {x.dtype}")
+                if t.shape != x.shape:
+                    raise ValueError(f"fastact.{fn}: target (class probabilities) has shape {t.shape}; expected the "
+                                     f"{name}' shape {x.shape}")
+                self.probs, self.t = t, None
+                return
             raise TypeError(f"fastact.{fn}: target must be class indices (an integer array), got dtype {t.dtype}")
         if t.shape != self.rows_shape:
             raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected {self.rows_shape} (the {name}' "
@@ -230,12 +243,6 @@ class _ClassTargets:
                              f"(nor ignore_index={ignore_index})")
         # (-1 as int64: np.where would cast it to an unsigned target's dtype, 255 for uint8)
         self.t = np.where(ignored, np.int64(-1), t.astype(np.int64))
-        self.w = None
-        if weight is not None:
-            w = _real_numbers(weight, fn, "weight")
-            if w.shape != (k,):
-                raise ValueError(f"fastact.{fn}: weight has shape {w.shape}; expected ({k},), one per class")
-            self.w = np.ascontiguousarray(w, dtype=np.float64)
 
 
 def _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing, ignore_index, z_loss, name="logits"):
@@ -254,7 +261,11 @@ def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_
     """Softmax cross-entropy from logits, as PyTorch's F.cross_entropy, with the class axis `axis`.
 
     target: class indices of the logits' shape without `axis`, any integer dtype; entries equal to
-    ignore_index count for nothing, others outside [0, classes) are a ValueError naming the first.
+    ignore_index count for nothing, others outside [0, classes) are a ValueError naming the first. Or class
+    probabilities of the logits' shape and dtype (a soft target): the loss of a row is
+    -sum_j weight_j q_j log_softmax_j with q = (1 - label_smoothing) target + label_smoothing / classes, summed
+    as two sums of terms that are never negative (no cancellation; a zero probability adds 0, also beside a
+    -inf logit), "mean" over the rows, ignore_index unused.
     weight: one weight per class. label_smoothing: PyTorch's definition (with weights). z_loss: adds
     z_loss * logsumexp(row)**2 per counted row (PaLM's auxiliary loss; not weighted, its "mean" over the
     counted rows). reduction: "mean" (the weighted sum over the sum of the counted targets' weights, as
@@ -264,6 +275,10 @@ def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_
     fn = "cross_entropy"
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
+    if tg.probs is not None:
+        r = _core._cross_entropy_probs(_rows_view(x, a), _rows_view(tg.probs, a), tg.w, _REDUCTIONS.index(reduction),
+                                       eps, z)
+        return _result(r, x.dtype)
     r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z, False)
     return _result(r, x.dtype)
 
@@ -278,8 +293,12 @@ def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, re
     fn = "cross_entropy_backward"
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
-    g = _grad_of(grad_output, reduction, tg.t.shape, fn)
+    g = _grad_of(grad_output, reduction, tg.rows_shape, fn)
     o = _out_array(out, x, fn)
+    if tg.probs is not None:
+        _core._cross_entropy_probs_backward(g, _rows_view(x, a), _rows_view(tg.probs, a), tg.w,
+                                            _REDUCTIONS.index(reduction), eps, z, _rows_view(o, a))
+        return o
     _core._cross_entropy_backward(g, _rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z,
                                   _rows_view(o, a), False)
     return o

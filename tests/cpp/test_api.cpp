@@ -401,3 +401,25 @@ TEST(Api, ElementwiseLosses) {
   EXPECT_THROW(fastact::huber_loss(x.data(), t.data(), n, fastact::Reduction::sum, nullptr, {}, -1.0), fastact::Error);
   EXPECT_THROW(fastact::mse_loss(x.data(), t.data(), n, fastact::Reduction::none), fastact::Error);
 }
+
+// Probability targets: a one-hot row is its class index's loss; the gradient in place over the logits.
+TEST(Api, CrossEntropyProbabilityTargets) {
+  const std::size_t rows = 6, k = 9;
+  std::vector<float> x(rows * k), p(rows * k, 0.0f);
+  std::vector<std::int64_t> t(rows);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(std::cos(double(i) * 0.9) * 5.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    t[r] = std::int64_t((r * 5) % k);
+    p[r * k + std::size_t(t[r])] = 1.0f;
+  }
+  fastact::CrossEntropyOptions o;
+  o.label_smoothing = 0.1;
+  EXPECT_NEAR(fastact::cross_entropy_probs(x.data(), p.data(), rows, k, o), fastact::cross_entropy(x.data(), t.data(), rows, k, o),
+              1e-6);
+  std::vector<float> g1 = x, g2(x.size());
+  const double one = 1.0;
+  fastact::cross_entropy_probs_backward(&one, g1.data(), p.data(), g1.data(), rows, k, o);
+  fastact::cross_entropy_backward(&one, x.data(), t.data(), g2.data(), rows, k, o);
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(g1[i], g2[i], 1e-7);
+  EXPECT_THROW(fastact::cross_entropy_probs_backward(&one, x.data(), p.data(), p.data(), rows, k, o), fastact::Error);
+}

@@ -112,7 +112,9 @@ FASTACT_ROW_OPS(FASTACT_DECL_ROW)
 // counted row (its mean over the counted rows). logsumexp(x, y, rows, cols): y[r] = log(sum(exp(row r)));
 // logsumexp_backward(dy, x, dx, rows, cols): dx = dy[r] * softmax(row r). nll_loss takes log-probabilities
 // (-w_t x_t per counted row; the same options, label_smoothing and z_loss 0), nll_loss_backward writes
-// zeros but at each counted row's target.
+// zeros but at each counted row's target. cross_entropy_probs takes class probabilities (a soft target, rows x
+// classes of the logits' type) instead of indices: -sum_j w_j q_j log_softmax_j per row, q = (1 - eps) p +
+// eps / classes, "mean" over the rows (ignore_index unused); its backward's dlogits may be logits, not probs.
 enum class Reduction { mean = 0, sum = 1, none = 2 };
 struct CrossEntropyOptions {
   const double* weight = nullptr;  // one per class, or none
@@ -131,7 +133,11 @@ struct CrossEntropyOptions {
   double nll_loss(const T* log_probs, const std::int64_t* target, std::size_t rows, std::size_t classes,          \
                   const CrossEntropyOptions& options = {}, double* per_row = nullptr);                           \
   void nll_loss_backward(const double* grad, const std::int64_t* target, T* dlog_probs, std::size_t rows,         \
-                         std::size_t classes, const CrossEntropyOptions& options = {});
+                         std::size_t classes, const CrossEntropyOptions& options = {});                          \
+  double cross_entropy_probs(const T* logits, const T* probs, std::size_t rows, std::size_t classes,               \
+                             const CrossEntropyOptions& options = {}, double* per_row = nullptr);                \
+  void cross_entropy_probs_backward(const double* grad, const T* logits, const T* probs, T* dlogits,                \
+                                    std::size_t rows, std::size_t classes, const CrossEntropyOptions& options = {});
 FASTACT_DECL_LOSS_T(float)
 FASTACT_DECL_LOSS_T(double)
 FASTACT_DECL_LOSS_T(half)
