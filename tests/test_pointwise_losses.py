@@ -324,3 +324,37 @@ def test_parameter_and_weight_errors():
     assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="weight holds a value too large for input's dtype float16"):
         fastact.binary_cross_entropy_with_logits(x.astype(np.float16), x.astype(np.float16), weight=1e6)
+
+
+def test_infinite_differences_square_to_inf_not_nan():
+    for dt in (np.float32, np.float64):
+        big = np.finfo(dt).max
+        x = np.array([np.inf, -np.inf, big, 1.0], dt)
+        t = np.array([0.0, 0.0, -big, 1.0], dt)
+        assert np.array_equal(fastact.mse_loss(x, t, reduction="none"), np.array([np.inf, np.inf, np.inf, 0.0], dt))
+        assert fastact.mse_loss(x, t) == np.inf
+
+
+def test_byte_swapped_operands_are_the_same_dtype_and_give_native_results():
+    rng = np.random.default_rng(6)
+    x, t = _data("mse_loss", (50,), rng, np.float64)
+    want = fastact.mse_loss(x, t, reduction="sum")
+    got = fastact.mse_loss(x.astype(">f8"), t, reduction="sum")
+    assert got == want and got.dtype == np.float64 and got.dtype.byteorder != ">"
+    assert np.array_equal(fastact.mse_loss(x, t.astype(">f8"), reduction="none"), fastact.mse_loss(x, t, reduction="none"))
+
+
+def test_a_16_bit_sum_that_overflows_is_inf_without_a_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = fastact.mse_loss(np.full(10, 200, np.float16), np.zeros(10, np.float16), reduction="sum")
+    assert r == np.inf and r.dtype == np.float16
+
+
+def test_the_private_unary_entry_point_refuses_other_kinds():
+    from fastact import _core
+    for o in fastact.ops():
+        if o["kind"] == "loss":
+            with pytest.raises(ValueError, match="_elementwise: no such op"):
+                _core._elementwise(o["id"], 1, np.ones(1000), np.ones(1000), None, (), None)

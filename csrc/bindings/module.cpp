@@ -725,7 +725,8 @@ void run_released(std::int64_t n, F&& f) {
 py::object elementwise(int op, int dir, py::handle a_h, py::handle b_h, py::handle out_h, PyObject* params,
                        py::handle stream_h) {
   const auto& ops = cpu::elementwise_ops();
-  if (op < 0 || std::size_t(op) >= ops.size() || dir < cpu::kForward || dir > cpu::kBackwardY)
+  if (op < 0 || std::size_t(op) >= ops.size() || ops[std::size_t(op)].kind != cpu::OpKind::Unary ||
+      dir < cpu::kForward || dir > cpu::kBackwardY)
     throw py::value_error("_elementwise: no such op or direction");
   const cpu::OpInfo& info = ops[std::size_t(op)];
   Call c;

@@ -626,8 +626,8 @@ template <class V>
 FASTACT_HD V squared_difference(V x, V t) {
   V s, e;
   two_sum(x, -t, s, e);
-  e = select(abs(s) < V(typename V::T(INFINITY)), e, V(0));  // inf - inf in two_sum's steps: not a NaN here
-  return fma(s, s, (s + s) * e);
+  const V c = select(abs(s) < V(typename V::T(INFINITY)), (s + s) * e, V(0));  // s = +-inf: e is NaN, s^2 inf
+  return fma(s, s, c);
 }
 // 1, -1 or d itself (0, -0, NaN): the sign the L1 branches' gradient takes (PyTorch's sign(0) = 0).
 template <class V>

@@ -117,15 +117,22 @@ def _result(value, dtype) -> np.ndarray:
     (toward zero, the last bit set where inexact), whose rounding to 16 bits is the float64's own (the
     C++ API does the same)."""
     d = np.asarray(value, dtype=np.float64)
-    if np.dtype(dtype).itemsize != 2:
+    dtype = _native(dtype)
+    if dtype.itemsize != 2:
         with np.errstate(over="ignore"):  # a float32 loss beyond its range is inf, without a warning
             return np.asarray(d.astype(dtype))
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # (and a 16-bit one: its rounding below too)
         f = d.astype(np.float32)
         inexact = (f.astype(np.float64) != d) & np.isfinite(f) & ~np.isnan(d)
         f = np.where(inexact & (np.abs(f.astype(np.float64)) > np.abs(d)), np.nextafter(f, np.float32(0)), f)
         f = np.where(inexact, (f.view(np.uint32) | np.uint32(1)).view(np.float32), f)
-    return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
+        return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
+
+
+def _native(dtype) -> np.dtype:
+    """dtype in the machine's byte order (a byte-swapped array is read through a native copy)."""
+    dt = np.dtype(dtype)
+    return dt.newbyteorder("=") if dt.byteorder == ">" else dt
 
 
 # ---------------------------------------------------------------------------------------------- logsumexp
@@ -222,7 +229,7 @@ class _ClassTargets:
         t = _any_array(target, fn, "target")
         if t.dtype.kind not in "iu":
             if (t.dtype.kind == "f" or str(t.dtype) == "bfloat16") and fn.startswith("cross_entropy"):
-                if t.dtype != x.dtype:
+                if _native(t.dtype) != _native(x.dtype):
                     raise TypeError(f"fastact.{fn}: target (class probabilities) has dtype {t.dtype}; expected the "
                                     f"{name}' dtype {x.dtype}")
                 if t.shape != x.shape:
@@ -349,7 +356,7 @@ def _same_dtype(obj, x: np.ndarray, fn: str, name: str) -> np.ndarray:
         if np.any(np.isfinite(a) & ~np.isfinite(c.astype(np.float64))):
             raise ValueError(f"fastact.{fn}: {name} holds a value too large for input's dtype {x.dtype}")
         return c
-    if a.dtype != x.dtype:
+    if _native(a.dtype) != _native(x.dtype):
         raise TypeError(f"fastact.{fn}: {name} has dtype {a.dtype}; expected input's dtype {x.dtype} (pass arrays "
                         "of one dtype)")
     return a
