@@ -160,7 +160,7 @@ def _forms(op):
                 Form(f"{name}_backward{tag}", op, name + "_backward", ["grad_output", "x", w], [(8,), (8,), (8,)],
                      bwd, tuple_out=True)]
     if op["kind"] == "loss":  # element-wise losses, unreduced (an array out, as the other kinds)
-        names = ["input", "target"] + op["operand"].split()
+        names = op["operand"].split()  # the input (pred, logits), target, the weights
         n = len(names)
         return [Form(f"{name}[none]", op, name, names, [(8,)] * n,
                      lambda f, a, kw: f(*a, **{"reduction": "none", **kw})),

@@ -286,13 +286,27 @@ def test_strided_and_broadcast_views():
     assert s1 == s2
 
 
+def test_signatures_are_the_spec_s():
+    import inspect
+    sig = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
+    assert sig(fastact.mse_loss) == ["pred", "target", "reduction", "out", "stream"]
+    assert sig(fastact.huber_loss) == ["pred", "target", "delta", "reduction", "out", "stream"]
+    assert sig(fastact.smooth_l1_loss) == ["pred", "target", "beta", "reduction", "out", "stream"]
+    assert sig(fastact.binary_cross_entropy_with_logits) == ["logits", "target", "weight", "pos_weight", "reduction",
+                                                            "out", "stream"]
+    assert sig(fastact.huber_loss_backward)[:5] == ["grad_output", "pred", "target", "delta", "reduction"]
+    x = np.linspace(-3, 3, 7, dtype=np.float32)
+    assert fastact.huber_loss(x, 0 * x, 0.5) == fastact.huber_loss(x, 0 * x, delta=0.5)  # SPEC's positional order
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_errors_name_the_argument(name):
     f, b = getattr(fastact, name), getattr(fastact, name + "_backward")
+    first = "logits'" if name.startswith("binary") else "pred's"
     x = np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError, match=rf"{name}: target has shape \(3,\); expected input's shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=rf"{name}: target has shape \(3,\); expected {first} shape \(4, 3\)"):
         f(x, np.zeros(3, np.float32))
-    with pytest.raises(TypeError, match=rf"{name}: target has dtype float64; expected input's dtype float32"):
+    with pytest.raises(TypeError, match=rf"{name}: target has dtype float64; expected {first} dtype float32"):
         f(x, np.zeros((4, 3)))
     with pytest.raises(ValueError, match=rf"{name}: reduction must be one of"):
         f(x, x, reduction="avg")
@@ -302,7 +316,8 @@ def test_errors_name_the_argument(name):
         b(np.ones(4, np.float32), x, x)
     with pytest.raises(ValueError, match=rf"{name}_backward: grad_output has shape"):
         b(np.ones(4, np.float32), x, x, reduction="none")
-    with pytest.raises(TypeError, match=rf"{name}: input has dtype int64"):
+    arg = "logits" if name.startswith("binary") else "pred"
+    with pytest.raises(TypeError, match=rf"{name}: {arg} has dtype int64"):
         f(np.zeros((4, 3), np.int64), x)
 
 
@@ -313,7 +328,7 @@ def test_parameter_and_weight_errors():
     with pytest.raises(ValueError, match="smooth_l1_loss_backward: beta must be >= 0"):
         fastact.smooth_l1_loss_backward(1.0, x, x, beta=-1.0)
     with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: pos_weight has shape \(4,\), which does "
-                                         r"not broadcast to input's shape \(4, 3\)"):
+                                         r"not broadcast to logits' shape \(4, 3\)"):
         fastact.binary_cross_entropy_with_logits(x, x, pos_weight=np.ones(4, np.float32))
     with pytest.raises(TypeError, match="binary_cross_entropy_with_logits: weight has dtype float64"):
         fastact.binary_cross_entropy_with_logits(x, x, weight=np.ones(3))
@@ -322,7 +337,7 @@ def test_parameter_and_weight_errors():
     b = fastact.binary_cross_entropy_with_logits(x, x, weight=np.float32(2.0) * np.ones_like(x),
                                                  pos_weight=np.array([1, 2, 3], np.float32), reduction="none")
     assert np.array_equal(a, b)
-    with pytest.raises(ValueError, match="weight holds a value too large for input's dtype float16"):
+    with pytest.raises(ValueError, match="weight holds a value too large for logits' dtype float16"):
         fastact.binary_cross_entropy_with_logits(x.astype(np.float16), x.astype(np.float16), weight=1e6)
 
 

@@ -45,10 +45,10 @@ def table(ops) -> str:
             w = o["operand"]
             name, frm = f"`{o['name']}(x, {w})`", f"x (returns (grad_x, grad_{w}))"
         elif o["kind"] == "loss":
-            ws = o["operand"].split()
-            ps = [f"{w}=None" for w in ws] + ["reduction='mean' ('mean' \\| 'sum' \\| 'none')"] + ps
-            name = f"`{o['name']}(input, target)`"
-            frm = "input, target (returns grad_input; grad_output a scalar for 'mean' / 'sum')"
+            names = o["operand"].split()
+            ps = [f"{w}=None" for w in names[2:]] + ps + ["reduction='mean' ('mean' \\| 'sum' \\| 'none')"]
+            name = f"`{o['name']}({names[0]}, target)`"
+            frm = f"{names[0]}, target (returns its gradient; grad_output a scalar for 'mean' / 'sum')"
         elif o["kind"] == "gated":  # (x, axis) split in halves a, b, or (gate, up) as a, b
             name = f"`{o['name']}(x)`, `{o['name']}(gate, up)`"
             frm = "x, or gate and up (returns grad_x, or (grad_gate, grad_up))"

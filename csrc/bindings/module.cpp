@@ -1461,8 +1461,6 @@ py::object pointwise_loss(int op, int dir, int reduction, py::tuple ins_h, py::h
     throw py::value_error(fn + ": expected " + std::to_string(nin) + " operands");
   std::vector<std::string> names;
   if (dir == 1) names.push_back("grad_output");
-  names.push_back("input");
-  names.push_back("target");
   for (const char *w = info.operand, *e = w; *w; w = *e ? e + 1 : e) {
     for (e = w; *e && *e != ' '; ++e) {}
     names.emplace_back(w, e);
@@ -1483,7 +1481,7 @@ py::object pointwise_loss(int op, int dir, int reduction, py::tuple ins_h, py::h
   }
   cpu::check_params(info, p.data(), code, fn.backward);
   p[kGradScale] = scale;
-  const py::array& like = ins[std::size_t(dir)];  // the input
+  const py::array& like = ins[std::size_t(dir)];  // the input (pred, logits)
   const int ndim = int(like.ndim());
   const auto* shape = reinterpret_cast<const std::int64_t*>(like.shape());
   std::int64_t size = 1;
@@ -1505,7 +1503,7 @@ py::object pointwise_loss(int op, int dir, int reduction, py::tuple ins_h, py::h
   std::vector<const py::array*> in_ptrs;
   for (const auto& a : ins) in_ptrs.push_back(&a);
   bool temp = false;
-  py::array o = prepare_out(out_h, like, code, in_ptrs.data(), nin, fn, temp, "input");
+  py::array o = prepare_out(out_h, like, code, in_ptrs.data(), nin, fn, temp, names[std::size_t(dir)].c_str());
   Outputs outputs;
   outputs.add(o, temp, like);
   const View vo = view_of(outputs.dsts[0], true, fn, "out");

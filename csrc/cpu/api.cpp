@@ -407,7 +407,7 @@ double run_loss_op(ElementwiseOp op, int dir, Reduction reduction, const T* dy, 
   const int nw = info.n_in[0] - 2;
   if (int(weights.size()) > nw)
     throw Error(fn + ": " + std::to_string(weights.size()) + " weights given; it takes " + std::to_string(nw) +
-                (nw ? std::string(" (") + info.operand + ")" : std::string()));
+                (nw ? std::string(" (the last of: ") + info.operand + ")" : std::string()));
   double p[kMaxParams] = {};
   for (int i = 0; i < kMaxParams - 1; ++i) p[i] = params_in[i];
   cpu::check_params(info, p, dtype_of<T>(), dir != 0);

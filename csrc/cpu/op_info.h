@@ -41,7 +41,7 @@ struct OpInfo {
   const char* gate = nullptr;        // gated: "first" or "second", the half the activation acts on
   const char* activation = nullptr;  // gated, bias_act: the unary op it applies (its parameters, in order, are this op's)
   const char* operand = nullptr;     // broadcast: the broadcast operand's name ("weight", "bias"); losses:
-                                     // the operands after input and target, space-separated ("" for none)
+                                     // every operand's, space-separated ("logits target weight pos_weight")
   int summed = -1;                   // a loss: the id of its summed form
   const char* param_rule = nullptr;  // "a <= b" over two of params (registry.h), or null
   int rule_lhs = -1, rule_rhs = -1;  // param_rule's a and b as indices into params (-1: it names none)

@@ -126,41 +126,45 @@ def _bias_act_functions(ns, bias_acts):
 
 
 def _loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc):
-    """An element-wise loss and its backward (registry.h FASTACT_LOSS_OPS), through losses._pointwise."""
+    """An element-wise loss and its backward (registry.h FASTACT_LOSS_OPS), through losses._pointwise, with
+    SPEC 2.3's signature: (pred or logits, target, weights..., parameters..., reduction)."""
     from . import losses
     ns["_pointwise"] = losses._pointwise
     name, oid = op["name"], op["id"]
-    extra = op["operand"].split()  # the weights after input and target
+    names = op["operand"].split()  # the input's name, target, then the weights
+    first, extra = names[0], names[2:]
+    pos = losses._pos(first)
     wsig = "".join(f", {w}=None" for w in extra)
-    wtuple = "(" + "".join(f"({w!r}, {w}), " for w in extra) + ")"
+    args = "(" + "".join(f"{n}, " for n in names) + ")"
     src = (
-        f"def {name}(input, target{wsig}, reduction='mean'{kwsig}, *, out=None, stream=None):\n"
-        f"    return _pointwise({name!r}, {oid}, 0, None, input, target, {wtuple}, reduction, {ptuple}, out, stream)\n"
-        f"def {name}_backward(grad_output, input, target{wsig}, reduction='mean'{kwsig}, *, out=None, stream=None):\n"
-        f"    return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, input, target, {wtuple}, reduction,"
+        f"def {name}({first}, target{wsig}{kwsig}, reduction='mean', *, out=None, stream=None):\n"
+        f"    return _pointwise({name!r}, {oid}, 0, None, {args}, {tuple(names)!r}, reduction, {ptuple}, out, stream)\n"
+        f"def {name}_backward(grad_output, {first}, target{wsig}{kwsig}, reduction='mean', *, out=None, stream=None):\n"
+        f"    return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, {args}, {tuple(names)!r}, reduction,"
         f" {ptuple_b}, out, stream)\n"
     )
     exec(compile(src, f"<fastact.{name}>", "exec"), ns)
     fwd, bwd = ns[name], ns[f"{name}_backward"]
-    wdoc = "".join(f"    {w}: optional array of input's dtype (or a number, or a list) that broadcasts to input's"
+    wdoc = "".join(f"    {w}: optional array of {pos} dtype (or a number, or a list) that broadcasts to {pos}"
                    " shape, as in PyTorch (None: 1)\n" for w in extra)
     fwd.__doc__ = (
         f"{op['doc']}, element by element, as PyTorch's F.{name}.\n\nArgs:\n"
-        f"    input: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place)\n"
-        "    target: array of input's dtype and shape\n"
+        f"    {first}: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place)\n"
+        f"    target: array of {pos} dtype and shape\n"
         f"{wdoc}"
-        "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
         f"{pdoc + chr(10) if pdoc else ''}"
-        "    out: reduction 'none' only: an array of input's shape and dtype to write into (may be input or target)\n"
+        "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
+        f"    out: reduction 'none' only: an array of {pos} shape and dtype to write into (may be {first} or target)\n"
         "    stream: for GPU arrays, which these losses do not take yet (CPU only; a GPU array is a RuntimeError)\n\n"
-        "Returns a 0-d array of input's dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
+        f"Returns a 0-d array of {pos} dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
         " operands, nothing stored between: 'mean' and 'sum' add the losses in a fixed order with compensated"
         " sums (the same bits for any thread count and ISA). float16 and bfloat16 are computed in float32.")
     bwd.__doc__ = (
-        f"Gradient of {name} in its input: grad_output * d{name}/dinput.\n\n"
-        "grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of input's shape"
-        f" and dtype for 'none'. The other arguments (weights, parameters, stream=) are {name}'s; out= (input's shape"
-        " and dtype) may be input, target or grad_output. Returns grad_input (out when given).")
+        f"Gradient of {name} in {first}: grad_output * d{name}/d{first}.\n\n"
+        "grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of"
+        f" {pos} shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are {name}'s;"
+        f" out= ({pos} shape and dtype) may be {first}, target or grad_output. Returns the gradient (out when"
+        " given).")
     for f in (fwd, bwd):
         f.__module__ = "fastact"
     return {name: fwd, f"{name}_backward": bwd}

@@ -129,6 +129,11 @@ def _result(value, dtype) -> np.ndarray:
         return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
 
 
+def _pos(name: str) -> str:
+    """The possessive of an argument's name: pred's, logits'."""
+    return name + ("'" if name.endswith("s") else "'s")
+
+
 def _native(dtype) -> np.dtype:
     """dtype in the machine's byte order (a byte-swapped array is read through a native copy)."""
     dt = np.dtype(dtype)
@@ -345,7 +350,7 @@ def nll_loss_backward(grad_output, log_probs, target, axis=-1, weight=None, redu
 
 
 # ---------------------------------------------------------------------------------------------- element-wise
-def _same_dtype(obj, x: np.ndarray, fn: str, name: str) -> np.ndarray:
+def _same_dtype(obj, x: np.ndarray, fn: str, name: str, xname: str) -> np.ndarray:
     """obj as an array of x's dtype: an array (NumPy or CPU DLPack) must have it already (a TypeError names
     the difference: converting would be a silent copy); Python numbers and lists take it."""
     converted = isinstance(obj, (list, tuple, int, float)) and not isinstance(obj, bool)
@@ -354,45 +359,47 @@ def _same_dtype(obj, x: np.ndarray, fn: str, name: str) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             c = a.astype(x.dtype)
         if np.any(np.isfinite(a) & ~np.isfinite(c.astype(np.float64))):
-            raise ValueError(f"fastact.{fn}: {name} holds a value too large for input's dtype {x.dtype}")
+            raise ValueError(f"fastact.{fn}: {name} holds a value too large for {_pos(xname)} dtype {x.dtype}")
         return c
     if _native(a.dtype) != _native(x.dtype):
-        raise TypeError(f"fastact.{fn}: {name} has dtype {a.dtype}; expected input's dtype {x.dtype} (pass arrays "
+        raise TypeError(f"fastact.{fn}: {name} has dtype {a.dtype}; expected {_pos(xname)} dtype {x.dtype} (pass arrays "
                         "of one dtype)")
     return a
 
 
-def _broadcast(a: np.ndarray, shape, fn: str, name: str) -> np.ndarray:
+def _broadcast(a: np.ndarray, shape, fn: str, name: str, xname: str) -> np.ndarray:
     try:
         return np.broadcast_to(a, shape)
     except ValueError:
-        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to input's shape "
+        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to {_pos(xname)} shape "
                          f"{shape}") from None
 
 
-def _pointwise(fn, oid, direction, grad_output, input, target, weights, reduction, params, out, stream):
+def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, params, out, stream):
     """An element-wise loss (registry.h FASTACT_LOSS_OPS) or its gradient: the functions _generate.py builds
-    call this. Checks the arguments, broadcasts the weights (and a scalar grad_output) to input's shape as
-    views, and calls the engine once."""
+    call this with the operands (the input, target, the weights or None) and their names. Checks the
+    arguments, broadcasts the weights (and a scalar grad_output) to the input's shape as views, and calls
+    the engine once."""
     reduction = _reduction(reduction, fn)
     code = _REDUCTIONS.index(reduction)
     if stream is not None:
         raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and the element-wise losses run on the CPU")
     if direction == 1:  # checked in argument order: grad_output first
         g = _scalar_grad(grad_output, fn) if reduction != "none" else _core._as_array(grad_output, fn, "grad_output")
-    x = _logits(input, fn, "input")
-    t = _same_dtype(target, x, fn, "target")
+    first = names[0]
+    x = _logits(operands[0], fn, first)
+    t = _same_dtype(operands[1], x, fn, "target", first)
     if t.shape != x.shape:
-        raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected input's shape {x.shape}")
+        raise ValueError(f"fastact.{fn}: target has shape {t.shape}; expected {_pos(first)} shape {x.shape}")
     ones = None
     ins = [x, t]
-    for name, w in weights:
+    for name, w in zip(names[2:], operands[2:]):
         if w is None:
             if ones is None:
-                ones = np.broadcast_to(np.ones((), dtype=x.dtype), x.shape)
+                ones = np.broadcast_to(np.ones((), dtype=_native(x.dtype)), x.shape)
             ins.append(ones)
         else:
-            ins.append(_broadcast(_same_dtype(w, x, fn, name), x.shape, fn, name))
+            ins.append(_broadcast(_same_dtype(w, x, fn, name, first), x.shape, fn, name, first))
     if direction == 0:
         if reduction != "none":
             if out is not None:
@@ -401,9 +408,9 @@ def _pointwise(fn, oid, direction, grad_output, input, target, weights, reductio
             return _result(_core._loss(oid, 0, code, tuple(ins), None, params, 1.0), x.dtype)
         return _core._loss(oid, 0, code, tuple(ins), out, params, 1.0)
     if reduction == "none":
-        g = _same_dtype(g, x, fn, "grad_output")
+        g = _same_dtype(g, x, fn, "grad_output", first)
         if g.shape != x.shape:
-            raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected input's shape {x.shape} "
+            raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected {_pos(first)} shape {x.shape} "
                              "(reduction 'none')")
         scale = 1.0
     else:
@@ -413,7 +420,7 @@ def _pointwise(fn, oid, direction, grad_output, input, target, weights, reductio
         if x.dtype != np.float64 and np.isfinite(scale) and abs(scale) > float(np.finfo(np.float32).max):
             raise ValueError(f"fastact.{fn}: grad_output {scale} does not fit the compute type (float32) of "
                              f"{x.dtype}")
-        g = np.broadcast_to(np.ones((), dtype=x.dtype), x.shape)
+        g = np.broadcast_to(np.ones((), dtype=_native(x.dtype)), x.shape)
     return _core._loss(oid, 1, code, (g, *ins), out, params, scale)
 
 

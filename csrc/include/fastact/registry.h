@@ -92,18 +92,18 @@ constexpr double param_value(T v) {
   OP(prelu, Prelu, weight, "x if x > 0 else weight * x (a slope per channel, or one, or broadcast)", )
 
 // Element-wise losses of an input and a target of one shape (ops.h LossOp): LOSS(name, Functor, the
-// operands after input and target (weights that broadcast to the input's shape, 1 where not given), doc,
-// params). Each is reduced ("mean", "sum": a fixed-order compensated sum, the same bits for any thread count
+// operands' names, space-separated: the input's (SPEC 2.3: pred or logits), target, then the weights that
+// broadcast to the input's shape (1 where not given), doc, params). Each is reduced ("mean", "sum": a fixed-order compensated sum, the same bits for any thread count
 // and ISA) or not ("none"); its backward takes grad_output (a scalar for "mean" / "sum") and gives
 // grad_input.
 #define FASTACT_LOSS_OPS(OP)                                                                                        \
-  OP(mse_loss, MseLoss, "", "(input - target)^2", )                                                                  \
-  OP(huber_loss, HuberLoss, "", "0.5 d^2 if |d| <= delta else delta * (|d| - delta / 2), d = input - target",        \
+  OP(mse_loss, MseLoss, "pred target", "(pred - target)^2", )                                                                  \
+  OP(huber_loss, HuberLoss, "pred target", "0.5 d^2 if |d| <= delta else delta * (|d| - delta / 2), d = pred - target",        \
      FASTACT_PARAM(delta, 1.0, Positive))                                                                            \
-  OP(smooth_l1_loss, SmoothL1Loss, "", "0.5 d^2 / beta if |d| < beta else |d| - beta / 2, d = input - target",       \
+  OP(smooth_l1_loss, SmoothL1Loss, "pred target", "0.5 d^2 / beta if |d| < beta else |d| - beta / 2, d = pred - target",       \
      FASTACT_PARAM(beta, 1.0, NonNegative))                                                                          \
-  OP(binary_cross_entropy_with_logits, BceWithLogits, "weight pos_weight",                                           \
-     "weight * (pos_weight * target * softplus(-input) + (1 - target) * softplus(input)): sigmoid and binary "       \
+  OP(binary_cross_entropy_with_logits, BceWithLogits, "logits target weight pos_weight",                                           \
+     "weight * (pos_weight * target * softplus(-logits) + (1 - target) * softplus(logits)): sigmoid and binary "       \
      "cross-entropy in one", )
 
 // Row ops reduce along one axis; their backward takes the forward output y.
