@@ -27,6 +27,8 @@ def main(argv=None):
     ap.add_argument("--ops", default=None, help="comma-separated op names (default: all)")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--row", type=int, default=1024, help="softmax row length (default 1024)")
+    ap.add_argument("--ce-rows", type=int, default=8192, help="cross_entropy rows (default 8192; 0 skips it)")
+    ap.add_argument("--ce-classes", type=int, default=128000, help="cross_entropy classes (default 128000)")
     ap.add_argument("--call-size", type=int, default=1024,
                     help="elements for the per-call cost table (default 1024; 0 skips it)")
     args = ap.parse_args(argv)
@@ -134,8 +136,41 @@ def main(argv=None):
                   f"{cp_col} | {t_ours / t_torch:.2f} |")
         del x, g, rows, grows, y_sig, y_tanh, y_soft, y_logsoft, src, dst
         torch.cuda.empty_cache()
+    if args.ce_rows and args.ce_classes:
+        cross_entropy_table(torch, args, timed)
     if args.call_size:
         call_cost(torch, args)
+
+
+def cross_entropy_table(torch, args, timed):
+    """cross_entropy at an LLM shape against PyTorch's CUDA F.cross_entropy: the forward, and the forward +
+    backward (fastact's backward writing over the logits: out=logits; PyTorch's through autograd)."""
+    F = torch.nn.functional
+    r, k = args.ce_rows, args.ce_classes
+    print()
+    print(f"cross_entropy, {r} rows x {k} classes, mean; median of {args.rounds}")
+    print()
+    print("| dtype | direction | fastact ms | torch ms | fastact / torch time |")
+    print("|---|---|---|---|---|")
+    for dname in ("float32", "bfloat16"):
+        dt = getattr(torch, dname)
+        x = torch.randn(r, k, device="cuda", dtype=torch.float32).mul_(3).to(dt)
+        t = torch.randint(0, k, (r,), device="cuda")
+        xg = x.clone().requires_grad_(True)
+
+        def torch_fb():
+            xg.grad = None
+            F.cross_entropy(xg, t).backward()
+
+        def ours_fb():
+            fastact.cross_entropy(x, t)
+            fastact.cross_entropy_backward(1.0, x, t, out=x)  # (overwrites x: timing only)
+
+        for d, ours, theirs in [("fwd", lambda: fastact.cross_entropy(x, t), lambda: F.cross_entropy(x, t)),
+                                ("fwd+bwd", ours_fb, torch_fb)]:
+            t_ours, t_torch = timed(ours), timed(theirs)
+            print(f"| {dname} | {d} | {t_ours * 1e3:.2f} | {t_torch * 1e3:.2f} | {t_ours / t_torch:.2f} |")
+        torch.cuda.empty_cache()
 
 
 def call_cost(torch, args):

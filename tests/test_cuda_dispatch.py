@@ -530,3 +530,26 @@ def test_cpu_and_gpu_share_one_validation(host_backend, case):
         call(HostCAI)
     assert type(gpu_err.value) is type(cpu_err.value)
     assert str(gpu_err.value).replace("out[0]", "out").replace("out[1]", "out") == str(cpu_err.value)
+
+
+@pytest.mark.skipif(GPU, reason="checks the no-GPU path")
+@pytest.mark.parametrize("make", [FakeCAI, FakeCudaDLPack], ids=["cai", "dlpack"])
+def test_gpu_losses_without_gpu_are_a_clear_runtime_error(make):
+    """The losses route GPU arrays to fastact.cuda too: without a GPU, the same clear error, before any
+    argument is read."""
+    t = np.zeros(3, np.int64)
+    calls = [lambda: fastact.mse_loss(make(), make()), lambda: fastact.huber_loss(make(), make(), reduction="none"),
+             lambda: fastact.mse_loss_backward(1.0, make(), make()),
+             lambda: fastact.binary_cross_entropy_with_logits_backward(make(), make(), make(), reduction="none"),
+             lambda: fastact.cross_entropy(make(), t), lambda: fastact.cross_entropy_backward(1.0, make(), t),
+             lambda: fastact.nll_loss(make(), t), lambda: fastact.nll_loss_backward(1.0, make(), t),
+             lambda: fastact.logsumexp(make()), lambda: fastact.logsumexp_backward(1.0, make())]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="no CUDA backend|no usable GPU"):
+            call()
+
+
+def test_stream_with_cpu_losses_is_an_error():
+    x = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="stream= is for GPU arrays"):
+        fastact.mse_loss(x, x, stream=0)

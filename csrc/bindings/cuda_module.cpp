@@ -4,6 +4,7 @@
 // __cuda_array_interface__, DLPack, streams) is in fastact/cuda.py; this module takes raw pointers,
 // element strides and stream handles, launches, and owns device memory and DLPack capsules.
 #include <cuda_runtime_api.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -217,6 +218,113 @@ void copy(int elsize, const std::vector<std::int64_t>& shape, py::handle out, py
   });
 }
 
+// ---------------------------------------------------------------------------------------- losses
+// The losses on GPU arrays (fastact/losses.py checks the arguments and moves the class axis last): x a
+// (ptr, strides) pair of rows along the last axis of shape; targets, class weights, grads and coefficients
+// host NumPy arrays, checked again here (a bad class index is never read); results written as dtype into
+// out, n contiguous elements of device memory (one value, or one per row for "none").
+struct RowLossArgs {
+  std::vector<std::int64_t> shape;
+  std::int64_t nrows = 1, len = 0;
+  Arg x;
+  py::array_t<std::int64_t, py::array::c_style> target;
+  py::array_t<double, py::array::c_style> weight;
+};
+
+RowLossArgs row_loss_args(const std::vector<std::int64_t>& shape, py::handle x, py::handle target, py::handle weight,
+                          const char* fn) {
+  RowLossArgs a;
+  if (shape.empty()) throw py::value_error(std::string(fn) + ": at least one dimension");
+  a.shape = shape;
+  for (std::size_t i = 0; i + 1 < shape.size(); ++i) a.nrows *= shape[i];
+  a.len = shape.back();
+  a.x = arg_of(x, shape.size(), "x");
+  if (!target.is_none()) {
+    a.target = py::array_t<std::int64_t, py::array::c_style>::ensure(target);
+    if (!a.target || a.target.size() != a.nrows) throw py::value_error(std::string(fn) + ": target: one int64 per row");
+    const std::int64_t* t = a.target.data();
+    for (std::int64_t r = 0; r < a.nrows; ++r)
+      if (t[r] < -1 || t[r] >= a.len) throw py::value_error(std::string(fn) + ": target " + std::to_string(t[r]) + " is not a class index");
+  }
+  if (!weight.is_none()) {
+    a.weight = py::array_t<double, py::array::c_style>::ensure(weight);
+    if (!a.weight || a.weight.size() != a.len) throw py::value_error(std::string(fn) + ": weight: one float64 per class");
+  }
+  return a;
+}
+
+row_losses::CrossEntropy ce_of(const RowLossArgs& a, int reduction, double eps, double z) {
+  if (reduction < 0 || reduction > 2) throw py::value_error("reduction code 0, 1 or 2");
+  if (!a.target) throw py::value_error("target is required");
+  return {a.target.data(), a.weight ? a.weight.data() : nullptr, eps, z, row_losses::Reduction(reduction)};
+}
+
+void cross_entropy(int dtype, const std::vector<std::int64_t>& shape, py::handle x, py::handle target, py::handle weight,
+                   int reduction, double eps, double z, bool nll, std::uintptr_t out, std::uintptr_t stream, int device) {
+  const RowLossArgs a = row_loss_args(shape, x, target, weight, "_cuda.cross_entropy");
+  const row_losses::CrossEntropy ce = ce_of(a, reduction, eps, z);
+  std::vector<double> rows(static_cast<std::size_t>(a.nrows));
+  without_gil([&] {
+    const double v = cuda::cross_entropy(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr),
+                                         a.x.strides.data()}, ce, nll, rows.data(), stream, device);
+    if (ce.reduction == row_losses::Reduction::none) cuda::store_values(dtype, a.nrows, rows.data(), reinterpret_cast<void*>(out), stream, device);
+    else cuda::store_values(dtype, 1, &v, reinterpret_cast<void*>(out), stream, device);
+  });
+}
+
+// dx (out, a (ptr, strides) pair; may be x) from grad (host float64: one value, or one per row for none).
+void cross_entropy_backward(py::handle grad_h, int dtype, const std::vector<std::int64_t>& shape, py::handle x,
+                            py::handle target, py::handle weight, int reduction, double eps, double z, py::handle out,
+                            bool nll, std::uintptr_t stream, int device) {
+  const RowLossArgs a = row_loss_args(shape, x, target, weight, "_cuda.cross_entropy_backward");
+  const row_losses::CrossEntropy ce = ce_of(a, reduction, eps, z);
+  auto grad = py::array_t<double, py::array::c_style>::ensure(grad_h);
+  if (!grad || grad.size() != (ce.reduction == row_losses::Reduction::none ? a.nrows : 1))
+    throw py::value_error("_cuda.cross_entropy_backward: grad: float64, one value, or one per row for none");
+  const Arg o = arg_of(out, shape.size(), "out");
+  without_gil([&] {
+    cuda::cross_entropy_backward(dtype, int(shape.size()), shape.data(),
+                                 {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()}, reinterpret_cast<void*>(o.ptr),
+                                 o.strides.data(), ce, nll, grad.data(), stream, device);
+  });
+}
+
+void logsumexp(int dtype, const std::vector<std::int64_t>& shape, py::handle x, std::uintptr_t out, std::uintptr_t stream,
+               int device) {
+  const RowLossArgs a = row_loss_args(shape, x, py::none(), py::none(), "_cuda.logsumexp");
+  std::vector<double> lse(static_cast<std::size_t>(a.nrows));
+  without_gil([&] {
+    cuda::logsumexp(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
+                    lse.data(), stream, device);
+    cuda::store_values(dtype, a.nrows, lse.data(), reinterpret_cast<void*>(out), stream, device);
+  });
+}
+
+// logsumexp's gradient: coef (host float64, four per row: cpu/losses.h run_loss_grad) into out.
+void loss_grad(int dtype, const std::vector<std::int64_t>& shape, py::handle x, py::handle coef_h, py::handle out,
+               std::uintptr_t stream, int device) {
+  const RowLossArgs a = row_loss_args(shape, x, py::none(), py::none(), "_cuda.loss_grad");
+  auto coef = py::array_t<double, py::array::c_style>::ensure(coef_h);
+  if (!coef || coef.size() != 4 * a.nrows) throw py::value_error("_cuda.loss_grad: coef: four float64 per row");
+  const Arg o = arg_of(out, shape.size(), "out");
+  without_gil([&] {
+    cuda::loss_grad(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
+                    reinterpret_cast<void*>(o.ptr), o.strides.data(), coef.data(), stream, device);
+  });
+}
+
+// An element-wise loss's "mean" (mean true) or "sum": ins as for elementwise (the summed op's inputs),
+// the result as dtype into out (one element of device memory).
+void total(int op, int dtype, const std::vector<std::int64_t>& shape, py::list ins, const std::vector<double>& params,
+           bool mean, std::uintptr_t out, std::uintptr_t stream, int device) {
+  const Operands i(ins, shape.size(), "an input");
+  const std::vector<double> p = all_params(params);
+  without_gil([&] {
+    cuda::total(op, dtype, int(shape.size()), shape.data(), int(i.ops.size()), i.ops.data(), p.data(), mean,
+                reinterpret_cast<void*>(out), stream, device);
+  });
+}
+
 // ---------------------------------------------------------------------------------------- DLPack
 // Exports obj through DLPack (passing stream= to the producer) and imports it by the one DLPack path
 // (dlpack_import.h): returns (owner, ptr, shape, element strides, (code, bits, lanes), (device_type,
@@ -325,6 +433,11 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("reduce", &reduce);
   m.def("rows", &rows);
   m.def("copy", &copy);
+  m.def("total", &total);
+  m.def("cross_entropy", &cross_entropy);
+  m.def("cross_entropy_backward", &cross_entropy_backward);
+  m.def("logsumexp", &logsumexp);
+  m.def("loss_grad", &loss_grad);
   m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"),
         py::arg("for_output") = false);
   m.def("dlpack_export", &dlpack_export);

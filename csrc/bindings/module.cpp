@@ -1328,7 +1328,7 @@ py::array logsumexp_rows(py::handle x_h) {
   py::array_t<double> lse(std::vector<ssize_t>(a.shape, a.shape + a.nd - 1));
   double* pl = lse.mutable_data();
   run_released(a.nrows * a.len, [&] {
-    cpu::run_loss_stats(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, nullptr, nullptr, pl, nullptr, nullptr);
+    cpu::run_logsumexp(a.dtype, a.nd, a.shape, {a.vx.data, a.vx.strides}, pl);
   });
   return lse;
 }
@@ -1548,6 +1548,7 @@ py::list op_list() {
     d["params"] = params;
     d["tabulated16"] = o.tabulated16;
     d["param_rule"] = o.param_rule ? py::cast(std::string(o.param_rule)) : py::none();
+    if (o.kind == cpu::OpKind::Loss) d["summed"] = o.summed;  // the id of its "mean" / "sum" kernel
     l.append(d);
   };
   for (const auto& o : cpu::elementwise_ops())
@@ -1721,6 +1722,7 @@ PYBIND11_MODULE(_core, m) {
         "Frees the cached buffers of released results now; returns the bytes freed.");
   m.attr("RESULT_CACHE_IDLE_SECONDS") = std::chrono::duration<double>(ResultCache::kIdle).count();
   m.attr("MAX_THREADS") = cpu::kMaxThreads;
+  m.attr("MAX_PARAMS") = kMaxParams;  // an op's parameter slots (the last: a loss gradient's scale, kGradScale)
   m.def("stream_min_bytes", [] { return std::size_t(cpu::stream_min_bytes()); },
         "Element-wise float32/float64 kernel calls that write at least this many bytes use non-temporal "
         "stores (half the last-level cache; SIZE_MAX when FASTACT_STREAM_STORES=0).");

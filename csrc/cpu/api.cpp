@@ -368,12 +368,8 @@ template <class T>
 void logsumexp_t(const T* x, T* y, std::size_t rows, std::size_t cols) {
   const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(cols)}, st[2] = {std::int64_t(cols), 1};
   std::vector<double> lse(rows);
-  cpu::run_loss_stats(dtype_of<T>(), 2, shape, {x, st}, nullptr, nullptr, lse.data(), nullptr, nullptr);
-  for (std::size_t r = 0; r < rows; ++r) {
-    if constexpr (std::is_same_v<T, half>) y[r] = to_half(cpu::round_to_odd(lse[r]));
-    else if constexpr (std::is_same_v<T, bfloat16>) y[r] = to_bfloat16(cpu::round_to_odd(lse[r]));
-    else y[r] = T(lse[r]);
-  }
+  cpu::run_logsumexp(dtype_of<T>(), 2, shape, {x, st}, lse.data());
+  for (std::size_t r = 0; r < rows; ++r) y[r] = from_double<T>(lse[r]);
 }
 
 template <class T>

@@ -141,13 +141,8 @@ void row_grad(const void* x_, void* dx_, std::size_t len, const void* w_, const 
   const V va = V(T(coef[0] + coef[1] * lse)), vcw = V(T(coef[3])), vm = V(m), vL = V(L);
   const auto block = [&](const S* xb, const T* wb, S* ob, std::size_t count) {
     V r[N];
-    for (int j = 0; j < N; ++j) {
-      V dh, dl, h2, l2;
-      two_sum(IO::load(xb + j * V::W), -vm, dh, dl);
-      two_sum(dh, -vL, h2, l2);
-      const V p = exp_nonpositive(h2, l2 + select(dl == dl, dl, V(T(0))));  // x = -inf: dl is NaN, p 0
-      r[j] = va * p - (wb ? vcw * V::load(wb + j * V::W) : vcw);
-    }
+    for (int j = 0; j < N; ++j)
+      r[j] = softmax_gradient(IO::load(xb + j * V::W), vm, vL, va, wb ? vcw * V::load(wb + j * V::W) : vcw);
     cpu::rows::store_block(r, ob, count);
   };
   std::size_t i = 0;
@@ -173,7 +168,7 @@ void target_grad(void* dx, std::int64_t t, const void* w_, const double* coef, d
   const T* w = static_cast<const T*>(w_);
   const Sc zt = Sc(T(zt_));
   const Sc rest = Sc(T((coef[0] - coef[2]) + coef[1] * lse));  // a - alpha, without a's rounding
-  const Sc g = Sc(T(coef[2])) * expm1_upto80(zt) + (rest * exp_nonpositive(zt) - Sc(T(coef[3])) * Sc(w ? w[t] : T(1)));
+  const Sc g = target_gradient(zt, Sc(T(coef[2])), rest, Sc(T(coef[3])) * Sc(w ? w[t] : T(1)));
   StorageIo<Sc, S>::store(static_cast<S*>(dx) + t, g);
 }
 

@@ -54,35 +54,22 @@ std::int64_t row_offset(std::int64_t r, int ndim, const std::int64_t* shape, con
 
 template <class S, class C>
 void stats_typed(const LossKernel& k, int ndim, const std::int64_t* shape, Operand x, const std::int64_t* target,
-                 const double* weight, double* lse, double* nll, double* smooth) {
+                 const double* weight, bool smooth, row_losses::RowStats* out) {
   const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1];
-  std::vector<C> w;
-  double wsum = double(len);
-  if (weight) {
-    w.assign(weight, weight + len);
-    wsum = 0;
-    for (std::int64_t j = 0; j < len; ++j) wsum += weight[j];  // the same order as PyTorch's: plain, in double
-  }
+  std::vector<C> w(weight ? weight : static_cast<const double*>(nullptr), weight ? weight + len : nullptr);
   const S* px = static_cast<const S*>(x.data);
   for_rows(ndim, shape, len, [&](std::int64_t lo, std::int64_t hi) {
     std::vector<S> buf(sx == 1 ? 0 : std::size_t(len));
     for (std::int64_t r = lo; r < hi; ++r) {
       const S* row = px + row_offset(r, ndim, shape, x.strides);
+      const double xt = target && target[r] >= 0 ? to_double(row[target[r] * sx]) : 0.0;
       if (sx != 1) {
         for (std::int64_t j = 0; j < len; ++j) buf[std::size_t(j)] = row[j * sx];
         row = buf.data();
       }
-      double st[3];
-      if (len == 0) {
-        st[0] = -std::numeric_limits<double>::infinity(), st[1] = 0, st[2] = 0;
-      } else {
-        k.stats(row, std::size_t(len), weight ? w.data() : nullptr, smooth != nullptr, st);
-      }
-      const double m = st[0], L = st[1];
-      lse[r] = m + L;
-      // a row with +inf has no finite log-probability (PyTorch's log_softmax is NaN there): lse - x_t is NaN
-      if (nll) nll[r] = target[r] < 0 ? 0.0 : m == std::numeric_limits<double>::infinity() ? m - m : (m - to_double(row[target[r]])) + L;
-      if (smooth) smooth[r] = st[2] + L * wsum;
+      double st[3] = {-std::numeric_limits<double>::infinity(), 0, 0};
+      if (len > 0) k.stats(row, std::size_t(len), weight ? w.data() : nullptr, smooth, st);
+      out[r] = {st[0], st[1], st[2], xt};
     }
   });
 }
@@ -124,19 +111,6 @@ void grad_typed(const LossKernel& k, int ndim, const std::int64_t* shape, Operan
 
 }  // namespace
 
-void run_loss_stats(int dtype, int ndim, const std::int64_t* shape, Operand x, const std::int64_t* target,
-                    const double* weight, double* lse, double* nll, double* smooth) {
-  if (ndim < 1) throw std::invalid_argument("run_loss_stats: at least one dimension");
-  const FpEnvScope fp;
-  const LossKernel& k = active_table().loss[dtype];
-  switch (dtype) {
-    case kF32: return stats_typed<float, float>(k, ndim, shape, x, target, weight, lse, nll, smooth);
-    case kF64: return stats_typed<double, double>(k, ndim, shape, x, target, weight, lse, nll, smooth);
-    case kF16: return stats_typed<half, float>(k, ndim, shape, x, target, weight, lse, nll, smooth);
-    default: return stats_typed<bfloat16, float>(k, ndim, shape, x, target, weight, lse, nll, smooth);
-  }
-}
-
 void run_loss_grad(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
                    const std::int64_t* target, const double* weight, const double* coef) {
   if (ndim < 1) throw std::invalid_argument("run_loss_grad: at least one dimension");
@@ -150,48 +124,12 @@ void run_loss_grad(int dtype, int ndim, const std::int64_t* shape, Operand x, vo
   }
 }
 
-double fixed_sum(const double* v, std::int64_t n) {
-  double s = 0, c = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double t = s + v[i];
-    c += std::fabs(s) >= std::fabs(v[i]) ? (s - t) + v[i] : (v[i] - t) + s;
-    s = t;
-  }
-  return std::isfinite(s) ? s + c : s;  // an infinite sum stays one (its compensation is NaN)
-}
-
 namespace {
-
-struct RowWeights {
-  std::vector<double> wt;  // the target's weight per row, 0 where ignored
-  double wt_sum = 0, counted = 0, W = 0, K = 0;
-};
-
-RowWeights row_weights(const CrossEntropy& ce, std::int64_t nrows, std::int64_t len) {
-  RowWeights r;
-  r.wt.resize(std::size_t(nrows));
-  for (std::int64_t i = 0; i < nrows; ++i) {
-    const std::int64_t t = ce.target[i];
-    r.wt[std::size_t(i)] = t < 0 ? 0.0 : ce.weight ? ce.weight[t] : 1.0;
-    r.counted += t >= 0;
-  }
-  r.wt_sum = fixed_sum(r.wt.data(), nrows);
-  r.K = double(len);
-  r.W = ce.weight ? fixed_sum(ce.weight, len) : r.K;
-  return r;
-}
 
 std::int64_t rows_of(int ndim, const std::int64_t* shape) {
   std::int64_t n = 1;
   for (int i = 0; i + 1 < ndim; ++i) n *= shape[i];
   return n;
-}
-
-template <class S>
-S from_double(double v) {
-  if constexpr (std::is_same_v<S, half>) return to_half(round_to_odd(v));
-  else if constexpr (std::is_same_v<S, bfloat16>) return to_bfloat16(round_to_odd(v));
-  else return S(v);
 }
 
 // nll: x_t of each counted row (a gather: no kernel), into xt (0 where ignored).
@@ -217,19 +155,6 @@ void scatter_targets(int ndim, const std::int64_t* shape, S* dx, const std::int6
       if (target[r] >= 0) out[target[r] * sd] = from_double<S>(value[r]);
     }
   });
-}
-
-// The reduction of the rows' losses main (and z terms, or null): none into per_row, else sum or mean.
-double reduce_rows(const std::vector<double>& main, const std::vector<double>* zpart, const RowWeights& rw,
-                   Reduction reduction, double* per_row) {
-  const std::int64_t n = std::int64_t(main.size());
-  if (reduction == Reduction::none) {
-    for (std::int64_t r = 0; r < n; ++r) per_row[r] = main[std::size_t(r)] + (zpart ? (*zpart)[std::size_t(r)] : 0.0);
-    return 0;
-  }
-  const double m = fixed_sum(main.data(), n), zsum = zpart ? fixed_sum(zpart->data(), n) : 0.0;
-  if (reduction == Reduction::sum) return m + zsum;
-  return m / rw.wt_sum + (zpart ? zsum / rw.counted : 0.0);  // no counted row: 0 / 0, NaN (as PyTorch)
 }
 
 // Probability targets, row by row: v_j = w_j ((1 - eps) p_j + eps / K) in the compute type and V their sum
@@ -298,6 +223,42 @@ void by_dtype(int dtype, F f) {
   }
 }
 
+// The CPU's row passes (row_losses::RowPasses) over x, writing dx (with dx_strides) for the gradients.
+class CpuRows final : public row_losses::RowPasses {
+ public:
+  CpuRows(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides)
+      : dtype_(dtype), ndim_(ndim), shape_(shape), x_(x), dx_(dx), ds_(dx_strides) {
+    if (ndim < 1) throw std::invalid_argument("the row losses: at least one dimension");
+  }
+  void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
+    const FpEnvScope fp;
+    const LossKernel& k = active_table().loss[dtype_];
+    by_dtype(dtype_, [&](auto s, auto c) {
+      stats_typed<decltype(s), decltype(c)>(k, ndim_, shape_, x_, target, weight, smooth, st);
+    });
+  }
+  void grad(const std::int64_t* target, const double* weight, const double* coef) override {
+    run_loss_grad(dtype_, ndim_, shape_, x_, dx_, ds_, target, weight, coef);
+  }
+  void gather(const std::int64_t* target, double* xt) override {
+    by_dtype(dtype_, [&](auto s, auto) { gather_targets<decltype(s)>(ndim_, shape_, x_, target, xt); });
+  }
+  void scatter(const std::int64_t* target, const double* value) override {
+    const FpEnvScope fp;
+    by_dtype(dtype_, [&](auto s, auto) {
+      using S = decltype(s);
+      scatter_targets<S>(ndim_, shape_, static_cast<S*>(dx_), ds_, target, value);
+    });
+  }
+
+ private:
+  int dtype_, ndim_;
+  const std::int64_t* shape_;
+  Operand x_;
+  void* dx_;
+  const std::int64_t* ds_;
+};
+
 }  // namespace
 
 double run_cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, Operand x, const ProbTargets& pt,
@@ -314,7 +275,7 @@ double run_cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, O
     std::copy(loss.begin(), loss.end(), per_row);
     return 0;
   }
-  const double total = fixed_sum(loss.data(), nrows);
+  const double total = row_losses::fixed_sum(loss.data(), nrows);
   return pt.reduction == Reduction::sum ? total : total / double(nrows);  // no rows: NaN, as PyTorch
 }
 
@@ -335,88 +296,37 @@ void run_cross_entropy_probs_backward(int dtype, int ndim, const std::int64_t* s
   });
 }
 
-float round_to_odd(double d) {
-  float f = float(d);
-  if (double(f) == d || d != d || std::isinf(f)) return f;
-  if (std::fabs(double(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
-  std::uint32_t b;
-  std::memcpy(&b, &f, 4);
-  b |= 1u;
-  std::memcpy(&f, &b, 4);
-  return f;
+void run_nll_backward(int dtype, int ndim, const std::int64_t* shape, void* dx, const std::int64_t* dx_strides,
+                      const CrossEntropy& ce, const double* grad) {
+  const FpEnvScope fp;
+  CpuRows rows(dtype, ndim, shape, {nullptr, nullptr}, dx, dx_strides);
+  row_losses::nll_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
 }
 
 double run_nll(int dtype, int ndim, const std::int64_t* shape, Operand x, const CrossEntropy& ce, double* per_row) {
   const FpEnvScope fp;
-  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
-  std::vector<double> v(static_cast<std::size_t>(nrows));
-  switch (dtype) {
-    case kF32: gather_targets<float>(ndim, shape, x, ce.target, v.data()); break;
-    case kF64: gather_targets<double>(ndim, shape, x, ce.target, v.data()); break;
-    case kF16: gather_targets<half>(ndim, shape, x, ce.target, v.data()); break;
-    default: gather_targets<bfloat16>(ndim, shape, x, ce.target, v.data()); break;
-  }
-  const RowWeights rw = row_weights(ce, nrows, len);
-  for (std::size_t r = 0; r < v.size(); ++r) v[r] = ce.target[r] < 0 ? 0.0 : -(rw.wt[r] * v[r]);
-  return reduce_rows(v, nullptr, rw, ce.reduction, per_row);
-}
-
-void run_nll_backward(int dtype, int ndim, const std::int64_t* shape, void* dx, const std::int64_t* dx_strides,
-                      const CrossEntropy& ce, const double* grad) {
-  const FpEnvScope fp;
-  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
-  const RowWeights rw = row_weights(ce, nrows, len);
-  std::vector<double> v(static_cast<std::size_t>(nrows));
-  for (std::int64_t r = 0; r < nrows; ++r) {
-    double g = ce.reduction == Reduction::none ? grad[r] : grad[0];
-    if (ce.reduction == Reduction::mean) g /= rw.wt_sum;
-    v[std::size_t(r)] = -(g * rw.wt[std::size_t(r)]);
-  }
-  switch (dtype) {
-    case kF32: return scatter_targets(ndim, shape, static_cast<float*>(dx), dx_strides, ce.target, v.data());
-    case kF64: return scatter_targets(ndim, shape, static_cast<double*>(dx), dx_strides, ce.target, v.data());
-    case kF16: return scatter_targets(ndim, shape, static_cast<half*>(dx), dx_strides, ce.target, v.data());
-    default: return scatter_targets(ndim, shape, static_cast<bfloat16*>(dx), dx_strides, ce.target, v.data());
-  }
+  CpuRows rows(dtype, ndim, shape, x, nullptr, nullptr);
+  return row_losses::nll(rows, ce, rows_of(ndim, shape), shape[ndim - 1], per_row);
 }
 
 double run_cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand x, const CrossEntropy& ce,
                          double* per_row) {
-  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
-  const double eps = ce.label_smoothing, z = ce.z_loss;
-  std::vector<double> lse(static_cast<std::size_t>(nrows)), nll(static_cast<std::size_t>(nrows)), smooth(eps > 0 ? std::size_t(nrows) : 0);
-  run_loss_stats(dtype, ndim, shape, x, ce.target, ce.weight, lse.data(), nll.data(), eps > 0 ? smooth.data() : nullptr);
-  const RowWeights rw = row_weights(ce, nrows, len);
-  std::vector<double> zpart(z > 0 ? std::size_t(nrows) : 0);
-  for (std::int64_t r = 0; r < nrows; ++r) {  // nll becomes the row's loss without its z term
-    const std::size_t i = std::size_t(r);
-    const bool counted = ce.target[r] >= 0;
-    double v = (1 - eps) * rw.wt[i] * nll[i];
-    if (eps > 0) v += counted ? eps / rw.K * smooth[i] : 0.0;
-    nll[i] = v;
-    if (z > 0) zpart[i] = counted ? z * lse[i] * lse[i] : 0.0;
-  }
-  return reduce_rows(nll, z > 0 ? &zpart : nullptr, rw, ce.reduction, per_row);
+  const FpEnvScope fp;
+  CpuRows rows(dtype, ndim, shape, x, nullptr, nullptr);
+  return row_losses::cross_entropy(rows, ce, rows_of(ndim, shape), shape[ndim - 1], per_row);
 }
 
 void run_cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
                                 const std::int64_t* dx_strides, const CrossEntropy& ce, const double* grad) {
-  const std::int64_t nrows = rows_of(ndim, shape), len = shape[ndim - 1];
-  const double eps = ce.label_smoothing, z = ce.z_loss;
-  const RowWeights rw = row_weights(ce, nrows, len);
-  std::vector<double> coef(std::size_t(4 * nrows), 0.0);
-  for (std::int64_t r = 0; r < nrows; ++r) {
-    if (ce.target[r] < 0) continue;
-    double g_nll = ce.reduction == Reduction::none ? grad[r] : grad[0], g_z = g_nll;
-    if (ce.reduction == Reduction::mean) g_nll /= rw.wt_sum, g_z /= rw.counted;
-    const double wt = rw.wt[std::size_t(r)];
-    double* c = coef.data() + 4 * r;
-    c[0] = g_nll * ((1 - eps) * wt + eps / rw.K * rw.W);  // a = c[0] + c[1] lse: the softmax's factor
-    c[1] = g_z * (2 * z);
-    c[2] = g_nll * (1 - eps) * wt;                        // the target's one-hot
-    c[3] = g_nll * (eps / rw.K);                           // the smoothing's w_j
-  }
-  run_loss_grad(dtype, ndim, shape, x, dx, dx_strides, ce.target, ce.weight, coef.data());
+  const FpEnvScope fp;
+  CpuRows rows(dtype, ndim, shape, x, dx, dx_strides);
+  row_losses::cross_entropy_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
+}
+
+void run_logsumexp(int dtype, int ndim, const std::int64_t* shape, Operand x, double* lse) {
+  const FpEnvScope fp;
+  CpuRows rows(dtype, ndim, shape, x, nullptr, nullptr);
+  row_losses::logsumexp(rows, rows_of(ndim, shape), lse);
 }
 
 }  // namespace fastact::cpu

@@ -5,6 +5,7 @@
 // scalar path, bit for bit. The math is csrc/math (the CPU's), on one-lane simd::Scalar values.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "fastact/registry.h"
 #include "../kinds.h"
@@ -318,19 +319,25 @@ FASTACT_HD_INLINE i64 reduced_offset(const ReduceWalk& w, i64 j) {
   return off[w.kept.nops - 1];
 }
 
-template <class S, class Op>
+// Dir: the direction with the reduced output (a backward's broadcast operand, or a summed loss's forward,
+// whose one output is its contribution: a sum to one value, cpu/engine.h run_total). R: the reduced
+// values' storage (S, or double for a total, as the CPU stores it).
+template <class S, class Op, int Dir = kBackwardX, class R = S>
 struct ReduceBody {
   using C = typename ElemIo<S>::C;
   using V = simd::Scalar<C>;
   using Kahan = math::rows::Kahan<V, true>;
-  static constexpr int Dir = kBackwardX;
   static constexpr int NI = ops::Signature<Op>::in[Dir], NO = ops::Signature<Op>::out[Dir], NS = NO - 1;
   static_assert(ops::Signature<Op>::reduced[Dir] == 1, "one reduced output, the last");
   struct Ptrs {
     const S* in[NI];
-    S* out[NS];  // the element-wise outputs
-    S* red;      // the reduced one
+    S* out[NS > 0 ? NS : 1];  // the element-wise outputs
+    R* red;                   // the reduced one
   };
+  FASTACT_HD_INLINE static R store(C s) {
+    if constexpr (std::is_same_v<R, S>) return ElemIo<S>::store(s);
+    else return R(s);
+  }
   // Lane l's Kahan sum of its contributions to element j in chunk q, the element-wise outputs written.
   FASTACT_HD_INLINE static Kahan lane_sum(const Ptrs& q, const ReduceWalk& w, i64 j, i64 chunk, int l,
                                           const Params<C>& p) {
@@ -352,6 +359,91 @@ struct ReduceBody {
       acc.add(res[NS]);
     }
     return acc;
+  }
+};
+
+// A total's last step: the sum (a float64 holding the compute type's sum, as the CPU's run_total gives
+// it), over n for a mean (0 / 0 for none: NaN, as PyTorch), correctly rounded to the storage type (the
+// bits losses.py _result gives the CPU's total).
+template <class S>
+FASTACT_HD_INLINE S finish_total(double total, bool mean, i64 n) {
+  return from_double<S>(mean ? total / double(n) : total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The row losses' passes (row_losses.h RowPasses: cross-entropy, nll, logsumexp) on rows along the last
+// axis: a warp per row, lane l taking elements l, l + 32, ... up to the row's last block of 32 (padded as
+// the CPU pads it), each in one compensated sum over the whole row (cpu/loss_kernels.h row_sums: no
+// chunks), the lanes combined by math::rows' tree -- the CPU's bits. Class weights are in the compute
+// type, converted on the host as the CPU converts them. The kernel shell gathers the lanes' values.
+template <class S>
+struct LossRowBody {
+  using C = typename ElemIo<S>::C;
+  using V = simd::Scalar<C>;
+  using Rows = RowBody<S, ops::LogSoftmax>;  // the row walk and element reads (a = x, o = dx)
+  using Row = typename Rows::Row;
+  static constexpr int kStats = 4;  // doubles per row of the stats pass: row_losses::RowStats
+
+  struct Lane {
+    math::rows::Kahan<V> sum;           // exp(x - m) over the elements below m
+    math::rows::Kahan<V, true> smooth;  // w_j (m - x_j): a -inf logit's +inf term stays +inf
+    C count = C(0);                     // the elements equal to m (their exp is 1 exactly: log_count_sum)
+  };
+  // Lane l's sums after the row's max m (finite); w: the class weights or null (1); smooth: whether the
+  // smoothing sum is wanted (a weight of 0 adds 0, also beside a -inf logit).
+  FASTACT_HD static Lane lane_sums(const Row& r, int l, C m, const C* w, bool smooth) {
+    Lane acc;
+    const V vm(m);
+    const i64 padded = (r.len + kWarp - 1) / kWarp * kWarp;
+    for (i64 i = l; i < padded; i += kWarp) {
+      const bool valid = i < r.len;
+      const V x = valid ? V(ElemIo<S>::load(r.a[i * r.sa])) : V(-Rows::inf());
+      const bool top = x.v == m;
+      acc.sum.add(top ? V(C(0)) : math::rows::exp_shifted(x, vm));
+      acc.count = acc.count + (top ? C(1) : C(0));
+      if (smooth) {
+        V d = vm - x;
+        if (w) {
+          const V wv(valid ? w[i] : C(0));
+          d = wv.v == C(0) ? V(C(0)) : d * wv;
+        }
+        acc.smooth.add(valid ? d : V(C(0)));
+      }
+    }
+    return acc;
+  }
+  // The lanes' counts (small integers), added in lane order as the CPU adds them.
+  template <class Lanes>
+  FASTACT_HD static C combine_count(Lanes lane) {
+    C c = C(0);
+    for (int j = 0; j < kWarp; ++j) c += lane(j);
+    return c;
+  }
+  // L = log(sum exp(x - m)) from the combined sums (m finite), or for a row whose max is not finite: NaN
+  // for a NaN max (max_nan: the row holds a NaN), else 0 (lse = m = +-inf).
+  FASTACT_HD static C log_sum(C m, C count, C sum) {
+    if (!(m - m == C(0))) return m != m ? m : C(0);
+    return math::rows::log_count_sum(count, sum);
+  }
+  // x_t as a double (0 for an ignored row: t < 0).
+  FASTACT_HD static double target_value(const Row& r, i64 t) {
+    return t < 0 ? 0.0 : double(ElemIo<S>::load(r.a[t * r.sa]));
+  }
+  // One gradient element (RowPasses::grad): a p_j - cw w_j.
+  FASTACT_HD static void grad_write(const Row& r, i64 i, C m, C L, C a, C cw, const C* w) {
+    const V x(ElemIo<S>::load(r.a[i * r.sa]));
+    r.o[i * r.so] = ElemIo<S>::store(math::rows::softmax_gradient(x, V(m), V(L), V(a), w ? V(cw) * V(w[i]) : V(cw)).v);
+  }
+  // The target's element, written after the rest of the row (x_t read before any write: dx may be x).
+  FASTACT_HD static void target_write(const Row& r, i64 t, C m, C L, double xt, const double* c, const C* w) {
+    const double lse = double(m) + double(L), zt = (xt - double(m)) - double(L);
+    const V g = math::rows::target_gradient(V(C(zt)), V(C(c[2])), V(C((c[0] - c[2]) + c[1] * lse)),
+                                            V(C(c[3])) * V(w ? w[t] : C(1)));
+    r.o[t * r.so] = ElemIo<S>::store(g.v);
+  }
+  // Whether a row is written as zeros (an ignored row with no gradient at all).
+  FASTACT_HD static bool zero_row(i64 t, const double* c) {
+    return t < 0 && c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] == 0;
   }
 };
 

@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cmath>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -162,11 +164,11 @@ __global__ void __launch_bounds__(kThreads) split_write_kernel(RowWalk w, const 
 
 // Reductions (bodies.h ReduceBody): a warp per (reduced element, chunk) task. One chunk: its sum is the
 // element's; several: the chunks' partials go to `partials` for reduce_finish_kernel.
-template <class S, class Op>
+template <class S, class Op, int Dir, class R>
 __global__ void __launch_bounds__(kThreads)
-    reduce_kernel(typename ReduceBody<S, Op>::Ptrs q, ReduceWalk w, Params<typename ElemIo<S>::C> p,
+    reduce_kernel(typename ReduceBody<S, Op, Dir, R>::Ptrs q, ReduceWalk w, Params<typename ElemIo<S>::C> p,
                   typename ElemIo<S>::C* partials) {
-  using B = ReduceBody<S, Op>;
+  using B = ReduceBody<S, Op, Dir, R>;
   using C = typename B::C;
   const Coord c = coord();
   const int l = c.thread % kWarp;
@@ -175,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
     const typename B::Kahan acc = B::lane_sum(q, w, k.row, k.chunk, l, p);
     const C s = warp_sum<C, true>((acc.s - acc.c).v);
     if (l == 0) {
-      if (w.nchunks == 1) q.red[reduced_offset(w, k.row)] = ElemIo<S>::store(s);
+      if (w.nchunks == 1) q.red[reduced_offset(w, k.row)] = B::store(s);
       else partials[t] = s;
     }
   }
@@ -183,9 +185,10 @@ __global__ void __launch_bounds__(kThreads)
 
 // A warp per reduced element: its chunks' partials, partial q to lane q % 32 (math::rows::PartialSums);
 // no chunks at all (an empty sum): 0.
-template <class S>
+template <class S, class Op, int Dir, class R>
 __global__ void __launch_bounds__(kThreads)
-    reduce_finish_kernel(S* red, ReduceWalk w, const typename ElemIo<S>::C* partials) {
+    reduce_finish_kernel(R* red, ReduceWalk w, const typename ElemIo<S>::C* partials) {
+  using B = ReduceBody<S, Op, Dir, R>;
   using C = typename ElemIo<S>::C;
   using V = simd::Scalar<C>;
   const Coord c = coord();
@@ -194,7 +197,111 @@ __global__ void __launch_bounds__(kThreads)
     math::rows::Kahan<V, true> mine;
     for (i64 ch = l; ch < w.nchunks; ch += kWarp) mine.add(V(partials[j * w.nchunks + ch]));
     const C s = warp_sum<C, true>((mine.s - mine.c).v);
-    if (l == 0) red[reduced_offset(w, j)] = ElemIo<S>::store(w.nchunks == 0 ? C(0) : s);
+    if (l == 0) red[reduced_offset(w, j)] = B::store(w.nchunks == 0 ? C(0) : s);
+  }
+}
+
+template <class S>
+__global__ void total_finish_kernel(const double* total, bool mean, i64 n, S* out) {
+  *out = finish_total<S>(*total, mean, n);
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads) store_values_kernel(const double* v, i64 n, S* out) {
+  const Coord c = coord();
+  for (i64 i = c.global(); i < n; i += c.total()) out[i] = from_double<S>(v[i]);
+}
+
+// The row losses' passes (bodies.h LossRowBody): a warp per row.
+template <class S>
+struct LossRows {
+  using B = LossRowBody<S>;
+  using C = typename B::C;
+  // The row's max m and L = log(sum exp(x - m)) (lane l's sums, combined); with smooth, a too.
+  __device__ static void stats(const typename B::Row& row, int l, const C* w, bool smooth, C& m, C& L, C& a) {
+    m = warp_max(B::Rows::lane_max(row, l, 0, row.len));
+    a = C(0);
+    if (!(m - m == C(0))) {
+      L = B::log_sum(m, C(0), C(0));
+      if (smooth) a = m - m;  // NaN: log_softmax is NaN or -inf somewhere
+      return;
+    }
+    const typename B::Lane acc = B::lane_sums(row, l, m, w, smooth);
+    const C s = warp_sum((acc.sum.s - acc.sum.c).v);
+    const C count = B::combine_count([&](int j) { return __shfl_sync(0xffffffffu, acc.count, j); });
+    if (smooth) a = warp_sum<C, true>((acc.smooth.s - acc.smooth.c).v);
+    L = B::log_sum(m, count, s);
+  }
+};
+
+template <class S>
+__global__ void __launch_bounds__(kThreads)
+    loss_stats_kernel(RowWalk w, const S* x, const i64* target, const typename ElemIo<S>::C* weight, bool smooth,
+                      double* st) {
+  using B = LossRowBody<S>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = B::Rows::lane(c);
+  for (i64 r = B::Rows::warp(c); r < w.nrows; r += B::Rows::warps(c)) {
+    const typename B::Row row = B::Rows::row(w, r, x, nullptr, nullptr);
+    const double xt = B::target_value(row, target ? target[r] : -1);
+    C m, L, a;
+    LossRows<S>::stats(row, l, weight, smooth, m, L, a);
+    if (l == 0) {
+      double* o = st + B::kStats * r;
+      o[0] = double(m), o[1] = double(L), o[2] = double(a), o[3] = xt;
+    }
+  }
+}
+
+template <class S>
+__global__ void __launch_bounds__(kThreads)
+    loss_grad_kernel(RowWalk w, const S* x, S* dx, const i64* target, const typename ElemIo<S>::C* weight,
+                     const double* coef) {
+  using B = LossRowBody<S>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = B::Rows::lane(c);
+  for (i64 r = B::Rows::warp(c); r < w.nrows; r += B::Rows::warps(c)) {
+    const typename B::Row row = B::Rows::row(w, r, x, nullptr, dx);
+    const i64 t = target ? target[r] : -1;
+    const double* k = coef + 4 * r;
+    if (B::zero_row(t, k)) {
+      for (i64 i = l; i < row.len; i += kWarp) row.o[i * row.so] = S{};
+      continue;
+    }
+    const double xt = B::target_value(row, t);
+    C m, L, a;
+    LossRows<S>::stats(row, l, nullptr, false, m, L, a);
+    const double lse = double(m) + double(L);
+    const C va = C(k[0] + k[1] * lse), cw = C(k[3]);
+    __syncwarp();  // every lane has read x_t and its sums before any writes (dx may be x)
+    for (i64 i = l; i < row.len; i += kWarp) B::grad_write(row, i, m, L, va, cw, weight);
+    __syncwarp();
+    if (t >= 0 && l == 0) B::target_write(row, t, m, L, xt, k, weight);
+  }
+}
+
+// nll: x_t per row, a thread per row.
+template <class S>
+__global__ void __launch_bounds__(kThreads) loss_gather_kernel(RowWalk w, const S* x, const i64* target, double* xt) {
+  using B = LossRowBody<S>;
+  const Coord c = coord();
+  for (i64 r = c.global(); r < w.nrows; r += c.total())
+    xt[r] = B::target_value(B::Rows::row(w, r, x, nullptr, nullptr), target[r]);
+}
+
+// nll's gradient: zeros but value[r] at each counted row's target, a warp per row.
+template <class S>
+__global__ void __launch_bounds__(kThreads) loss_scatter_kernel(RowWalk w, S* dx, const i64* target, const double* value) {
+  using B = LossRowBody<S>;
+  const Coord c = coord();
+  const int l = B::Rows::lane(c);
+  for (i64 r = B::Rows::warp(c); r < w.nrows; r += B::Rows::warps(c)) {
+    const typename B::Row row = B::Rows::row(w, r, dx, nullptr, dx);
+    for (i64 i = l; i < row.len; i += kWarp) row.o[i * row.so] = S{};
+    __syncwarp();
+    if (l == 0 && target[r] >= 0) row.o[target[r] * row.so] = from_double<S>(value[r]);
   }
 }
 
@@ -295,38 +402,56 @@ struct ReduceArgs {
   const double* params;
   cudaStream_t stream;
   int sms;
+  bool mean;  // a total: divided by the element count
 };
 using ReduceLauncher = void (*)(const ReduceArgs&);
 
-template <class S, class Op>
+template <class S, class Op, int Dir = kBackwardX, class R = S>
 void launch_reduce(const ReduceArgs& x) {
-  using B = ReduceBody<S, Op>;
+  using B = ReduceBody<S, Op, Dir, R>;
   using C = typename B::C;
   const ReduceWalk& w = *x.walk;
   typename B::Ptrs q;
   for (int k = 0; k < B::NI; ++k) q.in[k] = static_cast<const S*>(x.in[k]);
   for (int k = 0; k < B::NS; ++k) q.out[k] = static_cast<S*>(x.out[k]);
-  q.red = static_cast<S*>(x.red);
+  q.red = static_cast<R*>(x.red);
   void* partials = nullptr;
   if (w.nchunks > 1)
     check(cudaMallocAsync(&partials, std::size_t(w.J * w.nchunks) * sizeof(C), x.stream),
           "cudaMallocAsync (reduction partials)");
   if (w.nchunks > 0) {
     const Grid g = grid_for(w.J * w.nchunks * kWarp, kThreads, x.sms);
-    reduce_kernel<S, Op><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q, w, to_params<C>(x.params),
-                                                                          static_cast<C*>(partials));
+    reduce_kernel<S, Op, Dir, R><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q, w, to_params<C>(x.params),
+                                                                                  static_cast<C*>(partials));
   }
   if (w.nchunks != 1) {
     const Grid g = grid_for(w.J * kWarp, kThreads, x.sms);
-    reduce_finish_kernel<S><<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q.red, w, static_cast<const C*>(partials));
+    reduce_finish_kernel<S, Op, Dir, R>
+        <<<unsigned(g.blocks), g.threads, 0, x.stream>>>(q.red, w, static_cast<const C*>(partials));
   }
   if (partials) check(cudaFreeAsync(partials, x.stream), "cudaFreeAsync (reduction partials)");
+}
+
+// A summed loss's total (Op = ops::SummedLoss<L>): the reduction to one float64, then its mean and rounding
+// into out (x.out[0]: one element of S).
+template <class S, class Op>
+void launch_total(const ReduceArgs& x) {
+  void* total = nullptr;
+  check(cudaMallocAsync(&total, sizeof(double), x.stream), "cudaMallocAsync (a loss's total)");
+  check(cudaMemsetAsync(total, 0, sizeof(double), x.stream), "cudaMemsetAsync (a loss's total)");
+  ReduceArgs y = x;
+  y.red = total;
+  launch_reduce<S, Op, kForward, double>(y);
+  total_finish_kernel<S><<<1, 1, 0, x.stream>>>(static_cast<const double*>(total), x.mean, x.walk->L,
+                                                static_cast<S*>(x.out[0]));
+  check(cudaFreeAsync(total, x.stream), "cudaFreeAsync (a loss's total)");
 }
 
 // Launcher tables, filled from the registry as the CPU kernel tables are.
 struct Tables {
   EwLauncher ew[int(ElementwiseOp::count)][kNumDirections][kNumDtypes] = {};
   ReduceLauncher reduce[int(ElementwiseOp::count)][kNumDtypes] = {};  // ops with a reduced backward output
+  ReduceLauncher total[int(ElementwiseOp::count)][kNumDtypes] = {};   // the summed losses
   RowLauncher row[int(RowOp::count)][2][kNumDtypes] = {};
 };
 
@@ -357,6 +482,14 @@ void fill_broadcast(EwLauncher (&ew)[kNumDirections][kNumDtypes], ReduceLauncher
   red[kBF16] = launch_reduce<bfloat16, Op>;
 }
 
+template <class Op>
+void fill_total(ReduceLauncher (&t)[kNumDtypes]) {
+  t[kF32] = launch_total<float, Op>;
+  t[kF64] = launch_total<double, Op>;
+  t[kF16] = launch_total<half, Op>;
+  t[kBF16] = launch_total<bfloat16, Op>;
+}
+
 template <class Op, int Dir>
 void fill_row_dtypes(RowLauncher (&t)[kNumDtypes]) {
   t[kF32] = launch_row<float, Op, Dir>;
@@ -383,6 +516,11 @@ const Tables& tables() {
     FASTACT_BROADCAST_OPS(FASTACT_FILL_BROADCAST)
     FASTACT_ELEMENTWISE_OPS(FASTACT_FILL_BIAS_ACT)
     FASTACT_ROW_OPS(FASTACT_FILL_ROW)
+#define FASTACT_FILL_LOSS(name, L, ...)                                                 \
+  fill_ew<ops::LossOp<ops::L>, BackwardFrom::FromX>(k.ew[int(ElementwiseOp::name)]); \
+  fill_total<ops::SummedLoss<ops::L>>(k.total[int(ElementwiseOp::summed_##name)]);
+    FASTACT_LOSS_OPS(FASTACT_FILL_LOSS)
+#undef FASTACT_FILL_LOSS
 #undef FASTACT_FILL_BROADCAST
 #undef FASTACT_FILL_BIAS_ACT
 #undef FASTACT_FILL_EW
@@ -423,7 +561,231 @@ void check_index(int op, int count, int dir, int ndir, int dtype) {
     throw std::invalid_argument("fastact CUDA: no such op, direction or dtype");
 }
 
+// Host values a launch reads, in one device allocation freed (stream-ordered) when the launch is queued.
+class Uploads {
+ public:
+  Uploads(cudaStream_t s) : stream_(s) {}
+  ~Uploads() {
+    if (base_) cudaFreeAsync(base_, stream_);
+  }
+  // Reserves room for n elements of T (16-byte aligned) copied from host by upload(): a handle for at()
+  // (0, whose at() is null, where host is null).
+  template <class T>
+  std::size_t add(const T* host, i64 n) {
+    if (!host) return 0;
+    const std::size_t at = (size_ + 15) / 16 * 16;
+    parts_.push_back({host, at, std::size_t(n) * sizeof(T)});
+    size_ = at + std::size_t(n) * sizeof(T);
+    return at + 1;
+  }
+  void upload() {
+    if (size_ == 0) return;
+    check(cudaMallocAsync(&base_, size_, stream_), "cudaMallocAsync (a loss's per-row values)");
+    // (from pageable memory: the call returns once the host values are staged, so they may go next)
+    for (const Part& p : parts_)
+      if (p.bytes) check(cudaMemcpyAsync(static_cast<char*>(base_) + p.at, p.host, p.bytes, cudaMemcpyHostToDevice, stream_),
+                         "cudaMemcpyAsync (a loss's per-row values)");
+  }
+  template <class T>
+  const T* at(std::size_t handle) const {
+    return handle ? reinterpret_cast<const T*>(static_cast<const char*>(base_) + (handle - 1)) : nullptr;
+  }
+
+ private:
+  struct Part {
+    const void* host;
+    std::size_t at, bytes;
+  };
+  cudaStream_t stream_;
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::vector<Part> parts_;
+};
+
+// The CUDA row passes of the row losses (row_losses::RowPasses) over rows along the last axis.
+template <class S>
+class GpuRows final : public row_losses::RowPasses {
+  using C = typename ElemIo<S>::C;
+
+ public:
+  GpuRows(const RowWalk& w, const void* x, void* dx, cudaStream_t stream, int sms)
+      : w_(w), x_(static_cast<const S*>(x)), dx_(static_cast<S*>(dx)), stream_(stream), sms_(sms) {}
+
+  void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
+    static_assert(sizeof(row_losses::RowStats) == LossRowBody<S>::kStats * sizeof(double), "four doubles per row");
+    if (w_.len == 0) {
+      for (i64 r = 0; r < w_.nrows; ++r) st[r] = {-HUGE_VAL, 0.0, 0.0, 0.0};
+      return;
+    }
+    const std::vector<C> wc = weights(weight);
+    Uploads up(stream_);
+    const std::size_t t = up.add(target, w_.nrows), wd = up.add(weight ? wc.data() : nullptr, w_.len);
+    up.upload();
+    void* out = nullptr;
+    const std::size_t bytes = std::size_t(w_.nrows) * sizeof(row_losses::RowStats);
+    check(cudaMallocAsync(&out, bytes, stream_), "cudaMallocAsync (the rows' stats)");
+    loss_stats_kernel<S><<<blocks(), kThreads, 0, stream_>>>(w_, x_, up.at<i64>(t), up.at<C>(wd), smooth,
+                                                              static_cast<double*>(out));
+    check(cudaGetLastError(), "kernel launch");
+    check(cudaMemcpyAsync(st, out, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (the rows' stats)");
+    check(cudaFreeAsync(out, stream_), "cudaFreeAsync (the rows' stats)");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void grad(const std::int64_t* target, const double* weight, const double* coef) override {
+    if (w_.len == 0) return;
+    const std::vector<C> wc = weights(weight);
+    Uploads up(stream_);
+    const std::size_t t = up.add(target, w_.nrows), wd = up.add(weight ? wc.data() : nullptr, w_.len),
+                      k = up.add(coef, 4 * w_.nrows);
+    up.upload();
+    loss_grad_kernel<S><<<blocks(), kThreads, 0, stream_>>>(w_, x_, dx_, up.at<i64>(t), up.at<C>(wd), up.at<double>(k));
+    check(cudaGetLastError(), "kernel launch");
+  }
+  void gather(const std::int64_t* target, double* xt) override {
+    Uploads up(stream_);
+    const std::size_t t = up.add(target, w_.nrows);
+    up.upload();
+    void* out = nullptr;
+    const std::size_t bytes = std::size_t(w_.nrows) * sizeof(double);
+    check(cudaMallocAsync(&out, bytes, stream_), "cudaMallocAsync (the targets' values)");
+    loss_gather_kernel<S><<<unsigned(grid_for(w_.nrows, kThreads, sms_).blocks), kThreads, 0, stream_>>>(
+        w_, x_, up.at<i64>(t), static_cast<double*>(out));
+    check(cudaGetLastError(), "kernel launch");
+    check(cudaMemcpyAsync(xt, out, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (the targets' values)");
+    check(cudaFreeAsync(out, stream_), "cudaFreeAsync (the targets' values)");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void scatter(const std::int64_t* target, const double* value) override {
+    if (w_.len == 0) return;
+    Uploads up(stream_);
+    const std::size_t t = up.add(target, w_.nrows), v = up.add(value, w_.nrows);
+    up.upload();
+    loss_scatter_kernel<S><<<blocks(), kThreads, 0, stream_>>>(w_, dx_, up.at<i64>(t), up.at<double>(v));
+    check(cudaGetLastError(), "kernel launch");
+  }
+
+ private:
+  std::vector<C> weights(const double* weight) const {  // in the compute type, as the CPU converts them
+    std::vector<C> wc;
+    if (weight) wc.assign(weight, weight + w_.len);
+    return wc;
+  }
+  unsigned blocks() const { return unsigned(row_grid(w_.nrows, sms_).blocks); }
+  RowWalk w_;
+  const S* x_;
+  S* dx_;
+  cudaStream_t stream_;
+  int sms_;
+};
+
+// f(rows) with the row passes of dtype over rows along the last axis of shape (x and dx with their
+// strides; either may be absent), on device.
+template <class F>
+void with_rows(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
+               std::uintptr_t stream, int device, F f) {
+  if (ndim < 1) throw std::invalid_argument("fastact CUDA: the row losses take at least one dimension");
+  if (dtype < 0 || dtype >= kNumDtypes) throw std::invalid_argument("fastact CUDA: no such dtype");
+  const std::int64_t* sa = x.data ? x.strides : dx_strides;
+  const RowWalk w = plan_rows(ndim, shape, ndim - 1, dx ? dx_strides : sa, sa, nullptr);
+  DeviceScope scope(device);
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  const int sms = sm_count(device);
+  switch (dtype) {
+    case kF32: { GpuRows<float> r(w, x.data, dx, s, sms); return f(r); }
+    case kF64: { GpuRows<double> r(w, x.data, dx, s, sms); return f(r); }
+    case kF16: { GpuRows<half> r(w, x.data, dx, s, sms); return f(r); }
+    default: { GpuRows<bfloat16> r(w, x.data, dx, s, sms); return f(r); }
+  }
+}
+
+std::int64_t rows_of(int ndim, const std::int64_t* shape) {
+  std::int64_t n = 1;
+  for (int i = 0; i + 1 < ndim; ++i) n *= shape[i];
+  return n;
+}
+
 }  // namespace
+
+double cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand x, const row_losses::CrossEntropy& ce,
+                     bool nll, double* per_row, std::uintptr_t stream, int device) {
+  double v = 0;
+  with_rows(dtype, ndim, shape, x, nullptr, nullptr, stream, device, [&](row_losses::RowPasses& rows) {
+    v = nll ? row_losses::nll(rows, ce, rows_of(ndim, shape), shape[ndim - 1], per_row)
+            : row_losses::cross_entropy(rows, ce, rows_of(ndim, shape), shape[ndim - 1], per_row);
+  });
+  return v;
+}
+
+void cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
+                            const std::int64_t* dx_strides, const row_losses::CrossEntropy& ce, bool nll,
+                            const double* grad, std::uintptr_t stream, int device) {
+  with_rows(dtype, ndim, shape, x, dx, dx_strides, stream, device, [&](row_losses::RowPasses& rows) {
+    if (nll) row_losses::nll_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
+    else row_losses::cross_entropy_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
+  });
+}
+
+void logsumexp(int dtype, int ndim, const std::int64_t* shape, Operand x, double* lse, std::uintptr_t stream,
+               int device) {
+  with_rows(dtype, ndim, shape, x, nullptr, nullptr, stream, device,
+            [&](row_losses::RowPasses& rows) { row_losses::logsumexp(rows, rows_of(ndim, shape), lse); });
+}
+
+void loss_grad(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
+               const double* coef, std::uintptr_t stream, int device) {
+  with_rows(dtype, ndim, shape, x, dx, dx_strides, stream, device,
+            [&](row_losses::RowPasses& rows) { rows.grad(nullptr, nullptr, coef); });
+}
+
+void store_values(int dtype, std::int64_t n, const double* values, void* out, std::uintptr_t stream, int device) {
+  if (dtype < 0 || dtype >= kNumDtypes) throw std::invalid_argument("fastact CUDA: no such dtype");
+  if (n <= 0) return;
+  DeviceScope scope(device);
+  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  Uploads up(s);
+  const std::size_t v = up.add(values, n);
+  up.upload();
+  const unsigned blocks = unsigned(grid_for(n, kThreads, sm_count(device)).blocks);
+  const double* dv = up.at<double>(v);
+  switch (dtype) {
+    case kF32: store_values_kernel<float><<<blocks, kThreads, 0, s>>>(dv, n, static_cast<float*>(out)); break;
+    case kF64: store_values_kernel<double><<<blocks, kThreads, 0, s>>>(dv, n, static_cast<double*>(out)); break;
+    case kF16: store_values_kernel<half><<<blocks, kThreads, 0, s>>>(dv, n, static_cast<half*>(out)); break;
+    default: store_values_kernel<bfloat16><<<blocks, kThreads, 0, s>>>(dv, n, static_cast<bfloat16*>(out)); break;
+  }
+  check(cudaGetLastError(), "kernel launch");
+}
+
+void total(int op, int dtype, int ndim, const std::int64_t* shape, int nin, const Operand* ins, const double* params,
+           bool mean, void* out, std::uintptr_t stream, int device) {
+  check_index(op, int(ElementwiseOp::count), kForward, kNumDirections, dtype);
+  const ReduceLauncher launch = tables().total[op][dtype];
+  if (!launch) throw std::invalid_argument("fastact CUDA: this op is not a summed loss");
+  if (nin < 1 || nin + 1 > kMaxOps) throw std::invalid_argument("fastact CUDA: bad operand counts");
+  const std::int64_t one = 1, zero = 0;
+  std::int64_t ones[layout::kMaxDims], zeros[layout::kMaxDims] = {};
+  for (auto& v : ones) v = 1;
+  Operand in0[kMaxOps];
+  if (ndim == 0) {  // one element, as a 1-d run (as the CPU's run_total)
+    for (int i = 0; i < nin; ++i) in0[i] = {ins[i].data, &zero};
+    ins = in0;
+    shape = &one;
+    ndim = 1;
+  }
+  if (ndim > layout::kMaxDims) throw std::invalid_argument("fastact CUDA: too many dimensions");
+  const std::int64_t* strides[kMaxOps];
+  ReduceArgs x{};
+  for (int k = 0; k < nin; ++k) {
+    strides[k] = ins[k].strides;
+    x.in[k] = ins[k].data;
+  }
+  strides[nin] = zeros;
+  x.out[0] = out;
+  x.mean = mean;
+  const ReduceWalk w = plan_reduce(ndim, shape, nin + 1, strides, ones);
+  x.walk = &w;
+  run_launch(launch, x, params, stream, device);
+}
 
 DeviceScope::DeviceScope(int device) {
   check(cudaGetDevice(&prev_), "cudaGetDevice");

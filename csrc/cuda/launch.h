@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "../row_losses.h"
+
 namespace fastact::cuda {
 
 struct Operand {
@@ -30,6 +32,29 @@ void reduce(int op, int dtype, int ndim, const std::int64_t* shape, int nout, co
 // Forward (dir 0: a = x) or backward (dir 1: a = dy, b = y) along axis.
 void rows(int op, int dir, int dtype, int ndim, const std::int64_t* shape, int axis, void* out,
           const std::int64_t* out_strides, Operand a, Operand b, std::uintptr_t stream, int device);
+
+// The sum of a summed loss's contributions (registry.h FASTACT_LOSS_OPS: summed_<name>, the kernel of
+// "mean" and "sum") over shape, in the CPU's order (cpu/engine.h run_total), divided by the element count
+// where `mean`, correctly rounded to dtype into out (one element of device memory).
+void total(int op, int dtype, int ndim, const std::int64_t* shape, int nin, const Operand* ins, const double* params,
+           bool mean, void* out, std::uintptr_t stream, int device);
+
+// The row losses (row_losses.h) on rows along the last axis of shape, any strides, with the CUDA row
+// passes: the CPU's bits (cpu/losses.h run_cross_entropy, run_nll and their backward, run_logsumexp,
+// run_loss_grad). ce's targets and weights, grad, coef, per_row and lse are host arrays. Those that return
+// values (the forwards) synchronize `stream`; the backward ones are asynchronous (dx may be x).
+double cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand x, const row_losses::CrossEntropy& ce,
+                     bool nll, double* per_row, std::uintptr_t stream, int device);
+void cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
+                            const std::int64_t* dx_strides, const row_losses::CrossEntropy& ce, bool nll,
+                            const double* grad, std::uintptr_t stream, int device);
+void logsumexp(int dtype, int ndim, const std::int64_t* shape, Operand x, double* lse, std::uintptr_t stream,
+               int device);
+void loss_grad(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
+               const double* coef, std::uintptr_t stream, int device);
+
+// n host float64 values correctly rounded to dtype into out (n contiguous elements of device memory).
+void store_values(int dtype, std::int64_t n, const double* values, void* out, std::uintptr_t stream, int device);
 
 // out = a, any strides (elsize 2, 4 or 8 bytes).
 void copy(int elsize, int ndim, const std::int64_t* shape, void* out, const std::int64_t* out_strides, Operand a,

@@ -124,6 +124,23 @@ FASTACT_HD V log_softmax_value(V x, V m, V lse) {
   return (dh - lse) + select(dl == dl, dl, V(typename V::T(0)));
 }
 
+// Cross-entropy's gradient, one element (cpu/loss_kernels.h, cuda LossRowBody): a p - cww with
+// p = exp(x - m - L), x - m - L kept as a double word (x = -inf: p = 0).
+template <class V>
+FASTACT_HD V softmax_gradient(V x, V m, V L, V a, V cww) {
+  V dh, dl, h2, l2;
+  two_sum(x, -m, dh, dl);
+  two_sum(dh, -L, h2, l2);
+  const V p = exp_nonpositive(h2, l2 + select(dl == dl, dl, V(typename V::T(0))));  // x = -inf: dl is NaN, p 0
+  return a * p - cww;
+}
+// The target's element: alpha expm1(zt) + (rest p_t - cww), zt = x_t - lse <= 0 and rest = a - alpha, so
+// that p_t - 1 has no cancellation.
+template <class V>
+FASTACT_HD V target_gradient(V zt, V alpha, V rest, V cww) {
+  return alpha * expm1_upto80(zt) + (rest * exp_nonpositive(zt) - cww);
+}
+
 // The log of the row's sum of exp(x - m), for log_softmax.
 template <class T>
 FASTACT_HD_INLINE T log_sum(T sum) { return log_positive(simd::Scalar<T>(sum)).v; }

@@ -149,13 +149,15 @@ def _loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc):
                    " shape, as in PyTorch (None: 1)\n" for w in extra)
     fwd.__doc__ = (
         f"{op['doc']}, element by element, as PyTorch's F.{name}.\n\nArgs:\n"
-        f"    {first}: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place)\n"
+        f"    {first}: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place), or a GPU"
+        " array (CuPy, a PyTorch CUDA tensor, any CUDA array-interface or DLPack producer: the call runs there, with"
+        " the CPU's bits, and returns an array of its library)\n"
         f"    target: array of {pos} dtype and shape\n"
         f"{wdoc}"
         f"{pdoc + chr(10) if pdoc else ''}"
         "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
         f"    out: reduction 'none' only: an array of {pos} shape and dtype to write into (may be {first} or target)\n"
-        "    stream: for GPU arrays, which these losses do not take yet (CPU only; a GPU array is a RuntimeError)\n\n"
+        "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
         f"Returns a 0-d array of {pos} dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
         " operands, nothing stored between: 'mean' and 'sum' add the losses in a fixed order with compensated"
         " sums (the same bits for any thread count and ISA). float16 and bfloat16 are computed in float32.")

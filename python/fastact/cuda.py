@@ -38,6 +38,7 @@ __all__ = ["is_built", "is_available", "device_count", "targets", "devices", "un
 _NAMES = {code: d["name"] for code, d in enumerate(_core._dtypes)}
 _CODE = {name: code for code, name in _NAMES.items()}
 _F32, _F64, _F16, _BF16 = (_CODE[n] for n in ("float32", "float64", "float16", "bfloat16"))
+_MAX_PARAMS = _core.MAX_PARAMS
 _ITEMSIZE = {code: d["itemsize"] for code, d in enumerate(_core._dtypes)}
 _TYPESTR = {d["typestr"]: code for code, d in enumerate(_core._dtypes) if d["typestr"]}  # no bfloat16: DLPack only
 _DLPACK = {code: tuple(d["dlpack"]) for code, d in enumerate(_core._dtypes)}
@@ -805,3 +806,256 @@ def synchronize(stream=None, device: int = 0) -> None:
     """Waits for the work queued on stream (default: the default stream) of device."""
     _require("cuda.synchronize")
     _cuda.synchronize(_stream_handle(stream, "cuda.synchronize") or 0, device)
+
+
+# ------------------------------------------------------------------------------------------- losses
+# The losses on GPU arrays (fastact/losses.py routes here and keeps its own argument checks): the kernels
+# are the CPU's math in the CPU's order, so the results have the CPU's bits. Targets, class weights and
+# grad_output of the row losses are read on the host (O(rows): each index is checked, none is read out of
+# bounds on the GPU), so those calls synchronize with the logits' stream.
+
+
+def to_host(obj, fn: str, name: str):
+    """A NumPy copy of a GPU array of any dtype (a PyTorch or CuPy array, a DeviceArray, or any
+    __cuda_array_interface__ / CUDA DLPack producer); anything else is returned as it is."""
+    if not on_gpu(obj):
+        return obj
+    _require(fn, obj, name)
+    if isinstance(obj, DeviceArray) or _library(obj) == "cupy":
+        return obj.get()
+    if _is_torch(obj):
+        t = obj.detach()
+        if str(t.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: its values, exactly, in float32
+            t = t.float()
+        return t.cpu().numpy()
+    cai = _cai(obj)
+    if cai is not None:
+        dtype = np.dtype(cai["typestr"])
+        shape = tuple(int(n) for n in cai["shape"])
+        strides = cai.get("strides")
+        strides = [s // dtype.itemsize for s in strides] if strides is not None else _c_strides(shape)
+        ptr, device = int(cai["data"][0]), _device_hint(obj)
+    else:
+        _, ptr, shape, strides, (code, bits, lanes), (_, device), _ = _cuda.dlpack_import(obj, f"fastact.{fn}: {name}", 1)
+        kinds = {0: "i", 1: "u", 2: "f"}
+        if lanes != 1 or code not in kinds:
+            raise TypeError(f"fastact.{fn}: {name} has DLPack dtype (code {code}, {bits} bits); expected integers or "
+                            "floats")
+        dtype = np.dtype(f"{kinds[code]}{bits // 8}")
+    size = dtype.itemsize
+    lo = hi = 0
+    for n, s in zip(shape, strides):
+        if n == 0:
+            return np.empty(shape, dtype)
+        lo, hi = (lo + (n - 1) * s, hi) if s < 0 else (lo, hi + (n - 1) * s)
+    buf = np.empty((hi - lo + 1) * size, np.uint8)
+    _cuda.memcpy(buf.ctypes.data, ptr + lo * size, buf.nbytes, "dtoh", 0, device)
+    return np.ndarray(shape, dtype, buffer=buf, offset=-lo * size, strides=[s * size for s in strides]).copy()
+
+
+def _value_bits(values, code) -> np.ndarray:
+    """Host values (float64) as the bytes of dtype code (bfloat16 by float32's nearest-even rounding)."""
+    v = np.asarray(values, dtype=np.float64)
+    if code != _BF16:
+        return v.astype(_NAMES[code])
+    u = v.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _filled(call, values, code) -> _Arg:
+    """A new device array of dtype code holding values (a few host numbers: weights given as numbers, the
+    1 that stands for an absent weight)."""
+    host = np.ascontiguousarray(_value_bits(values, code))
+    d = DeviceArray(host.shape, _dtype(code), device=call.device, stream=call.stream)
+    if d.nbytes:
+        _cuda.memcpy(d.ptr, host.ctypes.data, d.nbytes, "htod", call.stream, call.device)
+    return d._arg()
+
+
+def _broadcast_strides(a: _Arg, shape, fn, name, xname):
+    """a's element strides broadcast to shape (NumPy's rules: 0 along the axes it is broadcast over)."""
+    if len(a.shape) > len(shape) or any(n not in (1, m) for n, m in zip(a.shape[::-1], shape[::-1])):
+        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to {xname}'s shape "
+                         f"{tuple(shape)}")
+    pad = len(shape) - len(a.shape)
+    return [0] * pad + [0 if n == 1 and m != 1 else s for n, m, s in zip(a.shape, shape[pad:], a.strides)]
+
+
+def pointwise_loss(fn, op, summed, direction, reduction, scale_of, g_obj, operands, names, params, out, stream):
+    """An element-wise loss (losses._pointwise, which checked reduction and grad_output) on GPU arrays:
+    direction 0 the loss (reduction "none" element-wise; "mean" and "sum" a 0-d array summed in the CPU's
+    order), 1 its gradient (g_obj the grad_output array for "none"; else None, and scale_of(size, code) the
+    gradient's factor)."""
+    xname = names[0]
+    objs = ([g_obj] if g_obj is not None else []) + [o for o in operands if o is not None and not isinstance(
+        o, (int, float))]
+    onames = (["grad_output"] if g_obj is not None else []) + [n for o, n in zip(operands, names)
+                                                              if o is not None and not isinstance(o, (int, float))]
+    if isinstance(operands[0], (int, float)):
+        raise TypeError(f"fastact.{fn}: {xname} must be an array")
+    call = _Call(fn, objs, onames, out, stream)
+    byname = dict(zip(onames, call.args))
+    xa = byname[xname]
+    code, shape = xa.code, list(xa.shape)
+    _core._check_params(op, 1 if direction else 0, tuple(params), code)
+    ins, keep = [], []  # keep: the arrays made here, alive until their launch is queued
+    for o, n in zip(operands, names):
+        if o is None:
+            keep.append(_filled(call, [1.0], code))
+            ins.append((keep[-1].ptr, [0] * len(shape)))
+            continue
+        a = _filled(call, [float(o)], code) if isinstance(o, (int, float)) else byname[n]
+        keep.append(a)
+        if a.code != code:
+            raise TypeError(f"fastact.{fn}: {n} has dtype {_NAMES[a.code]}; expected {xname}'s dtype {_NAMES[code]} "
+                            "(pass arrays of one dtype)")
+        if n == "target" and tuple(a.shape) != tuple(shape):
+            raise ValueError(f"fastact.{fn}: target has shape {a.shape}; expected {xname}'s shape {tuple(shape)}")
+        ins.append((a.ptr, _broadcast_strides(a, shape, fn, n, xname)))
+    p = list(params) + [0.0] * (_MAX_PARAMS - len(params))
+    if direction == 0 and reduction != "none":
+        if out is not None:
+            raise ValueError(f"fastact.{fn}: out= is for reduction='none' (the losses); 'mean' and 'sum' return a 0-d "
+                             "array")
+        result = call._new(())
+        _cuda.total(summed, code, shape, ins, p, reduction == "mean", _describe(result, "out", fn, call.stream).ptr,
+                    call.stream, call.device)
+        _mark(result, call.stream)
+        return result
+    if direction == 1:
+        if g_obj is not None:
+            ga = byname["grad_output"]
+            if ga.code != code or tuple(ga.shape) != tuple(shape):
+                raise ValueError(f"fastact.{fn}: grad_output has shape {ga.shape} and dtype {_NAMES[ga.code]}; expected "
+                                 f"{xname}'s shape {tuple(shape)} and dtype {_NAMES[code]} (reduction 'none')")
+            ins.insert(0, (ga.ptr, list(ga.strides)))
+            p[_MAX_PARAMS - 1] = 1.0
+        else:
+            keep.append(_filled(call, [1.0], code))
+            ins.insert(0, (keep[-1].ptr, [0] * len(shape)))
+            p[_MAX_PARAMS - 1] = scale_of(int(np.prod(shape, dtype=np.int64)), code)
+    if call.out is not None and (call.out.code != code or tuple(call.out.shape) != tuple(shape)):
+        raise ValueError(f"fastact.{fn}: out must have the shape {tuple(shape)} and dtype {_NAMES[code]} of the input, "
+                         f"got {call.out.shape} {_NAMES[call.out.code]}")
+
+    def launch(dst):
+        _cuda.elementwise(op, direction, code, shape, [_pair(dst)], ins, p, call.stream, call.device)
+
+    call.shape = tuple(shape)
+    call.code = code
+    return call.run(launch)
+
+
+def _moved(a: _Arg, axis: int):
+    """a's shape and element strides with axis moved last (the rows the row losses take)."""
+    shape, st = list(a.shape), list(a.strides)
+    shape.append(shape.pop(axis))
+    st.append(st.pop(axis))
+    return shape, st
+
+
+def class_loss(fn, nll, direction, logits, name, out, prepare, grad_of):
+    """cross_entropy / nll_loss (direction 0) or their gradient (1) with class-index targets on GPU arrays.
+    prepare(like) runs losses.py's checks on `like` (an array of the logits' shape and dtype that holds no
+    memory) and gives (axis, targets, reduction, label_smoothing, z_loss); grad_of(rows_shape, reduction)
+    gives grad_output on the host."""
+    call = _Call(fn, [logits], [name], out if direction else None, None)
+    xa = call.args[0]
+    like = np.broadcast_to(np.empty((), _dtype(xa.code) if xa.code != _BF16 else np.float32), xa.shape)
+    axis, tg, reduction, eps, z = prepare(like)
+    shape, st = _moved(xa, axis)
+    code = ("mean", "sum", "none").index(reduction)
+    if direction == 0:
+        result = call._new(tg.rows_shape if reduction == "none" else ())
+        _cuda.cross_entropy(xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, nll,
+                            _describe(result, "out", fn, call.stream).ptr, call.stream, call.device)
+        _mark(result, call.stream)
+        return result
+    g = grad_of(tg.rows_shape, reduction)
+    result, dst = _gradient_out(call, xa, fn)
+    if out is not None and _overlaps_differently(dst, xa):
+        raise ValueError(f"fastact.{fn}: out overlaps {name} without being {name}")
+    _, ost = _moved(dst, axis)
+    _cuda.cross_entropy_backward(g, xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, (dst.ptr, ost), nll,
+                                 call.stream, call.device)
+    (_written if out is not None else _mark)(result, call.stream)
+    return result
+
+
+def _gradient_out(call, xa: _Arg, fn):
+    """A row loss gradient's destination: out= (checked: x's shape and dtype, writable) or a new array, as
+    (the array returned, its argument)."""
+    dst = call.out
+    if dst is None:
+        result = call._new()
+        return result, _describe(result, "out", fn, call.stream)
+    if dst.code != xa.code or tuple(dst.shape) != tuple(xa.shape):
+        raise ValueError(f"fastact.{fn}: out must have the shape {xa.shape} and dtype {_NAMES[xa.code]} of the "
+                         f"input, got {dst.shape} {_NAMES[dst.code]}")
+    if dst.readonly:
+        raise ValueError(f"fastact.{fn}: out is read-only")
+    return dst.obj, dst
+
+
+def _merged_rows(a: _Arg, kept, axes):
+    """a's rows (kept dims, then the reduced axes merged into one) as (shape, strides), or None where the
+    reduced axes do not merge in memory."""
+    shape = [a.shape[i] for i in kept]
+    st = [a.strides[i] for i in kept]
+    red = [(a.shape[i], a.strides[i]) for i in axes if a.shape[i] != 1]
+    n = 1
+    for m, _ in red:
+        n *= m
+    for (m0, s0), (m1, s1) in zip(red, red[1:]):
+        if s0 != s1 * m1:
+            return None
+    return shape + [n], st + [red[-1][1] if red else 1]
+
+
+def _contiguous_copy(call, a: _Arg, order) -> _Arg:
+    """A C-contiguous copy of a with its axes in `order` (a DeviceArray, on the call's stream)."""
+    shape = [a.shape[i] for i in order]
+    tmp = DeviceArray(shape, _dtype(a.code), device=call.device, stream=call.stream)
+    t = tmp._arg()
+    _cuda.copy(_ITEMSIZE[a.code], shape, (t.ptr, t.strides), (a.ptr, [a.strides[i] for i in order]), call.stream,
+               call.device)
+    t.keep = tmp
+    return t
+
+
+def logsumexp(fn, x, axes, keepdims, grad, out):
+    """logsumexp over axes (sorted, checked by losses.py) on a GPU array, or its gradient (grad: the host
+    grad_output, one per kept element) into out or a new array."""
+    call = _Call(fn, [x], ["x"], out if grad is not None else None, None)
+    xa = call.args[0]
+    kept = [i for i in range(len(xa.shape)) if i not in axes]
+    rows = _merged_rows(xa, kept, axes)
+    src = xa
+    if rows is None:  # the reduced axes do not merge: read through one contiguous copy
+        src = _contiguous_copy(call, xa, kept + list(axes))
+        rows = _merged_rows(src, list(range(len(kept))), list(range(len(kept), len(xa.shape))))
+    kept_shape = tuple(xa.shape[i] for i in kept)
+    if grad is None:
+        shape = tuple(xa.shape[i] if i not in axes else 1 for i in range(len(xa.shape))) if keepdims else kept_shape
+        result = call._new(shape)
+        _cuda.logsumexp(xa.code, rows[0], (src.ptr, rows[1]), _describe(result, "out", fn, call.stream).ptr,
+                        call.stream, call.device)
+        _mark(result, call.stream)
+        return result
+    coef = np.zeros((int(np.prod(kept_shape, dtype=np.int64)), 4))
+    coef[:, 0] = grad.reshape(-1)
+    result, dst = _gradient_out(call, xa, fn)
+    orows = _merged_rows(dst, kept, axes)
+    if orows is None or src is not xa or _overlaps_differently(dst, xa):  # through a contiguous buffer, copied to out
+        t = DeviceArray([xa.shape[i] for i in kept + list(axes)], _dtype(xa.code), device=call.device,
+                        stream=call.stream)
+        ta = t._arg()
+        trows = _merged_rows(ta, list(range(len(kept))), list(range(len(kept), len(xa.shape))))
+        _cuda.loss_grad(xa.code, rows[0], (src.ptr, rows[1]), coef, (ta.ptr, trows[1]), call.stream, call.device)
+        inverse = np.argsort(kept + list(axes))
+        _cuda.copy(_ITEMSIZE[xa.code], list(xa.shape), (dst.ptr, list(dst.strides)),
+                   (ta.ptr, [ta.strides[i] for i in inverse]), call.stream, call.device)
+    else:
+        _cuda.loss_grad(xa.code, rows[0], (src.ptr, rows[1]), coef, (dst.ptr, orows[1]), call.stream, call.device)
+    (_written if out is not None else _mark)(result, call.stream)
+    return result

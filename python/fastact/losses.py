@@ -4,6 +4,7 @@ The softmax is never materialized: each row of logits is read for its max, then 
 and once more to write its gradient (the backward); memory beyond the inputs is O(rows). Per-row values are
 float64 (float32 and 16-bit logits are computed in float32 with a max shift kept exact and compensated sums),
 and "mean" / "sum" add them in index order with a compensated sum: the same bits for any thread count and ISA.
+GPU arrays run on the GPU (fastact.cuda) with the same bits; class-probability targets are CPU-only so far.
 """
 from __future__ import annotations
 
@@ -129,6 +130,22 @@ def _result(value, dtype) -> np.ndarray:
         return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
 
 
+def _on_gpu(*objs) -> bool:
+    """Whether any argument is a GPU array (the call then runs on the GPU: fastact.cuda)."""
+    if all(o is None or isinstance(o, (np.ndarray, int, float, list, tuple, str)) for o in objs):
+        return False
+    from . import cuda
+
+    return any(cuda.on_gpu(o) for o in objs)
+
+
+def _gpu_host(obj, fn: str, name: str):
+    """A GPU argument read on the host (targets, weights, grad_output of the row losses)."""
+    from . import cuda
+
+    return cuda.to_host(obj, fn, name)
+
+
 def _pos(name: str) -> str:
     """The possessive of an argument's name: pred's, logits'."""
     return name + ("'" if name.endswith("s") else "'s")
@@ -183,9 +200,14 @@ def logsumexp(x, axis=-1, keepdims=False):
     computed in float32; the result has x's dtype. Reduced axes that are not one block of memory are copied
     once (a single axis never is)."""
     fn = "logsumexp"
-    x = _logits(x, fn, "x")
     if not isinstance(keepdims, (bool, np.bool_)):
         raise TypeError(f"fastact.{fn}: keepdims must be a bool, got {type(keepdims).__name__}")
+    if _on_gpu(x):
+        from . import cuda
+
+        cuda._require(fn, x, "x")
+        return cuda.logsumexp(fn, x, _gpu_axes(x, axis, fn), keepdims, None, None)
+    x = _logits(x, fn, "x")
     rows, axes, kept_shape = _lse_layout(x, axis, fn)
     lse = _core._logsumexp(rows)
     r = _result(lse.reshape(kept_shape), x.dtype)
@@ -196,12 +218,18 @@ def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
     """grad_output * softmax(x) along axis: the gradient of logsumexp(x, axis, keepdims). grad_output has the
     shape of logsumexp's result (with or without the kept axes). out= (x's shape and dtype) may be x."""
     fn = "logsumexp_backward"
+    if _on_gpu(x, out, grad_output):
+        from . import cuda
+
+        cuda._require(fn, x, "x")
+        axes = _gpu_axes(x, axis, fn)
+        shape = tuple(getattr(x, "shape", ()))
+        kept_shape = tuple(n for i, n in enumerate(shape) if i not in axes)
+        g = _lse_grad(_gpu_host(grad_output, fn, "grad_output"), kept_shape, axes, len(shape), fn)
+        return cuda.logsumexp(fn, x, axes, keepdims, g, out)
     x = _logits(x, fn, "x")
     rows, axes, kept_shape = _lse_layout(x, axis, fn)
-    g = _real_numbers(grad_output, fn, "grad_output")
-    if g.shape not in (kept_shape, _keep(kept_shape, axes, x.ndim)):
-        raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected {kept_shape} (or "
-                         f"{_keep(kept_shape, axes, x.ndim)} with keepdims)")
+    g = _lse_grad(grad_output, kept_shape, axes, x.ndim, fn)
     o = _out_array(out, x, fn)
     coef = np.zeros((int(np.prod(kept_shape, dtype=np.int64)), 4))
     coef[:, 0] = g.reshape(-1)
@@ -214,6 +242,27 @@ def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
         return o
     _core._logsumexp_backward(rows, coef, orows)
     return o
+
+
+def _lse_grad(grad_output, kept_shape, axes, ndim, fn):
+    g = _real_numbers(grad_output, fn, "grad_output")
+    if g.shape not in (kept_shape, _keep(kept_shape, axes, ndim)):
+        raise ValueError(f"fastact.{fn}: grad_output has shape {g.shape}; expected {kept_shape} (or "
+                         f"{_keep(kept_shape, axes, ndim)} with keepdims)")
+    return g
+
+
+def _gpu_axes(x, axis, fn):
+    """The reduced axes (sorted) of a GPU array x, checked as _lse_layout checks them."""
+    ndim = len(getattr(x, "shape", ()))
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, tuple):
+        axes = tuple(_axis(a, ndim, fn, "x") for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"fastact.{fn}: axis {axis} repeats an axis")
+        return tuple(sorted(axes))
+    return (_axis(axis, ndim, fn, "x"),)
 
 
 # ---------------------------------------------------------------------------------------------- cross-entropy
@@ -285,6 +334,9 @@ def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_
     (lse - x_t without cancellation), and no logits overflow. Returns an array of the logits' dtype (0-d for
     "mean" / "sum")."""
     fn = "cross_entropy"
+    if _on_gpu(logits, target, weight):
+        return _gpu_class_loss(fn, False, 0, None, logits, target, axis, weight, reduction, label_smoothing,
+                               ignore_index, z_loss, None)
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
     if tg.probs is not None:
@@ -303,6 +355,9 @@ def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, re
     overwrites it, so a large-vocabulary training step needs no second logits-sized buffer. Ignored rows get
     zeros."""
     fn = "cross_entropy_backward"
+    if _on_gpu(logits, target, weight, grad_output, out):
+        return _gpu_class_loss(fn, False, 1, grad_output, logits, target, axis, weight, reduction, label_smoothing,
+                               ignore_index, z_loss, out)
     x, a, reduction, eps, z, tg = _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing,
                                            ignore_index, z_loss)
     g = _grad_of(grad_output, reduction, tg.rows_shape, fn)
@@ -314,6 +369,29 @@ def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, re
     _core._cross_entropy_backward(g, _rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), eps, z,
                                   _rows_view(o, a), False)
     return o
+
+
+def _gpu_class_loss(fn, nll, direction, grad_output, logits, target, axis, weight, reduction, label_smoothing,
+                    ignore_index, z_loss, out):
+    """cross_entropy / nll_loss and their gradients on GPU arrays (fastact.cuda.class_loss): the same checks,
+    on the host copies of the targets and weights."""
+    from . import cuda
+
+    name = "log_probs" if nll else "logits"
+
+    def prepare(like):
+        x, a, red, eps, z, tg = _ce_args(fn, like, _gpu_host(target, fn, "target"), axis,
+                                         _gpu_host(weight, fn, "weight"), reduction, 0.0 if nll else label_smoothing,
+                                         ignore_index, 0.0 if nll else z_loss, name)
+        if tg.probs is not None:
+            raise ValueError(f"fastact.{fn}: class-probability targets on GPU arrays are not supported yet; pass "
+                             "class indices, or NumPy arrays")
+        return a, tg, red, eps, z
+
+    def grad_of(rows_shape, red):
+        return _grad_of(_gpu_host(grad_output, fn, "grad_output"), red, rows_shape, fn)
+
+    return cuda.class_loss(fn, nll, direction, logits, name, out, prepare, grad_of)
 
 
 def _grad_of(grad_output, reduction, rows_shape, fn):
@@ -329,6 +407,9 @@ def nll_loss(log_probs, target, axis=-1, weight=None, reduction="mean", ignore_i
     log_softmax(logits); from logits, cross_entropy is one call and more accurate. Returns an array of the
     input's dtype (0-d for "mean" / "sum")."""
     fn = "nll_loss"
+    if _on_gpu(log_probs, target, weight):
+        return _gpu_class_loss(fn, True, 0, None, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
+                               None)
     x, a, reduction, _, _, tg = _ce_args(fn, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
                                          "log_probs")
     r = _core._cross_entropy(_rows_view(x, a), tg.t, tg.w, _REDUCTIONS.index(reduction), 0.0, 0.0, True)
@@ -340,6 +421,9 @@ def nll_loss_backward(grad_output, log_probs, target, axis=-1, weight=None, redu
     """The gradient of nll_loss (same arguments) with respect to log_probs: zero but -scale * weight[t] at
     each counted row's target. out= (log_probs' shape and dtype) may be log_probs itself."""
     fn = "nll_loss_backward"
+    if _on_gpu(log_probs, target, weight, grad_output, out):
+        return _gpu_class_loss(fn, True, 1, grad_output, log_probs, target, axis, weight, reduction, 0.0, ignore_index,
+                               0.0, out)
     x, a, reduction, _, _, tg = _ce_args(fn, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
                                          "log_probs")
     g = _grad_of(grad_output, reduction, tg.t.shape, fn)
@@ -382,8 +466,17 @@ def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, para
     the engine once."""
     reduction = _reduction(reduction, fn)
     code = _REDUCTIONS.index(reduction)
-    if stream is not None:
-        raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and the element-wise losses run on the CPU")
+    gpu = _on_gpu(grad_output, out, *operands)
+    if stream is not None and not gpu:
+        raise ValueError(f"fastact.{fn}: stream= is for GPU arrays, and these arrays are on the CPU")
+    if gpu:
+        from . import cuda
+
+        g_obj = grad_output if direction == 1 and reduction == "none" else None
+        g = _scalar_grad(_gpu_host(grad_output, fn, "grad_output"), fn) if direction == 1 and g_obj is None else None
+        return cuda.pointwise_loss(fn, oid, _summed_id(oid), direction, reduction,
+                                   lambda size, dcode: _grad_scale(g, reduction, size, dcode != _core_f64(), fn),
+                                   g_obj, operands, names, params, out, stream)
     if direction == 1:  # checked in argument order: grad_output first
         g = _scalar_grad(grad_output, fn) if reduction != "none" else _core._as_array(grad_output, fn, "grad_output")
     first = names[0]
@@ -414,14 +507,32 @@ def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, para
                              "(reduction 'none')")
         scale = 1.0
     else:
-        scale = g
-        if reduction == "mean":
-            scale = scale / x.size if x.size else float("nan")
-        if x.dtype != np.float64 and np.isfinite(scale) and abs(scale) > float(np.finfo(np.float32).max):
-            raise ValueError(f"fastact.{fn}: grad_output {scale} does not fit the compute type (float32) of "
-                             f"{x.dtype}")
+        scale = _grad_scale(g, reduction, x.size, x.dtype != np.float64, fn, x.dtype)
         g = np.broadcast_to(np.ones((), dtype=_native(x.dtype)), x.shape)
     return _core._loss(oid, 1, code, (g, *ins), out, params, scale)
+
+
+def _grad_scale(g, reduction, size, in_float32, fn, dtype="a 16-bit type"):
+    """An element-wise loss gradient's factor: grad_output, over the element count for "mean"."""
+    scale = g
+    if reduction == "mean":
+        scale = scale / size if size else float("nan")
+    if in_float32 and np.isfinite(scale) and abs(scale) > float(np.finfo(np.float32).max):
+        raise ValueError(f"fastact.{fn}: grad_output {scale} does not fit the compute type (float32) of {dtype}")
+    return scale
+
+
+_SUMMED = {}
+
+
+def _summed_id(oid: int) -> int:
+    if not _SUMMED:
+        _SUMMED.update({o["id"]: o["summed"] for o in _core.ops() if o["kind"] == "loss"})
+    return _SUMMED[oid]
+
+
+def _core_f64() -> int:
+    return [d["name"] for d in _core._dtypes].index("float64")
 
 
 __all__ = ["logsumexp", "logsumexp_backward", "cross_entropy", "cross_entropy_backward", "nll_loss",

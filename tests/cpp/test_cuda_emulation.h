@@ -152,7 +152,8 @@ void check_ew(const cpu::OpInfo& op) {
     // Strided: transposed, stepped views of 3-d buffers, through the same plan as the launcher.
     for (int sm : kSmCounts) {
       const i64 shape[3] = {3, 37, 5};
-      const i64 s_in[3][3] = {{2, 30, 6}, {37 * 5, 5, 1}, {1, 3 * 5, 3}};  // a stepped transpose, C order, a permutation
+      // a stepped transpose, C order, a permutation (and again: the losses' backward take five inputs)
+      const i64 s_in[5][3] = {{2, 30, 6}, {37 * 5, 5, 1}, {1, 3 * 5, 3}, {2, 30, 6}, {37 * 5, 5, 1}};
       const i64 s_out[2][3] = {{1, 3 * 5, 3}, {37 * 5, 5, 1}};
       const std::size_t span = 6 * 37 * 5 + 8;
       auto in = inputs_of(span, 11);

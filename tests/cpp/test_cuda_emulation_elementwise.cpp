@@ -16,6 +16,10 @@ TEST(CudaEmulation, ElementwiseMatchesCpuScalar) {
   check_ew_op<ops::Gated<ops::Act, ops::Gate::which>, BackwardFrom::FromX>(                            \
       cpu::elementwise_ops().at(int(ElementwiseOp::name)));
   FASTACT_GATED_OPS(FASTACT_CHECK_GATED)
+#define FASTACT_CHECK_LOSS(name, L, ...) \
+  check_ew_op<ops::LossOp<ops::L>, BackwardFrom::FromX>(cpu::elementwise_ops().at(int(ElementwiseOp::name)));
+  FASTACT_LOSS_OPS(FASTACT_CHECK_LOSS)
+#undef FASTACT_CHECK_LOSS
 #undef FASTACT_CHECK_GATED
 #undef FASTACT_CHECK_EW
 }

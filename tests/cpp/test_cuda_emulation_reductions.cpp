@@ -5,10 +5,10 @@ namespace {
 
 // ------------------------------------------------------------------------------ reductions
 // kernels.cu reduce_kernel and reduce_finish_kernel, the lanes of a warp one after the other.
-template <class S, class Op>
-void emulate_reduce(const cuda::ReduceWalk& w, const typename cuda::ReduceBody<S, Op>::Ptrs& q,
+template <class S, class Op, int Dir = kinds::kBackwardX, class R = S>
+void emulate_reduce(const cuda::ReduceWalk& w, const typename cuda::ReduceBody<S, Op, Dir, R>::Ptrs& q,
                     const cuda::Params<typename cuda::ElemIo<S>::C>& p) {
-  using B = cuda::ReduceBody<S, Op>;
+  using B = cuda::ReduceBody<S, Op, Dir, R>;
   using C = typename B::C;
   std::vector<C> partials(std::size_t(w.J * w.nchunks));
   C v[cuda::kWarp];
@@ -19,7 +19,7 @@ void emulate_reduce(const cuda::ReduceWalk& w, const typename cuda::ReduceBody<S
       v[l] = (acc.s - acc.c).v;
     }
     const C s = math::rows::combine_sum<C, true>([&](int j) { return v[j]; });
-    if (w.nchunks == 1) q.red[cuda::reduced_offset(w, k.row)] = cuda::ElemIo<S>::store(s);
+    if (w.nchunks == 1) q.red[cuda::reduced_offset(w, k.row)] = B::store(s);
     else partials[std::size_t(t)] = s;
   }
   if (w.nchunks == 1) return;
@@ -30,7 +30,7 @@ void emulate_reduce(const cuda::ReduceWalk& w, const typename cuda::ReduceBody<S
       v[l] = (mine.s - mine.c).v;
     }
     const C s = math::rows::combine_sum<C, true>([&](int jj) { return v[jj]; });
-    q.red[cuda::reduced_offset(w, j)] = cuda::ElemIo<S>::store(w.nchunks == 0 ? C(0) : s);
+    q.red[cuda::reduced_offset(w, j)] = B::store(w.nchunks == 0 ? C(0) : s);
   }
 }
 
@@ -114,6 +114,84 @@ TEST(CudaEmulation, ReductionsMatchCpuScalar) {
   FASTACT_ELEMENTWISE_OPS(FASTACT_CHECK_BIAS_ACT)
 #undef FASTACT_CHECK_BROADCAST
 #undef FASTACT_CHECK_BIAS_ACT
+}
+
+// The element-wise losses' "mean" and "sum" (kernels.cu launch_total): the summed loss's contributions
+// reduced to one float64 in the CPU's order (cpu/engine.h run_total) -- empty, one element, one chunk,
+// several, strided and broadcast operands -- on ill-conditioned sums whose last bits depend on the order.
+template <class S, class L>
+void check_total(const cpu::OpInfo& op) {
+  using Op = ops::SummedLoss<L>;
+  using B = cuda::ReduceBody<S, Op, kinds::kForward, double>;
+  using C = typename B::C;
+  constexpr int NI = B::NI;
+  const cpu::EwKernel k = ref().ew[op.id][kinds::kForward][dtype_of<S>()];
+  ASSERT_TRUE(k);
+  const std::vector<std::vector<i64>> shapes = {{0}, {1}, {5}, {4097}, {3, 9000}, {2, 3, 50}};
+  for (const auto& pv : param_sets(op)) {
+    const cuda::Params<C> p = cuda::to_params<C>(pv.data());
+    for (const auto& shape : shapes) {
+      for (bool transposed : {false, true}) {
+        const int nd = int(shape.size());
+        if (transposed && nd < 2) continue;
+        i64 n = 1;
+        std::vector<i64> sx(shape.size()), zeros(shape.size(), 0), ones(shape.size(), 1);
+        for (int i = nd - 1; i >= 0; --i) {  // C order
+          sx[std::size_t(i)] = n;
+          n *= shape[std::size_t(i)];
+        }
+        if (transposed)  // Fortran order: the contributions' order is C order over the shape, not memory's
+          for (int i = 0; i < nd; ++i) sx[std::size_t(i)] = i == 0 ? 1 : sx[std::size_t(i - 1)] * shape[std::size_t(i - 1)];
+        std::mt19937 rng(unsigned(n + transposed));
+        const double big = sizeof(C) == 4 ? 0x1p13 : 0x1p27;
+        std::vector<std::vector<S>> in(NI, std::vector<S>(std::size_t(std::max<i64>(n, 1))));
+        for (std::size_t i = 0; i < std::size_t(n); ++i) {
+          const double v = rng() % 10 == 0 ? big : 0.5 + double(rng() % 1000) / 1000.0;
+          in[0][i] = cuda::ElemIo<S>::store(C(rng() % 2 ? v : -v));
+          in[1][i] = cuda::ElemIo<S>::store(C(double(rng() % 3) / 4.0));  // a target (BCE: a probability)
+          for (int j = 2; j < NI; ++j) in[std::size_t(j)][i] = cuda::ElemIo<S>::store(C(0.5 + double(rng() % 4)));
+        }
+        std::vector<cpu::Operand> ops_in;
+        for (int j = 0; j < NI; ++j) {
+          // the weights (BCE's third and fourth operands) broadcast: one value each
+          const bool bcast = j >= 2;
+          ops_in.push_back({in[std::size_t(j)].data(), bcast ? zeros.data() : sx.data()});
+        }
+        const double want = cpu::run_total(k, ref().reduce, dtype_of<S>(), nd, shape.data(), NI, ops_in.data(), pv.data());
+        const i64* strides[cuda::kMaxOps];
+        for (int j = 0; j < NI; ++j) strides[j] = ops_in[std::size_t(j)].strides;
+        strides[NI] = zeros.data();
+        const cuda::ReduceWalk walk = cuda::plan_reduce(nd, shape.data(), NI + 1, strides, ones.data());
+        double got = 0;
+        typename B::Ptrs q;
+        for (int j = 0; j < NI; ++j) q.in[j] = in[std::size_t(j)].data();
+        q.red = &got;
+        if (walk.J > 0) emulate_reduce<S, Op, kinds::kForward, double>(walk, q, p);
+        std::string what = std::string(op.name) + " dtype " + std::to_string(dtype_of<S>()) + " shape";
+        for (i64 v : shape) what += " " + std::to_string(v);
+        ASSERT_TRUE(same_bits(&got, &want, 1, what + (transposed ? " transposed" : "")));
+        // the last step: the CPU's mean and rounding (losses.py _result), in the kernel's HD code
+        const S mean = cuda::finish_total<S>(got, true, n), sum = cuda::finish_total<S>(got, false, n);
+        const S want_mean = from_double<S>(want / double(n)), want_sum = from_double<S>(want);
+        ASSERT_TRUE(same_bits(&mean, &want_mean, 1, what + " mean"));
+        ASSERT_TRUE(same_bits(&sum, &want_sum, 1, what + " sum"));
+      }
+    }
+  }
+}
+
+template <class L>
+void check_total_op(const cpu::OpInfo& op) {
+  check_total<float, L>(op);
+  check_total<double, L>(op);
+  check_total<half, L>(op);
+  check_total<bfloat16, L>(op);
+}
+
+TEST(CudaEmulation, LossTotalsMatchCpuScalar) {
+#define FASTACT_CHECK_TOTAL(name, L, ...) check_total_op<ops::L>(cpu::elementwise_ops().at(int(ElementwiseOp::summed_##name)));
+  FASTACT_LOSS_OPS(FASTACT_CHECK_TOTAL)
+#undef FASTACT_CHECK_TOTAL
 }
 
 }  // namespace

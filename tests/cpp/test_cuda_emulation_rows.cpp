@@ -1,6 +1,11 @@
 // The CUDA emulation (test_cuda_emulation.h) of the row kernels: the softmax family.
 #include "test_cuda_emulation.h"
 
+#include <cmath>
+
+#include "cpu/losses.h"
+#include "row_losses.h"
+
 namespace {
 
 // ------------------------------------------------------------------------------ rows
@@ -154,6 +159,177 @@ TEST(CudaEmulation, RowsMatchCpuScalar) {
 #define FASTACT_CHECK_ROW(name, Op, ...) check_row_op<ops::Op>(int(RowOp::name));
   FASTACT_ROW_OPS(FASTACT_CHECK_ROW)
 #undef FASTACT_CHECK_ROW
+}
+
+// ------------------------------------------------------------------------------ row losses
+// kernels.cu's loss kernels (GpuRows, LossRows), the lanes of a warp one after the other: the row passes
+// row_losses.h runs the losses through, so that a whole loss is compared with the CPU engine's.
+template <class S>
+class EmulatedRows final : public row_losses::RowPasses {
+  using B = cuda::LossRowBody<S>;
+  using C = typename B::C;
+
+ public:
+  EmulatedRows(const cuda::RowWalk& w, const S* x, S* dx) : w_(w), x_(x), dx_(dx) {}
+  void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
+    const std::vector<C> wc = weights(weight);
+    for (i64 r = 0; r < w_.nrows; ++r) {
+      if (w_.len == 0) {
+        st[r] = {-HUGE_VAL, 0.0, 0.0, 0.0};
+        continue;
+      }
+      const typename B::Row row = B::Rows::row(w_, r, x_, nullptr, nullptr);
+      const double xt = B::target_value(row, target ? target[r] : -1);
+      C m, L, a;
+      row_stats(row, weight ? wc.data() : nullptr, smooth, m, L, a);
+      st[r] = {double(m), double(L), double(a), xt};
+    }
+  }
+  void grad(const std::int64_t* target, const double* weight, const double* coef) override {
+    if (w_.len == 0) return;
+    const std::vector<C> wc = weights(weight);
+    const C* w = weight ? wc.data() : nullptr;
+    for (i64 r = 0; r < w_.nrows; ++r) {
+      const typename B::Row row = B::Rows::row(w_, r, x_, nullptr, dx_);
+      const i64 t = target ? target[r] : -1;
+      const double* k = coef + 4 * r;
+      if (B::zero_row(t, k)) {
+        for (i64 i = 0; i < row.len; ++i) row.o[i * row.so] = S{};
+        continue;
+      }
+      const double xt = B::target_value(row, t);
+      C m, L, a;
+      row_stats(row, nullptr, false, m, L, a);
+      const double lse = double(m) + double(L);
+      const C va = C(k[0] + k[1] * lse), cw = C(k[3]);
+      for (int l = 0; l < cuda::kWarp; ++l)
+        for (i64 i = l; i < row.len; i += cuda::kWarp) B::grad_write(row, i, m, L, va, cw, w);
+      if (t >= 0) B::target_write(row, t, m, L, xt, k, w);
+    }
+  }
+  void gather(const std::int64_t* target, double* xt) override {
+    for (i64 r = 0; r < w_.nrows; ++r) xt[r] = B::target_value(B::Rows::row(w_, r, x_, nullptr, nullptr), target[r]);
+  }
+  void scatter(const std::int64_t* target, const double* value) override {
+    for (i64 r = 0; r < w_.nrows; ++r) {
+      const typename B::Row row = B::Rows::row(w_, r, dx_, nullptr, dx_);
+      for (i64 i = 0; i < row.len; ++i) row.o[i * row.so] = S{};
+      if (target[r] >= 0) row.o[target[r] * row.so] = from_double<S>(value[r]);
+    }
+  }
+
+ private:
+  // kernels.cu LossRows::stats: the warp's max, then its lanes' sums, combined.
+  void row_stats(const typename B::Row& row, const C* w, bool smooth, C& m, C& L, C& a) const {
+    C v[cuda::kWarp];
+    for (int l = 0; l < cuda::kWarp; ++l) v[l] = B::Rows::lane_max(row, l, 0, row.len);
+    m = math::rows::combine_max<C>([&](int j) { return v[j]; });
+    a = C(0);
+    if (!(m - m == C(0))) {
+      L = B::log_sum(m, C(0), C(0));
+      if (smooth) a = m - m;
+      return;
+    }
+    std::vector<typename B::Lane> lanes;
+    for (int l = 0; l < cuda::kWarp; ++l) lanes.push_back(B::lane_sums(row, l, m, w, smooth));
+    const C s = math::rows::combine_sum<C>([&](int j) { return (lanes[std::size_t(j)].sum.s - lanes[std::size_t(j)].sum.c).v; });
+    const C count = B::combine_count([&](int j) { return lanes[std::size_t(j)].count; });
+    if (smooth)
+      a = math::rows::combine_sum<C, true>(
+          [&](int j) { return (lanes[std::size_t(j)].smooth.s - lanes[std::size_t(j)].smooth.c).v; });
+    L = B::log_sum(m, count, s);
+  }
+  std::vector<C> weights(const double* weight) const {
+    std::vector<C> wc;
+    if (weight) wc.assign(weight, weight + w_.len);
+    return wc;
+  }
+  cuda::RowWalk w_;
+  const S* x_;
+  S* dx_;
+};
+
+// Against the CPU engine (cpu/losses.h): cross-entropy (every reduction, weights, label smoothing, z_loss,
+// ignored rows), nll and logsumexp, forward and backward (in place too), contiguous and strided rows, rows
+// shorter and longer than a warp, with +-inf, NaN and confident rows -- bit for bit.
+template <class S>
+void check_row_losses() {
+  using C = typename cuda::ElemIo<S>::C;
+  const int dtype = dtype_of<S>();
+  for (i64 len : {1, 5, 31, 32, 33, 100, 1000, 4097}) {
+    for (int axis : {1, 0}) {  // classes along the last axis, then along the first (strided rows)
+      const i64 nrows = 9;
+      const i64 shape[2] = {axis == 1 ? nrows : len, axis == 1 ? len : nrows};
+      const i64 st[2] = {shape[1], 1};
+      const i64 rshape[2] = {nrows, len}, rst[2] = {axis == 1 ? st[0] : st[1], axis == 1 ? st[1] : st[0]};
+      const std::size_t n = std::size_t(nrows * len);
+      std::mt19937 rng(unsigned(len * 3 + axis));
+      std::vector<S> x(n);
+      for (std::size_t i = 0; i < n; ++i)
+        x[i] = cuda::ElemIo<S>::store(C(std::uniform_real_distribution<double>(-12, 12)(rng)));
+      std::vector<std::int64_t> target(static_cast<std::size_t>(nrows));
+      for (i64 r = 0; r < nrows; ++r) target[std::size_t(r)] = r % 4 == 3 ? -1 : i64(rng() % std::uint64_t(len));
+      const auto at = [&](i64 r, i64 j) -> S& { return x[std::size_t(r * rst[0] + j * rst[1])]; };
+      at(1, target[1]) = cuda::ElemIo<S>::store(C(60));        // confident: lse - x_t is tiny
+      at(2, len - 1) = cuda::ElemIo<S>::store(C(-INFINITY));  // a -inf logit
+      at(4, 0) = cuda::ElemIo<S>::store(C(NAN));
+      at(5, len / 2) = cuda::ElemIo<S>::store(C(INFINITY));
+      std::vector<double> weight(static_cast<std::size_t>(len));
+      for (auto& v : weight) v = rng() % 5 == 0 ? 0.0 : 0.25 + double(rng() % 100) / 50.0;
+      const cuda::RowWalk w = cuda::plan_rows(2, rshape, 1, rst, rst, nullptr);
+      const cpu::Operand xo{x.data(), rst};
+      for (bool weighted : {false, true})
+        for (double eps : {0.0, 0.1})
+          for (double z : {0.0, 1e-3})
+            for (int red = 0; red < 3; ++red) {
+              const row_losses::CrossEntropy ce{target.data(), weighted ? weight.data() : nullptr, eps, z,
+                                                row_losses::Reduction(red)};
+              const std::string what = "dtype " + std::to_string(dtype) + " len " + std::to_string(len) + " axis " +
+                                       std::to_string(axis) + " weighted " + std::to_string(weighted) + " eps " +
+                                       std::to_string(eps) + " z " + std::to_string(z) + " reduction " + std::to_string(red);
+              for (bool nll : {false, true}) {
+                if (nll && (eps > 0 || z > 0)) continue;
+                std::vector<double> want_rows(static_cast<std::size_t>(nrows)), got_rows(static_cast<std::size_t>(nrows));
+                const double want = nll ? cpu::run_nll(dtype, 2, rshape, xo, ce, want_rows.data())
+                                        : cpu::run_cross_entropy(dtype, 2, rshape, xo, ce, want_rows.data());
+                EmulatedRows<S> rows(w, x.data(), nullptr);
+                const double got = nll ? row_losses::nll(rows, ce, nrows, len, got_rows.data())
+                                       : row_losses::cross_entropy(rows, ce, nrows, len, got_rows.data());
+                ASSERT_TRUE(same_bits(&got, &want, 1, what + (nll ? " nll" : " cross_entropy")));
+                if (red == 2) {
+                  ASSERT_TRUE(same_bits(got_rows.data(), want_rows.data(), std::size_t(nrows), what + " per row"));
+                }
+                // the backward, into a new array and in place
+                std::vector<double> grad(red == 2 ? std::size_t(nrows) : 1);
+                for (auto& g : grad) g = 0.5 + double(rng() % 100) / 64.0;
+                std::vector<S> dx_want(n), dx_got(n);
+                if (nll) cpu::run_nll_backward(dtype, 2, rshape, dx_want.data(), rst, ce, grad.data());
+                else cpu::run_cross_entropy_backward(dtype, 2, rshape, xo, dx_want.data(), rst, ce, grad.data());
+                EmulatedRows<S> brows(w, x.data(), dx_got.data());
+                if (nll) row_losses::nll_backward(brows, ce, nrows, len, grad.data());
+                else row_losses::cross_entropy_backward(brows, ce, nrows, len, grad.data());
+                ASSERT_TRUE(same_bits(dx_got.data(), dx_want.data(), n, what + (nll ? " nll" : "") + " backward"));
+                if (nll) continue;
+                std::vector<S> xi = x;
+                EmulatedRows<S> irows(w, xi.data(), xi.data());
+                row_losses::cross_entropy_backward(irows, ce, nrows, len, grad.data());
+                ASSERT_TRUE(same_bits(xi.data(), dx_want.data(), n, what + " backward in place"));
+              }
+            }
+      std::vector<double> lse_want(static_cast<std::size_t>(nrows)), lse_got(static_cast<std::size_t>(nrows));
+      cpu::run_logsumexp(dtype, 2, rshape, xo, lse_want.data());
+      EmulatedRows<S> rows(w, x.data(), nullptr);
+      row_losses::logsumexp(rows, nrows, lse_got.data());
+      ASSERT_TRUE(same_bits(lse_got.data(), lse_want.data(), std::size_t(nrows), "logsumexp len " + std::to_string(len)));
+    }
+  }
+}
+
+TEST(CudaEmulation, RowLossesMatchCpu) {
+  check_row_losses<float>();
+  check_row_losses<double>();
+  check_row_losses<half>();
+  check_row_losses<bfloat16>();
 }
 
 }  // namespace

@@ -348,3 +348,79 @@ def test_broadcast_match_cpu(op, dtype):
         fb(dd, dx, dw, *extra, out=(dx, dw))  # in place over x and the weight
         assert_same(dx.get(), wx)
         assert_same(dw.get(), ww)
+
+
+# ------------------------------------------------------------------------------------------- losses
+LOSSES = [o for o in fastact._core.ops() if o["kind"] == "loss"]
+
+
+def _loss_operands(op, dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = host_values(dtype, shape, seed)
+    t = (rng.uniform(0, 1, shape) if op["name"].startswith("binary") else rng.uniform(-12, 12, shape)).astype(dtype)
+    ws = [rng.uniform(0.5, 2, shape[-1:]).astype(dtype) for _ in op["operand"].split()[2:]]
+    return x, t, ws
+
+
+@pytest.mark.parametrize("op", LOSSES, ids=[o["name"] for o in LOSSES])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_pointwise_losses_match_cpu(op, dtype, reduction):
+    """Every element-wise loss and its gradient on the GPU: the CPU's bits, the weights broadcast."""
+    f, fb = getattr(fastact, op["name"]), getattr(fastact, op["name"] + "_backward")
+    for shape in [(0,), (7,), (33, 257), (3, 5000)]:
+        x, t, ws = _loss_operands(op, dtype, shape, len(shape))
+        want = f(x, t, *ws, reduction=reduction)
+        got = f(cuda.to_device(x), cuda.to_device(t), *[cuda.to_device(w) for w in ws], reduction=reduction)
+        assert_same(got.get(), np.asarray(want))
+        g = host_values(dtype, shape, 9) if reduction == "none" else 0.75
+        want_b = fb(g, x, t, *ws, reduction=reduction)
+        gd = cuda.to_device(g) if reduction == "none" else g
+        got_b = fb(gd, cuda.to_device(x), cuda.to_device(t), *[cuda.to_device(w) for w in ws], reduction=reduction)
+        assert_same(got_b.get(), want_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_matches_cpu(dtype, reduction):
+    """cross_entropy and nll_loss with every option, forward and backward (in place too), class axis last
+    and first, torch tensors in and out: the CPU's bits."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for rows, classes in [(9, 1), (9, 33), (64, 4097), (3, 100_000)]:
+        x = host_values(dtype, (rows, classes), classes)
+        t = rng.integers(0, classes, rows)
+        t[::4] = -100
+        w = rng.uniform(0, 2, classes)
+        for kw in [{}, {"weight": w, "label_smoothing": 0.1, "z_loss": 1e-3}]:
+            want = fastact.cross_entropy(x, t, reduction=reduction, **kw)
+            got = fastact.cross_entropy(cuda.to_device(x), t, reduction=reduction, **kw)
+            assert_same(got.get(), np.asarray(want))
+            g = rng.uniform(0.5, 2, rows) if reduction == "none" else 1.5
+            want_b = fastact.cross_entropy_backward(g, x, t, reduction=reduction, **kw)
+            xd = cuda.to_device(x)
+            got_b = fastact.cross_entropy_backward(g, xd, t, reduction=reduction, out=xd, **kw)
+            assert got_b is xd
+            assert_same(xd.get(), want_b)
+            xt = torch.from_numpy(np.ascontiguousarray(x.T)).cuda() if dtype != BF16 else None
+            if xt is not None:  # the class axis first, from torch tensors: a torch result
+                r = fastact.cross_entropy(xt, torch.from_numpy(t).cuda(), axis=0, reduction=reduction, **kw)
+                assert isinstance(r, torch.Tensor) and r.is_cuda
+                assert_same(r.cpu().numpy(), np.asarray(fastact.cross_entropy(x.T, t, axis=0, reduction=reduction, **kw)))
+        lp = fastact.log_softmax(x)
+        assert_same(fastact.nll_loss(cuda.to_device(lp), t, reduction=reduction).get(),
+                    np.asarray(fastact.nll_loss(lp, t, reduction=reduction)))
+        g = rng.uniform(0.5, 2, rows) if reduction == "none" else 1.5
+        assert_same(fastact.nll_loss_backward(g, cuda.to_device(lp), t, reduction=reduction).get(),
+                    fastact.nll_loss_backward(g, lp, t, reduction=reduction))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_logsumexp_matches_cpu(dtype):
+    x = host_values(dtype, (6, 7, 300), 3)
+    for axis in [-1, 0, (0, 2), None]:
+        assert_same(fastact.logsumexp(cuda.to_device(x), axis=axis).get(), np.asarray(fastact.logsumexp(x, axis=axis)))
+        g = np.asarray(fastact.logsumexp(x, axis=axis)).astype(np.float64) * 0 + 0.5
+        assert_same(fastact.logsumexp_backward(g, cuda.to_device(x), axis=axis).get(),
+                    fastact.logsumexp_backward(g, x, axis=axis))
+

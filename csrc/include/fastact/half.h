@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "fastact/hd.h"
 
@@ -69,6 +70,24 @@ FASTACT_HD bfloat16 to_bfloat16(float f) {
   const std::uint32_t u = detail::float_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return bfloat16{std::uint16_t((u >> 16) | 0x40u)};
   return bfloat16{std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+}
+
+// d rounded to float toward zero, its last bit set where that was inexact ("round to odd"): a float whose
+// rounding to a 16-bit type is d's own correct rounding (no double rounding).
+FASTACT_HD float round_to_odd(double d) {
+  const float f = float(d);
+  if (double(f) == d || d != d || f - f != 0.0f) return f;  // exact, NaN, or beyond float's range
+  std::uint32_t u = detail::float_bits(f);
+  if ((f < 0.0f ? -double(f) : double(f)) > (d < 0 ? -d : d)) u -= 1u;  // toward zero (f is not 0 here)
+  return detail::bits_float(u | 1u);
+}
+
+// d correctly rounded to a storage type: float, double, half or bfloat16.
+template <class S>
+FASTACT_HD S from_double(double d) {
+  if constexpr (std::is_same_v<S, half>) return to_half(round_to_odd(d));
+  else if constexpr (std::is_same_v<S, bfloat16>) return to_bfloat16(round_to_odd(d));
+  else return S(d);
 }
 
 FASTACT_TARGET_END
