@@ -1,8 +1,11 @@
 #include "row_losses.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "math/rows.h"
 
 namespace fastact::row_losses {
 namespace {
@@ -42,13 +45,40 @@ double reduce_rows(const std::vector<double>& main, const std::vector<double>* z
 }  // namespace
 
 double fixed_sum(const double* v, std::int64_t n) {
-  double s = 0, c = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double t = s + v[i];
-    c += std::fabs(s) >= std::fabs(v[i]) ? (s - t) + v[i] : (v[i] - t) + s;
-    s = t;
+  math::rows::Neumaier sum;
+  for (std::int64_t i = 0; i < n; ++i) sum.add(v[i]);
+  return sum.value();
+}
+
+double cross_entropy_probs(RowPasses& rows, const SoftTargets& st, std::int64_t nrows, std::int64_t len,
+                           double* per_row) {
+  std::vector<RowStats> s(static_cast<std::size_t>(nrows));
+  std::vector<double> V(static_cast<std::size_t>(nrows)), loss(static_cast<std::size_t>(nrows));
+  if (len > 0) rows.prob_stats(st.weight, st.label_smoothing, s.data(), V.data());
+  const double z = st.z_loss;
+  for (std::size_t r = 0; r < loss.size(); ++r) {  // an empty row: no term
+    const double lse = s[r].m + s[r].L;
+    // a row with +inf has no finite log-probability: NaN, as the class-index form
+    loss[r] = len == 0 ? 0.0 : s[r].m == std::numeric_limits<double>::infinity() ? s[r].m - s[r].m
+                                                                                 : s[r].a + s[r].L * V[r] + (z > 0 ? z * lse * lse : 0.0);
   }
-  return std::isfinite(s) ? s + c : s;  // an infinite sum stays one (its compensation is NaN)
+  if (st.reduction == Reduction::none) {
+    std::copy(loss.begin(), loss.end(), per_row);
+    return 0;
+  }
+  const double total = fixed_sum(loss.data(), nrows);
+  return st.reduction == Reduction::sum ? total : total / double(nrows);  // no rows: NaN, as PyTorch
+}
+
+void cross_entropy_probs_backward(RowPasses& rows, const SoftTargets& st, std::int64_t nrows, std::int64_t len,
+                                  const double* grad) {
+  if (len == 0) return;
+  std::vector<double> g(static_cast<std::size_t>(nrows));
+  for (std::int64_t r = 0; r < nrows; ++r)
+    g[std::size_t(r)] = st.reduction == Reduction::none ? grad[r]
+                        : st.reduction == Reduction::mean ? grad[0] / double(nrows)
+                                                          : grad[0];
+  rows.prob_grad(st.weight, st.label_smoothing, st.z_loss, g.data());
 }
 
 void logsumexp(RowPasses& rows, std::int64_t nrows, double* lse) {

@@ -28,6 +28,18 @@ struct RowStats {
   double m, L, a, xt;
 };
 
+// Softmax cross-entropy with class probabilities p (a soft target of the logits' shape, which the engine's
+// passes read), as PyTorch's F.cross_entropy with a probability target: per row, with
+// v_j = w_j ((1 - eps) p_j + eps / K) (math::rows::soft_target_weight) and V their sum,
+//   loss_r = sum_j v_j (lse - x_j) + z lse^2 = sum_j v_j (m - x_j) + (lse - m) V + z lse^2,
+// two sums of terms that are never negative (for p >= 0), a term of v_j = 0 being 0 (also at x_j = -inf);
+// "mean" divides by the number of rows. The gradient: (V + 2 z lse) softmax_j - v_j.
+struct SoftTargets {
+  const double* weight;  // K, or null
+  double label_smoothing, z_loss;
+  Reduction reduction;
+};
+
 // An engine's passes over the rows (C order over the logits' shape without its last axis).
 class RowPasses {
  public:
@@ -44,6 +56,11 @@ class RowPasses {
   virtual void gather(const std::int64_t* target, double* xt) = 0;
   // dx: zeros but value[r] at each counted row's target (nll's gradient).
   virtual void scatter(const std::int64_t* target, const double* value) = 0;
+  // With class probabilities (SoftTargets; rows of at least one class): per row st[r] with a = sum_j v_j
+  // (m - x_j), and V[r] = sum_j v_j (math::rows::combine_soft_weights' order).
+  virtual void prob_stats(const double* weight, double eps, RowStats* st, double* V) = 0;
+  // Their gradient: dx_j = g[r] ((V + 2 z lse) p_j - v_j), p = softmax(row).
+  virtual void prob_grad(const double* weight, double eps, double z, const double* g) = 0;
 };
 
 // The loss: the reduced value, or (none) one per row into per_row (0 for an ignored row). Sums over the
@@ -57,6 +74,11 @@ void cross_entropy_backward(RowPasses& rows, const CrossEntropy& ce, std::int64_
 // label_smoothing and z_loss unused); its gradient is zero but at each counted row's target.
 double nll(RowPasses& rows, const CrossEntropy& ce, std::int64_t nrows, std::int64_t len, double* per_row);
 void nll_backward(RowPasses& rows, const CrossEntropy& ce, std::int64_t nrows, std::int64_t len, const double* grad);
+// Class-probability targets: the loss (reduced, or per row), and its gradient (grad as cross_entropy's).
+double cross_entropy_probs(RowPasses& rows, const SoftTargets& st, std::int64_t nrows, std::int64_t len,
+                           double* per_row);
+void cross_entropy_probs_backward(RowPasses& rows, const SoftTargets& st, std::int64_t nrows, std::int64_t len,
+                                  const double* grad);
 // logsumexp of each row into lse.
 void logsumexp(RowPasses& rows, std::int64_t nrows, double* lse);
 

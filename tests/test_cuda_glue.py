@@ -91,6 +91,16 @@ class FakeCuda:
         _core._cross_entropy_backward(g, _view(x[0], shape, x[1], code), target, weight, reduction, eps, z,
                                       _view(out[0], shape, out[1], code), nll)
 
+    def cross_entropy_probs(self, code, shape, x, p, weight, reduction, eps, z, out, stream, device):
+        FakeCuda.launches += 1
+        _write(out, _core._cross_entropy_probs(_view(x[0], shape, x[1], code), _view(p[0], shape, p[1], code), weight,
+                                               reduction, eps, z), code)
+
+    def cross_entropy_probs_backward(self, g, code, shape, x, p, weight, reduction, eps, z, out, stream, device):
+        FakeCuda.launches += 1
+        _core._cross_entropy_probs_backward(g, _view(x[0], shape, x[1], code), _view(p[0], shape, p[1], code), weight,
+                                            reduction, eps, z, _view(out[0], shape, out[1], code))
+
     def logsumexp(self, code, shape, x, out, stream, device):
         FakeCuda.launches += 1
         _write(out, _core._logsumexp(_view(x[0], shape, x[1], code)), code)
@@ -116,6 +126,7 @@ class HostGpuArray:
 @pytest.fixture
 def fake_gpu(monkeypatch):
     monkeypatch.setattr(cuda, "_cuda", FakeCuda())
+    monkeypatch.setattr(cuda, "_ONES", {})  # (its constants live in the stand-in's memory)
     FakeCuda.launches = 0
     return FakeCuda
 
@@ -175,6 +186,23 @@ def test_pointwise_loss_errors_on_the_gpu_path(fake_gpu):
         fastact.mse_loss(HostGpuArray(x), HostGpuArray(x), out=HostGpuArray(x.copy()))
     with pytest.raises(ValueError, match="on the CPU but the other arguments are GPU arrays"):
         fastact.mse_loss(HostGpuArray(x), x)
+    ro = HostGpuArray(x.copy())
+    ro.__cuda_array_interface__["data"] = (ro.a.ctypes.data, True)
+    with pytest.raises(ValueError, match="out is read-only"):
+        fastact.mse_loss(HostGpuArray(x), HostGpuArray(x), reduction="none", out=ro)
+    with pytest.raises(ValueError, match="share memory"):
+        fastact.mse_loss(HostGpuArray(x), HostGpuArray(x), reduction="none",
+                         out=HostGpuArray(np.broadcast_to(np.zeros(4, np.float32), (3, 4))))
+    with pytest.raises(TypeError, match="grad_output has dtype float64; expected pred's dtype float32"):
+        fastact.mse_loss_backward(HostGpuArray(x.astype(np.float64)), HostGpuArray(x), HostGpuArray(x), reduction="none")
+    with pytest.raises(TypeError, match="weight has dtype bool"):
+        fastact.binary_cross_entropy_with_logits(HostGpuArray(x), HostGpuArray(x), True)
+    h = np.ones(3, np.float16)
+    with pytest.raises(ValueError, match="weight holds a value too large for logits' dtype float16"):
+        fastact.binary_cross_entropy_with_logits(HostGpuArray(h), HostGpuArray(h), 1e6)
+    # a number weight takes x's dtype, as on the CPU
+    assert_same(fastact.binary_cross_entropy_with_logits(HostGpuArray(h), HostGpuArray(h), 0.1, reduction="none"),
+                fastact.binary_cross_entropy_with_logits(h, h, 0.1, reduction="none"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -203,6 +231,18 @@ def test_class_losses_through_the_gpu_path(fake_gpu, dtype, reduction, axis):
                                            HostGpuArray(t), axis=axis, reduction=reduction, out=HostGpuArray(xi), **kw)
         assert isinstance(r, HostGpuArray)
         assert_same(xi, want_b)
+    p = np.asarray(fastact.softmax(rng.uniform(-2, 2, x.shape).astype(dtype), axis=axis))  # class probabilities
+    p.reshape(-1)[::5] = 0
+    for kw in [{}, {"weight": w, "label_smoothing": 0.2, "z_loss": 1e-2}]:
+        want = fastact.cross_entropy(x, p, axis=axis, reduction=reduction, **kw)
+        assert_same(fastact.cross_entropy(HostGpuArray(x), HostGpuArray(p), axis=axis, reduction=reduction, **kw), want)
+        assert_same(fastact.cross_entropy(HostGpuArray(x), p, axis=axis, reduction=reduction, **kw), want)  # uploaded
+        g = rng.uniform(0.5, 2, rows_shape) if reduction == "none" else 1.25
+        want_b = fastact.cross_entropy_backward(g, x, p, axis=axis, reduction=reduction, **kw)
+        xi = x.copy()
+        fastact.cross_entropy_backward(g, HostGpuArray(xi), HostGpuArray(p), axis=axis, reduction=reduction,
+                                       out=HostGpuArray(xi), **kw)
+        assert_same(xi, want_b)
     lp = np.asarray(fastact.log_softmax(x, axis=axis))
     assert_same(fastact.nll_loss(HostGpuArray(lp), t, axis=axis, reduction=reduction),
                 fastact.nll_loss(lp, t, axis=axis, reduction=reduction))
@@ -215,8 +255,11 @@ def test_class_loss_errors_on_the_gpu_path(fake_gpu):
     x = HostGpuArray(np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError, match=r"target 4 at index \(1,\) is not a class in \[0, 4\)"):
         fastact.cross_entropy(x, HostGpuArray(np.array([0, 4, 1])))
-    with pytest.raises(ValueError, match="class-probability targets on GPU arrays"):
-        fastact.cross_entropy(x, HostGpuArray(np.zeros((3, 4), np.float32)))
+    with pytest.raises(TypeError, match="target .class probabilities. has dtype float64"):
+        fastact.cross_entropy(x, HostGpuArray(np.zeros((3, 4), np.float64)))
+    with pytest.raises(ValueError, match="out overlaps target"):
+        p = np.zeros((3, 4), np.float32)
+        fastact.cross_entropy_backward(1.0, x, HostGpuArray(p), out=HostGpuArray(p))
     with pytest.raises(ValueError, match="out overlaps logits without being logits"):
         a = np.zeros((3, 5), np.float32)
         fastact.cross_entropy_backward(1.0, HostGpuArray(a[:, :4]), np.zeros(3, np.int64), out=HostGpuArray(a[:, 1:]))

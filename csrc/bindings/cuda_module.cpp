@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/fp_env.h"
 #include "../cuda/launch.h"
 #include "dlpack_import.h"
 #include "fastact/registry.h"
@@ -227,8 +228,11 @@ struct RowLossArgs {
   std::vector<std::int64_t> shape;
   std::int64_t nrows = 1, len = 0;
   Arg x;
+  // (a default py::array_t is an empty array, not an absent one: the pointers below are null when absent)
   py::array_t<std::int64_t, py::array::c_style> target;
   py::array_t<double, py::array::c_style> weight;
+  const std::int64_t* target_data = nullptr;
+  const double* weight_data = nullptr;
 };
 
 RowLossArgs row_loss_args(const std::vector<std::int64_t>& shape, py::handle x, py::handle target, py::handle weight,
@@ -242,21 +246,22 @@ RowLossArgs row_loss_args(const std::vector<std::int64_t>& shape, py::handle x, 
   if (!target.is_none()) {
     a.target = py::array_t<std::int64_t, py::array::c_style>::ensure(target);
     if (!a.target || a.target.size() != a.nrows) throw py::value_error(std::string(fn) + ": target: one int64 per row");
-    const std::int64_t* t = a.target.data();
+    const std::int64_t* t = a.target_data = a.target.data();
     for (std::int64_t r = 0; r < a.nrows; ++r)
       if (t[r] < -1 || t[r] >= a.len) throw py::value_error(std::string(fn) + ": target " + std::to_string(t[r]) + " is not a class index");
   }
   if (!weight.is_none()) {
     a.weight = py::array_t<double, py::array::c_style>::ensure(weight);
     if (!a.weight || a.weight.size() != a.len) throw py::value_error(std::string(fn) + ": weight: one float64 per class");
+    a.weight_data = a.weight.data();
   }
   return a;
 }
 
 row_losses::CrossEntropy ce_of(const RowLossArgs& a, int reduction, double eps, double z) {
   if (reduction < 0 || reduction > 2) throw py::value_error("reduction code 0, 1 or 2");
-  if (!a.target) throw py::value_error("target is required");
-  return {a.target.data(), a.weight ? a.weight.data() : nullptr, eps, z, row_losses::Reduction(reduction)};
+  if (!a.target_data) throw py::value_error("target is required");
+  return {a.target_data, a.weight_data, eps, z, row_losses::Reduction(reduction)};
 }
 
 void cross_entropy(int dtype, const std::vector<std::int64_t>& shape, py::handle x, py::handle target, py::handle weight,
@@ -265,6 +270,7 @@ void cross_entropy(int dtype, const std::vector<std::int64_t>& shape, py::handle
   const row_losses::CrossEntropy ce = ce_of(a, reduction, eps, z);
   std::vector<double> rows(static_cast<std::size_t>(a.nrows));
   without_gil([&] {
+    const cpu::FpEnvScope fp;  // the host arithmetic (per-row float64, weights to float) in fastact's state
     const double v = cuda::cross_entropy(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr),
                                          a.x.strides.data()}, ce, nll, rows.data(), stream, device);
     if (ce.reduction == row_losses::Reduction::none) cuda::store_values(dtype, a.nrows, rows.data(), reinterpret_cast<void*>(out), stream, device);
@@ -283,9 +289,51 @@ void cross_entropy_backward(py::handle grad_h, int dtype, const std::vector<std:
     throw py::value_error("_cuda.cross_entropy_backward: grad: float64, one value, or one per row for none");
   const Arg o = arg_of(out, shape.size(), "out");
   without_gil([&] {
+    const cpu::FpEnvScope fp;
     cuda::cross_entropy_backward(dtype, int(shape.size()), shape.data(),
                                  {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()}, reinterpret_cast<void*>(o.ptr),
                                  o.strides.data(), ce, nll, grad.data(), stream, device);
+  });
+}
+
+// Class probabilities p (a (ptr, strides) pair of x's shape and dtype, the class axis last too).
+row_losses::SoftTargets soft_of(const RowLossArgs& a, int reduction, double eps, double z) {
+  if (reduction < 0 || reduction > 2) throw py::value_error("reduction code 0, 1 or 2");
+  return {a.weight_data, eps, z, row_losses::Reduction(reduction)};
+}
+
+void cross_entropy_probs(int dtype, const std::vector<std::int64_t>& shape, py::handle x, py::handle p, py::handle weight,
+                         int reduction, double eps, double z, std::uintptr_t out, std::uintptr_t stream, int device) {
+  const RowLossArgs a = row_loss_args(shape, x, py::none(), weight, "_cuda.cross_entropy_probs");
+  const row_losses::SoftTargets st = soft_of(a, reduction, eps, z);
+  const Arg pa = arg_of(p, shape.size(), "p");
+  std::vector<double> rows(static_cast<std::size_t>(a.nrows));
+  without_gil([&] {
+    const cpu::FpEnvScope fp;
+    const double v = cuda::cross_entropy_probs(dtype, int(shape.size()), shape.data(),
+                                               {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
+                                               {reinterpret_cast<const void*>(pa.ptr), pa.strides.data()}, st,
+                                               rows.data(), stream, device);
+    if (st.reduction == row_losses::Reduction::none) cuda::store_values(dtype, a.nrows, rows.data(), reinterpret_cast<void*>(out), stream, device);
+    else cuda::store_values(dtype, 1, &v, reinterpret_cast<void*>(out), stream, device);
+  });
+}
+
+void cross_entropy_probs_backward(py::handle grad_h, int dtype, const std::vector<std::int64_t>& shape, py::handle x,
+                                  py::handle p, py::handle weight, int reduction, double eps, double z, py::handle out,
+                                  std::uintptr_t stream, int device) {
+  const RowLossArgs a = row_loss_args(shape, x, py::none(), weight, "_cuda.cross_entropy_probs_backward");
+  const row_losses::SoftTargets st = soft_of(a, reduction, eps, z);
+  const Arg pa = arg_of(p, shape.size(), "p"), o = arg_of(out, shape.size(), "out");
+  auto grad = py::array_t<double, py::array::c_style>::ensure(grad_h);
+  if (!grad || grad.size() != (st.reduction == row_losses::Reduction::none ? a.nrows : 1))
+    throw py::value_error("_cuda.cross_entropy_probs_backward: grad: float64, one value, or one per row for none");
+  without_gil([&] {
+    const cpu::FpEnvScope fp;
+    cuda::cross_entropy_probs_backward(dtype, int(shape.size()), shape.data(),
+                                       {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
+                                       {reinterpret_cast<const void*>(pa.ptr), pa.strides.data()},
+                                       reinterpret_cast<void*>(o.ptr), o.strides.data(), st, grad.data(), stream, device);
   });
 }
 
@@ -294,6 +342,7 @@ void logsumexp(int dtype, const std::vector<std::int64_t>& shape, py::handle x, 
   const RowLossArgs a = row_loss_args(shape, x, py::none(), py::none(), "_cuda.logsumexp");
   std::vector<double> lse(static_cast<std::size_t>(a.nrows));
   without_gil([&] {
+    const cpu::FpEnvScope fp;
     cuda::logsumexp(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
                     lse.data(), stream, device);
     cuda::store_values(dtype, a.nrows, lse.data(), reinterpret_cast<void*>(out), stream, device);
@@ -308,6 +357,7 @@ void loss_grad(int dtype, const std::vector<std::int64_t>& shape, py::handle x, 
   if (!coef || coef.size() != 4 * a.nrows) throw py::value_error("_cuda.loss_grad: coef: four float64 per row");
   const Arg o = arg_of(out, shape.size(), "out");
   without_gil([&] {
+    const cpu::FpEnvScope fp;
     cuda::loss_grad(dtype, int(shape.size()), shape.data(), {reinterpret_cast<const void*>(a.x.ptr), a.x.strides.data()},
                     reinterpret_cast<void*>(o.ptr), o.strides.data(), coef.data(), stream, device);
   });
@@ -320,6 +370,7 @@ void total(int op, int dtype, const std::vector<std::int64_t>& shape, py::list i
   const Operands i(ins, shape.size(), "an input");
   const std::vector<double> p = all_params(params);
   without_gil([&] {
+    const cpu::FpEnvScope fp;
     cuda::total(op, dtype, int(shape.size()), shape.data(), int(i.ops.size()), i.ops.data(), p.data(), mean,
                 reinterpret_cast<void*>(out), stream, device);
   });
@@ -436,6 +487,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("total", &total);
   m.def("cross_entropy", &cross_entropy);
   m.def("cross_entropy_backward", &cross_entropy_backward);
+  m.def("cross_entropy_probs", &cross_entropy_probs);
+  m.def("cross_entropy_probs_backward", &cross_entropy_probs_backward);
   m.def("logsumexp", &logsumexp);
   m.def("loss_grad", &loss_grad);
   m.def("dlpack_import", &dlpack_import, py::arg("obj"), py::arg("what"), py::arg("stream"),

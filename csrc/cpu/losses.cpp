@@ -10,6 +10,7 @@
 
 #include "fastact/half.h"
 
+#include "../math/rows.h"
 #include "dispatch.h"
 #include "fp_env.h"
 #include "thread_pool.h"
@@ -157,38 +158,31 @@ void scatter_targets(int ndim, const std::int64_t* shape, S* dx, const std::int6
   });
 }
 
-// Probability targets, row by row: v_j = w_j ((1 - eps) p_j + eps / K) in the compute type and V their sum
-// (in double, in order), then the kernels' smoothing sum (forward: loss[r]) or gradient with v as the row's
-// weights (backward: g[r] the row's grad_output factor, dx written).
+// Probability targets p, row by row: v_j (math::rows::soft_target_weight) into a compute-type buffer and V
+// their sum in its fixed order, then the kernels' smoothing sum with v as the row's weights (the forward: st
+// and V per row) or their gradient (the backward: g[r] the row's grad_output factor, dx written).
 template <class S, class C>
-void prob_rows(const LossKernel& k, int ndim, const std::int64_t* shape, Operand x, const ProbTargets& pt, S* dx,
-               const std::int64_t* ds, const double* g, double* loss) {
-  const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1], sp = pt.p.strides[ndim - 1];
+void prob_rows(const LossKernel& k, int ndim, const std::int64_t* shape, Operand x, Operand p, const double* weight,
+               double eps, double z, S* dx, const std::int64_t* ds, const double* g, row_losses::RowStats* st_out,
+               double* V_out) {
+  const std::int64_t len = shape[ndim - 1], sx = x.strides[ndim - 1], sp = p.strides[ndim - 1];
   const std::int64_t sd = dx ? ds[ndim - 1] : 1;
-  if (len == 0) {  // an empty row: lse = -inf, no term
-    if (loss)
-      for (std::int64_t r = 0, n = rows_of(ndim, shape); r < n; ++r) loss[r] = 0.0;
-    return;
-  }
-  const double eps = pt.label_smoothing, z = pt.z_loss, K = double(len);
+  const double K = double(len);
   const S* px = static_cast<const S*>(x.data);
-  const S* pp = static_cast<const S*>(pt.p.data);
+  const S* pp = static_cast<const S*>(p.data);
   for_rows(ndim, shape, len, [&](std::int64_t lo, std::int64_t hi) {
     std::vector<C> v(static_cast<std::size_t>(len));
     std::vector<S> bx(sx == 1 ? 0 : std::size_t(len)), bd(dx && sd != 1 ? std::size_t(len) : 0);
     for (std::int64_t r = lo; r < hi; ++r) {
       const S* row = px + row_offset(r, ndim, shape, x.strides);
-      const S* prow = pp + row_offset(r, ndim, shape, pt.p.strides);
-      double V = 0, Vc = 0;  // Neumaier, in class order
+      const S* prow = pp + row_offset(r, ndim, shape, p.strides);
+      math::rows::Neumaier lanes[math::rows::kLanes];
       for (std::int64_t j = 0; j < len; ++j) {
-        const double q = (1 - eps) * to_double(prow[j * sp]) + eps / K;
-        const C vj = C(pt.weight ? pt.weight[j] * q : q);
+        const C vj = math::rows::soft_target_weight<C>(to_double(prow[j * sp]), eps, K, weight ? weight[j] : 1.0);
         v[std::size_t(j)] = vj;
-        const double t = V + double(vj);
-        Vc += std::fabs(V) >= std::fabs(double(vj)) ? (V - t) + double(vj) : (double(vj) - t) + V;
-        V = t;
+        lanes[j % math::rows::kLanes].add(double(vj));
       }
-      V = std::isfinite(V) ? V + Vc : V;
+      const double V = math::rows::combine_soft_weights([&](int j) { return lanes[j].value(); });
       if (sx != 1) {
         for (std::int64_t j = 0; j < len; ++j) bx[std::size_t(j)] = row[j * sx];
         row = bx.data();
@@ -196,10 +190,8 @@ void prob_rows(const LossKernel& k, int ndim, const std::int64_t* shape, Operand
       if (!dx) {
         double st[3];
         k.stats(row, std::size_t(len), v.data(), true, st);
-        const double lse = st[0] + st[1];
-        // a row with +inf has no finite log-probability: NaN, as the class-index form
-        loss[r] = st[0] == std::numeric_limits<double>::infinity() ? st[0] - st[0]
-                                                                   : st[2] + st[1] * V + (z > 0 ? z * lse * lse : 0.0);
+        st_out[r] = {st[0], st[1], st[2], 0.0};
+        V_out[r] = V;
         continue;
       }
       S* out = dx + row_offset(r, ndim, shape, ds);
@@ -226,8 +218,9 @@ void by_dtype(int dtype, F f) {
 // The CPU's row passes (row_losses::RowPasses) over x, writing dx (with dx_strides) for the gradients.
 class CpuRows final : public row_losses::RowPasses {
  public:
-  CpuRows(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides)
-      : dtype_(dtype), ndim_(ndim), shape_(shape), x_(x), dx_(dx), ds_(dx_strides) {
+  CpuRows(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
+          Operand p = {nullptr, nullptr})
+      : dtype_(dtype), ndim_(ndim), shape_(shape), x_(x), p_(p), dx_(dx), ds_(dx_strides) {
     if (ndim < 1) throw std::invalid_argument("the row losses: at least one dimension");
   }
   void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
@@ -243,6 +236,22 @@ class CpuRows final : public row_losses::RowPasses {
   void gather(const std::int64_t* target, double* xt) override {
     by_dtype(dtype_, [&](auto s, auto) { gather_targets<decltype(s)>(ndim_, shape_, x_, target, xt); });
   }
+  void prob_stats(const double* weight, double eps, row_losses::RowStats* st, double* V) override {
+    const FpEnvScope fp;
+    const LossKernel& k = active_table().loss[dtype_];
+    by_dtype(dtype_, [&](auto s, auto c) {
+      using S = decltype(s);
+      prob_rows<S, decltype(c)>(k, ndim_, shape_, x_, p_, weight, eps, 0.0, nullptr, nullptr, nullptr, st, V);
+    });
+  }
+  void prob_grad(const double* weight, double eps, double z, const double* g) override {
+    const FpEnvScope fp;
+    const LossKernel& k = active_table().loss[dtype_];
+    by_dtype(dtype_, [&](auto s, auto c) {
+      using S = decltype(s);
+      prob_rows<S, decltype(c)>(k, ndim_, shape_, x_, p_, weight, eps, z, static_cast<S*>(dx_), ds_, g, nullptr, nullptr);
+    });
+  }
   void scatter(const std::int64_t* target, const double* value) override {
     const FpEnvScope fp;
     by_dtype(dtype_, [&](auto s, auto) {
@@ -254,7 +263,7 @@ class CpuRows final : public row_losses::RowPasses {
  private:
   int dtype_, ndim_;
   const std::int64_t* shape_;
-  Operand x_;
+  Operand x_, p_;
   void* dx_;
   const std::int64_t* ds_;
 };
@@ -263,37 +272,18 @@ class CpuRows final : public row_losses::RowPasses {
 
 double run_cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, Operand x, const ProbTargets& pt,
                                double* per_row) {
-  if (ndim < 1) throw std::invalid_argument("run_cross_entropy_probs: at least one dimension");
   const FpEnvScope fp;
-  const std::int64_t nrows = rows_of(ndim, shape);
-  std::vector<double> loss(static_cast<std::size_t>(nrows));
-  const LossKernel& k = active_table().loss[dtype];
-  by_dtype(dtype, [&](auto s, auto c) {
-    prob_rows<decltype(s), decltype(c)>(k, ndim, shape, x, pt, nullptr, nullptr, nullptr, loss.data());
-  });
-  if (pt.reduction == Reduction::none) {
-    std::copy(loss.begin(), loss.end(), per_row);
-    return 0;
-  }
-  const double total = row_losses::fixed_sum(loss.data(), nrows);
-  return pt.reduction == Reduction::sum ? total : total / double(nrows);  // no rows: NaN, as PyTorch
+  CpuRows rows(dtype, ndim, shape, x, nullptr, nullptr, pt.p);
+  return row_losses::cross_entropy_probs(rows, {pt.weight, pt.label_smoothing, pt.z_loss, pt.reduction},
+                                         rows_of(ndim, shape), shape[ndim - 1], per_row);
 }
 
 void run_cross_entropy_probs_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
                                       const std::int64_t* dx_strides, const ProbTargets& pt, const double* grad) {
-  if (ndim < 1) throw std::invalid_argument("run_cross_entropy_probs_backward: at least one dimension");
   const FpEnvScope fp;
-  const std::int64_t nrows = rows_of(ndim, shape);
-  std::vector<double> g(static_cast<std::size_t>(nrows));
-  for (std::int64_t r = 0; r < nrows; ++r)
-    g[std::size_t(r)] = pt.reduction == Reduction::none ? grad[r]
-                        : pt.reduction == Reduction::mean ? grad[0] / double(nrows)
-                                                          : grad[0];
-  const LossKernel& k = active_table().loss[dtype];
-  by_dtype(dtype, [&](auto s, auto c) {
-    using S = decltype(s);
-    prob_rows<S, decltype(c)>(k, ndim, shape, x, pt, static_cast<S*>(dx), dx_strides, g.data(), nullptr);
-  });
+  CpuRows rows(dtype, ndim, shape, x, dx, dx_strides, pt.p);
+  row_losses::cross_entropy_probs_backward(rows, {pt.weight, pt.label_smoothing, pt.z_loss, pt.reduction},
+                                           rows_of(ndim, shape), shape[ndim - 1], grad);
 }
 
 void run_nll_backward(int dtype, int ndim, const std::int64_t* shape, void* dx, const std::int64_t* dx_strides,

@@ -389,9 +389,10 @@ struct LossRowBody {
     math::rows::Kahan<V, true> smooth;  // w_j (m - x_j): a -inf logit's +inf term stays +inf
     C count = C(0);                     // the elements equal to m (their exp is 1 exactly: log_count_sum)
   };
-  // Lane l's sums after the row's max m (finite); w: the class weights or null (1); smooth: whether the
-  // smoothing sum is wanted (a weight of 0 adds 0, also beside a -inf logit).
-  FASTACT_HD static Lane lane_sums(const Row& r, int l, C m, const C* w, bool smooth) {
+  // Lane l's sums after the row's max m (finite); smooth: whether the smoothing sum is wanted, with the
+  // weights w(i) where weighted, else 1 (a weight of 0 adds 0, also beside a -inf logit).
+  template <class W>
+  FASTACT_HD static Lane lane_sums(const Row& r, int l, C m, bool smooth, bool weighted, W w) {
     Lane acc;
     const V vm(m);
     const i64 padded = (r.len + kWarp - 1) / kWarp * kWarp;
@@ -403,14 +404,25 @@ struct LossRowBody {
       acc.count = acc.count + (top ? C(1) : C(0));
       if (smooth) {
         V d = vm - x;
-        if (w) {
-          const V wv(valid ? w[i] : C(0));
+        if (weighted) {
+          const V wv(valid ? w(i) : C(0));
           d = wv.v == C(0) ? V(C(0)) : d * wv;
         }
         acc.smooth.add(valid ? d : V(C(0)));
       }
     }
     return acc;
+  }
+  // Class probabilities (row.b, row_losses::SoftTargets): class i's weight v_i, from p_i and the class
+  // weight w (float64, or null: 1).
+  FASTACT_HD static C soft_weight(const Row& r, i64 i, double eps, double K, const double* w) {
+    return math::rows::soft_target_weight<C>(double(ElemIo<S>::load(r.b[i * r.sb])), eps, K, w ? w[i] : 1.0);
+  }
+  // Lane l's share of V = sum_i v_i (math::rows::combine_soft_weights' order).
+  FASTACT_HD static double lane_soft_sum(const Row& r, int l, double eps, const double* w) {
+    math::rows::Neumaier acc;
+    for (i64 i = l; i < r.len; i += kWarp) acc.add(double(soft_weight(r, i, eps, double(r.len), w)));
+    return acc.value();
   }
   // The lanes' counts (small integers), added in lane order as the CPU adds them.
   template <class Lanes>
@@ -429,10 +441,10 @@ struct LossRowBody {
   FASTACT_HD static double target_value(const Row& r, i64 t) {
     return t < 0 ? 0.0 : double(ElemIo<S>::load(r.a[t * r.sa]));
   }
-  // One gradient element (RowPasses::grad): a p_j - cw w_j.
-  FASTACT_HD static void grad_write(const Row& r, i64 i, C m, C L, C a, C cw, const C* w) {
+  // One gradient element (RowPasses::grad): a p_j - cww, cww = cw w_j (the weight's term).
+  FASTACT_HD static void grad_write(const Row& r, i64 i, C m, C L, C a, V cww) {
     const V x(ElemIo<S>::load(r.a[i * r.sa]));
-    r.o[i * r.so] = ElemIo<S>::store(math::rows::softmax_gradient(x, V(m), V(L), V(a), w ? V(cw) * V(w[i]) : V(cw)).v);
+    r.o[i * r.so] = ElemIo<S>::store(math::rows::softmax_gradient(x, V(m), V(L), V(a), cww).v);
   }
   // The target's element, written after the rest of the row (x_t read before any write: dx may be x).
   FASTACT_HD static void target_write(const Row& r, i64 t, C m, C L, double xt, const double* c, const C* w) {

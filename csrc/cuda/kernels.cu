@@ -217,8 +217,10 @@ template <class S>
 struct LossRows {
   using B = LossRowBody<S>;
   using C = typename B::C;
-  // The row's max m and L = log(sum exp(x - m)) (lane l's sums, combined); with smooth, a too.
-  __device__ static void stats(const typename B::Row& row, int l, const C* w, bool smooth, C& m, C& L, C& a) {
+  // The row's max m and L = log(sum exp(x - m)) (lane l's sums, combined); with smooth, a too (weights
+  // w(i) where weighted).
+  template <class W>
+  __device__ static void stats(const typename B::Row& row, int l, bool smooth, bool weighted, W w, C& m, C& L, C& a) {
     m = warp_max(B::Rows::lane_max(row, l, 0, row.len));
     a = C(0);
     if (!(m - m == C(0))) {
@@ -226,11 +228,20 @@ struct LossRows {
       if (smooth) a = m - m;  // NaN: log_softmax is NaN or -inf somewhere
       return;
     }
-    const typename B::Lane acc = B::lane_sums(row, l, m, w, smooth);
+    const typename B::Lane acc = B::lane_sums(row, l, m, smooth, weighted, w);
     const C s = warp_sum((acc.sum.s - acc.sum.c).v);
     const C count = B::combine_count([&](int j) { return __shfl_sync(0xffffffffu, acc.count, j); });
     if (smooth) a = warp_sum<C, true>((acc.smooth.s - acc.smooth.c).v);
     L = B::log_sum(m, count, s);
+  }
+  __device__ static void stats(const typename B::Row& row, int l, C& m, C& L) {
+    C a;
+    stats(row, l, false, false, [](i64) { return C(1); }, m, L, a);
+  }
+  // V = sum of the row's soft-target weights (every lane gets it).
+  __device__ static double soft_sum(const typename B::Row& row, int l, double eps, const double* w) {
+    const double mine = B::lane_soft_sum(row, l, eps, w);
+    return math::rows::combine_soft_weights([&](int j) { return __shfl_sync(0xffffffffu, mine, j); });
   }
 };
 
@@ -246,7 +257,7 @@ __global__ void __launch_bounds__(kThreads)
     const typename B::Row row = B::Rows::row(w, r, x, nullptr, nullptr);
     const double xt = B::target_value(row, target ? target[r] : -1);
     C m, L, a;
-    LossRows<S>::stats(row, l, weight, smooth, m, L, a);
+    LossRows<S>::stats(row, l, smooth, weight != nullptr, [&](i64 i) { return weight[i]; }, m, L, a);
     if (l == 0) {
       double* o = st + B::kStats * r;
       o[0] = double(m), o[1] = double(L), o[2] = double(a), o[3] = xt;
@@ -271,14 +282,60 @@ __global__ void __launch_bounds__(kThreads)
       continue;
     }
     const double xt = B::target_value(row, t);
-    C m, L, a;
-    LossRows<S>::stats(row, l, nullptr, false, m, L, a);
+    C m, L;
+    LossRows<S>::stats(row, l, m, L);
     const double lse = double(m) + double(L);
     const C va = C(k[0] + k[1] * lse), cw = C(k[3]);
     __syncwarp();  // every lane has read x_t and its sums before any writes (dx may be x)
-    for (i64 i = l; i < row.len; i += kWarp) B::grad_write(row, i, m, L, va, cw, weight);
+    for (i64 i = l; i < row.len; i += kWarp)
+      B::grad_write(row, i, m, L, va, weight ? typename B::V(cw) * typename B::V(weight[i]) : typename B::V(cw));
     __syncwarp();
     if (t >= 0 && l == 0) B::target_write(row, t, m, L, xt, k, weight);
+  }
+}
+
+// Class probabilities (row.b = p): per row the stats with v as the smoothing weights, and V.
+template <class S>
+__global__ void __launch_bounds__(kThreads)
+    prob_stats_kernel(RowWalk w, const S* x, const S* p, const double* weight, double eps, double* st, double* V) {
+  using B = LossRowBody<S>;
+  using C = typename B::C;
+  const Coord c = coord();
+  const int l = B::Rows::lane(c);
+  const double K = double(w.len);
+  for (i64 r = B::Rows::warp(c); r < w.nrows; r += B::Rows::warps(c)) {
+    const typename B::Row row = B::Rows::row(w, r, x, p, nullptr);
+    const double v = LossRows<S>::soft_sum(row, l, eps, weight);
+    C m, L, a;
+    LossRows<S>::stats(row, l, true, true, [&](i64 i) { return B::soft_weight(row, i, eps, K, weight); }, m, L, a);
+    if (l == 0) {
+      double* o = st + B::kStats * r;
+      o[0] = double(m), o[1] = double(L), o[2] = double(a), o[3] = 0.0;
+      V[r] = v;
+    }
+  }
+}
+
+// Their gradient: dx = g ((V + 2 z lse) p - v) per row, the CPU's coefficients.
+template <class S>
+__global__ void __launch_bounds__(kThreads) prob_grad_kernel(RowWalk w, const S* x, const S* p, S* dx,
+                                                             const double* weight, double eps, double z,
+                                                             const double* g) {
+  using B = LossRowBody<S>;
+  using C = typename B::C;
+  using V = typename B::V;
+  const Coord c = coord();
+  const int l = B::Rows::lane(c);
+  const double K = double(w.len);
+  for (i64 r = B::Rows::warp(c); r < w.nrows; r += B::Rows::warps(c)) {
+    const typename B::Row row = B::Rows::row(w, r, x, p, dx);
+    const double v = LossRows<S>::soft_sum(row, l, eps, weight);
+    C m, L;
+    LossRows<S>::stats(row, l, m, L);
+    const double lse = double(m) + double(L), c0 = g[r] * v, c1 = g[r] * (2 * z);
+    const C va = C(c0 + c1 * lse), cw = C(g[r]);
+    __syncwarp();  // every lane has read its sums before any writes (dx may be x)
+    for (i64 i = l; i < row.len; i += kWarp) B::grad_write(row, i, m, L, va, V(cw) * V(B::soft_weight(row, i, eps, K, weight)));
   }
 }
 
@@ -608,10 +665,12 @@ class GpuRows final : public row_losses::RowPasses {
   using C = typename ElemIo<S>::C;
 
  public:
-  GpuRows(const RowWalk& w, const void* x, void* dx, cudaStream_t stream, int sms)
-      : w_(w), x_(static_cast<const S*>(x)), dx_(static_cast<S*>(dx)), stream_(stream), sms_(sms) {}
+  GpuRows(const RowWalk& w, const void* x, const void* p, void* dx, cudaStream_t stream, int sms)
+      : w_(w), x_(static_cast<const S*>(x)), p_(static_cast<const S*>(p)), dx_(static_cast<S*>(dx)), stream_(stream),
+        sms_(sms) {}
 
   void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
+    if (w_.nrows == 0) return;
     static_assert(sizeof(row_losses::RowStats) == LossRowBody<S>::kStats * sizeof(double), "four doubles per row");
     if (w_.len == 0) {
       for (i64 r = 0; r < w_.nrows; ++r) st[r] = {-HUGE_VAL, 0.0, 0.0, 0.0};
@@ -632,6 +691,7 @@ class GpuRows final : public row_losses::RowPasses {
     check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   void grad(const std::int64_t* target, const double* weight, const double* coef) override {
+    if (w_.nrows == 0) return;
     if (w_.len == 0) return;
     const std::vector<C> wc = weights(weight);
     Uploads up(stream_);
@@ -642,6 +702,7 @@ class GpuRows final : public row_losses::RowPasses {
     check(cudaGetLastError(), "kernel launch");
   }
   void gather(const std::int64_t* target, double* xt) override {
+    if (w_.nrows == 0) return;
     Uploads up(stream_);
     const std::size_t t = up.add(target, w_.nrows);
     up.upload();
@@ -655,7 +716,36 @@ class GpuRows final : public row_losses::RowPasses {
     check(cudaFreeAsync(out, stream_), "cudaFreeAsync (the targets' values)");
     check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
+  void prob_stats(const double* weight, double eps, row_losses::RowStats* st, double* V) override {
+    if (w_.nrows == 0) return;
+    Uploads up(stream_);
+    const std::size_t wd = up.add(weight, w_.len);
+    up.upload();
+    void* out = nullptr;
+    const std::size_t bytes = std::size_t(w_.nrows) * (sizeof(row_losses::RowStats) + sizeof(double));
+    check(cudaMallocAsync(&out, bytes, stream_), "cudaMallocAsync (the rows' stats)");
+    double* dst = static_cast<double*>(out);
+    prob_stats_kernel<S><<<blocks(), kThreads, 0, stream_>>>(w_, x_, p_, up.at<double>(wd), eps, dst,
+                                                             dst + LossRowBody<S>::kStats * w_.nrows);
+    check(cudaGetLastError(), "kernel launch");
+    check(cudaMemcpyAsync(st, dst, std::size_t(w_.nrows) * sizeof(row_losses::RowStats), cudaMemcpyDeviceToHost, stream_),
+          "cudaMemcpyAsync (the rows' stats)");
+    check(cudaMemcpyAsync(V, dst + LossRowBody<S>::kStats * w_.nrows, std::size_t(w_.nrows) * sizeof(double),
+                          cudaMemcpyDeviceToHost, stream_),
+          "cudaMemcpyAsync (the rows' stats)");
+    check(cudaFreeAsync(out, stream_), "cudaFreeAsync (the rows' stats)");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void prob_grad(const double* weight, double eps, double z, const double* g) override {
+    if (w_.nrows == 0) return;
+    Uploads up(stream_);
+    const std::size_t wd = up.add(weight, w_.len), gd = up.add(g, w_.nrows);
+    up.upload();
+    prob_grad_kernel<S><<<blocks(), kThreads, 0, stream_>>>(w_, x_, p_, dx_, up.at<double>(wd), eps, z, up.at<double>(gd));
+    check(cudaGetLastError(), "kernel launch");
+  }
   void scatter(const std::int64_t* target, const double* value) override {
+    if (w_.nrows == 0) return;
     if (w_.len == 0) return;
     Uploads up(stream_);
     const std::size_t t = up.add(target, w_.nrows), v = up.add(value, w_.nrows);
@@ -672,7 +762,7 @@ class GpuRows final : public row_losses::RowPasses {
   }
   unsigned blocks() const { return unsigned(row_grid(w_.nrows, sms_).blocks); }
   RowWalk w_;
-  const S* x_;
+  const S *x_, *p_;
   S* dx_;
   cudaStream_t stream_;
   int sms_;
@@ -682,19 +772,19 @@ class GpuRows final : public row_losses::RowPasses {
 // strides; either may be absent), on device.
 template <class F>
 void with_rows(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,
-               std::uintptr_t stream, int device, F f) {
+               std::uintptr_t stream, int device, F f, Operand p = {nullptr, nullptr}) {
   if (ndim < 1) throw std::invalid_argument("fastact CUDA: the row losses take at least one dimension");
   if (dtype < 0 || dtype >= kNumDtypes) throw std::invalid_argument("fastact CUDA: no such dtype");
   const std::int64_t* sa = x.data ? x.strides : dx_strides;
-  const RowWalk w = plan_rows(ndim, shape, ndim - 1, dx ? dx_strides : sa, sa, nullptr);
+  const RowWalk w = plan_rows(ndim, shape, ndim - 1, dx ? dx_strides : sa, sa, p.data ? p.strides : nullptr);
   DeviceScope scope(device);
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   const int sms = sm_count(device);
   switch (dtype) {
-    case kF32: { GpuRows<float> r(w, x.data, dx, s, sms); return f(r); }
-    case kF64: { GpuRows<double> r(w, x.data, dx, s, sms); return f(r); }
-    case kF16: { GpuRows<half> r(w, x.data, dx, s, sms); return f(r); }
-    default: { GpuRows<bfloat16> r(w, x.data, dx, s, sms); return f(r); }
+    case kF32: { GpuRows<float> r(w, x.data, p.data, dx, s, sms); return f(r); }
+    case kF64: { GpuRows<double> r(w, x.data, p.data, dx, s, sms); return f(r); }
+    case kF16: { GpuRows<half> r(w, x.data, p.data, dx, s, sms); return f(r); }
+    default: { GpuRows<bfloat16> r(w, x.data, p.data, dx, s, sms); return f(r); }
   }
 }
 
@@ -723,6 +813,23 @@ void cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Oper
     if (nll) row_losses::nll_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
     else row_losses::cross_entropy_backward(rows, ce, rows_of(ndim, shape), shape[ndim - 1], grad);
   });
+}
+
+double cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, Operand x, Operand p,
+                           const row_losses::SoftTargets& st, double* per_row, std::uintptr_t stream, int device) {
+  double v = 0;
+  with_rows(dtype, ndim, shape, x, nullptr, nullptr, stream, device, [&](row_losses::RowPasses& rows) {
+    v = row_losses::cross_entropy_probs(rows, st, rows_of(ndim, shape), shape[ndim - 1], per_row);
+  }, p);
+  return v;
+}
+
+void cross_entropy_probs_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, Operand p, void* dx,
+                                  const std::int64_t* dx_strides, const row_losses::SoftTargets& st, const double* grad,
+                                  std::uintptr_t stream, int device) {
+  with_rows(dtype, ndim, shape, x, dx, dx_strides, stream, device, [&](row_losses::RowPasses& rows) {
+    row_losses::cross_entropy_probs_backward(rows, st, rows_of(ndim, shape), shape[ndim - 1], grad);
+  }, p);
 }
 
 void logsumexp(int dtype, int ndim, const std::int64_t* shape, Operand x, double* lse, std::uintptr_t stream,

@@ -48,6 +48,12 @@ double cross_entropy(int dtype, int ndim, const std::int64_t* shape, Operand x, 
 void cross_entropy_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx,
                             const std::int64_t* dx_strides, const row_losses::CrossEntropy& ce, bool nll,
                             const double* grad, std::uintptr_t stream, int device);
+// Class probabilities p (of x's shape; the rows' last axis too), as cpu/losses.h run_cross_entropy_probs.
+double cross_entropy_probs(int dtype, int ndim, const std::int64_t* shape, Operand x, Operand p,
+                           const row_losses::SoftTargets& st, double* per_row, std::uintptr_t stream, int device);
+void cross_entropy_probs_backward(int dtype, int ndim, const std::int64_t* shape, Operand x, Operand p, void* dx,
+                                  const std::int64_t* dx_strides, const row_losses::SoftTargets& st, const double* grad,
+                                  std::uintptr_t stream, int device);
 void logsumexp(int dtype, int ndim, const std::int64_t* shape, Operand x, double* lse, std::uintptr_t stream,
                int device);
 void loss_grad(int dtype, int ndim, const std::int64_t* shape, Operand x, void* dx, const std::int64_t* dx_strides,

@@ -124,6 +124,32 @@ FASTACT_HD V log_softmax_value(V x, V m, V lse) {
   return (dh - lse) + select(dl == dl, dl, V(typename V::T(0)));
 }
 
+// A compensated (Neumaier) sum in float64: the row losses' sums of per-row and per-class values.
+struct Neumaier {
+  double s = 0, c = 0;
+  FASTACT_HD void add(double v) {
+    const double t = s + v;
+    c += (s < 0 ? -s : s) >= (v < 0 ? -v : v) ? (s - t) + v : (v - t) + s;
+    s = t;
+  }
+  FASTACT_HD double value() const { return s - s == 0 ? s + c : s; }  // an infinite sum stays one
+};
+
+// Cross-entropy with class probabilities p (a soft target): class j's weight in the loss,
+// v_j = w_j ((1 - eps) p_j + eps / K), in the compute type C (w = 1 without class weights).
+template <class C>
+FASTACT_HD C soft_target_weight(double p, double eps, double K, double w) {
+  return C(w * ((1 - eps) * p + eps / K));
+}
+// The row's sum V of its v_j, in a fixed order: lane l's Neumaier sum over classes l, l + 32, ..., then the
+// 32 lanes' values summed (Neumaier) in lane order; lane(j) gives lane j's value().
+template <class Lane>
+FASTACT_HD double combine_soft_weights(Lane lane) {
+  Neumaier total;
+  for (int j = 0; j < kLanes; ++j) total.add(lane(j));
+  return total.value();
+}
+
 // Cross-entropy's gradient, one element (cpu/loss_kernels.h, cuda LossRowBody): a p - cww with
 // p = exp(x - m - L), x - m - L kept as a double word (x = -inf: p = 0).
 template <class V>

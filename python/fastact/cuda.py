@@ -362,12 +362,7 @@ class _Call:
         for o, n in zip(self.outs, self.slot_names):  # after dtype and shape, as the CPU's order has it
             if o is None:
                 continue
-            if o.readonly:
-                raise ValueError(f"fastact.{self.fn}: {n} is read-only")
-            if _core._has_internal_overlap(list(o.shape), list(o.strides)):
-                raise ValueError(f"fastact.{self.fn}: {n} has elements that share memory (a broadcast or overlapping "
-                                 "view), so what it would hold depends on the order of the writes; pass an array "
-                                 "whose elements are distinct")
+            _check_writable(self.fn, o, n)
         return plan
 
     def _new(self, shape=None):
@@ -405,6 +400,16 @@ class _Call:
             launch(dst)
         _written(self.out.obj, self.stream)
         return self.out.obj
+
+
+def _check_writable(fn, o: _Arg, name: str):
+    """An output's checks beyond dtype and shape: writable, and no two elements in one place."""
+    if o.readonly:
+        raise ValueError(f"fastact.{fn}: {name} is read-only")
+    if _core._has_internal_overlap(list(o.shape), list(o.strides)):
+        raise ValueError(f"fastact.{fn}: {name} has elements that share memory (a broadcast or overlapping view), so "
+                         "what it would hold depends on the order of the writes; pass an array whose elements are "
+                         "distinct")
 
 
 def _written(obj, stream):
@@ -821,6 +826,11 @@ def to_host(obj, fn: str, name: str):
     if not on_gpu(obj):
         return obj
     _require(fn, obj, name)
+    if isinstance(obj, DeviceArray) and obj._code == _BF16:  # its values, exactly, in float32
+        bits = np.empty(obj.shape, np.uint16)
+        if bits.nbytes:
+            _cuda.memcpy(bits.ctypes.data, obj.ptr, bits.nbytes, "dtoh", obj._stream, obj.device)
+        return (bits.astype(np.uint32) << 16).view(np.float32)
     if isinstance(obj, DeviceArray) or _library(obj) == "cupy":
         return obj.get()
     if _is_torch(obj):
@@ -835,13 +845,18 @@ def to_host(obj, fn: str, name: str):
         strides = cai.get("strides")
         strides = [s // dtype.itemsize for s in strides] if strides is not None else _c_strides(shape)
         ptr, device = int(cai["data"][0]), _device_hint(obj)
+        s = cai.get("stream") if cai.get("version", 0) >= 3 else None
+        if isinstance(s, int) and s != 0:  # the copy below runs on the default stream: after the producer's
+            _cuda.stream_wait(s, 0, device)
+        widen = False
     else:
         _, ptr, shape, strides, (code, bits, lanes), (_, device), _ = _cuda.dlpack_import(obj, f"fastact.{fn}: {name}", 1)
-        kinds = {0: "i", 1: "u", 2: "f"}
-        if lanes != 1 or code not in kinds:
+        kinds = {0: "i", 1: "u", 2: "f", 4: "u"}  # 4: bfloat16, read as its bits and widened
+        if lanes != 1 or code not in kinds or (code == 4 and bits != 16):
             raise TypeError(f"fastact.{fn}: {name} has DLPack dtype (code {code}, {bits} bits); expected integers or "
                             "floats")
         dtype = np.dtype(f"{kinds[code]}{bits // 8}")
+        widen = code == 4
     size = dtype.itemsize
     lo = hi = 0
     for n, s in zip(shape, strides):
@@ -850,21 +865,26 @@ def to_host(obj, fn: str, name: str):
         lo, hi = (lo + (n - 1) * s, hi) if s < 0 else (lo, hi + (n - 1) * s)
     buf = np.empty((hi - lo + 1) * size, np.uint8)
     _cuda.memcpy(buf.ctypes.data, ptr + lo * size, buf.nbytes, "dtoh", 0, device)
-    return np.ndarray(shape, dtype, buffer=buf, offset=-lo * size, strides=[s * size for s in strides]).copy()
+    a = np.ndarray(shape, dtype, buffer=buf, offset=-lo * size, strides=[s * size for s in strides]).copy()
+    return (a.astype(np.uint32) << 16).view(np.float32) if widen else a
 
 
 def _value_bits(values, code) -> np.ndarray:
-    """Host values (float64) as the bytes of dtype code (bfloat16 by float32's nearest-even rounding)."""
+    """Host values (float64) as the bytes of dtype code, each correctly rounded (bfloat16 through a float32
+    rounded to odd, as losses._result rounds)."""
+    from .losses import _odd_float32
+
     v = np.asarray(values, dtype=np.float64)
-    if code != _BF16:
-        return v.astype(_NAMES[code])
-    u = v.astype(np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if code != _BF16:
+            return v.astype(_NAMES[code])
+        u = _odd_float32(v).view(np.uint32).astype(np.uint64)
+        nan = np.isnan(v)
+        return np.where(nan, (u >> 16) | 0x40, (u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
 
 
 def _filled(call, values, code) -> _Arg:
-    """A new device array of dtype code holding values (a few host numbers: weights given as numbers, the
-    1 that stands for an absent weight)."""
+    """A new device array of dtype code holding values (a few host numbers: weights given as numbers)."""
     host = np.ascontiguousarray(_value_bits(values, code))
     d = DeviceArray(host.shape, _dtype(code), device=call.device, stream=call.stream)
     if d.nbytes:
@@ -872,10 +892,24 @@ def _filled(call, values, code) -> _Arg:
     return d._arg()
 
 
+_ONES = {}  # (device, dtype code) -> a one-element DeviceArray holding 1: an absent weight, a scalar grad's splat
+
+
+def _one(call, code) -> _Arg:
+    key = (call.device, code)
+    if key not in _ONES:
+        _ONES[key] = _filled(call, [1.0], code).obj
+    return _ONES[key]._arg()
+
+
+def _possessive(name: str) -> str:
+    return name + ("'" if name.endswith("s") else "'s")
+
+
 def _broadcast_strides(a: _Arg, shape, fn, name, xname):
     """a's element strides broadcast to shape (NumPy's rules: 0 along the axes it is broadcast over)."""
     if len(a.shape) > len(shape) or any(n not in (1, m) for n, m in zip(a.shape[::-1], shape[::-1])):
-        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to {xname}'s shape "
+        raise ValueError(f"fastact.{fn}: {name} has shape {a.shape}, which does not broadcast to {_possessive(xname)} shape "
                          f"{tuple(shape)}")
     pad = len(shape) - len(a.shape)
     return [0] * pad + [0 if n == 1 and m != 1 else s for n, m, s in zip(a.shape, shape[pad:], a.strides)]
@@ -901,16 +935,25 @@ def pointwise_loss(fn, op, summed, direction, reduction, scale_of, g_obj, operan
     ins, keep = [], []  # keep: the arrays made here, alive until their launch is queued
     for o, n in zip(operands, names):
         if o is None:
-            keep.append(_filled(call, [1.0], code))
+            keep.append(_one(call, code))
             ins.append((keep[-1].ptr, [0] * len(shape)))
             continue
-        a = _filled(call, [float(o)], code) if isinstance(o, (int, float)) else byname[n]
+        if isinstance(o, (int, float)):  # a number takes x's dtype, as on the CPU (bool is refused there too)
+            if isinstance(o, bool):
+                raise TypeError(f"fastact.{fn}: {n} has dtype bool; expected {_possessive(xname)} dtype {_NAMES[code]}")
+            bits = _value_bits([float(o)], code)
+            back = (bits.astype(np.uint32) << 16).view(np.float32) if code == _BF16 else bits
+            if np.isfinite(float(o)) and not np.isfinite(back.astype(np.float64)).all():
+                raise ValueError(f"fastact.{fn}: {n} holds a value too large for {_possessive(xname)} dtype {_NAMES[code]}")
+            a = _filled(call, [float(o)], code)
+        else:
+            a = byname[n]
         keep.append(a)
         if a.code != code:
-            raise TypeError(f"fastact.{fn}: {n} has dtype {_NAMES[a.code]}; expected {xname}'s dtype {_NAMES[code]} "
+            raise TypeError(f"fastact.{fn}: {n} has dtype {_NAMES[a.code]}; expected {_possessive(xname)} dtype {_NAMES[code]} "
                             "(pass arrays of one dtype)")
         if n == "target" and tuple(a.shape) != tuple(shape):
-            raise ValueError(f"fastact.{fn}: target has shape {a.shape}; expected {xname}'s shape {tuple(shape)}")
+            raise ValueError(f"fastact.{fn}: target has shape {a.shape}; expected {_possessive(xname)} shape {tuple(shape)}")
         ins.append((a.ptr, _broadcast_strides(a, shape, fn, n, xname)))
     p = list(params) + [0.0] * (_MAX_PARAMS - len(params))
     if direction == 0 and reduction != "none":
@@ -925,18 +968,23 @@ def pointwise_loss(fn, op, summed, direction, reduction, scale_of, g_obj, operan
     if direction == 1:
         if g_obj is not None:
             ga = byname["grad_output"]
-            if ga.code != code or tuple(ga.shape) != tuple(shape):
-                raise ValueError(f"fastact.{fn}: grad_output has shape {ga.shape} and dtype {_NAMES[ga.code]}; expected "
-                                 f"{xname}'s shape {tuple(shape)} and dtype {_NAMES[code]} (reduction 'none')")
+            if ga.code != code:
+                raise TypeError(f"fastact.{fn}: grad_output has dtype {_NAMES[ga.code]}; expected {_possessive(xname)} dtype "
+                                f"{_NAMES[code]} (pass arrays of one dtype)")
+            if tuple(ga.shape) != tuple(shape):
+                raise ValueError(f"fastact.{fn}: grad_output has shape {ga.shape}; expected {_possessive(xname)} shape "
+                                 f"{tuple(shape)} (reduction 'none')")
             ins.insert(0, (ga.ptr, list(ga.strides)))
             p[_MAX_PARAMS - 1] = 1.0
         else:
-            keep.append(_filled(call, [1.0], code))
+            keep.append(_one(call, code))
             ins.insert(0, (keep[-1].ptr, [0] * len(shape)))
             p[_MAX_PARAMS - 1] = scale_of(int(np.prod(shape, dtype=np.int64)), code)
-    if call.out is not None and (call.out.code != code or tuple(call.out.shape) != tuple(shape)):
-        raise ValueError(f"fastact.{fn}: out must have the shape {tuple(shape)} and dtype {_NAMES[code]} of the input, "
-                         f"got {call.out.shape} {_NAMES[call.out.code]}")
+    if call.out is not None:
+        if call.out.code != code or tuple(call.out.shape) != tuple(shape):
+            raise ValueError(f"fastact.{fn}: out must have the shape {tuple(shape)} and dtype {_NAMES[code]} of the "
+                             f"input, got {call.out.shape} {_NAMES[call.out.code]}")
+        _check_writable(fn, call.out, "out")
 
     def launch(dst):
         _cuda.elementwise(op, direction, code, shape, [_pair(dst)], ins, p, call.stream, call.device)
@@ -954,30 +1002,68 @@ def _moved(a: _Arg, axis: int):
     return shape, st
 
 
-def class_loss(fn, nll, direction, logits, name, out, prepare, grad_of):
-    """cross_entropy / nll_loss (direction 0) or their gradient (1) with class-index targets on GPU arrays.
-    prepare(like) runs losses.py's checks on `like` (an array of the logits' shape and dtype that holds no
-    memory) and gives (axis, targets, reduction, label_smoothing, z_loss); grad_of(rows_shape, reduction)
-    gives grad_output on the host."""
-    call = _Call(fn, [logits], [name], out if direction else None, None)
+def _gpu_floats(obj) -> bool:
+    """Whether obj is a GPU array of floating point numbers (a class-probability target, not indices)."""
+    if not on_gpu(obj):
+        return False
+    if isinstance(obj, DeviceArray):
+        return True
+    if _is_torch(obj):
+        return bool(obj.is_floating_point())
+    cai = _cai(obj)
+    if cai is not None:
+        return str(cai.get("typestr", ""))[1:2] in ("f", "V")
+    return hasattr(obj, "dtype") and (getattr(obj.dtype, "kind", "") == "f" or "float" in str(obj.dtype))
+
+
+def _like_dtype(code):
+    """A NumPy dtype standing for code in losses.py's checks (float32 for bfloat16 where NumPy has none)."""
+    return _dtype(code) if code != _BF16 else np.dtype(np.float32)
+
+
+def class_loss(fn, nll, direction, logits, target, name, out, prepare, grad_of):
+    """cross_entropy / nll_loss (direction 0) or their gradient (1) on GPU arrays, with class indices (read on
+    the host) or class probabilities (a GPU array of the logits' shape and dtype, read on the GPU; a host one
+    is copied there). prepare(like, target_like) runs losses.py's checks on stand-ins of the logits' (and a
+    GPU probability target's) shape and dtype, which hold no memory, and gives (axis, targets, reduction,
+    label_smoothing, z_loss); grad_of(rows_shape, reduction) gives grad_output on the host."""
+    soft = not nll and _gpu_floats(target)
+    call = _Call(fn, [logits, target] if soft else [logits], [name, "target"] if soft else [name],
+                 out if direction else None, None)
     xa = call.args[0]
-    like = np.broadcast_to(np.empty((), _dtype(xa.code) if xa.code != _BF16 else np.float32), xa.shape)
-    axis, tg, reduction, eps, z = prepare(like)
+    like = np.broadcast_to(np.empty((), _like_dtype(xa.code)), xa.shape)
+    target_like = np.broadcast_to(np.empty((), _like_dtype(call.args[1].code)), call.args[1].shape) if soft else None
+    axis, tg, reduction, eps, z = prepare(like, target_like)
     shape, st = _moved(xa, axis)
     code = ("mean", "sum", "none").index(reduction)
+    pa = None
+    if tg.probs is not None:
+        pa = call.args[1] if soft else to_device(tg.probs, call.device, stream=call.stream)._arg()
+        _, pst = _moved(pa, axis)
     if direction == 0:
         result = call._new(tg.rows_shape if reduction == "none" else ())
-        _cuda.cross_entropy(xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, nll,
-                            _describe(result, "out", fn, call.stream).ptr, call.stream, call.device)
+        dst = _describe(result, "out", fn, call.stream).ptr
+        if pa is not None:
+            _cuda.cross_entropy_probs(xa.code, shape, (xa.ptr, st), (pa.ptr, pst), tg.w, code, eps, z, dst, call.stream,
+                                      call.device)
+        else:
+            _cuda.cross_entropy(xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, nll, dst, call.stream,
+                                call.device)
         _mark(result, call.stream)
         return result
     g = grad_of(tg.rows_shape, reduction)
     result, dst = _gradient_out(call, xa, fn)
     if out is not None and _overlaps_differently(dst, xa):
         raise ValueError(f"fastact.{fn}: out overlaps {name} without being {name}")
+    if pa is not None and _extents_meet(dst, pa):
+        raise ValueError(f"fastact.{fn}: out overlaps target (the probabilities are read for every row)")
     _, ost = _moved(dst, axis)
-    _cuda.cross_entropy_backward(g, xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, (dst.ptr, ost), nll,
-                                 call.stream, call.device)
+    if pa is not None:
+        _cuda.cross_entropy_probs_backward(g, xa.code, shape, (xa.ptr, st), (pa.ptr, pst), tg.w, code, eps, z,
+                                           (dst.ptr, ost), call.stream, call.device)
+    else:
+        _cuda.cross_entropy_backward(g, xa.code, shape, (xa.ptr, st), tg.t, tg.w, code, eps, z, (dst.ptr, ost), nll,
+                                     call.stream, call.device)
     (_written if out is not None else _mark)(result, call.stream)
     return result
 
@@ -992,8 +1078,7 @@ def _gradient_out(call, xa: _Arg, fn):
     if dst.code != xa.code or tuple(dst.shape) != tuple(xa.shape):
         raise ValueError(f"fastact.{fn}: out must have the shape {xa.shape} and dtype {_NAMES[xa.code]} of the "
                          f"input, got {dst.shape} {_NAMES[dst.code]}")
-    if dst.readonly:
-        raise ValueError(f"fastact.{fn}: out is read-only")
+    _check_writable(fn, dst, "out")
     return dst.obj, dst
 
 

@@ -4,7 +4,7 @@ The softmax is never materialized: each row of logits is read for its max, then 
 and once more to write its gradient (the backward); memory beyond the inputs is O(rows). Per-row values are
 float64 (float32 and 16-bit logits are computed in float32 with a max shift kept exact and compensated sums),
 and "mean" / "sum" add them in index order with a compensated sum: the same bits for any thread count and ISA.
-GPU arrays run on the GPU (fastact.cuda) with the same bits; class-probability targets are CPU-only so far.
+GPU arrays run on the GPU (fastact.cuda) with the same bits.
 """
 from __future__ import annotations
 
@@ -122,12 +122,20 @@ def _result(value, dtype) -> np.ndarray:
     if dtype.itemsize != 2:
         with np.errstate(over="ignore"):  # a float32 loss beyond its range is inf, without a warning
             return np.asarray(d.astype(dtype))
-    with np.errstate(over="ignore", invalid="ignore"):  # (and a 16-bit one: its rounding below too)
+    with np.errstate(over="ignore"):  # (and a 16-bit one: its rounding below too)
+        return np.asarray(_odd_float32(d).astype(dtype))
+
+
+def _odd_float32(d) -> np.ndarray:
+    """float64 values rounded to float32 toward zero, the last bit set where inexact (round to odd): floats
+    whose rounding to a 16-bit type is the float64's own correct rounding."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.asarray(d, dtype=np.float64)
         f = d.astype(np.float32)
         inexact = (f.astype(np.float64) != d) & np.isfinite(f) & ~np.isnan(d)
         f = np.where(inexact & (np.abs(f.astype(np.float64)) > np.abs(d)), np.nextafter(f, np.float32(0)), f)
         f = np.where(inexact, (f.view(np.uint32) | np.uint32(1)).view(np.float32), f)
-        return np.asarray(np.asarray(f, dtype=np.float32).astype(dtype))
+        return np.asarray(f, dtype=np.float32)
 
 
 def _on_gpu(*objs) -> bool:
@@ -379,19 +387,16 @@ def _gpu_class_loss(fn, nll, direction, grad_output, logits, target, axis, weigh
 
     name = "log_probs" if nll else "logits"
 
-    def prepare(like):
-        x, a, red, eps, z, tg = _ce_args(fn, like, _gpu_host(target, fn, "target"), axis,
-                                         _gpu_host(weight, fn, "weight"), reduction, 0.0 if nll else label_smoothing,
-                                         ignore_index, 0.0 if nll else z_loss, name)
-        if tg.probs is not None:
-            raise ValueError(f"fastact.{fn}: class-probability targets on GPU arrays are not supported yet; pass "
-                             "class indices, or NumPy arrays")
+    def prepare(like, target_like):
+        t = target_like if target_like is not None else _gpu_host(target, fn, "target")
+        x, a, red, eps, z, tg = _ce_args(fn, like, t, axis, _gpu_host(weight, fn, "weight"), reduction,
+                                         0.0 if nll else label_smoothing, ignore_index, 0.0 if nll else z_loss, name)
         return a, tg, red, eps, z
 
     def grad_of(rows_shape, red):
         return _grad_of(_gpu_host(grad_output, fn, "grad_output"), red, rows_shape, fn)
 
-    return cuda.class_loss(fn, nll, direction, logits, name, out, prepare, grad_of)
+    return cuda.class_loss(fn, nll, direction, logits, target, name, out, prepare, grad_of)
 
 
 def _grad_of(grad_output, reduction, rows_shape, fn):
@@ -475,7 +480,8 @@ def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, para
         g_obj = grad_output if direction == 1 and reduction == "none" else None
         g = _scalar_grad(_gpu_host(grad_output, fn, "grad_output"), fn) if direction == 1 and g_obj is None else None
         return cuda.pointwise_loss(fn, oid, _summed_id(oid), direction, reduction,
-                                   lambda size, dcode: _grad_scale(g, reduction, size, dcode != _core_f64(), fn),
+                                   lambda size, dcode: _grad_scale(g, reduction, size, dcode != _core_f64(), fn,
+                                                                   _core._dtypes[dcode]["name"]),
                                    g_obj, operands, names, params, out, stream)
     if direction == 1:  # checked in argument order: grad_output first
         g = _scalar_grad(grad_output, fn) if reduction != "none" else _core._as_array(grad_output, fn, "grad_output")
@@ -512,7 +518,7 @@ def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, para
     return _core._loss(oid, 1, code, (g, *ins), out, params, scale)
 
 
-def _grad_scale(g, reduction, size, in_float32, fn, dtype="a 16-bit type"):
+def _grad_scale(g, reduction, size, in_float32, fn, dtype):
     """An element-wise loss gradient's factor: grad_output, over the element count for "mean"."""
     scale = g
     if reduction == "mean":

@@ -170,7 +170,7 @@ class EmulatedRows final : public row_losses::RowPasses {
   using C = typename B::C;
 
  public:
-  EmulatedRows(const cuda::RowWalk& w, const S* x, S* dx) : w_(w), x_(x), dx_(dx) {}
+  EmulatedRows(const cuda::RowWalk& w, const S* x, S* dx, const S* p = nullptr) : w_(w), x_(x), p_(p), dx_(dx) {}
   void stats(const std::int64_t* target, const double* weight, bool smooth, row_losses::RowStats* st) override {
     const std::vector<C> wc = weights(weight);
     for (i64 r = 0; r < w_.nrows; ++r) {
@@ -181,7 +181,7 @@ class EmulatedRows final : public row_losses::RowPasses {
       const typename B::Row row = B::Rows::row(w_, r, x_, nullptr, nullptr);
       const double xt = B::target_value(row, target ? target[r] : -1);
       C m, L, a;
-      row_stats(row, weight ? wc.data() : nullptr, smooth, m, L, a);
+      row_stats(row, [&](i64 i) { return wc[std::size_t(i)]; }, smooth, weight != nullptr, m, L, a);
       st[r] = {double(m), double(L), double(a), xt};
     }
   }
@@ -199,12 +199,37 @@ class EmulatedRows final : public row_losses::RowPasses {
       }
       const double xt = B::target_value(row, t);
       C m, L, a;
-      row_stats(row, nullptr, false, m, L, a);
+      row_stats(row, [](i64) { return C(1); }, false, false, m, L, a);
       const double lse = double(m) + double(L);
       const C va = C(k[0] + k[1] * lse), cw = C(k[3]);
       for (int l = 0; l < cuda::kWarp; ++l)
-        for (i64 i = l; i < row.len; i += cuda::kWarp) B::grad_write(row, i, m, L, va, cw, w);
+        for (i64 i = l; i < row.len; i += cuda::kWarp)
+          B::grad_write(row, i, m, L, va, w ? typename B::V(cw) * typename B::V(w[i]) : typename B::V(cw));
       if (t >= 0) B::target_write(row, t, m, L, xt, k, w);
+    }
+  }
+  // kernels.cu prob_stats_kernel and prob_grad_kernel.
+  void prob_stats(const double* weight, double eps, row_losses::RowStats* st, double* V) override {
+    for (i64 r = 0; r < w_.nrows; ++r) {
+      const typename B::Row row = B::Rows::row(w_, r, x_, p_, nullptr);
+      C m, L, a;
+      const double K = double(w_.len);
+      row_stats(row, [&](i64 i) { return B::soft_weight(row, i, eps, K, weight); }, true, true, m, L, a);
+      st[r] = {double(m), double(L), double(a), 0.0};
+      V[r] = soft_sum(row, eps, weight);
+    }
+  }
+  void prob_grad(const double* weight, double eps, double z, const double* g) override {
+    for (i64 r = 0; r < w_.nrows; ++r) {
+      const typename B::Row row = B::Rows::row(w_, r, x_, p_, dx_);
+      const double v = soft_sum(row, eps, weight), K = double(w_.len);
+      C m, L, a;
+      row_stats(row, [](i64) { return C(1); }, false, false, m, L, a);
+      const double lse = double(m) + double(L), c0 = g[r] * v, c1 = g[r] * (2 * z);
+      const C va = C(c0 + c1 * lse), cw = C(g[r]);
+      for (int l = 0; l < cuda::kWarp; ++l)
+        for (i64 i = l; i < row.len; i += cuda::kWarp)
+          B::grad_write(row, i, m, L, va, typename B::V(cw) * typename B::V(B::soft_weight(row, i, eps, K, weight)));
     }
   }
   void gather(const std::int64_t* target, double* xt) override {
@@ -220,7 +245,8 @@ class EmulatedRows final : public row_losses::RowPasses {
 
  private:
   // kernels.cu LossRows::stats: the warp's max, then its lanes' sums, combined.
-  void row_stats(const typename B::Row& row, const C* w, bool smooth, C& m, C& L, C& a) const {
+  template <class W>
+  void row_stats(const typename B::Row& row, W w, bool smooth, bool weighted, C& m, C& L, C& a) const {
     C v[cuda::kWarp];
     for (int l = 0; l < cuda::kWarp; ++l) v[l] = B::Rows::lane_max(row, l, 0, row.len);
     m = math::rows::combine_max<C>([&](int j) { return v[j]; });
@@ -231,7 +257,7 @@ class EmulatedRows final : public row_losses::RowPasses {
       return;
     }
     std::vector<typename B::Lane> lanes;
-    for (int l = 0; l < cuda::kWarp; ++l) lanes.push_back(B::lane_sums(row, l, m, w, smooth));
+    for (int l = 0; l < cuda::kWarp; ++l) lanes.push_back(B::lane_sums(row, l, m, smooth, weighted, w));
     const C s = math::rows::combine_sum<C>([&](int j) { return (lanes[std::size_t(j)].sum.s - lanes[std::size_t(j)].sum.c).v; });
     const C count = B::combine_count([&](int j) { return lanes[std::size_t(j)].count; });
     if (smooth)
@@ -239,13 +265,18 @@ class EmulatedRows final : public row_losses::RowPasses {
           [&](int j) { return (lanes[std::size_t(j)].smooth.s - lanes[std::size_t(j)].smooth.c).v; });
     L = B::log_sum(m, count, s);
   }
+  double soft_sum(const typename B::Row& row, double eps, const double* weight) const {
+    double lanes[cuda::kWarp];
+    for (int l = 0; l < cuda::kWarp; ++l) lanes[l] = B::lane_soft_sum(row, l, eps, weight);
+    return math::rows::combine_soft_weights([&](int j) { return lanes[j]; });
+  }
   std::vector<C> weights(const double* weight) const {
     std::vector<C> wc;
     if (weight) wc.assign(weight, weight + w_.len);
     return wc;
   }
   cuda::RowWalk w_;
-  const S* x_;
+  const S *x_, *p_;
   S* dx_;
 };
 
@@ -315,6 +346,38 @@ void check_row_losses() {
                 row_losses::cross_entropy_backward(irows, ce, nrows, len, grad.data());
                 ASSERT_TRUE(same_bits(xi.data(), dx_want.data(), n, what + " backward in place"));
               }
+            }
+      // class probabilities (zeros among them), in x's layout
+      std::vector<S> p(n);
+      for (std::size_t i = 0; i < n; ++i)
+        p[i] = cuda::ElemIo<S>::store(C(rng() % 4 == 0 ? 0.0 : double(rng() % 1000) / (1000.0 * double(len))));
+      const cuda::RowWalk wp = cuda::plan_rows(2, rshape, 1, rst, rst, rst);
+      const cpu::Operand po{p.data(), rst};
+      for (bool weighted : {false, true})
+        for (double eps : {0.0, 0.1})
+          for (double z : {0.0, 1e-3})
+            for (int red = 0; red < 3; ++red) {
+              const cpu::ProbTargets pt{po, weighted ? weight.data() : nullptr, eps, z, row_losses::Reduction(red)};
+              const row_losses::SoftTargets st{pt.weight, eps, z, pt.reduction};
+              const std::string what = "probs dtype " + std::to_string(dtype) + " len " + std::to_string(len) +
+                                       " axis " + std::to_string(axis) + " weighted " + std::to_string(weighted) +
+                                       " eps " + std::to_string(eps) + " z " + std::to_string(z) + " reduction " +
+                                       std::to_string(red);
+              std::vector<double> want_rows(static_cast<std::size_t>(nrows)), got_rows(static_cast<std::size_t>(nrows));
+              const double want = cpu::run_cross_entropy_probs(dtype, 2, rshape, xo, pt, want_rows.data());
+              EmulatedRows<S> rows(wp, x.data(), nullptr, p.data());
+              const double got = row_losses::cross_entropy_probs(rows, st, nrows, len, got_rows.data());
+              ASSERT_TRUE(same_bits(&got, &want, 1, what));
+              if (red == 2) {
+                ASSERT_TRUE(same_bits(got_rows.data(), want_rows.data(), std::size_t(nrows), what + " per row"));
+              }
+              std::vector<double> grad(red == 2 ? static_cast<std::size_t>(nrows) : 1);
+              for (auto& g : grad) g = 0.5 + double(rng() % 100) / 64.0;
+              std::vector<S> dx_want(n), xi = x;
+              cpu::run_cross_entropy_probs_backward(dtype, 2, rshape, xo, dx_want.data(), rst, pt, grad.data());
+              EmulatedRows<S> irows(wp, xi.data(), xi.data(), p.data());  // in place
+              row_losses::cross_entropy_probs_backward(irows, st, nrows, len, grad.data());
+              ASSERT_TRUE(same_bits(xi.data(), dx_want.data(), n, what + " backward in place"));
             }
       std::vector<double> lse_want(static_cast<std::size_t>(nrows)), lse_got(static_cast<std::size_t>(nrows));
       cpu::run_logsumexp(dtype, 2, rshape, xo, lse_want.data());

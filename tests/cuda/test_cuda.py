@@ -416,6 +416,24 @@ def test_cross_entropy_matches_cpu(dtype, reduction):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_probabilities_match_cpu(dtype, reduction):
+    rng = np.random.default_rng(2)
+    for rows, classes in [(9, 1), (9, 33), (16, 40_000)]:
+        x = host_values(dtype, (rows, classes), classes)
+        p = np.asarray(fastact.softmax(rng.uniform(-3, 3, (rows, classes)).astype(dtype)))
+        p[:, ::7] = 0
+        kw = {"weight": rng.uniform(0, 2, classes), "label_smoothing": 0.1, "z_loss": 1e-3}
+        want = fastact.cross_entropy(x, p, reduction=reduction, **kw)
+        assert_same(fastact.cross_entropy(cuda.to_device(x), cuda.to_device(p), reduction=reduction, **kw).get(),
+                    np.asarray(want))
+        g = rng.uniform(0.5, 2, rows) if reduction == "none" else 1.5
+        xd = cuda.to_device(x)
+        fastact.cross_entropy_backward(g, xd, cuda.to_device(p), reduction=reduction, out=xd, **kw)
+        assert_same(xd.get(), fastact.cross_entropy_backward(g, x, p, reduction=reduction, **kw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_logsumexp_matches_cpu(dtype):
     x = host_values(dtype, (6, 7, 300), 3)
     for axis in [-1, 0, (0, 2), None]:
