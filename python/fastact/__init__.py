@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import operator as _operator
 
-from . import _core, _dispatch, cuda
+from . import _core, _dispatch, cuda, init
 from ._core import compiled_isas, get_isa, get_num_threads, set_isa, supported_isas
 from ._generate import build_functions
 from .losses import (cross_entropy, cross_entropy_backward, logsumexp, logsumexp_backward, nll_loss,
                      nll_loss_backward)
+from .init import dead_units
 from .losses import __all__ as _LOSSES
 
 _core._set_hooks(_dispatch.as_array, _dispatch.gpu_route, _dispatch.bfloat16_dtype)
@@ -113,10 +114,12 @@ def show_config(file=None) -> None:
     losses = [n for n in _LOSSES if not n.endswith("_backward")] + [o["name"] for o in _OPS if o["kind"] == "loss"]
     lines.append(f"  losses:          {', '.join(losses)} (each with its _backward; rows never materialize the "
                  "softmax; element-wise losses reduce in one pass, in a fixed order)")
+    lines.append(f"  init:            fastact.init.{', '.join(n for n in init.__all__ if n != 'dead_units')} "
+                 "(PyTorch's gains and fans, on NumPy arrays); fastact.dead_units")
     print("\n".join(lines), file=out)
 
 
 __all__ = sorted(list(_functions) + list(_LOSSES) + [
-    "cuda", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
+    "cuda", "init", "dead_units", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
     "set_isa", "get_num_threads", "set_num_threads", "release_memory",
 ])
