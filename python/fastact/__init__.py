@@ -25,6 +25,9 @@ _OPS = _core.ops()
 _functions = build_functions(_OPS, _core)
 _TABULATED = [o["name"] for o in _OPS if o["tabulated16"]]
 globals().update(_functions)
+from . import nn  # noqa: E402  (its layers are made from the functions above)
+
+nn._build(_functions)
 swish = _functions["silu"]  # alias (ONNX / TF name)
 swish_backward = _functions["silu_backward"]
 
@@ -116,10 +119,12 @@ def show_config(file=None) -> None:
                  "softmax; element-wise losses reduce in one pass, in a fixed order)")
     lines.append(f"  init:            fastact.init.{', '.join(n for n in init.__all__ if n != 'dead_units')} "
                  "(PyTorch's gains and fans, on NumPy arrays); fastact.dead_units")
+    lines.append(f"  nn:              {len(nn.__all__) - 1} layers and losses as objects (fastact.nn: "
+                 f"{', '.join(n for n in nn.__all__[:6] if n != 'Module')}, ...)")
     print("\n".join(lines), file=out)
 
 
 __all__ = sorted(list(_functions) + list(_LOSSES) + [
-    "cuda", "init", "dead_units", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
+    "cuda", "init", "nn", "dead_units", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
     "set_isa", "get_num_threads", "set_num_threads", "release_memory",
 ])
