@@ -96,6 +96,14 @@ def test_initialiser_errors_and_edges():
         init.xavier_uniform_(ro)
     with pytest.raises(TypeError, match="rng must be"):
         init.kaiming_normal_(np.empty((2, 2)), rng="seed")
+    with pytest.raises(ValueError, match="gain must be a finite number >= 0"):
+        init.xavier_uniform_(np.empty((2, 2)), gain=-1)
+    with pytest.raises(ValueError, match="share memory"):
+        init.kaiming_normal_(np.lib.stride_tricks.as_strided(np.zeros(3), (4, 3), (0, 8)))
+    with pytest.raises(ValueError, match="rng -1"):
+        init.kaiming_normal_(np.empty((2, 2)), rng=-1)
+    a = init.kaiming_normal_(np.empty((3, 3)), mode="FAN_OUT", rng=np.random.SeedSequence(3))
+    np.testing.assert_array_equal(a, init.kaiming_normal_(np.empty((3, 3)), mode="fan_out", rng=3))
     e = np.empty((0, 3), np.float32)
     assert init.kaiming_normal_(e) is e  # an empty weight: nothing to fill (PyTorch warns and returns it)
     z = np.ones((3, 4), np.float32)[:, ::2]
@@ -128,3 +136,9 @@ def test_dead_units():
         fastact.dead_units(np.array(["a", "b"]))
     with pytest.raises(TypeError, match="axis must be an int"):
         fastact.dead_units(h, axis=1.0)
+    with pytest.raises(ValueError, match="got \\(\\)"):
+        fastact.dead_units(h, axis=())
+    with pytest.raises(ValueError, match="no sample"):
+        fastact.dead_units(np.zeros((0, 5)))
+    with pytest.raises(TypeError, match="masked arrays"):
+        fastact.dead_units(np.ma.masked_array(h))

@@ -28,8 +28,8 @@ def test_elementwise_layers_are_the_functions(op):
     layer = getattr(nn, nn._class_name(op["name"]))(**required)
     y = layer(X)
     np.testing.assert_array_equal(y, f(X, **required))
-    saved, _ = layer._saved
-    assert saved == ("y" if op["backward_from"] in ("x|y", "x|y+") else "x")  # the output where it suffices
+    saved = layer._stack[-1][0][0]
+    assert saved == ("y" if op["backward_from"] == "x|y" else "x")  # the output where PyTorch's module keeps it
     np.testing.assert_array_equal(layer.backward(G), fb(G, y=y, **required) if saved == "y" else fb(G, X, **required))
 
 
@@ -37,10 +37,9 @@ def test_layer_parameters_and_what_is_kept():
     lr = nn.LeakyReLU(0.2)
     assert lr.params == {"negative_slope": 0.2} and repr(lr) == "LeakyReLU(negative_slope=0.2)"
     lr(X)
-    assert lr._saved[0] == "y"
-    neg = nn.LeakyReLU(negative_slope=-0.1)  # y no longer tells x's sign: x is kept
+    assert lr._stack[-1][0][0] == "x"  # (its y-form would lose digits for ELU far below 0: x, as PyTorch)
+    neg = nn.LeakyReLU(negative_slope=-0.1)
     neg(X)
-    assert neg._saved[0] == "x"
     np.testing.assert_array_equal(neg.backward(G), fastact.leaky_relu_backward(G, X, negative_slope=-0.1))
     g = nn.GELU(approximate="tanh")
     np.testing.assert_array_equal(g(X), fastact.gelu(X, approximate="tanh"))
@@ -89,8 +88,60 @@ def test_errors_before_forward_and_for_a_changed_shape():
         nn.MSELoss().backward()
     m = nn.MSELoss(reduction="none")
     m(X, G)
-    with pytest.raises(ValueError, match="reduction 'none'"):
+    with pytest.raises(ValueError, match=r"grad has shape \(\); expected the forward output's shape \(5, 8\)"):
         m.backward(1.0)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        nn.HuberLoss("sum", 0.5)
+    with pytest.raises(TypeError, match=r"unexpected argument 'dim'"):
+        nn.Softmax(dim=1)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        nn.BiasAct(4, "gleu")
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        nn.PReLU(dtype=np.int32)
+    with pytest.raises(ValueError, match="num_parameters must be a positive int"):
+        nn.PReLU(0)
+    with pytest.raises(ValueError, match="needs axis="):
+        nn.CrossEntropyLoss()(np.zeros((2, 3, 4)), np.zeros((2, 4), np.int64))
+
+
+def test_a_layer_used_twice_backpropagates_in_reverse_and_eval_keeps_nothing():
+    """One object at two places of a network (PyTorch's self.act called twice): each backward takes the
+    latest forward's state not yet taken; in eval mode nothing is kept."""
+    act = nn.GELU()
+    w = rng.normal(size=(8, 8))
+    h1 = act(X)
+    h2 = act(h1 @ w)
+    d1 = act.backward(G)                  # the second call's
+    d0 = act.backward(d1 @ w.T)           # then the first's
+    np.testing.assert_array_equal(d1, fastact.gelu_backward(G, h1 @ w))
+    np.testing.assert_array_equal(d0, fastact.gelu_backward(d1 @ w.T, X))
+    assert h2.shape == X.shape
+    with pytest.raises(RuntimeError, match="call the layer"):
+        act.backward(G)  # each forward's state is taken once
+    act.eval()
+    for _ in range(3):
+        act(X)
+    assert not getattr(act, "_stack", None)
+    with pytest.raises(RuntimeError, match="training mode"):
+        act.backward(G)
+    act.train()
+    act(X)
+    np.testing.assert_array_equal(act.backward(G), fastact.gelu_backward(G, X))
+
+
+def test_16_bit_parameter_gradients_are_summed_in_float32():
+    x = np.full((40000, 2), -3, np.float16)
+    p = nn.PReLU(2)
+    p(x)
+    dx = p.backward(np.ones_like(x))
+    assert dx.dtype == np.float16
+    np.testing.assert_array_equal(dx, fastact.prelu_backward(np.ones_like(x), x, p.weight.astype(np.float16), 1)[0])
+    np.testing.assert_array_equal(p.weight_grad, [-120000.0, -120000.0])  # float16's range ends at 65504
+    b = nn.BiasAct(1, "relu")
+    ones = np.ones((70000, 1), np.float16)
+    b(ones)
+    b.backward(ones)
+    np.testing.assert_array_equal(b.bias_grad, [70000.0])
 
 
 def test_prelu_and_bias_act_hold_and_accumulate_their_gradients():
@@ -133,6 +184,8 @@ def test_loss_objects():
     h = nn.HuberLoss(delta=0.5)
     assert h(X, G) == fastact.huber_loss(X, G, delta=0.5)
     np.testing.assert_array_equal(h.backward(), fastact.huber_loss_backward(1.0, X, G, delta=0.5))
+    with pytest.raises(RuntimeError, match="call the loss"):
+        h.backward()  # taken once
     tb = (G > 0).astype(np.float64)
     pw = np.full(8, 2.0)
     bce = nn.BCEWithLogitsLoss(pos_weight=pw, reduction="none")

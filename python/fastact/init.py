@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["calculate_gain", "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
            "dead_units"]
 
@@ -66,6 +68,9 @@ def _weight(a, fn: str) -> np.ndarray:
         raise TypeError(f"fastact.init.{fn}: the array has dtype {a.dtype}; expected a floating-point dtype")
     if not a.flags.writeable:
         raise ValueError(f"fastact.init.{fn}: the array is read-only")
+    if a.size and _core._has_internal_overlap(list(a.shape), [st // a.itemsize for st in a.strides]):
+        raise ValueError(f"fastact.init.{fn}: the array has elements that share memory (a broadcast or overlapping "
+                         "view); pass an array whose elements are distinct")
     return a
 
 
@@ -78,19 +83,32 @@ def _fans(a: np.ndarray, fn: str):
 
 
 def _fan(a: np.ndarray, mode, fn: str) -> int:
-    if mode not in ("fan_in", "fan_out"):
+    m = mode.lower() if isinstance(mode, str) else mode  # (PyTorch lowercases it too)
+    if m not in ("fan_in", "fan_out"):
         raise ValueError(f"fastact.init.{fn}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(a, fn)
-    return fan_in if mode == "fan_in" else fan_out
+    return fan_in if m == "fan_in" else fan_out
+
+
+def _gain(gain, fn: str) -> float:
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not math.isfinite(gain) or gain < 0:
+        raise ValueError(f"fastact.init.{fn}: gain must be a finite number >= 0, got {gain!r}")
+    return float(gain)
 
 
 def _rng(rng, fn: str) -> np.random.Generator:
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
+    """A Generator from rng: a Generator as it is, or what numpy.random.default_rng takes (None: fresh
+    entropy, not NumPy's global seed; an int seed, a SeedSequence, a BitGenerator)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    raise TypeError(f"fastact.init.{fn}: rng must be a numpy.random.Generator, an int seed or None, got "
-                    f"{type(rng).__name__}")
+    if isinstance(rng, bool) or not (rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence,
+                                                                     np.random.BitGenerator))):
+        raise TypeError(f"fastact.init.{fn}: rng must be a numpy.random.Generator, a seed (int, SeedSequence), a "
+                        f"BitGenerator or None, got {type(rng).__name__}")
+    try:
+        return np.random.default_rng(rng)
+    except ValueError as e:
+        raise ValueError(f"fastact.init.{fn}: rng {rng!r}: {e}") from None
 
 
 def _fill(a: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -138,7 +156,7 @@ def xavier_uniform_(tensor, gain=1.0, *, rng=None):
     fn = "xavier_uniform_"
     t = _weight(tensor, fn)
     fan_in, fan_out = _fans(t, fn)
-    std = float(gain) * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    std = _gain(gain, fn) * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
     return _uniform(t, math.sqrt(3.0) * std, rng, fn)
 
 
@@ -147,7 +165,7 @@ def xavier_normal_(tensor, gain=1.0, *, rng=None):
     fn = "xavier_normal_"
     t = _weight(tensor, fn)
     fan_in, fan_out = _fans(t, fn)
-    return _normal(t, float(gain) * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0, rng, fn)
+    return _normal(t, _gain(gain, fn) * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0, rng, fn)
 
 
 def zeros_(tensor):
@@ -165,6 +183,8 @@ def dead_units(activations, axis=0) -> float:
 
     Example: ``fastact.dead_units(fastact.relu(x @ w.T + b))`` after each epoch shows units dying under a
     large negative bias or a high learning rate."""
+    if isinstance(activations, np.ma.MaskedArray):
+        raise TypeError("fastact.dead_units: masked arrays are not supported (their mask would be lost)")
     a = np.asarray(activations)
     if a.dtype.kind not in "fiub" and str(a.dtype) != "bfloat16":
         raise TypeError(f"fastact.dead_units: activations must hold real numbers, got dtype {a.dtype}")
@@ -180,6 +200,10 @@ def dead_units(activations, axis=0) -> float:
         norm.append(int(ax) % a.ndim)
     if len(set(norm)) != len(norm):
         raise ValueError(f"fastact.dead_units: axis {axis} repeats an axis")
+    if not norm:
+        raise ValueError("fastact.dead_units: axis must name the batch axis (or axes), got ()")
+    if any(a.shape[i] == 0 for i in norm):
+        raise ValueError(f"fastact.dead_units: activations of shape {a.shape} hold no sample along axis {axis}")
     fired = np.any(a.astype(np.float64, copy=False) > 0, axis=tuple(norm)) if a.size else np.zeros(
         [n for i, n in enumerate(a.shape) if i not in norm], bool)
     if fired.size == 0:

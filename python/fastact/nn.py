@@ -38,24 +38,45 @@ def _class_name(op: str) -> str:
 
 
 class Module:
-    """A layer: ``__call__`` / ``forward`` runs the op and keeps what ``backward`` needs."""
+    """A layer: ``__call__`` / ``forward`` runs the op and keeps what ``backward`` needs.
 
-    _saved = None
+    A layer called several times before its backward (one object used at two places of a network) keeps
+    each call's state, and each backward takes the latest one not yet taken: the order backpropagation runs
+    in. ``eval()`` stops the keeping (inference: nothing held between calls), ``train()`` resumes it. What
+    is kept is the array itself, not a copy: change neither the input nor the output in place between a
+    forward and its backward."""
+
+    training = True
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def _take(self, grad):
-        if self._saved is None:
-            raise RuntimeError(f"fastact.nn.{type(self).__name__}.backward: call the layer (its forward) first")
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        if not self.training:
+            self.__dict__.pop("_stack", None)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def _take(self, grad, check_shape=True):
+        stack = self.__dict__.get("_stack")
+        if not stack:
+            what = "the loss" if isinstance(self, _Loss) else "the layer"
+            raise RuntimeError(f"fastact.nn.{type(self).__name__}.backward: call {what} (its forward) first, in "
+                               "training mode (each forward's state is taken by one backward)")
+        saved, out_shape = stack[-1]
         shape = np.shape(grad)
-        if shape != self._out_shape:
+        if check_shape and shape != out_shape:
             raise ValueError(f"fastact.nn.{type(self).__name__}.backward: grad has shape {shape}; expected the "
-                             f"forward output's shape {self._out_shape}")
-        return self._saved
+                             f"forward output's shape {out_shape}")
+        stack.pop()
+        return saved
 
     def _keep(self, saved, out):
-        self._saved, self._out_shape = saved, tuple(np.shape(out))
+        if self.training:
+            self.__dict__.setdefault("_stack", []).append((saved, tuple(np.shape(out))))
         return out
 
     def __repr__(self):
@@ -63,7 +84,9 @@ class Module:
         return f"{type(self).__name__}({args})"
 
 
-def _bind(cls, args, kwargs, names, defaults):
+def _bind(cls, args, kwargs, names, defaults, positional=True):
+    if args and not positional:
+        raise TypeError(f"fastact.nn.{cls}() takes keyword arguments only ({', '.join(names)})")
     if len(args) > len(names):
         raise TypeError(f"fastact.nn.{cls}() takes at most {len(names)} arguments ({', '.join(names) or 'none'}), got "
                         f"{len(args)}")
@@ -109,10 +132,9 @@ def _elementwise_layer(op, fns):
 
     def forward(self, x):
         y = f(x, **self.params)
-        # the output where the gradient can be had from it (for 'x|y+', when every parameter is positive)
-        from_y = frm == "x|y" or (frm == "x|y+" and all(isinstance(v, (int, float)) and v > 0
-                                                         for v in self.params.values()))
-        return self._keep(("y", y) if from_y else ("x", x), y)
+        # the output where the registry says any parameters allow the gradient from it, as PyTorch's modules
+        # keep it ('x|y+' ops, such as ELU, whose y-form loses digits far below 0: the input)
+        return self._keep(("y", y) if frm == "x|y" else ("x", x), y)
 
     def backward(self, grad):
         kind, v = self._take(grad)
@@ -126,8 +148,8 @@ def _elementwise_layer(op, fns):
 def _row_layer(op, fns):
     name, f, fb = op["name"], fns[op["name"]], fns[op["name"] + "_backward"]
 
-    def __init__(self, axis=-1):
-        self.params = {"axis": axis}
+    def __init__(self, *args, **kwargs):
+        self.params = _bind(type(self).__name__, args, kwargs, ["axis"], [-1])
 
     def forward(self, x):
         y = f(x, **self.params)
@@ -168,25 +190,28 @@ class PReLU(Module):
     along channel_axis, or one shared; init 0.25). backward(grad) returns grad_x and adds the weight's
     gradient to weight_grad."""
 
-    def __init__(self, num_parameters=1, init=0.25, channel_axis=1, dtype=np.float32):
-        self.weight = np.full(num_parameters, init, dtype=dtype)
+    def __init__(self, num_parameters=1, init=0.25, channel_axis=1, *, dtype=np.float32):
+        if isinstance(num_parameters, bool) or not isinstance(num_parameters, int) or num_parameters < 1:
+            raise ValueError(f"fastact.nn.PReLU: num_parameters must be a positive int, got {num_parameters!r}")
+        self.weight = np.full(num_parameters, init, dtype=_float_dtype(dtype, "PReLU"))
         self.weight_grad = np.zeros_like(self.weight)
         self.params = {"num_parameters": num_parameters, "init": init, "channel_axis": channel_axis}
         self.channel_axis = channel_axis
 
-    def _w(self, x):
+    def _w(self, dtype):
         w = self.weight if self.weight.size > 1 else self.weight.reshape(())
-        return w if np.dtype(w.dtype) == np.asarray(x).dtype else w.astype(np.asarray(x).dtype)
+        return w if w.dtype == dtype else w.astype(dtype)
 
     def forward(self, x):
-        y = _core_fns["prelu"](x, self._w(x), self.channel_axis)
+        y = _core_fns["prelu"](x, self._w(np.asarray(x).dtype), self.channel_axis)
         return self._keep(x, y)
 
     def backward(self, grad):
         x = self._take(grad)
-        dx, dw = _core_fns["prelu_backward"](grad, x, self._w(x), self.channel_axis)
+        xs, gs, dt = _widened(x, grad)  # a 16-bit input's weight gradient summed and kept in float32
+        dx, dw = _core_fns["prelu_backward"](gs, xs, self._w(dt), self.channel_axis)
         self.weight_grad += np.asarray(dw, dtype=self.weight.dtype).reshape(self.weight_grad.shape)
-        return dx
+        return _narrowed(dx, x)
 
     def zero_grad(self):
         self.weight_grad[...] = 0
@@ -196,27 +221,52 @@ class BiasAct(Module):
     """fastact.bias_act as a layer holding its bias: act(x + bias) along x's last axis, in one pass (a dense
     layer's epilogue). backward(grad) returns grad_x and adds the bias's gradient to bias_grad."""
 
-    def __init__(self, num_features, activation="gelu", dtype=np.float32, **params):
-        self.bias = np.zeros(num_features, dtype=dtype)
+    def __init__(self, num_features, activation="gelu", *, dtype=np.float32, **params):
+        acts = sorted({o["activation"] for o in _core.ops() if o["name"] == "bias_act"})
+        if activation not in acts:
+            raise ValueError(f"fastact.nn.BiasAct: activation must be one of {acts}, got {activation!r}")
+        self.bias = np.zeros(num_features, dtype=_float_dtype(dtype, "BiasAct"))
         self.bias_grad = np.zeros_like(self.bias)
         self.activation, self.act_params = activation, params
         self.params = {"num_features": num_features, "activation": activation, **params}
 
-    def _b(self, x):
-        return self.bias if self.bias.dtype == np.asarray(x).dtype else self.bias.astype(np.asarray(x).dtype)
+    def _b(self, dtype):
+        return self.bias if self.bias.dtype == dtype else self.bias.astype(dtype)
 
     def forward(self, x):
-        y = _core_fns["bias_act"](x, self._b(x), self.activation, **self.act_params)
+        y = _core_fns["bias_act"](x, self._b(np.asarray(x).dtype), self.activation, **self.act_params)
         return self._keep(x, y)
 
     def backward(self, grad):
         x = self._take(grad)
-        dx, db = _core_fns["bias_act_backward"](grad, x, self._b(x), self.activation, **self.act_params)
+        xs, gs, dt = _widened(x, grad)  # a 16-bit input's bias gradient summed and kept in float32
+        dx, db = _core_fns["bias_act_backward"](gs, xs, self._b(dt), self.activation, **self.act_params)
         self.bias_grad += np.asarray(db, dtype=self.bias.dtype)
-        return dx
+        return _narrowed(dx, x)
 
     def zero_grad(self):
         self.bias_grad[...] = 0
+
+
+def _float_dtype(dtype, cls):
+    dt = np.dtype(dtype)
+    if dt.kind != "f" and str(dt) != "bfloat16":
+        raise TypeError(f"fastact.nn.{cls}: dtype must be a floating-point dtype, got {dt}")
+    return dt
+
+
+def _widened(x, grad):
+    """x and grad in float32 where x is 16-bit (the parameter's gradient then sums and stays in float32;
+    the input's gradient is the 16-bit call's own bits once rounded back), and the dtype they are in."""
+    x = np.asarray(x)
+    if x.dtype.itemsize == 2:
+        return x.astype(np.float32), np.asarray(grad).astype(np.float32), np.dtype(np.float32)
+    return x, grad, x.dtype
+
+
+def _narrowed(dx, x):
+    x = np.asarray(x)
+    return dx.astype(x.dtype) if dx.dtype != x.dtype else dx
 
 
 # ------------------------------------------------------------------------------------------------ losses
@@ -224,12 +274,7 @@ class _Loss(Module):
     def backward(self, grad=1.0, *, out=None):
         """The gradient with respect to the first input (grad: grad_output, a scalar for 'mean' / 'sum'); out=
         may be that input itself (its memory reused)."""
-        saved = self._saved
-        if saved is None:
-            raise RuntimeError(f"fastact.nn.{type(self).__name__}.backward: call the loss (its forward) first")
-        if self.params["reduction"] == "none" and np.shape(grad) != self._out_shape:
-            raise ValueError(f"fastact.nn.{type(self).__name__}.backward: grad has shape {np.shape(grad)}; expected "
-                             f"the loss's shape {self._out_shape} (reduction 'none')")
+        saved = self._take(grad, check_shape=self.params["reduction"] == "none")
         return self._grad(grad, *saved, out=out)
 
 
@@ -241,7 +286,8 @@ def _pointwise_loss(op, fns):
 
     def __init__(self, *args, **kwargs):
         held = {w: kwargs.pop(w, None) for w in weights}  # BCE's weight and pos_weight, as PyTorch holds them
-        self.params = _bind(type(self).__name__, args, kwargs, names, defaults)
+        # keyword-only: PyTorch's positional order (reduction, then delta) is not the functions'
+        self.params = _bind(type(self).__name__, args, kwargs, names, defaults, positional=False)
         self.held = held
 
     def forward(self, input, target):
@@ -257,33 +303,50 @@ def _pointwise_loss(op, fns):
                                               "__doc__": doc, "__module__": __name__})
 
 
-class CrossEntropyLoss(_Loss):
-    """fastact.cross_entropy as a loss object (PyTorch's CrossEntropyLoss; the class axis is ``axis``):
-    loss = obj(logits, target) with class indices or probabilities, then obj.backward(grad_output=1.0) gives
-    dlogits (``backward(out=logits)`` writes it over the logits: no second logits-sized buffer)."""
+def _class_axis(params, x, cls):
+    """The class axis: ``axis`` when given; for 1-d and 2-d inputs the last (PyTorch's dim 1 of (N, C));
+    inputs of more dimensions must say it (PyTorch's class dim is 1, fastact's functions' default the last)."""
+    if params["axis"] is not None:
+        return params
+    nd = np.ndim(x) if not hasattr(x, "shape") else len(x.shape)
+    if nd > 2:
+        raise ValueError(f"fastact.nn.{cls}: an input of {nd} dimensions needs axis= (PyTorch's class dimension is 1, "
+                         "as in axis=1; fastact.cross_entropy's default is the last, axis=-1)")
+    return {**params, "axis": -1}
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0, axis=-1):
+
+class CrossEntropyLoss(_Loss):
+    """fastact.cross_entropy as a loss object (PyTorch's CrossEntropyLoss): loss = obj(logits, target) with
+    class indices or probabilities, then obj.backward(grad_output=1.0) gives dlogits
+    (``backward(out=logits)`` writes it over the logits: no second logits-sized buffer). The class axis: the
+    last for (N, C) logits; ``axis=`` is required for more dimensions (PyTorch's is 1)."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0, *,
+                 axis=None):
         self.params = {"weight": weight, "ignore_index": ignore_index, "reduction": reduction,
                        "label_smoothing": label_smoothing, "z_loss": z_loss, "axis": axis}
 
     def forward(self, logits, target):
-        return self._keep((logits, target), _losses.cross_entropy(logits, target, **self.params))
+        params = _class_axis(self.params, logits, "CrossEntropyLoss")
+        return self._keep((logits, target, params), _losses.cross_entropy(logits, target, **params))
 
-    def _grad(self, grad, logits, target, out=None):
-        return _losses.cross_entropy_backward(grad, logits, target, out=out, **self.params)
+    def _grad(self, grad, logits, target, params, out=None):
+        return _losses.cross_entropy_backward(grad, logits, target, out=out, **params)
 
 
 class NLLLoss(_Loss):
-    """fastact.nll_loss as a loss object (PyTorch's NLLLoss): loss = obj(log_probs, target)."""
+    """fastact.nll_loss as a loss object (PyTorch's NLLLoss): loss = obj(log_probs, target); the class axis as
+    CrossEntropyLoss's."""
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", axis=-1):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", *, axis=None):
         self.params = {"weight": weight, "ignore_index": ignore_index, "reduction": reduction, "axis": axis}
 
     def forward(self, log_probs, target):
-        return self._keep((log_probs, target), _losses.nll_loss(log_probs, target, **self.params))
+        params = _class_axis(self.params, log_probs, "NLLLoss")
+        return self._keep((log_probs, target, params), _losses.nll_loss(log_probs, target, **params))
 
-    def _grad(self, grad, log_probs, target, out=None):
-        return _losses.nll_loss_backward(grad, log_probs, target, out=out, **self.params)
+    def _grad(self, grad, log_probs, target, params, out=None):
+        return _losses.nll_loss_backward(grad, log_probs, target, out=out, **params)
 
 
 _core_fns = {}
