@@ -8,28 +8,39 @@ is always what the extension provides. ``fastact.show_config()`` says how this b
 from __future__ import annotations
 
 import operator as _operator
+from typing import Any, TextIO
 
 from . import _core, _dispatch, cuda, init
+from . import losses as _losses
 from ._core import compiled_isas, get_isa, get_num_threads, set_isa, supported_isas
-from ._generate import build_functions
+from . import _generate, _ops
+from ._ops import *  # noqa: F403  (the registry's functions: relu, relu_backward, ...)
 from .losses import (cross_entropy, cross_entropy_backward, logsumexp, logsumexp_backward, nll_loss,
                      nll_loss_backward)
 from .init import dead_units
-from .losses import __all__ as _LOSSES
 
 _core._set_hooks(_dispatch.as_array, _dispatch.gpu_route, _dispatch.bfloat16_dtype)
 
-__version__ = _core.version()
+__version__: str = _core.version()
 
 _OPS = _core.ops()
-_functions = build_functions(_OPS, _core)
+if _ops.REGISTRY_DIGEST != _generate.digest(_OPS):
+    # An op was added (or changed) in the core and _ops.py not regenerated: the same source, compiled here.
+    import sys as _sys
+    import warnings as _warnings
+
+    _warnings.warn("fastact/_ops.py was not generated from this build's op registry; using functions made at "
+                   "import (run tools/gen_api.py to regenerate it)", RuntimeWarning, stacklevel=2)
+    _ops = _generate.load(_OPS, _ops.__file__)
+    _sys.modules["fastact._ops"] = _ops
+    globals().update({n: getattr(_ops, n) for n in _ops.__all__})
+_functions = {n: getattr(_ops, n) for n in _ops.__all__}
 _TABULATED = [o["name"] for o in _OPS if o["tabulated16"]]
-globals().update(_functions)
 from . import nn  # noqa: E402  (its layers are made from the functions above)
 
 nn._build(_functions)
-swish = _functions["silu"]  # alias (ONNX / TF name)
-swish_backward = _functions["silu_backward"]
+swish = silu  # noqa: F405  (alias: the ONNX / TF name)
+swish_backward = silu_backward  # noqa: F405
 
 
 def set_num_threads(n: int) -> None:
@@ -48,7 +59,7 @@ def release_memory() -> int:
     return _core.release_memory()
 
 
-def ops() -> list:
+def ops() -> list[dict[str, Any]]:
     """The op registry: one dict per op (name, kind, params with defaults, backward_from)."""
     return [dict(o, params=[dict(p) for p in o["params"]]) for o in _OPS]
 
@@ -92,7 +103,7 @@ def _streaming_config() -> str:
             "(half the last-level cache; FASTACT_STREAM_STORES=0 turns them off)")
 
 
-def show_config(file=None) -> None:
+def show_config(file: TextIO | None = None) -> None:
     """Print the version, compiler, ISA paths (compiled, supported here, in use), threads, the memory fastact
     holds (result cache, 16-bit tables, scratch rows), the 16-bit lookup tables (which ops, how many built),
     streaming stores for large outputs and CUDA."""
@@ -114,7 +125,7 @@ def show_config(file=None) -> None:
         f"  ops:             {', '.join(dict.fromkeys(o['name'] for o in _OPS if o['kind'] != 'loss'))} (bias_act over "
         f"{', '.join(o['activation'] for o in _OPS if o['kind'] == 'broadcast' and o['activation'])})",
     ]
-    losses = [n for n in _LOSSES if not n.endswith("_backward")] + [o["name"] for o in _OPS if o["kind"] == "loss"]
+    losses = [n for n in _losses.__all__ if not n.endswith("_backward")] + [o["name"] for o in _OPS if o["kind"] == "loss"]
     lines.append(f"  losses:          {', '.join(losses)} (each with its _backward; rows never materialize the "
                  "softmax; element-wise losses reduce in one pass, in a fixed order)")
     lines.append(f"  init:            fastact.init.{', '.join(n for n in init.__all__ if n != 'dead_units')} "
@@ -124,7 +135,9 @@ def show_config(file=None) -> None:
     print("\n".join(lines), file=out)
 
 
-__all__ = sorted(list(_functions) + list(_LOSSES) + [
-    "cuda", "init", "nn", "dead_units", "swish", "swish_backward", "ops", "show_config", "compiled_isas", "supported_isas", "get_isa",
-    "set_isa", "get_num_threads", "set_num_threads", "release_memory",
-])
+__all__ = [
+    "cuda", "init", "nn", "dead_units", "swish", "swish_backward", "ops", "show_config", "compiled_isas",
+    "supported_isas", "get_isa", "set_isa", "get_num_threads", "set_num_threads", "release_memory",
+    "cross_entropy", "cross_entropy_backward", "logsumexp", "logsumexp_backward", "nll_loss", "nll_loss_backward",
+]
+__all__ += _ops.__all__

@@ -1,10 +1,17 @@
-"""Builds the public functions from the registry the compiled core exports.
+"""Writes the public functions' source from the registry the compiled core exports.
 
-Each function is generated as real Python source (so ``inspect.signature`` and ``help`` show the
-true parameters) that does the least work possible per call: it maps choice strings to their index
-and calls the generic compiled entry point, which does every check in C++.
+``render(ops)`` gives the text of ``fastact/_ops.py``: one real, typed Python function per op and
+direction (so tracebacks, ``inspect``, ``help``, editors and type checkers see true signatures), each doing
+the least work possible per call: it maps choice strings to their index and calls the generic compiled
+entry point, which does every check in C++. ``tools/gen_api.py`` writes the file (and a test checks it is
+current); fastact's ``__init__`` uses it when its registry digest is this build's, else (an op added and the
+file not yet regenerated) it compiles the same text in memory.
 """
 from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
 
 from . import _core
 
@@ -17,8 +24,20 @@ _FROM_TEXT = {
     "x|y+": "x (the forward input), or y (the forward output) when {p} > 0",
 }
 
+# How each backward_from lets the backward be called, for the docstrings.
+_FROM_CALLS = {
+    "x": "{n}_backward(grad_output, x)",
+    "y": "{n}_backward(grad_output, y=y)",
+    "x|y": "{n}_backward(grad_output, x) or {n}_backward(grad_output, y=y)",
+    "x|y+": "{n}_backward(grad_output, x), or {n}_backward(grad_output, y=y) when {p} > 0",
+}
 
-def _choice(fn, name, value, choices):
+# The values a docstring's example gives a parameter that has no default.
+_EXAMPLE_REQUIRED = 1.0
+_EXAMPLE_X = "np.array([-2.0, -0.5, 0.5, 2.0])"
+
+
+def _choice(fn: str, name: str, value: Any, choices: dict[str, int]) -> int:
     try:
         return choices[value]
     except (KeyError, TypeError):
@@ -35,25 +54,42 @@ def _param_doc(p):
     return f"    {p['name']}: float{cond}, default {p['default']!r}"
 
 
-def _param_src(p):
-    """A parameter in a generated signature: name=default, or the bare name of a required one."""
-    if p["required"]:
-        return p["name"]
-    return f"{p['name']}={_default_src(p)}"
+def _float_src(v):
+    if math.isnan(v):
+        return "float('nan')"
+    if math.isinf(v):
+        return "float('inf')" if v > 0 else "-float('inf')"
+    return repr(float(v))
 
 
 def _default_src(p):
     if p["choices"]:
         return repr(p["choices"].split("|")[int(p["default"])])
-    return repr(p["default"])
+    return _float_src(p["default"])
+
+
+def _param_type(p):
+    if p["choices"]:
+        return "Literal[" + ", ".join(repr(c) for c in p["choices"].split("|")) + "]"
+    return "float"
+
+
+def _typed_params(params):
+    """', name: type = default' for each parameter (no default for a required one)."""
+    return "".join(f", {p['name']}: {_param_type(p)}" + ("" if p["required"] else f" = {_default_src(p)}")
+                   for p in params)
+
+
+def _any_params(params):
+    return "".join(f", {p['name']}: Any" + ("" if p["required"] else f" = {_default_src(p)}") for p in params)
 
 
 class _BiasActs:
     """bias_act's activations: name -> (op id, the parameters' names, their defaults as the entry point
     takes them, their choice maps), resolved once; a call with no parameters is one dict lookup."""
 
-    def __init__(self, ops):
-        self.ops = {}
+    def __init__(self, ops: list[dict[str, Any]]) -> None:
+        self.ops: dict[str, Any] = {}
         for o in ops:
             if o["kind"] == "broadcast" and o["activation"]:
                 choices = {p["name"]: {c: i for i, c in enumerate(p["choices"].split("|"))} for p in o["params"]
@@ -62,7 +98,7 @@ class _BiasActs:
                 required = [p["name"] for p in o["params"] if p["required"]]
                 self.ops[o["activation"]] = (o["id"], [p["name"] for p in o["params"]], defaults, choices, required)
 
-    def resolve(self, fn, activation, params):
+    def resolve(self, fn: str, activation: Any, params: dict[str, Any]) -> tuple[int, tuple[Any, ...]]:
         try:
             oid, names, defaults, choices, required = self.ops[activation]
         except (KeyError, TypeError):
@@ -86,222 +122,394 @@ class _BiasActs:
         return oid, tuple(vals)
 
 
-def _bias_act_functions(ns, bias_acts):
+def digest(ops) -> str:
+    """A digest of the registry as the core exports it: _ops.py records the one it was written from."""
+    return hashlib.sha256(repr(ops).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- source
+class _Writer:
+    """Collects the module's source: each function as its typed overloads (NumPy in, NumPy of the same
+    dtype out; anything else, such as GPU arrays, Any) and one implementation with the docstring."""
+
+    def __init__(self):
+        self.parts, self.names, self.choice_maps, self.examples = [], [], {}, {}
+
+    def choice_map(self, op_name, p):
+        key = f"_C_{op_name}_{p['name']}"
+        self.choice_maps[key] = {c: i for i, c in enumerate(p["choices"].split("|"))}
+        return key
+
+    def function(self, name, overloads, impl_sig, body, doc):
+        lines = []
+        for sig, ret in overloads:
+            lines += ["@overload", f"def {name}({sig}) -> {ret}: ..."]
+        lines.append(f"def {name}({impl_sig}) -> Any:")
+        lines.append(_docstring(doc))
+        lines += ["    " + b for b in body]
+        self.parts.append("\n".join(lines))
+        self.names.append(name)
+
+
+def _docstring(doc):
+    text = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        out.append(("    " if line else "") + line if i else '    """' + line)
+    return "\n".join(out) + '\n    """'
+
+
+def _param_tuple(w, op_name, params, fn):
+    """The parameters as the entry point takes them; a choice's error names fn."""
+    vals = []
+    for p in params:
+        if p["choices"]:
+            vals.append(f"_choice({fn!r}, {p['name']!r}, {p['name']}, {w.choice_map(op_name, p)})")
+        else:
+            vals.append(p["name"])
+    return "(" + "".join(v + ", " for v in vals) + ")"
+
+
+_ARR = "NDArray[_S]"
+_OPT = "NDArray[_S] | None"
+_CPU = "out: NDArray[_S] | None = None, stream: None = None"
+_ANY = "out: Any = None, stream: Any = None"
+
+
+def _example_kwargs(params):
+    return "".join(f", {p['name']}={_EXAMPLE_REQUIRED!r}" for p in params if p["required"])
+
+
+def _elementwise(w, op, ex):
+    name, oid, params = op["name"], op["id"], op["params"]
+    tp, ap = _typed_params(params), _any_params(params)
+    first = params[0]["name"] if params else ""
+    from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
+    pdoc = "\n".join(_param_doc(p) for p in params)
+    kw = _example_kwargs(params)
+    x_src = f"fastact.{name}(x{kw})"
+    w.examples[name] = [("x = " + _EXAMPLE_X, None), (f"{x_src}.round(4).tolist()", f"{x_src}.round(4).tolist()"),
+                        (f"fastact.{name}_backward(np.ones(4), x{kw}).round(4).tolist()",
+                         f"fastact.{name}_backward(np.ones(4), x{kw}).round(4).tolist()")]
+    doc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of {_DTYPES} (any shape and"
+           " strides): NumPy or any CPU DLPack tensor (runs on the CPU), or a GPU array -- CuPy,"
+           " __cuda_array_interface__ or CUDA DLPack (runs on its GPU; see fastact.cuda)\n"
+           f"{pdoc + chr(10) if pdoc else ''}    out: optional array (or writable DLPack tensor) of x's shape and"
+           " dtype to write into (may be x itself)\n"
+           "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+           "Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array"
+           " of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are"
+           " computed in float32 and rounded once.\n\n"
+           f"Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p=first)}.\n{ex(name)}")
+    w.function(name, [(f"x: {_ARR}, *{tp}, {_CPU}", _ARR), (f"x: Any, *{tp}, {_ANY}", "Any")],
+               f"x: Any, *{ap}, {_ANY}",
+               [f"return _ew({oid}, 0, x, None, out, {_param_tuple(w, name, params, name)}, stream)"], doc)
+    pt = _param_tuple(w, name, params, name + "_backward")
+    bdoc = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
+            f" arguments (parameters, out=, stream=) are {name}'s.\nReturns grad_input (out when given),"
+            " on the inputs' device.")
+    w.function(f"{name}_backward",
+               [(f"grad_output: {_ARR}, x: {_OPT} = None, *, y: {_OPT} = None{tp}, {_CPU}", _ARR),
+                (f"grad_output: Any, x: Any = None, *, y: Any = None{tp}, {_ANY}", "Any")],
+               f"grad_output: Any, x: Any = None, *, y: Any = None{ap}, {_ANY}",
+               ["if y is None:",
+                "    if x is None:",
+                f"        raise ValueError('fastact.{name}_backward needs {from_text}')",
+                f"    return _ew({oid}, 1, grad_output, x, out, {pt}, stream)",
+                "if x is not None:",
+                f"    raise ValueError('fastact.{name}_backward: pass x or y, not both')",
+                f"return _ew({oid}, 2, grad_output, y, out, {pt}, stream)"], bdoc)
+
+
+def _gated(w, op, ex):
+    name, oid, params = op["name"], op["id"], op["params"]
+    tp, ap = _typed_params(params), _any_params(params)
+    pdoc = "\n".join(_param_doc(p) for p in params)
+    halves = "a * act(b), act on the second half" if op["gate"] == "second" else "act(a) * b, act on the first half"
+    w.examples[name] = [("x = np.array([[1.0, -1.0, 2.0, 0.5]])", None),
+                        (f"fastact.{name}(x).round(4).tolist()", f"fastact.{name}(x).round(4).tolist()"),
+                        (f"fastact.{name}_backward(np.ones((1, 2)), x).round(4).tolist()",
+                         f"fastact.{name}_backward(np.ones((1, 2)), x).round(4).tolist()")]
+    doc = (f"{op['doc']}.\n\nTwo forms: {name}(x, axis=-1) splits x into halves a (first) and b (second) along"
+           f" axis (its length must be even); {name}(gate, up) takes a = gate and b = up, two arrays of one"
+           f" shape. ({halves}.)\n\nArgs:\n"
+           f"    x: array of {_DTYPES}, CPU or GPU (as for every fastact op)\n"
+           "    up: the second array of the two-array form (None: split x)\n"
+           "    axis: the axis x is split along (one-array form)\n"
+           f"{pdoc + chr(10) if pdoc else ''}    out: optional array of the result's shape and dtype\n"
+           "    stream: GPU arrays only: the CUDA stream to run on\n\n"
+           "Returns a new array (out when given) of x's shape with axis halved, or of gate's shape. One pass"
+           " over memory; the bits of the unfused composition, rounded once to the storage type.\n\n"
+           f"Backward: {name}_backward(grad_output, x) gives grad_x; {name}_backward(grad_output, gate, up) gives"
+           f" (grad_gate, grad_up).\n{ex(name)}")
+    w.function(name, [(f"x: {_ARR}, up: {_OPT} = None, *, axis: int = -1{tp}, {_CPU}", _ARR),
+                      (f"x: Any, up: Any = None, *, axis: int = -1{tp}, {_ANY}", "Any")],
+               f"x: Any, up: Any = None, *, axis: Any = -1{ap}, {_ANY}",
+               [f"return _gated({oid}, 0, x, up, None, out, {_param_tuple(w, name, params, name)}, axis, stream)"],
+               doc)
+    pair = f"tuple[{_ARR}, {_ARR}]"
+    bdoc = (f"Gradient of {name}, in the forward's form: {name}_backward(grad_output, x, axis=-1) returns"
+            f" grad_x (x's shape, its halves the gradients of a and b); {name}_backward(grad_output,"
+            " gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an"
+            " array or None); an output may be its own input (in place). The other arguments"
+            f" (parameters, axis, stream=) are {name}'s.")
+    w.function(f"{name}_backward",
+               [(f"grad_output: {_ARR}, x: {_ARR}, up: None = None, *, axis: int = -1{tp}, {_CPU}", _ARR),
+                (f"grad_output: {_ARR}, x: {_ARR}, up: {_ARR}, *, axis: int = -1{tp}, "
+                 f"out: tuple[{_OPT}, {_OPT}] | None = None, stream: None = None", pair),
+                (f"grad_output: Any, x: Any, up: Any = None, *, axis: int = -1{tp}, {_ANY}", "Any")],
+               f"grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1{ap}, {_ANY}",
+               [f"return _gated({oid}, 1, x, up, grad_output, out, {_param_tuple(w, name, params, name + '_backward')}"
+                ", axis, stream)"], bdoc)
+
+
+def _broadcast(w, op, ex):
+    name, oid, params = op["name"], op["id"], op["params"]
+    tp, ap = _typed_params(params), _any_params(params)
+    pdoc = "\n".join(_param_doc(p) for p in params)
+    o = op["operand"]
+    w.examples[name] = [("x = " + _EXAMPLE_X, None),
+                        (f"fastact.{name}(x, 0.25).tolist()", f"fastact.{name}(x, 0.25).tolist()"),
+                        (f"[g.tolist() for g in fastact.{name}_backward(np.ones(4), x, 0.25)]",
+                         f"[g.tolist() for g in fastact.{name}_backward(np.ones(4), x, 0.25)]")]
+    doc = (f"{op['doc']}, element-wise.\n\nArgs:\n"
+           f"    x: array of {_DTYPES} (any shape and strides)\n"
+           f"    {o}: array of x's dtype (a Python number takes x's dtype): one value, or 1-d with one per"
+           " channel along channel_axis"
+           f" (PyTorch), or with channel_axis=None any shape that broadcasts to x's (ONNX PRelu)\n"
+           "    channel_axis: the axis of x the channels lie along (default 1, PyTorch's NCHW; -1 for"
+           " channels last), or None\n"
+           f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype (may be x itself)\n"
+           "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+           "Returns a new array (out when given), on x's device (see fastact.cuda for GPU arrays).\n\n"
+           f"Backward: {name}_backward(grad_output, x, {o}) gives (grad_x, grad_{o}).\n{ex(name)}")
+    w.function(name, [(f"x: {_ARR}, {o}: ArrayLike, channel_axis: int | None = 1, *{tp}, {_CPU}", _ARR),
+                      (f"x: Any, {o}: Any, channel_axis: int | None = 1, *{tp}, {_ANY}", "Any")],
+               f"x: Any, {o}: Any, channel_axis: Any = 1, *{ap}, {_ANY}",
+               [f"return _bc({oid}, 0, x, {o}, None, out, {_param_tuple(w, name, params, name)}, channel_axis, "
+                "stream)"], doc)
+    bdoc = (f"Gradient of {name}: returns (grad_x, grad_{o}), grad_{o} of {o}'s shape: the sum of the"
+            f" contributions of the elements each value of {o} applies to (dy * x where x <= 0), in a"
+            " fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any thread"
+            " count and ISA; float32 for 16-bit types).\n\nout=: a tuple (grad_x, grad_{o}), each an"
+            f" array or None; grad_x may be grad_output or x, grad_{o} may be {o}. The other arguments"
+            f" (channel_axis, out=, stream=) are {name}'s.")
+    w.function(f"{name}_backward",
+               [(f"grad_output: {_ARR}, x: {_ARR}, {o}: ArrayLike, channel_axis: int | None = 1, *{tp}, "
+                 f"out: tuple[{_OPT}, {_OPT}] | None = None, stream: None = None", f"tuple[{_ARR}, {_ARR}]"),
+                (f"grad_output: Any, x: Any, {o}: Any, channel_axis: int | None = 1, *{tp}, {_ANY}", "Any")],
+               f"grad_output: Any, x: Any, {o}: Any, channel_axis: Any = 1, *{ap}, {_ANY}",
+               [f"return _bc({oid}, 1, x, {o}, grad_output, out, {_param_tuple(w, name, params, name + '_backward')}"
+                ", channel_axis, stream)"], bdoc)
+
+
+def _bias_act(w, bias_acts, ex):
     acts = sorted(bias_acts.ops)
-    ns["_bias_acts"] = bias_acts
-    src = (
-        "def bias_act(x, bias, /, activation='gelu', *, out=None, stream=None, **params):\n"
-        "    op, p = _bias_acts.resolve('bias_act', activation, params)\n"
-        "    return _bc(op, 0, x, bias, None, out, p, -1, stream)\n"
-        "def bias_act_backward(grad_output, x, bias, /, activation='gelu', *, out=None, stream=None, **params):\n"
-        "    op, p = _bias_acts.resolve('bias_act_backward', activation, params)\n"
-        "    return _bc(op, 1, x, bias, grad_output, out, p, -1, stream)\n"
-    )
-    exec(compile(src, "<fastact.bias_act>", "exec"), ns)
-    fwd, bwd = ns["bias_act"], ns["bias_act_backward"]
-    fwd.__doc__ = (
-        "act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
-        "Args:\n"
-        f"    x: array of {_DTYPES}, at least 1-d (any strides)\n"
-        "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype);"
-        " x and bias are positional-only, so that an activation's parameter may be named bias (shrink's)\n"
-        f"    activation: one of {acts}, default 'gelu'\n"
-        "    out: optional array of x's shape and dtype (may be x itself)\n"
-        "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n"
-        "    **params: the activation's parameters (e.g. approximate='tanh' for gelu, negative_slope=0.1 for"
-        " leaky_relu), with its defaults; those without a default (softcap's cap, threshold's threshold and"
-        " value) must be given\n\n"
-        "Returns a new array (out when given). The bits of fastact.<activation>(x + bias) with x + bias rounded to"
-        " the compute type (float32 for 16-bit types, so no rounding to 16 bits in between).")
-    bwd.__doc__ = (
-        "Gradient of bias_act: returns (grad_x, grad_bias), grad_x = grad_output * act'(x + bias) and grad_bias its"
-        " sum over every axis but the last (of bias's shape).\n\n"
-        "grad_bias is summed in a fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any"
-        " thread count and ISA), in float32 for 16-bit types from grad_x before its rounding. out=: a tuple"
-        " (grad_x, grad_bias), each an array or None; grad_x may be grad_output or x, grad_bias may be bias. The"
-        " other arguments (activation, its parameters, stream=) are bias_act's.")
-    for f in (fwd, bwd):
-        f.__module__ = "fastact"
-    return {"bias_act": fwd, "bias_act_backward": bwd}
+    lit = "Literal[" + ", ".join(repr(a) for a in acts) + "]"
+    w.examples["bias_act"] = [("x = np.array([[-1.0, 0.5], [2.0, -3.0]])", None),
+                              ("fastact.bias_act(x, np.array([0.5, 1.0]), 'relu').tolist()",
+                               "fastact.bias_act(x, np.array([0.5, 1.0]), 'relu').tolist()")]
+    doc = ("act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.\n\n"
+           "Args:\n"
+           f"    x: array of {_DTYPES}, at least 1-d (any strides)\n"
+           "    bias: array of x's dtype, 1-d of x's last dimension, or one value (a Python number takes x's dtype);"
+           " x and bias are positional-only, so that an activation's parameter may be named bias (shrink's)\n"
+           f"    activation: one of {acts}, default 'gelu'\n"
+           "    out: optional array of x's shape and dtype (may be x itself)\n"
+           "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n"
+           "    **params: the activation's parameters (e.g. approximate='tanh' for gelu, negative_slope=0.1 for"
+           " leaky_relu), with its defaults; those without a default (softcap's cap, threshold's threshold and"
+           " value) must be given\n\n"
+           "Returns a new array (out when given). The bits of fastact.<activation>(x + bias) with x + bias rounded to"
+           " the compute type (float32 for 16-bit types, so no rounding to 16 bits in between).\n\n"
+           "Backward: bias_act_backward(grad_output, x, bias, activation) gives (grad_x, grad_bias).\n"
+           f"{ex('bias_act')}")
+    w.function("bias_act",
+               [(f"x: {_ARR}, bias: ArrayLike, /, activation: {lit} = 'gelu', *, {_CPU}, **params: float | str",
+                 _ARR),
+                (f"x: Any, bias: Any, /, activation: {lit} = 'gelu', *, out: Any = None, stream: Any = None, "
+                 "**params: float | str", "Any")],
+               "x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, stream: Any = None, **params: Any",
+               ["op, p = _bias_acts.resolve('bias_act', activation, params)",
+                "return _bc(op, 0, x, bias, None, out, p, -1, stream)"], doc)
+    bdoc = ("Gradient of bias_act: returns (grad_x, grad_bias), grad_x = grad_output * act'(x + bias) and grad_bias its"
+            " sum over every axis but the last (of bias's shape).\n\n"
+            "grad_bias is summed in a fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any"
+            " thread count and ISA), in float32 for 16-bit types from grad_x before its rounding. out=: a tuple"
+            " (grad_x, grad_bias), each an array or None; grad_x may be grad_output or x, grad_bias may be bias. The"
+            " other arguments (activation, its parameters, stream=) are bias_act's.")
+    w.function("bias_act_backward",
+               [(f"grad_output: {_ARR}, x: {_ARR}, bias: ArrayLike, /, activation: {lit} = 'gelu', *, "
+                 f"out: tuple[{_OPT}, {_OPT}] | None = None, stream: None = None, **params: float | str",
+                 f"tuple[{_ARR}, {_ARR}]"),
+                (f"grad_output: Any, x: Any, bias: Any, /, activation: {lit} = 'gelu', *, out: Any = None, "
+                 "stream: Any = None, **params: float | str", "Any")],
+               "grad_output: Any, x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, "
+               "stream: Any = None, **params: Any",
+               ["op, p = _bias_acts.resolve('bias_act_backward', activation, params)",
+                "return _bc(op, 1, x, bias, grad_output, out, p, -1, stream)"], bdoc)
 
 
-def _loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc):
+def _loss(w, op, ex):
     """An element-wise loss and its backward (registry.h FASTACT_LOSS_OPS), through losses._pointwise, with
     SPEC 2.3's signature: (pred or logits, target, weights..., parameters..., reduction)."""
     from . import losses
-    ns["_pointwise"] = losses._pointwise
-    name, oid = op["name"], op["id"]
+    name, oid, params = op["name"], op["id"], op["params"]
     names = op["operand"].split()  # the input's name, target, then the weights
     first, extra = names[0], names[2:]
     pos = losses._pos(first)
-    wsig = "".join(f", {w}=None" for w in extra)
+    tp = "".join(f", {p['name']}: {_param_type(p)}" + ("" if p["required"] else f" = {_default_src(p)}")
+                 for p in params)
+    ap = _any_params(params)
+    wsig_t = "".join(f", {x}: ArrayLike | None = None" for x in extra)
+    wsig_a = "".join(f", {x}: Any = None" for x in extra)
+    red = "reduction: Literal['mean', 'sum', 'none'] = 'mean'"
     args = "(" + "".join(f"{n}, " for n in names) + ")"
-    src = (
-        f"def {name}({first}, target{wsig}{kwsig}, reduction='mean', *, out=None, stream=None):\n"
-        f"    return _pointwise({name!r}, {oid}, 0, None, {args}, {tuple(names)!r}, reduction, {ptuple}, out, stream)\n"
-        f"def {name}_backward(grad_output, {first}, target{wsig}{kwsig}, reduction='mean', *, out=None, stream=None):\n"
-        f"    return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, {args}, {tuple(names)!r}, reduction,"
-        f" {ptuple_b}, out, stream)\n"
-    )
-    exec(compile(src, f"<fastact.{name}>", "exec"), ns)
-    fwd, bwd = ns[name], ns[f"{name}_backward"]
-    wdoc = "".join(f"    {w}: optional array of {pos} dtype (or a number, or a list) that broadcasts to {pos}"
-                   " shape, as in PyTorch (None: 1)\n" for w in extra)
-    fwd.__doc__ = (
-        f"{op['doc']}, element by element, as PyTorch's F.{name}.\n\nArgs:\n"
-        f"    {first}: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place), or a GPU"
-        " array (CuPy, a PyTorch CUDA tensor, any CUDA array-interface or DLPack producer: the call runs there, with"
-        " the CPU's bits, and returns an array of its library)\n"
-        f"    target: array of {pos} dtype and shape\n"
-        f"{wdoc}"
-        f"{pdoc + chr(10) if pdoc else ''}"
-        "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
-        f"    out: reduction 'none' only: an array of {pos} shape and dtype to write into (may be {first} or target)\n"
-        "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
-        f"Returns a 0-d array of {pos} dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
-        " operands, nothing stored between: 'mean' and 'sum' add the losses in a fixed order with compensated"
-        " sums (the same bits for any thread count and ISA). float16 and bfloat16 are computed in float32.")
-    bwd.__doc__ = (
-        f"Gradient of {name} in {first}: grad_output * d{name}/d{first}.\n\n"
-        "grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of"
-        f" {pos} shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are {name}'s;"
-        f" out= ({pos} shape and dtype) may be {first}, target or grad_output. Returns the gradient (out when"
-        " given).")
-    for f in (fwd, bwd):
-        f.__module__ = "fastact"
-    return {name: fwd, f"{name}_backward": bwd}
+    pdoc = "\n".join(_param_doc(p) for p in params)
+    w.examples[name] = [(f"{first}, target = np.array([0.5, -1.0, 3.0]), np.array([1.0, 0.0, 1.0])", None),
+                        (f"round(float(fastact.{name}({first}, target)), 6)",
+                         f"round(float(fastact.{name}({first}, target)), 6)"),
+                        (f"fastact.{name}_backward(1.0, {first}, target).round(4).tolist()",
+                         f"fastact.{name}_backward(1.0, {first}, target).round(4).tolist()")]
+    wdoc = "".join(f"    {x}: optional array of {pos} dtype (or a number, or a list) that broadcasts to {pos}"
+                   " shape, as in PyTorch (None: 1)\n" for x in extra)
+    doc = (f"{op['doc']}, element by element, as PyTorch's F.{name}.\n\nArgs:\n"
+           f"    {first}: array of {_DTYPES} (any shape and strides; a CPU DLPack tensor is read in place), or a GPU"
+           " array (CuPy, a PyTorch CUDA tensor, any CUDA array-interface or DLPack producer: the call runs there, with"
+           " the CPU's bits, and returns an array of its library)\n"
+           f"    target: array of {pos} dtype and shape\n"
+           f"{wdoc}"
+           f"{pdoc + chr(10) if pdoc else ''}"
+           "    reduction: 'mean' (over every element), 'sum', or 'none' (one loss per element)\n"
+           f"    out: reduction 'none' only: an array of {pos} shape and dtype to write into (may be {first} or target)\n"
+           "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+           f"Returns a 0-d array of {pos} dtype ('mean', 'sum'), or the losses (out when given). One pass over the"
+           " operands, nothing stored between: 'mean' and 'sum' add the losses in a fixed order with compensated"
+           " sums (the same bits for any thread count and ISA). float16 and bfloat16 are computed in float32.\n\n"
+           f"Backward: {name}_backward(grad_output, {first}, target, ...) gives the gradient in {first}.\n{ex(name)}")
+    w.function(name,
+               [(f"{first}: {_ARR}, target: ArrayLike{wsig_t}{tp}, {red}, *, {_CPU}", _ARR),
+                (f"{first}: Any, target: Any{wsig_a}{tp}, {red}, *, {_ANY}", "Any")],
+               f"{first}: Any, target: Any{wsig_a}{ap}, reduction: Any = 'mean', *, {_ANY}",
+               [f"return _pointwise({name!r}, {oid}, 0, None, {args}, {tuple(names)!r}, reduction, "
+                f"{_param_tuple(w, name, params, name)}, out, stream)"], doc)
+    bdoc = (f"Gradient of {name} in {first}: grad_output * d{name}/d{first}.\n\n"
+            "grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of"
+            f" {pos} shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are {name}'s;"
+            f" out= ({pos} shape and dtype) may be {first}, target or grad_output. Returns the gradient (out when"
+            " given).")
+    w.function(f"{name}_backward",
+               [(f"grad_output: ArrayLike, {first}: {_ARR}, target: ArrayLike{wsig_t}{tp}, {red}, *, {_CPU}", _ARR),
+                (f"grad_output: Any, {first}: Any, target: Any{wsig_a}{tp}, {red}, *, {_ANY}",
+                 "Any")],
+               f"grad_output: Any, {first}: Any, target: Any{wsig_a}{ap}, reduction: Any = 'mean', *, {_ANY}",
+               [f"return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, {args}, {tuple(names)!r}, reduction,"
+                f" {_param_tuple(w, name, params, name + '_backward')}, out, stream)"], bdoc)
 
 
-def build_functions(ops, core):
-    ns = {"_ew": core._elementwise, "_row": core._rowwise, "_gated": core._gated, "_bc": core._broadcast,
-          "_choice": _choice}
-    funcs = {}
+def _row(w, op, ex):
+    name, oid = op["name"], op["id"]
+    from_text = _FROM_TEXT[op["backward_from"]]
+    w.examples[name] = [("x = np.array([1.0, 2.0, 3.0])", None),
+                        (f"fastact.{name}(x).round(4).tolist()", f"fastact.{name}(x).round(4).tolist()"),
+                        (f"fastact.{name}_backward(np.array([1.0, 0.0, 0.0]), y=fastact.{name}(x)).round(4).tolist()",
+                         f"fastact.{name}_backward(np.array([1.0, 0.0, 0.0]), y=fastact.{name}(x)).round(4).tolist()")]
+    doc = (f"{op['doc']}.\n\nArgs:\n    x: array of {_DTYPES}, at least 1-d"
+           " (16-bit types accumulate in float32)\n"
+           "    axis: the axis to reduce along (default -1, the fast path)\n"
+           "    out: optional array of x's shape and dtype to write into (may be x itself)\n"
+           "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
+           "Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is"
+           " all -inf gives NaN.\n\n"
+           f"Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p='')} (from the forward's output).\n"
+           f"{ex(name)}")
+    w.function(name, [(f"x: {_ARR}, axis: int = -1, *, {_CPU}", _ARR), (f"x: Any, axis: int = -1, *, {_ANY}", "Any")],
+               f"x: Any, axis: Any = -1, *, {_ANY}", [f"return _row({oid}, 0, x, None, out, axis, stream)"], doc)
+    bdoc = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
+            f" arguments (axis, out=, stream=) are {name}'s.\nReturns grad_input (out when given),"
+            " on the inputs' device.")
+    w.function(f"{name}_backward",
+               [(f"grad_output: {_ARR}, x: None = None, *, y: {_ARR}, axis: int = -1, {_CPU}", _ARR),
+                (f"grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, {_ANY}", "Any")],
+               f"grad_output: Any, x: Any = None, *, y: Any = None, axis: Any = -1, {_ANY}",
+               ["if y is None:",
+                f"    raise ValueError('fastact.{name}_backward needs {from_text}'"
+                " + ('; x cannot be used' if x is not None else ''))",
+                "if x is not None:",
+                f"    raise ValueError('fastact.{name}_backward: pass y only (the forward output)')",
+                f"return _row({oid}, 1, grad_output, y, out, axis, stream)"], bdoc)
+
+
+_HEADER = '''\
+# Generated by tools/gen_api.py from the op registry (fastact._core.ops()); do not edit by hand.
+"""fastact's functions, one per registry op and direction, re-exported by ``fastact``."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from . import _core
+from ._core import _broadcast as _bc, _elementwise as _ew, _gated, _rowwise as _row
+from ._generate import _BiasActs, _choice
+from .losses import _pointwise
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+_S = TypeVar("_S", bound="np.generic")
+
+'''
+
+
+def render(ops, examples=None) -> str:
+    """The source of fastact/_ops.py for this registry. examples: {op: the doctest lines' outputs}, from
+    running the functions once (tools/gen_api.py); without them the docstrings carry no example."""
+    w = _Writer()
+
+    def ex(name):
+        got = (examples or {}).get(name)
+        if not got:
+            return ""
+        lines = ["", "Example::", "", "    >>> import numpy as np, fastact"]
+        for (src, _), result in zip(w.examples[name], got):
+            lines.append(f"    >>> {src}")
+            if result is not None:
+                lines.append(f"    {result}")
+        return "\n".join(lines) + "\n"
+
     bias_acts = _BiasActs(ops)
     if bias_acts.ops:
-        funcs.update(_bias_act_functions(ns, bias_acts))
+        _bias_act(w, bias_acts, ex)
+    kinds = {"elementwise": _elementwise, "gated": _gated, "broadcast": _broadcast, "loss": _loss, "row": _row}
     for op in ops:
         if op["kind"] == "broadcast" and op["activation"]:
             continue  # bias_act, above
-        name, oid, params = op["name"], op["id"], op["params"]
-        kwsig = "".join(f", {_param_src(p)}" for p in params)
-        def param_tuple(fn):  # the parameters as the entry point takes them; choice errors name fn
-            vals = []
-            for p in params:
-                if p["choices"]:
-                    ns[f"_choices_{name}_{p['name']}"] = {c: i for i, c in enumerate(p["choices"].split("|"))}
-                    vals.append(f"_choice({fn!r}, {p['name']!r}, {p['name']}, _choices_{name}_{p['name']})")
-                else:
-                    vals.append(p["name"])
-            return "(" + "".join(v + ", " for v in vals) + ")"
+        kinds[op["kind"]](w, op, ex)
+    maps = "".join(f"{k} = {v!r}\n" for k, v in w.choice_maps.items())
+    names = "".join(f"    {n!r},\n" for n in w.names)
+    return (_HEADER + f"REGISTRY_DIGEST = {digest(ops)!r}\n"
+            "_bias_acts = _BiasActs(_core.ops())\n" + maps + "\n\n" + "\n\n\n".join(w.parts) +
+            f"\n\n\n__all__ = [\n{names}]\n")
 
-        ptuple, ptuple_b = param_tuple(name), param_tuple(name + "_backward")
-        pdoc = "\n".join(_param_doc(p) for p in params)
-        first = params[0]["name"] if params else ""
-        from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
-        if op["kind"] == "loss":
-            funcs.update(_loss_functions(ns, op, params, kwsig, ptuple, ptuple_b, pdoc))
-            continue
-        if op["kind"] == "elementwise":
-            src = (
-                f"def {name}(x, *{kwsig}, out=None, stream=None):\n"
-                f"    return _ew({oid}, 0, x, None, out, {ptuple}, stream)\n"
-                f"def {name}_backward(grad_output, x=None, *, y=None{kwsig}, out=None, stream=None):\n"
-                f"    if y is None:\n"
-                f"        if x is None:\n"
-                f"            raise ValueError('fastact.{name}_backward needs {from_text}')\n"
-                f"        return _ew({oid}, 1, grad_output, x, out, {ptuple_b}, stream)\n"
-                f"    if x is not None:\n"
-                f"        raise ValueError('fastact.{name}_backward: pass x or y, not both')\n"
-                f"    return _ew({oid}, 2, grad_output, y, out, {ptuple_b}, stream)\n"
-            )
-            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n    x: array of {_DTYPES} (any shape and"
-                    " strides): NumPy or any CPU DLPack tensor (runs on the CPU), or a GPU array -- CuPy,"
-                    " __cuda_array_interface__ or CUDA DLPack (runs on its GPU; see fastact.cuda)\n"
-                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array (or writable DLPack tensor) of x's shape and"
-                    " dtype to write into (may be x itself)\n"
-                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
-                    "Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array"
-                    " of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are"
-                    " computed in float32 and rounded once.")
-        elif op["kind"] == "gated":
-            src = (
-                f"def {name}(x, up=None, *, axis=-1{kwsig}, out=None, stream=None):\n"
-                f"    return _gated({oid}, 0, x, up, None, out, {ptuple}, axis, stream)\n"
-                f"def {name}_backward(grad_output, x, up=None, *, axis=-1{kwsig}, out=None, stream=None):\n"
-                f"    return _gated({oid}, 1, x, up, grad_output, out, {ptuple_b}, axis, stream)\n"
-            )
-            halves = ("a * act(b), act on the second half" if op["gate"] == "second" else
-                      "act(a) * b, act on the first half")
-            fdoc = (f"{op['doc']}.\n\nTwo forms: {name}(x, axis=-1) splits x into halves a (first) and b (second) along"
-                    f" axis (its length must be even); {name}(gate, up) takes a = gate and b = up, two arrays of one"
-                    f" shape. ({halves}.)\n\nArgs:\n"
-                    f"    x: array of {_DTYPES}, CPU or GPU (as for every fastact op)\n"
-                    "    up: the second array of the two-array form (None: split x)\n"
-                    "    axis: the axis x is split along (one-array form)\n"
-                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of the result's shape and dtype\n"
-                    "    stream: GPU arrays only: the CUDA stream to run on\n\n"
-                    "Returns a new array (out when given) of x's shape with axis halved, or of gate's shape. One pass"
-                    " over memory; the bits of the unfused composition, rounded once to the storage type.")
-        elif op["kind"] == "broadcast":
-            w = op["operand"]
-            src = (
-                f"def {name}(x, {w}, channel_axis=1, *{kwsig}, out=None, stream=None):\n"
-                f"    return _bc({oid}, 0, x, {w}, None, out, {ptuple}, channel_axis, stream)\n"
-                f"def {name}_backward(grad_output, x, {w}, channel_axis=1, *{kwsig}, out=None, stream=None):\n"
-                f"    return _bc({oid}, 1, x, {w}, grad_output, out, {ptuple_b}, channel_axis, stream)\n"
-            )
-            fdoc = (f"{op['doc']}, element-wise.\n\nArgs:\n"
-                    f"    x: array of {_DTYPES} (any shape and strides)\n"
-                    f"    {w}: array of x's dtype (a Python number takes x's dtype): one value, or 1-d with one per"
-                    " channel along channel_axis"
-                    f" (PyTorch), or with channel_axis=None any shape that broadcasts to x's (ONNX PRelu)\n"
-                    "    channel_axis: the axis of x the channels lie along (default 1, PyTorch's NCHW; -1 for"
-                    " channels last), or None\n"
-                    f"{pdoc + chr(10) if pdoc else ''}    out: optional array of x's shape and dtype (may be x itself)\n"
-                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
-                    "Returns a new array (out when given), on x's device (see fastact.cuda for GPU arrays).")
-        else:
-            src = (
-                f"def {name}(x, axis=-1, *, out=None, stream=None):\n"
-                f"    return _row({oid}, 0, x, None, out, axis, stream)\n"
-                f"def {name}_backward(grad_output, x=None, *, y=None, axis=-1, out=None, stream=None):\n"
-                f"    if y is None:\n"
-                f"        raise ValueError('fastact.{name}_backward needs {from_text}'"
-                f" + ('; x cannot be used' if x is not None else ''))\n"
-                f"    if x is not None:\n"
-                f"        raise ValueError('fastact.{name}_backward: pass y only (the forward output)')\n"
-                f"    return _row({oid}, 1, grad_output, y, out, axis, stream)\n"
-            )
-            fdoc = (f"{op['doc']}.\n\nArgs:\n    x: array of {_DTYPES}, at least 1-d"
-                    " (16-bit types accumulate in float32)\n"
-                    "    axis: the axis to reduce along (default -1, the fast path)\n"
-                    "    out: optional array of x's shape and dtype to write into (may be x itself)\n"
-                    "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
-                    "Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is"
-                    " all -inf gives NaN.")
-        exec(compile(src, f"<fastact.{name}>", "exec"), ns)
-        fwd, bwd = ns[name], ns[f"{name}_backward"]
-        fwd.__doc__ = fdoc
-        if op["kind"] == "broadcast":
-            w = op["operand"]
-            bwd.__doc__ = (f"Gradient of {name}: returns (grad_x, grad_{w}), grad_{w} of {w}'s shape: the sum of the"
-                           f" contributions of the elements each value of {w} applies to (dy * x where x <= 0), in a"
-                           " fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any thread"
-                           " count and ISA; float32 for 16-bit types).\n\nout=: a tuple (grad_x, grad_{w}), each an"
-                           f" array or None; grad_x may be grad_output or x, grad_{w} may be {w}. The other arguments"
-                           f" (channel_axis, out=, stream=) are {name}'s.")
-        elif op["kind"] == "gated":
-            bwd.__doc__ = (f"Gradient of {name}, in the forward's form: {name}_backward(grad_output, x, axis=-1) returns"
-                           f" grad_x (x's shape, its halves the gradients of a and b); {name}_backward(grad_output,"
-                           " gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an"
-                           " array or None); an output may be its own input (in place). The other arguments"
-                           f" (parameters, axis, stream=) are {name}'s.")
-        else:
-            bwd.__doc__ = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
-                           f" arguments (parameters, out=, stream=) are {name}'s.\nReturns grad_input (out when given),"
-                           " on the inputs' device.")
-        for f in (fwd, bwd):
-            f.__module__ = "fastact"
-        funcs[name] = fwd
-        funcs[f"{name}_backward"] = bwd
-    return funcs
+
+def example_calls(ops):
+    """{op: [(doctest source, expression to evaluate or None)]}: what each docstring's example runs."""
+    w = _Writer()
+    bias_acts = _BiasActs(ops)
+    if bias_acts.ops:
+        _bias_act(w, bias_acts, lambda n: "")
+    kinds = {"elementwise": _elementwise, "gated": _gated, "broadcast": _broadcast, "loss": _loss, "row": _row}
+    for op in ops:
+        if not (op["kind"] == "broadcast" and op["activation"]):
+            kinds[op["kind"]](w, op, lambda n: "")
+    return w.examples
+
+
+def load(ops, filename):
+    """The functions compiled from render(ops) in memory (used when _ops.py is not this registry's)."""
+    import types
+
+    mod = types.ModuleType("fastact._ops")
+    mod.__package__ = "fastact"
+    exec(compile(render(ops), filename, "exec"), mod.__dict__)
+    return mod

@@ -20,6 +20,8 @@ float16 / bfloat16 the float32 result rounded once.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _core
@@ -62,7 +64,7 @@ def is_available() -> bool:
     return device_count() > 0
 
 
-def unavailable_reason():
+def unavailable_reason() -> str | None:
     """Why GPU arrays cannot be processed here, or None when they can."""
     if _cuda is None:
         return "this fastact build has no CUDA backend (no CUDA toolkit when it was built)"
@@ -70,12 +72,12 @@ def unavailable_reason():
     return None if reason is None else f"no usable GPU here ({reason})"
 
 
-def targets() -> list:
+def targets() -> list[str]:
     """The GPU architectures this build carries code for (SASS ``sm_XX``, PTX ``compute_XX``)."""
     return _cuda.targets() if _cuda is not None else []
 
 
-def devices() -> list:
+def devices() -> list[dict[str, Any]]:
     """One dict per visible GPU: name, capability, multiprocessors, memory (bytes)."""
     return [_cuda.device_info(i) for i in range(device_count())]
 
@@ -145,7 +147,7 @@ def _cai(obj):
         return None
 
 
-def on_gpu(obj) -> bool:
+def on_gpu(obj: object) -> bool:
     """True if obj is a GPU array (CUDA array interface or a CUDA DLPack device)."""
     if obj is None or isinstance(obj, np.ndarray):
         return False
@@ -694,7 +696,7 @@ class DeviceArray:
     freed when the last reference (including any consumer's view) goes.
     """
 
-    def __init__(self, shape, dtype, device: int = 0, *, stream: int = 0):
+    def __init__(self, shape: int | tuple[int, ...], dtype: Any, device: int = 0, *, stream: int = 0) -> None:
         if _cuda is None:
             raise RuntimeError(f"fastact.cuda.DeviceArray: {unavailable_reason()}")
         self._code = _code_of(dtype)
@@ -793,7 +795,7 @@ class DeviceArray:
         return host
 
 
-def to_device(a, device: int = 0, stream=None) -> DeviceArray:
+def to_device(a: Any, device: int = 0, stream: Any = None) -> DeviceArray:
     """A DeviceArray holding a copy of a host array (NumPy, lists; float32/64, float16, bfloat16)."""
     if _cuda is None or device_count() == 0:
         raise RuntimeError(f"fastact.cuda.to_device: {unavailable_reason()}")
@@ -807,7 +809,7 @@ def to_device(a, device: int = 0, stream=None) -> DeviceArray:
     return d
 
 
-def synchronize(stream=None, device: int = 0) -> None:
+def synchronize(stream: Any = None, device: int = 0) -> None:
     """Waits for the work queued on stream (default: the default stream) of device."""
     _require("cuda.synchronize")
     _cuda.synchronize(_stream_handle(stream, "cuda.synchronize") or 0, device)

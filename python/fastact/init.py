@@ -21,10 +21,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import numpy as np
 
 from . import _core
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+_N = TypeVar("_N", bound="NDArray[Any]")
+_Rng = Union[np.random.Generator, int, None]
 
 __all__ = ["calculate_gain", "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "zeros_",
            "dead_units"]
@@ -33,7 +40,7 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
            "sigmoid")
 
 
-def calculate_gain(nonlinearity: str, param=None) -> float:
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (PyTorch's values): the factor by which an initialiser scales
     the standard deviation so that the activations' variance holds from layer to layer.
 
@@ -130,7 +137,8 @@ def _normal(a, std, rng, fn):
     return _fill(a, g.normal(0.0, std, a.shape))
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, rng=None):
+def kaiming_uniform_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_out"] = "fan_in",
+                     nonlinearity: str = "leaky_relu", *, rng: _Rng = None) -> _N:
     """Fills tensor with U(-bound, bound), bound = gain * sqrt(3 / fan) (He et al.; PyTorch's kaiming_uniform_,
     with its parameter names: ``a`` is the negative slope of a leaky_relu). mode 'fan_in' keeps the forward
     pass's variance, 'fan_out' the backward's. gain = calculate_gain(nonlinearity, a)."""
@@ -141,7 +149,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *,
     return _uniform(t, math.sqrt(3.0) * std, rng, fn)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, rng=None):
+def kaiming_normal_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_out"] = "fan_in",
+                    nonlinearity: str = "leaky_relu", *, rng: _Rng = None) -> _N:
     """Fills tensor with N(0, std^2), std = gain / sqrt(fan) (He et al.; PyTorch's kaiming_normal_). For ReLU
     layers: ``kaiming_normal_(w, nonlinearity="relu")``, std = sqrt(2 / fan_in)."""
     fn = "kaiming_normal_"
@@ -150,7 +159,7 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", *, 
     return _normal(t, calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0, rng, fn)
 
 
-def xavier_uniform_(tensor, gain=1.0, *, rng=None):
+def xavier_uniform_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
     """Fills tensor with U(-bound, bound), bound = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio;
     PyTorch's xavier_uniform_): for tanh and sigmoid layers (gain = calculate_gain("tanh") for tanh)."""
     fn = "xavier_uniform_"
@@ -160,7 +169,7 @@ def xavier_uniform_(tensor, gain=1.0, *, rng=None):
     return _uniform(t, math.sqrt(3.0) * std, rng, fn)
 
 
-def xavier_normal_(tensor, gain=1.0, *, rng=None):
+def xavier_normal_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
     """Fills tensor with N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (PyTorch's xavier_normal_)."""
     fn = "xavier_normal_"
     t = _weight(tensor, fn)
@@ -168,14 +177,14 @@ def xavier_normal_(tensor, gain=1.0, *, rng=None):
     return _normal(t, _gain(gain, fn) * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0, rng, fn)
 
 
-def zeros_(tensor):
+def zeros_(tensor: _N) -> _N:
     """Fills tensor with zeros (the biases of a Kaiming-initialised ReLU layer) and returns it."""
     t = _weight(tensor, "zeros_")
     t[...] = 0
     return t
 
 
-def dead_units(activations, axis=0) -> float:
+def dead_units(activations: ArrayLike, axis: int | tuple[int, ...] = 0) -> float:
     """The fraction of units that never fire over a batch: activations of shape (batch, units...) with the
     batch along ``axis`` (an int, or a tuple of axes for, say, batch and positions); a unit is dead when its
     activation is positive for no sample (ReLU's output is 0 for all of them). NaN counts as not firing.

@@ -8,9 +8,16 @@ GPU arrays run on the GPU (fastact.cuda) with the same bits.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
 
 from . import _core, _dispatch
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+_Reduction = Literal["mean", "sum", "none"]
 
 _REDUCTIONS = ("mean", "sum", "none")  # the engine's codes 0, 1, 2
 
@@ -199,7 +206,7 @@ def _keep(shape_without, axes, ndim):
     return tuple(s)
 
 
-def logsumexp(x, axis=-1, keepdims=False):
+def logsumexp(x: Any, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) along axis (an int, a tuple of ints, or None for all axes), as SciPy's logsumexp.
 
     The max is subtracted exactly, the sum of exp(x - max) is compensated and its elements equal to the max
@@ -222,7 +229,8 @@ def logsumexp(x, axis=-1, keepdims=False):
     return r.reshape(_keep(kept_shape, axes, x.ndim)) if keepdims else r
 
 
-def logsumexp_backward(grad_output, x, axis=-1, keepdims=False, *, out=None):
+def logsumexp_backward(grad_output: Any, x: Any, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False, *,
+                       out: Any = None) -> Any:
     """grad_output * softmax(x) along axis: the gradient of logsumexp(x, axis, keepdims). grad_output has the
     shape of logsumexp's result (with or without the kept axes). out= (x's shape and dtype) may be x."""
     fn = "logsumexp_backward"
@@ -325,8 +333,9 @@ def _ce_args(fn, logits, target, axis, weight, reduction, label_smoothing, ignor
     return x, a, reduction, eps, z, tg
 
 
-def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_smoothing=0.0, ignore_index=-100,
-                  z_loss=0.0):
+def cross_entropy(logits: Any, target: Any, axis: int = -1, weight: ArrayLike | None = None,
+                  reduction: _Reduction = "mean", label_smoothing: float = 0.0, ignore_index: int = -100,
+                  z_loss: float = 0.0) -> Any:
     """Softmax cross-entropy from logits, as PyTorch's F.cross_entropy, with the class axis `axis`.
 
     target: class indices of the logits' shape without `axis`, any integer dtype; entries equal to
@@ -355,8 +364,9 @@ def cross_entropy(logits, target, axis=-1, weight=None, reduction="mean", label_
     return _result(r, x.dtype)
 
 
-def cross_entropy_backward(grad_output, logits, target, axis=-1, weight=None, reduction="mean", label_smoothing=0.0,
-                           ignore_index=-100, z_loss=0.0, *, out=None):
+def cross_entropy_backward(grad_output: Any, logits: Any, target: Any, axis: int = -1, weight: ArrayLike | None = None,
+                           reduction: _Reduction = "mean", label_smoothing: float = 0.0, ignore_index: int = -100,
+                           z_loss: float = 0.0, *, out: Any = None) -> Any:
     """The gradient of cross_entropy (same arguments) with respect to the logits: scale * (softmax - onehot),
     with label smoothing, weights and z_loss. grad_output: a scalar for "mean" / "sum", an array of the
     per-row loss's shape for "none". out= may be the logits themselves: each row is read before its gradient
@@ -405,7 +415,8 @@ def _grad_of(grad_output, reduction, rows_shape, fn):
     return np.array([_scalar_grad(grad_output, fn)])
 
 
-def nll_loss(log_probs, target, axis=-1, weight=None, reduction="mean", ignore_index=-100):
+def nll_loss(log_probs: Any, target: Any, axis: int = -1, weight: ArrayLike | None = None,
+             reduction: _Reduction = "mean", ignore_index: int = -100) -> Any:
     """The negative log-likelihood of class indices, as PyTorch's F.nll_loss (ONNX NegativeLogLikelihoodLoss
     with axis=1): -weight[t] * log_probs[t] per counted row, with cross_entropy's target checks and
     reductions ("mean": over the sum of the counted targets' weights). log_probs is typically
@@ -421,8 +432,8 @@ def nll_loss(log_probs, target, axis=-1, weight=None, reduction="mean", ignore_i
     return _result(r, x.dtype)
 
 
-def nll_loss_backward(grad_output, log_probs, target, axis=-1, weight=None, reduction="mean", ignore_index=-100, *,
-                      out=None):
+def nll_loss_backward(grad_output: Any, log_probs: Any, target: Any, axis: int = -1, weight: ArrayLike | None = None,
+                      reduction: _Reduction = "mean", ignore_index: int = -100, *, out: Any = None) -> Any:
     """The gradient of nll_loss (same arguments) with respect to log_probs: zero but -scale * weight[t] at
     each counted row's target. out= (log_probs' shape and dtype) may be log_probs itself."""
     fn = "nll_loss_backward"
@@ -464,7 +475,8 @@ def _broadcast(a: np.ndarray, shape, fn: str, name: str, xname: str) -> np.ndarr
                          f"{shape}") from None
 
 
-def _pointwise(fn, oid, direction, grad_output, operands, names, reduction, params, out, stream):
+def _pointwise(fn: str, oid: int, direction: int, grad_output: Any, operands: tuple[Any, ...], names: tuple[str, ...],
+               reduction: Any, params: tuple[Any, ...], out: Any, stream: Any) -> Any:
     """An element-wise loss (registry.h FASTACT_LOSS_OPS) or its gradient: the functions _generate.py builds
     call this with the operands (the input, target, the weights or None) and their names. Checks the
     arguments, broadcasts the weights (and a scalar grad_output) to the input's shape as views, and calls

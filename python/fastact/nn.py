@@ -122,67 +122,73 @@ def _params_of(f, skip):
 _NOT_PARAMS = ("x", "up", "out", "stream", "axis", "channel_axis")
 
 
-def _elementwise_layer(op, fns):
-    name, f, fb = op["name"], fns[op["name"]], fns[op["name"] + "_backward"]
-    names, defaults = _params_of(f, _NOT_PARAMS)
-    frm = op["backward_from"]
+class _Unary(Module):
+    """A layer of an element-wise or row op (the class attributes: the op's functions, where its backward
+    starts from)."""
+
+    _names: tuple = ()
+    _defaults: tuple = ()
 
     def __init__(self, *args, **kwargs):
-        self.params = _bind(type(self).__name__, args, kwargs, names, defaults)
+        self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults)
 
     def forward(self, x):
-        y = f(x, **self.params)
+        y = self._fn(x, **self.params)
         # the output where the registry says any parameters allow the gradient from it, as PyTorch's modules
         # keep it ('x|y+' ops, such as ELU, whose y-form loses digits far below 0: the input)
-        return self._keep(("y", y) if frm == "x|y" else ("x", x), y)
+        return self._keep(("y", y) if self._from in ("x|y", "y") else ("x", x), y)
 
     def backward(self, grad):
         kind, v = self._take(grad)
-        return fb(grad, y=v, **self.params) if kind == "y" else fb(grad, v, **self.params)
-
-    doc = f"fastact.{name} as a layer ({', '.join(f'{n}={d!r}' for n, d in zip(names, defaults)) or 'no parameters'})."
-    return type(_class_name(name), (Module,), {"__init__": __init__, "forward": forward, "backward": backward,
-                                               "__doc__": doc, "__module__": __name__})
+        return self._bwd(grad, y=v, **self.params) if kind == "y" else self._bwd(grad, v, **self.params)
 
 
-def _row_layer(op, fns):
-    name, f, fb = op["name"], fns[op["name"]], fns[op["name"] + "_backward"]
+class _Gated(Module):
+    """A layer of a gated op: forward(x) splits x in halves along axis, forward(gate, up) takes two arrays;
+    backward gives grad_x, or (grad_gate, grad_up)."""
 
-    def __init__(self, *args, **kwargs):
-        self.params = _bind(type(self).__name__, args, kwargs, ["axis"], [-1])
-
-    def forward(self, x):
-        y = f(x, **self.params)
-        return self._keep(y, y)
-
-    def backward(self, grad):
-        return fb(grad, y=self._take(grad), **self.params)
-
-    return type(_class_name(name), (Module,), {"__init__": __init__, "forward": forward, "backward": backward,
-                                               "__doc__": f"fastact.{name} along axis as a layer (backward from y).",
-                                               "__module__": __name__})
-
-
-def _gated_layer(op, fns):
-    name, f, fb = op["name"], fns[op["name"]], fns[op["name"] + "_backward"]
-    names, defaults = _params_of(f, _NOT_PARAMS)
-    names, defaults = ["axis"] + names, [-1] + defaults
+    _names: tuple = ()
+    _defaults: tuple = ()
 
     def __init__(self, *args, **kwargs):
-        self.params = _bind(type(self).__name__, args, kwargs, names, defaults)
+        self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults)
 
     def forward(self, x, up=None):
-        y = f(x, up, **self.params)
+        y = self._fn(x, up, **self.params)
         return self._keep((x, up), y)
 
     def backward(self, grad):
         x, up = self._take(grad)
-        return fb(grad, x, up, **self.params)
+        return self._bwd(grad, x, up, **self.params)
 
-    doc = (f"fastact.{name} as a layer: forward(x) splits x in halves along axis, forward(gate, up) takes two "
+
+def _layer(op, fns, base, names, defaults, doc, kind=inspect.Parameter.POSITIONAL_OR_KEYWORD, weights=()):
+    name = op["name"]
+    P = inspect.Parameter
+    sig = inspect.Signature([P(w, P.KEYWORD_ONLY, default=None) for w in weights] +
+                            [P(n, kind) if d is _REQUIRED else P(n, kind, default=d) for n, d in zip(names, defaults)])
+    return type(_class_name(name), (base,), {
+        "_fn": staticmethod(fns[name]), "_bwd": staticmethod(fns[name + "_backward"]), "_op": op,
+        "_from": op["backward_from"], "_names": tuple(names), "_defaults": tuple(defaults), "_weights": tuple(weights),
+        "__doc__": doc, "__module__": __name__, "__signature__": sig})
+
+
+def _elementwise_layer(op, fns):
+    names, defaults = _params_of(fns[op["name"]], _NOT_PARAMS)
+    doc = (f"fastact.{op['name']} as a layer "
+           f"({', '.join(f'{n}={d!r}' for n, d in zip(names, defaults)) or 'no parameters'}).")
+    return _layer(op, fns, _Unary, names, defaults, doc)
+
+
+def _row_layer(op, fns):
+    return _layer(op, fns, _Unary, ["axis"], [-1], f"fastact.{op['name']} along axis as a layer (backward from y).")
+
+
+def _gated_layer(op, fns):
+    names, defaults = _params_of(fns[op["name"]], _NOT_PARAMS)
+    doc = (f"fastact.{op['name']} as a layer: forward(x) splits x in halves along axis, forward(gate, up) takes two "
            "arrays; backward gives grad_x, or (grad_gate, grad_up).")
-    return type(_class_name(name), (Module,), {"__init__": __init__, "forward": forward, "backward": backward,
-                                               "__doc__": doc, "__module__": __name__})
+    return _layer(op, fns, _Gated, ["axis"] + names, [-1] + defaults, doc)
 
 
 class PReLU(Module):
@@ -278,29 +284,34 @@ class _Loss(Module):
         return self._grad(grad, *saved, out=out)
 
 
-def _pointwise_loss(op, fns):
-    name, f, fb = op["name"], fns[op["name"]], fns[op["name"] + "_backward"]
-    operands = op["operand"].split()
-    weights = operands[2:]
-    names, defaults = _params_of(f, tuple(operands) + ("out", "stream"))
+class _PointwiseLoss(_Loss):
+    """An element-wise loss as an object: its weights (BCE's weight and pos_weight, as PyTorch holds them)
+    and parameters keyword-only (PyTorch's positional order, reduction then delta, is not the functions')."""
+
+    _weights: tuple = ()
+    _names: tuple = ()
+    _defaults: tuple = ()
 
     def __init__(self, *args, **kwargs):
-        held = {w: kwargs.pop(w, None) for w in weights}  # BCE's weight and pos_weight, as PyTorch holds them
-        # keyword-only: PyTorch's positional order (reduction, then delta) is not the functions'
-        self.params = _bind(type(self).__name__, args, kwargs, names, defaults, positional=False)
+        held = {w: kwargs.pop(w, None) for w in self._weights}
+        self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults, positional=False)
         self.held = held
 
     def forward(self, input, target):
-        r = f(input, target, **self.held, **self.params)
+        r = self._fn(input, target, **self.held, **self.params)
         return self._keep((input, target), r)
 
     def _grad(self, grad, input, target, out=None):
-        return fb(grad, input, target, **self.held, **self.params, out=out)
+        return self._bwd(grad, input, target, **self.held, **self.params, out=out)
 
-    doc = (f"fastact.{name} as a loss object ({', '.join(weights + names)}): loss = obj(input, target), then "
+
+def _pointwise_loss(op, fns):
+    operands = op["operand"].split()
+    weights = operands[2:]
+    names, defaults = _params_of(fns[op["name"]], tuple(operands) + ("out", "stream"))
+    doc = (f"fastact.{op['name']} as a loss object ({', '.join(weights + names)}): loss = obj(input, target), then "
            "obj.backward(grad_output=1.0) gives the gradient in input.")
-    return type(_class_name(name), (_Loss,), {"__init__": __init__, "forward": forward, "_grad": _grad,
-                                              "__doc__": doc, "__module__": __name__})
+    return _layer(op, fns, _PointwiseLoss, names, defaults, doc, inspect.Parameter.KEYWORD_ONLY, weights)
 
 
 def _class_axis(params, x, cls):
@@ -372,3 +383,130 @@ def _build(fns):
             made[cls] = _pointwise_loss(op, fns)
     globals().update(made)
     __all__.extend(sorted(made))
+
+
+# ------------------------------------------------------------------------------------------------ typing
+_STUB_HEAD = '''\
+# Generated by tools/gen_api.py from fastact.nn and the op registry; do not edit by hand.
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+_S = TypeVar("_S", bound=np.generic)
+_M = TypeVar("_M", bound="Module")
+
+__all__: list[str]
+def _build(fns: dict[str, Any]) -> None: ...
+def _stub() -> str: ...
+
+class Module:
+    training: bool
+    params: dict[str, Any]
+    def train(self: _M, mode: bool = True) -> _M: ...
+    def eval(self: _M) -> _M: ...
+
+class _Unary(Module):
+    @overload
+    def __call__(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    @overload
+    def __call__(self, x: Any) -> Any: ...
+    @overload
+    def forward(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    @overload
+    def forward(self, x: Any) -> Any: ...
+    @overload
+    def backward(self, grad: NDArray[_S]) -> NDArray[_S]: ...
+    @overload
+    def backward(self, grad: Any) -> Any: ...
+
+class _Gated(Module):
+    @overload
+    def __call__(self, x: NDArray[_S], up: NDArray[_S] | None = None) -> NDArray[_S]: ...
+    @overload
+    def __call__(self, x: Any, up: Any = None) -> Any: ...
+    @overload
+    def forward(self, x: NDArray[_S], up: NDArray[_S] | None = None) -> NDArray[_S]: ...
+    @overload
+    def forward(self, x: Any, up: Any = None) -> Any: ...
+    def backward(self, grad: Any) -> Any: ...
+
+class PReLU(Module):
+    weight: NDArray[Any]
+    weight_grad: NDArray[Any]
+    channel_axis: int | None
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, channel_axis: int | None = 1, *,
+                 dtype: DTypeLike = np.float32) -> None: ...
+    def __call__(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    def forward(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    def backward(self, grad: NDArray[_S]) -> NDArray[_S]: ...
+    def zero_grad(self) -> None: ...
+
+class BiasAct(Module):
+    bias: NDArray[Any]
+    bias_grad: NDArray[Any]
+    activation: str
+    act_params: dict[str, Any]
+    def __init__(self, num_features: int, activation: str = "gelu", *, dtype: DTypeLike = np.float32,
+                 **params: float | str) -> None: ...
+    def __call__(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    def forward(self, x: NDArray[_S]) -> NDArray[_S]: ...
+    def backward(self, grad: NDArray[_S]) -> NDArray[_S]: ...
+    def zero_grad(self) -> None: ...
+
+class _Loss(Module):
+    @overload
+    def __call__(self, input: NDArray[_S], target: ArrayLike) -> NDArray[_S]: ...
+    @overload
+    def __call__(self, input: Any, target: Any) -> Any: ...
+    @overload
+    def forward(self, input: NDArray[_S], target: ArrayLike) -> NDArray[_S]: ...
+    @overload
+    def forward(self, input: Any, target: Any) -> Any: ...
+    def backward(self, grad: ArrayLike = 1.0, *, out: Any = None) -> Any: ...
+
+class _PointwiseLoss(_Loss): ...
+
+class CrossEntropyLoss(_Loss):
+    def __init__(self, weight: ArrayLike | None = None, ignore_index: int = -100,
+                 reduction: Literal["mean", "sum", "none"] = "mean", label_smoothing: float = 0.0,
+                 z_loss: float = 0.0, *, axis: int | None = None) -> None: ...
+
+class NLLLoss(_Loss):
+    def __init__(self, weight: ArrayLike | None = None, ignore_index: int = -100,
+                 reduction: Literal["mean", "sum", "none"] = "mean", *, axis: int | None = None) -> None: ...
+'''
+
+
+def _stub() -> str:
+    """The text of nn.pyi: the fixed classes above, then each registry layer's constructor (its parameters,
+    their types and defaults from the registry)."""
+    from ._generate import _default_src, _param_type
+
+    parts = [_STUB_HEAD]
+    for cls_name in __all__:
+        cls = globals()[cls_name]
+        op = cls.__dict__.get("_op")
+        if op is None:
+            continue
+        by_name = {p["name"]: p for p in op["params"]}
+        args = []
+        for n, d in zip(cls._names, cls._defaults):
+            p = by_name.get(n)
+            if n == "reduction":
+                args.append(f"{n}: Literal['mean', 'sum', 'none'] = {d!r}")
+            elif p is None:  # axis
+                args.append(f"{n}: int = {d!r}")
+            elif p["required"]:
+                args.append(f"{n}: {_param_type(p)}")
+            else:
+                args.append(f"{n}: {_param_type(p)} = {_default_src(p)}")
+        if issubclass(cls, _PointwiseLoss):
+            sig = ", ".join(["self", "*"] + [f"{w}: ArrayLike | None = None" for w in cls._weights] + args)
+        else:
+            sig = ", ".join(["self"] + args)
+        parts.append(f"class {cls_name}({cls.__bases__[0].__name__}):\n"
+                     f"    def __init__({sig}) -> None: ...\n")
+    return "\n".join(parts)
