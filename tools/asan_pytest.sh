@@ -22,7 +22,7 @@ cmake --build "$build" -j"$(nproc)" --target _core >/dev/null
 pkg=$(mktemp -d)
 trap 'rm -rf "$pkg"' EXIT
 mkdir "$pkg/fastact" "$pkg/reports"
-cp python/fastact/*.py "$pkg/fastact/"
+cp python/fastact/*.py python/fastact/*.pyi python/fastact/py.typed "$pkg/fastact/"
 cp "$build"/_core*.so "$pkg/fastact/"
 # ASan's runtime first, and libstdc++ with it: Python is C, so libstdc++ would only arrive with the
 # extension, after ASan had looked for the __cxa_throw it intercepts (its CHECK fails at the first throw)

@@ -75,7 +75,9 @@ def main(argv=None):
     if argv and argv[0] in ("-h", "--help"):
         print("usage: python -m fastact                print the configuration and a short benchmark\n"
               "       python -m fastact --cmake-dir    print the folder of fastact's CMake package\n"
-              "                                        (cmake -Dfastact_DIR=$(python -m fastact --cmake-dir))")
+              "                                        (cmake -Dfastact_DIR=$(python -m fastact --cmake-dir))\n"
+              "       python -m fastact plot --out F.png  draw every activation and its derivative (matplotlib;\n"
+              "                                        --ops gelu,silu --range -5,5; see --help there)")
         return 0
     if argv and argv[0] == "--cmake-dir":
         from pathlib import Path
@@ -86,6 +88,10 @@ def main(argv=None):
             return 1
         print(d)
         return 0
+    if argv and argv[0] == "plot":
+        from . import plot
+
+        return plot.main(argv[1:])
     if argv:
         print(f"fastact: unknown argument {argv[0]!r}; see python -m fastact --help", file=sys.stderr)
         return 2
