@@ -46,6 +46,16 @@ def test_every_function_of_the_registry_is_public_typed_and_documented():
         assert "Backward:" in getattr(fastact, name).__doc__, name
 
 
+def test_every_activation_states_its_range_and_derivative():
+    """Each unary and row op's functor carries `range` and `derivative` (csrc/math/ops.h): its docstring says
+    them. An op added without them fails here."""
+    for o in _core.ops():
+        if o["kind"] in ("elementwise", "row"):
+            assert o["range"] and o["derivative"], f"{o['name']}: add range and derivative to its functor (ops.h)"
+            doc = getattr(fastact, o["name"]).__doc__
+            assert f"Range: {o['range']}." in doc and f"Derivative: {o['derivative']}." in doc
+
+
 def test_docstring_examples_hold():
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     tests = [t for t in finder.find(_ops, "fastact._ops") if t.examples]

@@ -1548,6 +1548,8 @@ py::list op_list() {
     d["params"] = params;
     d["tabulated16"] = o.tabulated16;
     d["param_rule"] = o.param_rule ? py::cast(std::string(o.param_rule)) : py::none();
+    d["range"] = o.range ? py::cast(std::string(o.range)) : py::none();
+    d["derivative"] = o.derivative ? py::cast(std::string(o.derivative)) : py::none();
     if (o.kind == cpu::OpKind::Loss) d["summed"] = o.summed;  // the id of its "mean" / "sum" kernel
     l.append(d);
   };

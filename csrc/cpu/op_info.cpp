@@ -22,6 +22,23 @@ struct rule_of<Op, std::void_t<decltype(Op::param_rule)>> {
   static constexpr const char* value = Op::param_rule;
 };
 
+template <class Op, class = void>
+struct text_of {
+  static constexpr const char* range = nullptr;
+  static constexpr const char* derivative = nullptr;
+};
+template <class Op>
+struct text_of<Op, std::void_t<decltype(Op::range), decltype(Op::derivative)>> {
+  static constexpr const char* range = Op::range;
+  static constexpr const char* derivative = Op::derivative;
+};
+template <class Op>
+OpInfo with_text(OpInfo o) {
+  o.range = text_of<Op>::range;
+  o.derivative = text_of<Op>::derivative;
+  return o;
+}
+
 // Act: the functor whose parameters these are (the op's own, or a gated op's / bias_act's activation).
 template <class Op, class Act = Op>
 OpInfo with_signature(OpInfo o, const char* gate = nullptr, const char* activation = nullptr,
@@ -58,8 +75,9 @@ const char* unary_name() {
 }  // namespace
 
 #define FASTACT_EW_INFO(name, Op, from, doc, params)                                                              \
-  with_signature<ops::Op>(OpInfo{#name, doc, BackwardFrom::from, OpKind::Unary, int(ElementwiseOp::name),       \
-                                 ops::is_tabulated16<ops::Op>::value, {FASTACT_PARAMS_APPLY(INFO, params)}}),
+  with_text<ops::Op>(with_signature<ops::Op>(OpInfo{#name, doc, BackwardFrom::from, OpKind::Unary,              \
+                                                    int(ElementwiseOp::name), ops::is_tabulated16<ops::Op>::value,  \
+                                                    {FASTACT_PARAMS_APPLY(INFO, params)}})),
 #define FASTACT_GATED_INFO(name, Act, which, doc, params)                                                         \
   with_signature<ops::Gated<ops::Act, ops::Gate::which>, ops::Act>(                                                       \
       OpInfo{#name, doc, BackwardFrom::FromX, OpKind::Gated, int(ElementwiseOp::name), false,                       \
@@ -88,7 +106,8 @@ const char* unary_name() {
                                                  int(ElementwiseOp::summed_##name), false,                         \
                                                  {FASTACT_PARAMS_APPLY(INFO, params)}},                            \
                                           nullptr, nullptr, operands),
-#define FASTACT_ROW_INFO(name, Op, from, doc) OpInfo{#name, doc, BackwardFrom::from, OpKind::Row, int(RowOp::name), false, {}},
+#define FASTACT_ROW_INFO(name, Op, from, doc) \
+  with_text<ops::Op>(OpInfo{#name, doc, BackwardFrom::from, OpKind::Row, int(RowOp::name), false, {}}),
 
 const std::vector<OpInfo>& elementwise_ops() {
   static const std::vector<OpInfo> v = {FASTACT_ELEMENTWISE_OPS(FASTACT_EW_INFO) FASTACT_GATED_OPS(FASTACT_GATED_INFO)

@@ -44,6 +44,8 @@ struct OpInfo {
                                      // every operand's, space-separated ("logits target weight pos_weight")
   int summed = -1;                   // a loss: the id of its summed form
   const char* param_rule = nullptr;  // "a <= b" over two of params (registry.h), or null
+  const char* range = nullptr;       // unary and row ops: the values it takes, and its derivative, as text
+  const char* derivative = nullptr;  // (the functor's `range` and `derivative`: for the docs)
   int rule_lhs = -1, rule_rhs = -1;  // param_rule's a and b as indices into params (-1: it names none)
   bool row() const { return kind == OpKind::Row; }
 };

@@ -30,6 +30,8 @@ template <class V>
 FASTACT_HD V nan_or(V x, V v) { return select(x != x, x, v); }
 
 struct Relu {
+  static constexpr const char* range = "[0, inf)";
+  static constexpr const char* derivative = "1 if x > 0 else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return select(x <= V(0), V(0), x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
     return select(x > V(0), dy, nan_or(x, V(0)));
@@ -44,6 +46,8 @@ template <class V>
 FASTACT_HD V leaky_grad(V dy, V x, V s) { return select(x > V(0), dy, nan_or(x, dy * s)); }
 
 struct LeakyRelu {  // p[0] = negative_slope
+  static constexpr const char* range = "(-inf, inf) for negative_slope > 0";
+  static constexpr const char* derivative = "1 if x > 0 else negative_slope";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return leaky(x, V(p[0])); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) {
     return leaky_grad(dy, x, V(p[0]));
@@ -52,6 +56,8 @@ struct LeakyRelu {  // p[0] = negative_slope
 };
 
 struct Elu {  // p[0] = alpha
+  static constexpr const char* range = "(-alpha, inf) for alpha > 0";
+  static constexpr const char* derivative = "1 if x > 0 else alpha * exp(x) (= y + alpha)";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     auto pos = x > V(0);
@@ -67,6 +73,8 @@ struct Elu {  // p[0] = alpha
 };
 
 struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
+  static constexpr const char* range = "[-0.16997, inf) (the minimum at x = -0.75179; tanh form -0.17004)";
+  static constexpr const char* derivative = "Phi(x) + x * phi(x), phi the standard normal density";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return p[0] != T(0) ? gelu_tanh(x) : gelu_erf(x);
@@ -77,6 +85,8 @@ struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
 };
 
 struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
+  static constexpr const char* range = "[-0.27846 / beta, inf) for beta > 0 (the minimum at x = -1.27846 / beta)";
+  static constexpr const char* derivative = "s + beta * x * s * (1 - s), s = sigmoid(beta * x)";
   static constexpr bool tabulate16 = true;
   // beta = 1 (the default) passes w = x + 0 as two_prod(1, x) would give it: the same bits, without the
   // product's operations
@@ -96,6 +106,8 @@ struct Silu {  // p[0] = beta; silu(x) = x * sigmoid(beta*x)
 };
 
 struct Sigmoid {
+  static constexpr const char* range = "(0, 1)";
+  static constexpr const char* derivative = "y * (1 - y)";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::sigmoid(x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) {
@@ -108,6 +120,8 @@ struct Sigmoid {
 };
 
 struct Tanh {
+  static constexpr const char* range = "(-1, 1)";
+  static constexpr const char* derivative = "1 - y^2";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) { return math::tanh(x); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T*) { return dy * tanh_grad(x); }
@@ -115,6 +129,8 @@ struct Tanh {
 };
 
 struct Selu {  // p[0] = alpha, p[1] = scale: scale * elu(x, alpha)
+  static constexpr const char* range = "(-scale * alpha, inf)";
+  static constexpr const char* derivative = "scale if x > 0 else scale * alpha * exp(x)";
   static constexpr bool tabulate16 = true;
   // scale * alpha * e: one rounding of the product with scale * alpha as a double word; where that product
   // overflows the compute type (a branch on the parameters: the same in every lane), alpha * e first
@@ -144,6 +160,8 @@ FASTACT_HD void celu_arg(V x, V alpha, V& u, V& ul) {
 }
 
 struct Celu {  // p[0] = alpha (> 0): max(0, x) + min(0, alpha * expm1(x / alpha))
+  static constexpr const char* range = "(-alpha, inf)";
+  static constexpr const char* derivative = "1 if x > 0 else exp(x / alpha)";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     using C = KT<V>;
@@ -164,6 +182,8 @@ struct Celu {  // p[0] = alpha (> 0): max(0, x) + min(0, alpha * expm1(x / alpha
 };
 
 struct QuickGelu {  // x * sigmoid(1.702 x), 1.702 a double-word constant (exact to the compute type's precision)
+  static constexpr const char* range = "[-0.16361, inf) (the minimum at x = -0.75115)";
+  static constexpr const char* derivative = "s + 1.702 * x * s * (1 - s), s = sigmoid(1.702 x)";
   static constexpr bool tabulate16 = true;
   template <class V> FASTACT_HD static void arg(V x, V& wh, V& wl) {
     using C = KT<V>;
@@ -186,6 +206,8 @@ struct QuickGelu {  // x * sigmoid(1.702 x), 1.702 a double-word constant (exact
 // folded in without a rounding of its own: near 0, x + x u^2 T(u^2) (tanh's polynomial); elsewhere
 // cap - cap / ((exp(2|u|) + 1) / 2), tanh's 1 - 2 / (exp(2|u|) + 1) scaled.
 struct Softcap {  // p[0] = cap (> 0)
+  static constexpr const char* range = "(-cap, cap)";
+  static constexpr const char* derivative = "1 - (y / cap)^2";
   static constexpr bool tabulate16 = true;
   template <class V> FASTACT_HD static void arg(V x, V cap, V& a, V& al) {  // |u| = a + al
     using C = KT<V>;
@@ -234,6 +256,8 @@ struct Softcap {  // p[0] = cap (> 0)
 // Piecewise-linear ops. Kinks follow PyTorch: the gradient is 0 at a clamp's bounds and at a shrink's
 // +-lambd. A NaN x gives NaN (forward and gradient).
 struct Hardtanh {  // p[0] = min_val, p[1] = max_val (either may be +-inf: ONNX Clip)
+  static constexpr const char* range = "[min_val, max_val]";
+  static constexpr const char* derivative = "1 if min_val < x < max_val else 0";
   static constexpr const char* param_rule = "min_val <= max_val";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return at_least(at_most(x, V(p[1])), V(p[0]));
@@ -244,6 +268,8 @@ struct Hardtanh {  // p[0] = min_val, p[1] = max_val (either may be +-inf: ONNX 
 };
 
 struct Relu6 {  // clamp(x, 0, 6), 0 (not -0) where x <= 0 as relu
+  static constexpr const char* range = "[0, 6]";
+  static constexpr const char* derivative = "1 if 0 < x < 6 else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
     return select(x <= V(0), V(0), at_most(x, V(6)));
   }
@@ -254,6 +280,8 @@ struct Relu6 {  // clamp(x, 0, 6), 0 (not -0) where x <= 0 as relu
 
 // p[0] = alpha, p[1] = beta: clamp(alpha x + beta, 0, 1). The gradient's window is the forward's own t.
 struct Hardsigmoid {
+  static constexpr const char* range = "[0, 1]";
+  static constexpr const char* derivative = "alpha if 0 < alpha * x + beta < 1 else 0";
   // alpha x + beta rounded once. PyTorch's defaults (alpha = 1/6, rounded, and beta = 1/2) are its
   // x / 6 + 1/2 = (x + 3) / 6 exactly: the rounded 1/6 would move the zero off -3 (and make t 37% off
   // next to it). alpha = 0 is beta for every x (0 * inf would be NaN). Branches on the parameters: the
@@ -281,6 +309,8 @@ struct Hardsigmoid {
 };
 
 struct Hardswish {  // x * clamp(x / 6 + 1/2, 0, 1) = x (x + 3) / 6 on (-3, 3)
+  static constexpr const char* range = "[-0.375, inf) (the minimum at x = -1.5)";
+  static constexpr const char* derivative = "0 if x <= -3, x / 3 + 1/2 if -3 < x < 3, 1 if x >= 3";
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
     V s = x + V(3);  // x + 3 as a double word (|x| < 3 where it is used)
     V sl = x - (s - V(3));
@@ -306,16 +336,22 @@ FASTACT_HD V shrink_grad(V dy, V x, V lambd) {
 }
 
 struct Shrink {  // p[0] = lambd, p[1] = bias
+  static constexpr const char* range = "(-inf, bias - lambd), (lambd - bias, inf) and 0";
+  static constexpr const char* derivative = "1 if |x| > lambd else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return shrink(x, V(p[0]), V(p[1])); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) { return shrink_grad(dy, x, V(p[0])); }
 };
 
 struct Softshrink {  // p[0] = lambd
+  static constexpr const char* range = "(-inf, inf); 0 on [-lambd, lambd]";
+  static constexpr const char* derivative = "1 if |x| > lambd else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) { return shrink(x, V(p[0]), V(p[0])); }
   template <class V, class T> FASTACT_HD static V backward_x(V dy, V x, const T* p) { return shrink_grad(dy, x, V(p[0])); }
 };
 
 struct Hardshrink {  // p[0] = lambd: x where |x| > lambd, else 0
+  static constexpr const char* range = "0, and values of magnitude > lambd";
+  static constexpr const char* derivative = "1 if |x| > lambd else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return select(abs(x) > V(p[0]), x, nan_or(x, V(0)));
   }
@@ -323,6 +359,8 @@ struct Hardshrink {  // p[0] = lambd: x where |x| > lambd, else 0
 };
 
 struct Threshold {  // p[0] = threshold, p[1] = value: x where x > threshold, else value
+  static constexpr const char* range = "(threshold, inf) and value";
+  static constexpr const char* derivative = "1 if x > threshold else 0";
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return select(x > V(p[0]), x, nan_or(x, V(p[1])));
   }
@@ -332,6 +370,8 @@ struct Threshold {  // p[0] = threshold, p[1] = value: x where x > threshold, el
 };
 
 struct Softsign {  // x / (1 + |x|): two roundings; +-1 at +-inf (where the quotient would be inf / inf)
+  static constexpr const char* range = "(-1, 1)";
+  static constexpr const char* derivative = "1 / (1 + |x|)^2";
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
     using C = KT<V>;
     V a = abs(x);
@@ -346,6 +386,8 @@ struct Softsign {  // x / (1 + |x|): two roundings; +-1 at +-inf (where the quot
 // softplus and logsigmoid through softplus_dw: log1p(exp(-|w|)) as a double word, no cancellation where the
 // result is tiny.
 struct Softplus {  // p[0] = beta (> 0), p[1] = threshold: log1p(exp(beta x)) / beta; x where beta x > threshold
+  static constexpr const char* range = "(0, inf)";
+  static constexpr const char* derivative = "sigmoid(beta * x); 1 where beta * x > threshold";
   static constexpr bool tabulate16 = true;
   // w = beta x as a double word (beta = 1, the default: x itself)
   template <class V, class T> FASTACT_HD static void arg(V x, const T* p, V& wh, V& wl) {
@@ -381,6 +423,8 @@ struct Softplus {  // p[0] = beta (> 0), p[1] = threshold: log1p(exp(beta x)) / 
 };
 
 struct Logsigmoid {  // log(sigmoid(x)) = -softplus(-x)
+  static constexpr const char* range = "(-inf, 0)";
+  static constexpr const char* derivative = "sigmoid(-x) = 1 - sigmoid(x)";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
     return -softplus_dw(-x, V(0)).value();
@@ -394,6 +438,8 @@ struct Logsigmoid {  // log(sigmoid(x)) = -softplus(-x)
 // quotient, which is corrected by its remainder). For x < 0 the factor (1 + em) 2^n is applied last: the
 // subnormal tail x e^x rounds about once.
 struct Mish {
+  static constexpr const char* range = "[-0.30884, inf) (the minimum at x = -1.19243)";
+  static constexpr const char* derivative = "tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2), sp = softplus(x)";
   static constexpr bool tabulate16 = true;
   template <class V>
   struct Parts {
@@ -478,6 +524,8 @@ struct Mish {
 //   |x| >= 1: (|x| - 1) + 2 sigmoid(-2|x|) (the quotient and its remainder: tanh's 2 / (exp(2|x|) + 1)),
 //             |x| - 1 exact, the sum rounded once.
 struct Tanhshrink {
+  static constexpr const char* range = "(-inf, inf)";
+  static constexpr const char* derivative = "tanh(x)^2";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T*) {
     using C = KT<V>;
@@ -722,6 +770,8 @@ struct Signature<SummedLoss<L>> {
 //            (the engine then keeps e, unrounded, between the passes);
 //   backward (from y): s = the sum of backward_term(dy, y); dx = backward_value(dy, y, s).
 struct Softmax {
+  static constexpr const char* range = "(0, 1), each row summing to 1";
+  static constexpr const char* derivative = "dx = y * (dy - sum(dy * y)) along axis";
   static constexpr bool keeps_exp = true;
   template <class T>
   FASTACT_HD_INLINE static T row_constant(T sum) { return T(1) / sum; }
@@ -735,6 +785,8 @@ struct Softmax {
   FASTACT_HD_INLINE static V backward_value(V dy, V y, V s) { return y * (dy - s); }  // y * (dy - sum(dy * y))
 };
 struct LogSoftmax {
+  static constexpr const char* range = "(-inf, 0), each row's exp summing to 1";
+  static constexpr const char* derivative = "dx = dy - exp(y) * sum(dy) along axis";
   static constexpr bool keeps_exp = false;
   template <class T>
   FASTACT_HD_INLINE static T row_constant(T sum) { return rows::log_sum(sum); }

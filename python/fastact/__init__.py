@@ -132,6 +132,12 @@ def show_config(file: TextIO | None = None) -> None:
                  "(PyTorch's gains and fans, on NumPy arrays); fastact.dead_units")
     lines.append(f"  nn:              {len(nn.__all__) - 1} layers and losses as objects (fastact.nn: "
                  f"{', '.join(n for n in nn.__all__[:6] if n != 'Module')}, ...)")
+    from importlib.util import find_spec
+
+    have = {m: find_spec(m) is not None for m in ("dask", "matplotlib")}
+    lines.append(f"  extras:          fastact.dask: every op over Dask arrays ({'dask installed' if have['dask'] else 'needs dask'}); "
+                 f"python -m fastact plot ({'matplotlib installed' if have['matplotlib'] else 'needs matplotlib'}); "
+                 "typed (py.typed, fastact/_ops.py, nn.pyi)")
     print("\n".join(lines), file=out)
 
 

@@ -80,10 +80,6 @@ def _typed_params(params):
                    for p in params)
 
 
-def _any_params(params):
-    return "".join(f", {p['name']}: Any" + ("" if p["required"] else f" = {_default_src(p)}") for p in params)
-
-
 class _BiasActs:
     """bias_act's activations: name -> (op id, the parameters' names, their defaults as the entry point
     takes them, their choice maps), resolved once; a call with no parameters is one dict lookup."""
@@ -140,11 +136,11 @@ class _Writer:
         self.choice_maps[key] = {c: i for i, c in enumerate(p["choices"].split("|"))}
         return key
 
-    def function(self, name, overloads, impl_sig, body, doc):
+    def function(self, name, overloads, body, doc):
         lines = []
         for sig, ret in overloads:
             lines += ["@overload", f"def {name}({sig}) -> {ret}: ..."]
-        lines.append(f"def {name}({impl_sig}) -> Any:")
+        lines.append(f"def {name}({overloads[-1][0]}) -> Any:")  # the catch-all's: arrays Any, the rest typed
         lines.append(_docstring(doc))
         lines += ["    " + b for b in body]
         self.parts.append("\n".join(lines))
@@ -176,13 +172,23 @@ _CPU = "out: NDArray[_S] | None = None, stream: None = None"
 _ANY = "out: Any = None, stream: Any = None"
 
 
+def _math(op):
+    """The op's range and derivative (its functor's texts), as docstring lines."""
+    lines = ""
+    if op.get("range"):
+        lines += f"Range: {op['range']}.\n"
+    if op.get("derivative"):
+        lines += f"Derivative: {op['derivative']}.\n"
+    return lines
+
+
 def _example_kwargs(params):
     return "".join(f", {p['name']}={_EXAMPLE_REQUIRED!r}" for p in params if p["required"])
 
 
 def _elementwise(w, op, ex):
     name, oid, params = op["name"], op["id"], op["params"]
-    tp, ap = _typed_params(params), _any_params(params)
+    tp = _typed_params(params)
     first = params[0]["name"] if params else ""
     from_text = _FROM_TEXT[op["backward_from"]].format(p=first)
     pdoc = "\n".join(_param_doc(p) for p in params)
@@ -200,9 +206,8 @@ def _elementwise(w, op, ex):
            "Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array"
            " of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are"
            " computed in float32 and rounded once.\n\n"
-           f"Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p=first)}.\n{ex(name)}")
+           f"{_math(op)}Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p=first)}.\n{ex(name)}")
     w.function(name, [(f"x: {_ARR}, *{tp}, {_CPU}", _ARR), (f"x: Any, *{tp}, {_ANY}", "Any")],
-               f"x: Any, *{ap}, {_ANY}",
                [f"return _ew({oid}, 0, x, None, out, {_param_tuple(w, name, params, name)}, stream)"], doc)
     pt = _param_tuple(w, name, params, name + "_backward")
     bdoc = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
@@ -211,7 +216,6 @@ def _elementwise(w, op, ex):
     w.function(f"{name}_backward",
                [(f"grad_output: {_ARR}, x: {_OPT} = None, *, y: {_OPT} = None{tp}, {_CPU}", _ARR),
                 (f"grad_output: Any, x: Any = None, *, y: Any = None{tp}, {_ANY}", "Any")],
-               f"grad_output: Any, x: Any = None, *, y: Any = None{ap}, {_ANY}",
                ["if y is None:",
                 "    if x is None:",
                 f"        raise ValueError('fastact.{name}_backward needs {from_text}')",
@@ -223,7 +227,7 @@ def _elementwise(w, op, ex):
 
 def _gated(w, op, ex):
     name, oid, params = op["name"], op["id"], op["params"]
-    tp, ap = _typed_params(params), _any_params(params)
+    tp = _typed_params(params)
     pdoc = "\n".join(_param_doc(p) for p in params)
     halves = "a * act(b), act on the second half" if op["gate"] == "second" else "act(a) * b, act on the first half"
     w.examples[name] = [("x = np.array([[1.0, -1.0, 2.0, 0.5]])", None),
@@ -244,7 +248,6 @@ def _gated(w, op, ex):
            f" (grad_gate, grad_up).\n{ex(name)}")
     w.function(name, [(f"x: {_ARR}, up: {_OPT} = None, *, axis: int = -1{tp}, {_CPU}", _ARR),
                       (f"x: Any, up: Any = None, *, axis: int = -1{tp}, {_ANY}", "Any")],
-               f"x: Any, up: Any = None, *, axis: Any = -1{ap}, {_ANY}",
                [f"return _gated({oid}, 0, x, up, None, out, {_param_tuple(w, name, params, name)}, axis, stream)"],
                doc)
     pair = f"tuple[{_ARR}, {_ARR}]"
@@ -258,14 +261,13 @@ def _gated(w, op, ex):
                 (f"grad_output: {_ARR}, x: {_ARR}, up: {_ARR}, *, axis: int = -1{tp}, "
                  f"out: tuple[{_OPT}, {_OPT}] | None = None, stream: None = None", pair),
                 (f"grad_output: Any, x: Any, up: Any = None, *, axis: int = -1{tp}, {_ANY}", "Any")],
-               f"grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1{ap}, {_ANY}",
                [f"return _gated({oid}, 1, x, up, grad_output, out, {_param_tuple(w, name, params, name + '_backward')}"
                 ", axis, stream)"], bdoc)
 
 
 def _broadcast(w, op, ex):
     name, oid, params = op["name"], op["id"], op["params"]
-    tp, ap = _typed_params(params), _any_params(params)
+    tp = _typed_params(params)
     pdoc = "\n".join(_param_doc(p) for p in params)
     o = op["operand"]
     w.examples[name] = [("x = " + _EXAMPLE_X, None),
@@ -285,7 +287,6 @@ def _broadcast(w, op, ex):
            f"Backward: {name}_backward(grad_output, x, {o}) gives (grad_x, grad_{o}).\n{ex(name)}")
     w.function(name, [(f"x: {_ARR}, {o}: ArrayLike, channel_axis: int | None = 1, *{tp}, {_CPU}", _ARR),
                       (f"x: Any, {o}: Any, channel_axis: int | None = 1, *{tp}, {_ANY}", "Any")],
-               f"x: Any, {o}: Any, channel_axis: Any = 1, *{ap}, {_ANY}",
                [f"return _bc({oid}, 0, x, {o}, None, out, {_param_tuple(w, name, params, name)}, channel_axis, "
                 "stream)"], doc)
     bdoc = (f"Gradient of {name}: returns (grad_x, grad_{o}), grad_{o} of {o}'s shape: the sum of the"
@@ -298,7 +299,6 @@ def _broadcast(w, op, ex):
                [(f"grad_output: {_ARR}, x: {_ARR}, {o}: ArrayLike, channel_axis: int | None = 1, *{tp}, "
                  f"out: tuple[{_OPT}, {_OPT}] | None = None, stream: None = None", f"tuple[{_ARR}, {_ARR}]"),
                 (f"grad_output: Any, x: Any, {o}: Any, channel_axis: int | None = 1, *{tp}, {_ANY}", "Any")],
-               f"grad_output: Any, x: Any, {o}: Any, channel_axis: Any = 1, *{ap}, {_ANY}",
                [f"return _bc({oid}, 1, x, {o}, grad_output, out, {_param_tuple(w, name, params, name + '_backward')}"
                 ", channel_axis, stream)"], bdoc)
 
@@ -329,7 +329,6 @@ def _bias_act(w, bias_acts, ex):
                  _ARR),
                 (f"x: Any, bias: Any, /, activation: {lit} = 'gelu', *, out: Any = None, stream: Any = None, "
                  "**params: float | str", "Any")],
-               "x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, stream: Any = None, **params: Any",
                ["op, p = _bias_acts.resolve('bias_act', activation, params)",
                 "return _bc(op, 0, x, bias, None, out, p, -1, stream)"], doc)
     bdoc = ("Gradient of bias_act: returns (grad_x, grad_bias), grad_x = grad_output * act'(x + bias) and grad_bias its"
@@ -344,8 +343,6 @@ def _bias_act(w, bias_acts, ex):
                  f"tuple[{_ARR}, {_ARR}]"),
                 (f"grad_output: Any, x: Any, bias: Any, /, activation: {lit} = 'gelu', *, out: Any = None, "
                  "stream: Any = None, **params: float | str", "Any")],
-               "grad_output: Any, x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, "
-               "stream: Any = None, **params: Any",
                ["op, p = _bias_acts.resolve('bias_act_backward', activation, params)",
                 "return _bc(op, 1, x, bias, grad_output, out, p, -1, stream)"], bdoc)
 
@@ -360,7 +357,6 @@ def _loss(w, op, ex):
     pos = losses._pos(first)
     tp = "".join(f", {p['name']}: {_param_type(p)}" + ("" if p["required"] else f" = {_default_src(p)}")
                  for p in params)
-    ap = _any_params(params)
     wsig_t = "".join(f", {x}: ArrayLike | None = None" for x in extra)
     wsig_a = "".join(f", {x}: Any = None" for x in extra)
     red = "reduction: Literal['mean', 'sum', 'none'] = 'mean'"
@@ -390,7 +386,6 @@ def _loss(w, op, ex):
     w.function(name,
                [(f"{first}: {_ARR}, target: ArrayLike{wsig_t}{tp}, {red}, *, {_CPU}", _ARR),
                 (f"{first}: Any, target: Any{wsig_a}{tp}, {red}, *, {_ANY}", "Any")],
-               f"{first}: Any, target: Any{wsig_a}{ap}, reduction: Any = 'mean', *, {_ANY}",
                [f"return _pointwise({name!r}, {oid}, 0, None, {args}, {tuple(names)!r}, reduction, "
                 f"{_param_tuple(w, name, params, name)}, out, stream)"], doc)
     bdoc = (f"Gradient of {name} in {first}: grad_output * d{name}/d{first}.\n\n"
@@ -402,7 +397,6 @@ def _loss(w, op, ex):
                [(f"grad_output: ArrayLike, {first}: {_ARR}, target: ArrayLike{wsig_t}{tp}, {red}, *, {_CPU}", _ARR),
                 (f"grad_output: Any, {first}: Any, target: Any{wsig_a}{tp}, {red}, *, {_ANY}",
                  "Any")],
-               f"grad_output: Any, {first}: Any, target: Any{wsig_a}{ap}, reduction: Any = 'mean', *, {_ANY}",
                [f"return _pointwise({name + '_backward'!r}, {oid}, 1, grad_output, {args}, {tuple(names)!r}, reduction,"
                 f" {_param_tuple(w, name, params, name + '_backward')}, out, stream)"], bdoc)
 
@@ -421,17 +415,16 @@ def _row(w, op, ex):
            "    stream: GPU arrays only: the CUDA stream to run on (default: the producer's current stream)\n\n"
            "Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is"
            " all -inf gives NaN.\n\n"
-           f"Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p='')} (from the forward's output).\n"
+           f"{_math(op)}Backward: {_FROM_CALLS[op['backward_from']].format(n=name, p='')} (from the forward's output).\n"
            f"{ex(name)}")
     w.function(name, [(f"x: {_ARR}, axis: int = -1, *, {_CPU}", _ARR), (f"x: Any, axis: int = -1, *, {_ANY}", "Any")],
-               f"x: Any, axis: Any = -1, *, {_ANY}", [f"return _row({oid}, 0, x, None, out, axis, stream)"], doc)
+               [f"return _row({oid}, 0, x, None, out, axis, stream)"], doc)
     bdoc = (f"Gradient of {name}: grad_output * d{name}/dx.\n\nNeeds {from_text}; the other"
             f" arguments (axis, out=, stream=) are {name}'s.\nReturns grad_input (out when given),"
             " on the inputs' device.")
     w.function(f"{name}_backward",
                [(f"grad_output: {_ARR}, x: None = None, *, y: {_ARR}, axis: int = -1, {_CPU}", _ARR),
                 (f"grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, {_ANY}", "Any")],
-               f"grad_output: Any, x: Any = None, *, y: Any = None, axis: Any = -1, {_ANY}",
                ["if y is None:",
                 f"    raise ValueError('fastact.{name}_backward needs {from_text}'"
                 " + ('; x cannot be used' if x is not None else ''))",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 _S = TypeVar("_S", bound="np.generic")
 
-REGISTRY_DIGEST = 'db3995e3f130a8fc'
+REGISTRY_DIGEST = '8a09849170bf8caa'
 _bias_acts = _BiasActs(_core.ops())
 _C_gelu_approximate = {'none': 0, 'tanh': 1}
 _C_geglu_approximate = {'none': 0, 'tanh': 1}
@@ -25,7 +25,7 @@ _C_geglu_approximate = {'none': 0, 'tanh': 1}
 def bias_act(x: NDArray[_S], bias: ArrayLike, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: NDArray[_S] | None = None, stream: None = None, **params: float | str) -> NDArray[_S]: ...
 @overload
 def bias_act(x: Any, bias: Any, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: Any = None, stream: Any = None, **params: float | str) -> Any: ...
-def bias_act(x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, stream: Any = None, **params: Any) -> Any:
+def bias_act(x: Any, bias: Any, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: Any = None, stream: Any = None, **params: float | str) -> Any:
     """act(x + bias) in one pass: the epilogue of a dense layer, bias broadcast along x's last axis.
 
     Args:
@@ -56,7 +56,7 @@ def bias_act(x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None,
 def bias_act_backward(grad_output: NDArray[_S], x: NDArray[_S], bias: ArrayLike, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None, **params: float | str) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def bias_act_backward(grad_output: Any, x: Any, bias: Any, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: Any = None, stream: Any = None, **params: float | str) -> Any: ...
-def bias_act_backward(grad_output: Any, x: Any, bias: Any, /, activation: Any = 'gelu', *, out: Any = None, stream: Any = None, **params: Any) -> Any:
+def bias_act_backward(grad_output: Any, x: Any, bias: Any, /, activation: Literal['celu', 'elu', 'gelu', 'hardshrink', 'hardsigmoid', 'hardswish', 'hardtanh', 'leaky_relu', 'logsigmoid', 'mish', 'quick_gelu', 'relu', 'relu6', 'selu', 'shrink', 'sigmoid', 'silu', 'softcap', 'softplus', 'softshrink', 'softsign', 'tanh', 'tanhshrink', 'threshold'] = 'gelu', *, out: Any = None, stream: Any = None, **params: float | str) -> Any:
     """Gradient of bias_act: returns (grad_x, grad_bias), grad_x = grad_output * act'(x + bias) and grad_bias its sum over every axis but the last (of bias's shape).
 
     grad_bias is summed in a fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any thread count and ISA), in float32 for 16-bit types from grad_x before its rounding. out=: a tuple (grad_x, grad_bias), each an array or None; grad_x may be grad_output or x, grad_bias may be bias. The other arguments (activation, its parameters, stream=) are bias_act's.
@@ -79,6 +79,8 @@ def relu(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [0, inf).
+    Derivative: 1 if x > 0 else 0.
     Backward: relu_backward(grad_output, x) or relu_backward(grad_output, y=y).
 
     Example::
@@ -117,7 +119,7 @@ def relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any = 
 def leaky_relu(x: NDArray[_S], *, negative_slope: float = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def leaky_relu(x: Any, *, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any: ...
-def leaky_relu(x: Any, *, negative_slope: Any = 0.01, out: Any = None, stream: Any = None) -> Any:
+def leaky_relu(x: Any, *, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else negative_slope * x, element-wise.
 
     Args:
@@ -128,6 +130,8 @@ def leaky_relu(x: Any, *, negative_slope: Any = 0.01, out: Any = None, stream: A
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-inf, inf) for negative_slope > 0.
+    Derivative: 1 if x > 0 else negative_slope.
     Backward: leaky_relu_backward(grad_output, x), or leaky_relu_backward(grad_output, y=y) when negative_slope > 0.
 
     Example::
@@ -147,7 +151,7 @@ def leaky_relu(x: Any, *, negative_slope: Any = 0.01, out: Any = None, stream: A
 def leaky_relu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, negative_slope: float = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any: ...
-def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: Any = 0.01, out: Any = None, stream: Any = None) -> Any:
+def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any:
     """Gradient of leaky_relu: grad_output * dleaky_relu/dx.
 
     Needs x (the forward input), or y (the forward output) when negative_slope > 0; the other arguments (parameters, out=, stream=) are leaky_relu's.
@@ -166,7 +170,7 @@ def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negat
 def elu(x: NDArray[_S], *, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def elu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def elu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def elu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else alpha * expm1(x), element-wise.
 
     Args:
@@ -177,6 +181,8 @@ def elu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-alpha, inf) for alpha > 0.
+    Derivative: 1 if x > 0 else alpha * exp(x) (= y + alpha).
     Backward: elu_backward(grad_output, x), or elu_backward(grad_output, y=y) when alpha > 0.
 
     Example::
@@ -196,7 +202,7 @@ def elu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any
 def elu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of elu: grad_output * delu/dx.
 
     Needs x (the forward input), or y (the forward output) when alpha > 0; the other arguments (parameters, out=, stream=) are elu's.
@@ -215,7 +221,7 @@ def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any =
 def gelu(x: NDArray[_S], *, approximate: Literal['none', 'tanh'] = 'none', out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def gelu(x: Any, *, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any: ...
-def gelu(x: Any, *, approximate: Any = 'none', out: Any = None, stream: Any = None) -> Any:
+def gelu(x: Any, *, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any:
     """x * Phi(x) (erfc form); approximate='tanh': x * sigmoid(2*sqrt(2/pi)*(x + 0.044715 x^3)), element-wise.
 
     Args:
@@ -226,6 +232,8 @@ def gelu(x: Any, *, approximate: Any = 'none', out: Any = None, stream: Any = No
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [-0.16997, inf) (the minimum at x = -0.75179; tanh form -0.17004).
+    Derivative: Phi(x) + x * phi(x), phi the standard normal density.
     Backward: gelu_backward(grad_output, x).
 
     Example::
@@ -245,7 +253,7 @@ def gelu(x: Any, *, approximate: Any = 'none', out: Any = None, stream: Any = No
 def gelu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, approximate: Literal['none', 'tanh'] = 'none', out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any: ...
-def gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, approximate: Any = 'none', out: Any = None, stream: Any = None) -> Any:
+def gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any:
     """Gradient of gelu: grad_output * dgelu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are gelu's.
@@ -264,7 +272,7 @@ def gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, approximate
 def silu(x: NDArray[_S], *, beta: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def silu(x: Any, *, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def silu(x: Any, *, beta: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def silu(x: Any, *, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x * sigmoid(beta * x) (alias: swish), element-wise.
 
     Args:
@@ -275,6 +283,8 @@ def silu(x: Any, *, beta: Any = 1.0, out: Any = None, stream: Any = None) -> Any
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [-0.27846 / beta, inf) for beta > 0 (the minimum at x = -1.27846 / beta).
+    Derivative: s + beta * x * s * (1 - s), s = sigmoid(beta * x).
     Backward: silu_backward(grad_output, x).
 
     Example::
@@ -294,7 +304,7 @@ def silu(x: Any, *, beta: Any = 1.0, out: Any = None, stream: Any = None) -> Any
 def silu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of silu: grad_output * dsilu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are silu's.
@@ -323,6 +333,8 @@ def sigmoid(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (0, 1).
+    Derivative: y * (1 - y).
     Backward: sigmoid_backward(grad_output, x) or sigmoid_backward(grad_output, y=y).
 
     Example::
@@ -371,6 +383,8 @@ def tanh(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-1, 1).
+    Derivative: 1 - y^2.
     Backward: tanh_backward(grad_output, x) or tanh_backward(grad_output, y=y).
 
     Example::
@@ -409,7 +423,7 @@ def tanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any = 
 def selu(x: NDArray[_S], *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def selu(x: Any, *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
-def selu(x: Any, *, alpha: Any = 1.6732632423543772, scale: Any = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
+def selu(x: Any, *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
     """scale * (x if x > 0 else alpha * expm1(x)), element-wise.
 
     Args:
@@ -421,6 +435,8 @@ def selu(x: Any, *, alpha: Any = 1.6732632423543772, scale: Any = 1.050700987355
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-scale * alpha, inf).
+    Derivative: scale if x > 0 else scale * alpha * exp(x).
     Backward: selu_backward(grad_output, x).
 
     Example::
@@ -440,7 +456,7 @@ def selu(x: Any, *, alpha: Any = 1.6732632423543772, scale: Any = 1.050700987355
 def selu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
-def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any = 1.6732632423543772, scale: Any = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
+def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
     """Gradient of selu: grad_output * dselu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are selu's.
@@ -459,7 +475,7 @@ def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any 
 def celu(x: NDArray[_S], *, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def celu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def celu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def celu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else alpha * expm1(x / alpha), element-wise.
 
     Args:
@@ -470,6 +486,8 @@ def celu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> An
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-alpha, inf).
+    Derivative: 1 if x > 0 else exp(x / alpha).
     Backward: celu_backward(grad_output, x).
 
     Example::
@@ -489,7 +507,7 @@ def celu(x: Any, *, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> An
 def celu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of celu: grad_output * dcelu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are celu's.
@@ -518,6 +536,8 @@ def quick_gelu(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [-0.16361, inf) (the minimum at x = -0.75115).
+    Derivative: s + 1.702 * x * s * (1 - s), s = sigmoid(1.702 x).
     Backward: quick_gelu_backward(grad_output, x).
 
     Example::
@@ -556,7 +576,7 @@ def quick_gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: 
 def softcap(x: NDArray[_S], *, cap: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softcap(x: Any, *, cap: float, out: Any = None, stream: Any = None) -> Any: ...
-def softcap(x: Any, *, cap: Any, out: Any = None, stream: Any = None) -> Any:
+def softcap(x: Any, *, cap: float, out: Any = None, stream: Any = None) -> Any:
     """cap * tanh(x / cap) (logit soft-capping), element-wise.
 
     Args:
@@ -567,6 +587,8 @@ def softcap(x: Any, *, cap: Any, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-cap, cap).
+    Derivative: 1 - (y / cap)^2.
     Backward: softcap_backward(grad_output, x) or softcap_backward(grad_output, y=y).
 
     Example::
@@ -586,7 +608,7 @@ def softcap(x: Any, *, cap: Any, out: Any = None, stream: Any = None) -> Any:
 def softcap_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, cap: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float, out: Any = None, stream: Any = None) -> Any: ...
-def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: Any, out: Any = None, stream: Any = None) -> Any:
+def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softcap: grad_output * dsoftcap/dx.
 
     Needs x (the forward input) or y (the forward output); the other arguments (parameters, out=, stream=) are softcap's.
@@ -605,7 +627,7 @@ def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: Any
 def hardtanh(x: NDArray[_S], *, min_val: float = -1.0, max_val: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def hardtanh(x: Any, *, min_val: Any = -1.0, max_val: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """clamp(x, min_val, max_val) (ONNX Clip: either bound may be +-inf), element-wise.
 
     Args:
@@ -617,6 +639,8 @@ def hardtanh(x: Any, *, min_val: Any = -1.0, max_val: Any = 1.0, out: Any = None
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [min_val, max_val].
+    Derivative: 1 if min_val < x < max_val else 0.
     Backward: hardtanh_backward(grad_output, x).
 
     Example::
@@ -636,7 +660,7 @@ def hardtanh(x: Any, *, min_val: Any = -1.0, max_val: Any = 1.0, out: Any = None
 def hardtanh_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, min_val: float = -1.0, max_val: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: Any = -1.0, max_val: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardtanh: grad_output * dhardtanh/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardtanh's.
@@ -665,6 +689,8 @@ def relu6(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [0, 6].
+    Derivative: 1 if 0 < x < 6 else 0.
     Backward: relu6_backward(grad_output, x).
 
     Example::
@@ -703,7 +729,7 @@ def relu6_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any =
 def hardsigmoid(x: NDArray[_S], *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardsigmoid(x: Any, *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardsigmoid(x: Any, *, alpha: Any = 0.16666666666666666, beta: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardsigmoid(x: Any, *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid: alpha=0.2), element-wise.
 
     Args:
@@ -715,6 +741,8 @@ def hardsigmoid(x: Any, *, alpha: Any = 0.16666666666666666, beta: Any = 0.5, ou
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [0, 1].
+    Derivative: alpha if 0 < alpha * x + beta < 1 else 0.
     Backward: hardsigmoid_backward(grad_output, x).
 
     Example::
@@ -734,7 +762,7 @@ def hardsigmoid(x: Any, *, alpha: Any = 0.16666666666666666, beta: Any = 0.5, ou
 def hardsigmoid_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: Any = 0.16666666666666666, beta: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardsigmoid: grad_output * dhardsigmoid/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardsigmoid's.
@@ -763,6 +791,8 @@ def hardswish(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [-0.375, inf) (the minimum at x = -1.5).
+    Derivative: 0 if x <= -3, x / 3 + 1/2 if -3 < x < 3, 1 if x >= 3.
     Backward: hardswish_backward(grad_output, x).
 
     Example::
@@ -801,7 +831,7 @@ def hardswish_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: A
 def softshrink(x: NDArray[_S], *, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def softshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def softshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """x - lambd if x > lambd, x + lambd if x < -lambd, else 0, element-wise.
 
     Args:
@@ -812,6 +842,8 @@ def softshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None)
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-inf, inf); 0 on [-lambd, lambd].
+    Derivative: 1 if |x| > lambd else 0.
     Backward: softshrink_backward(grad_output, x).
 
     Example::
@@ -831,7 +863,7 @@ def softshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None)
 def softshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softshrink: grad_output * dsoftshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are softshrink's.
@@ -850,7 +882,7 @@ def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd
 def hardshrink(x: NDArray[_S], *, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """x if |x| > lambd else 0, element-wise.
 
     Args:
@@ -861,6 +893,8 @@ def hardshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None)
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: 0, and values of magnitude > lambd.
+    Derivative: 1 if |x| > lambd else 0.
     Backward: hardshrink_backward(grad_output, x).
 
     Example::
@@ -880,7 +914,7 @@ def hardshrink(x: Any, *, lambd: Any = 0.5, out: Any = None, stream: Any = None)
 def hardshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: Any = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardshrink: grad_output * dhardshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardshrink's.
@@ -899,7 +933,7 @@ def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd
 def shrink(x: NDArray[_S], *, lambd: float = 0.5, bias: float = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def shrink(x: Any, *, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any: ...
-def shrink(x: Any, *, lambd: Any = 0.5, bias: Any = 0.0, out: Any = None, stream: Any = None) -> Any:
+def shrink(x: Any, *, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any:
     """x - bias if x > lambd, x + bias if x < -lambd, else 0 (ONNX Shrink), element-wise.
 
     Args:
@@ -911,6 +945,8 @@ def shrink(x: Any, *, lambd: Any = 0.5, bias: Any = 0.0, out: Any = None, stream
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-inf, bias - lambd), (lambd - bias, inf) and 0.
+    Derivative: 1 if |x| > lambd else 0.
     Backward: shrink_backward(grad_output, x).
 
     Example::
@@ -930,7 +966,7 @@ def shrink(x: Any, *, lambd: Any = 0.5, bias: Any = 0.0, out: Any = None, stream
 def shrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, bias: float = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any: ...
-def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: Any = 0.5, bias: Any = 0.0, out: Any = None, stream: Any = None) -> Any:
+def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of shrink: grad_output * dshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are shrink's.
@@ -949,7 +985,7 @@ def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: An
 def threshold(x: NDArray[_S], *, threshold: float, value: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def threshold(x: Any, *, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any: ...
-def threshold(x: Any, *, threshold: Any, value: Any, out: Any = None, stream: Any = None) -> Any:
+def threshold(x: Any, *, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any:
     """x if x > threshold else value, element-wise.
 
     Args:
@@ -961,6 +997,8 @@ def threshold(x: Any, *, threshold: Any, value: Any, out: Any = None, stream: An
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (threshold, inf) and value.
+    Derivative: 1 if x > threshold else 0.
     Backward: threshold_backward(grad_output, x).
 
     Example::
@@ -980,7 +1018,7 @@ def threshold(x: Any, *, threshold: Any, value: Any, out: Any = None, stream: An
 def threshold_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, threshold: float, value: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any: ...
-def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: Any, value: Any, out: Any = None, stream: Any = None) -> Any:
+def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any:
     """Gradient of threshold: grad_output * dthreshold/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are threshold's.
@@ -1009,6 +1047,8 @@ def softsign(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-1, 1).
+    Derivative: 1 / (1 + |x|)^2.
     Backward: softsign_backward(grad_output, x).
 
     Example::
@@ -1047,7 +1087,7 @@ def softsign_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: An
 def softplus(x: NDArray[_S], *, beta: float = 1.0, threshold: float = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any: ...
-def softplus(x: Any, *, beta: Any = 1.0, threshold: Any = 20.0, out: Any = None, stream: Any = None) -> Any:
+def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any:
     """log1p(exp(beta * x)) / beta; x where beta * x > threshold, element-wise.
 
     Args:
@@ -1059,6 +1099,8 @@ def softplus(x: Any, *, beta: Any = 1.0, threshold: Any = 20.0, out: Any = None,
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (0, inf).
+    Derivative: sigmoid(beta * x); 1 where beta * x > threshold.
     Backward: softplus_backward(grad_output, x).
 
     Example::
@@ -1078,7 +1120,7 @@ def softplus(x: Any, *, beta: Any = 1.0, threshold: Any = 20.0, out: Any = None,
 def softplus_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float = 1.0, threshold: float = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any: ...
-def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: Any = 1.0, threshold: Any = 20.0, out: Any = None, stream: Any = None) -> Any:
+def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softplus: grad_output * dsoftplus/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are softplus's.
@@ -1107,6 +1149,8 @@ def logsigmoid(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-inf, 0).
+    Derivative: sigmoid(-x) = 1 - sigmoid(x).
     Backward: logsigmoid_backward(grad_output, x).
 
     Example::
@@ -1155,6 +1199,8 @@ def mish(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: [-0.30884, inf) (the minimum at x = -1.19243).
+    Derivative: tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2), sp = softplus(x).
     Backward: mish_backward(grad_output, x).
 
     Example::
@@ -1203,6 +1249,8 @@ def tanhshrink(x: Any, *, out: Any = None, stream: Any = None) -> Any:
 
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
+    Range: (-inf, inf).
+    Derivative: tanh(x)^2.
     Backward: tanhshrink_backward(grad_output, x).
 
     Example::
@@ -1241,7 +1289,7 @@ def tanhshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: 
 def glu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def glu(x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def glu(x: Any, up: Any = None, *, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def glu(x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """a * sigmoid(b) (PyTorch's glu: the second half gates).
 
     Two forms: glu(x, axis=-1) splits x into halves a (first) and b (second) along axis (its length must be even); glu(gate, up) takes a = gate and b = up, two arrays of one shape. (a * act(b), act on the second half.)
@@ -1276,7 +1324,7 @@ def glu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *, a
 def glu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def glu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def glu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def glu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """Gradient of glu, in the forward's form: glu_backward(grad_output, x, axis=-1) returns grad_x (x's shape, its halves the gradients of a and b); glu_backward(grad_output, gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an array or None); an output may be its own input (in place). The other arguments (parameters, axis, stream=) are glu's.
     """
     return _gated(24, 1, x, up, grad_output, out, (), axis, stream)
@@ -1286,7 +1334,7 @@ def glu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, ou
 def swiglu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def swiglu(x: Any, up: Any = None, *, axis: Any = -1, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """silu(a) * b, silu's beta = alpha (SwiGLU; ONNX SwiGLU).
 
     Two forms: swiglu(x, axis=-1) splits x into halves a (first) and b (second) along axis (its length must be even); swiglu(gate, up) takes a = gate and b = up, two arrays of one shape. (act(a) * b, act on the first half.)
@@ -1322,7 +1370,7 @@ def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *
 def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, alpha: float = 1.0, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, alpha: Any = 1.0, out: Any = None, stream: Any = None) -> Any:
+def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of swiglu, in the forward's form: swiglu_backward(grad_output, x, axis=-1) returns grad_x (x's shape, its halves the gradients of a and b); swiglu_backward(grad_output, gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an array or None); an output may be its own input (in place). The other arguments (parameters, axis, stream=) are swiglu's.
     """
     return _gated(25, 1, x, up, grad_output, out, (alpha, ), axis, stream)
@@ -1332,7 +1380,7 @@ def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1,
 def geglu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def geglu(x: Any, up: Any = None, *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any: ...
-def geglu(x: Any, up: Any = None, *, axis: Any = -1, approximate: Any = 'none', out: Any = None, stream: Any = None) -> Any:
+def geglu(x: Any, up: Any = None, *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any:
     """gelu(a) * b (GeGLU).
 
     Two forms: geglu(x, axis=-1) splits x into halves a (first) and b (second) along axis (its length must be even); geglu(gate, up) takes a = gate and b = up, two arrays of one shape. (act(a) * b, act on the first half.)
@@ -1368,7 +1416,7 @@ def geglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *,
 def geglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def geglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any: ...
-def geglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, approximate: Any = 'none', out: Any = None, stream: Any = None) -> Any:
+def geglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, approximate: Literal['none', 'tanh'] = 'none', out: Any = None, stream: Any = None) -> Any:
     """Gradient of geglu, in the forward's form: geglu_backward(grad_output, x, axis=-1) returns grad_x (x's shape, its halves the gradients of a and b); geglu_backward(grad_output, gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an array or None); an output may be its own input (in place). The other arguments (parameters, axis, stream=) are geglu's.
     """
     return _gated(26, 1, x, up, grad_output, out, (_choice('geglu_backward', 'approximate', approximate, _C_geglu_approximate), ), axis, stream)
@@ -1378,7 +1426,7 @@ def geglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, 
 def reglu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def reglu(x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def reglu(x: Any, up: Any = None, *, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def reglu(x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """relu(a) * b (ReGLU).
 
     Two forms: reglu(x, axis=-1) splits x into halves a (first) and b (second) along axis (its length must be even); reglu(gate, up) takes a = gate and b = up, two arrays of one shape. (act(a) * b, act on the first half.)
@@ -1413,7 +1461,7 @@ def reglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *,
 def reglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def reglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def reglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def reglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """Gradient of reglu, in the forward's form: reglu_backward(grad_output, x, axis=-1) returns grad_x (x's shape, its halves the gradients of a and b); reglu_backward(grad_output, gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an array or None); an output may be its own input (in place). The other arguments (parameters, axis, stream=) are reglu's.
     """
     return _gated(27, 1, x, up, grad_output, out, (), axis, stream)
@@ -1423,7 +1471,7 @@ def reglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: Any = -1, 
 def prelu(x: NDArray[_S], weight: ArrayLike, channel_axis: int | None = 1, *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def prelu(x: Any, weight: Any, channel_axis: int | None = 1, *, out: Any = None, stream: Any = None) -> Any: ...
-def prelu(x: Any, weight: Any, channel_axis: Any = 1, *, out: Any = None, stream: Any = None) -> Any:
+def prelu(x: Any, weight: Any, channel_axis: int | None = 1, *, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else weight * x (a slope per channel, or one, or broadcast), element-wise.
 
     Args:
@@ -1454,7 +1502,7 @@ def prelu(x: Any, weight: Any, channel_axis: Any = 1, *, out: Any = None, stream
 def prelu_backward(grad_output: NDArray[_S], x: NDArray[_S], weight: ArrayLike, channel_axis: int | None = 1, *, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
 def prelu_backward(grad_output: Any, x: Any, weight: Any, channel_axis: int | None = 1, *, out: Any = None, stream: Any = None) -> Any: ...
-def prelu_backward(grad_output: Any, x: Any, weight: Any, channel_axis: Any = 1, *, out: Any = None, stream: Any = None) -> Any:
+def prelu_backward(grad_output: Any, x: Any, weight: Any, channel_axis: int | None = 1, *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of prelu: returns (grad_x, grad_weight), grad_weight of weight's shape: the sum of the contributions of the elements each value of weight applies to (dy * x where x <= 0), in a fixed order (by chunks of 4,096, 32 compensated lanes each: the same bits for any thread count and ISA; float32 for 16-bit types).
 
     out=: a tuple (grad_x, grad_{o}), each an array or None; grad_x may be grad_output or x, grad_weight may be weight. The other arguments (channel_axis, out=, stream=) are prelu's.
@@ -1466,7 +1514,7 @@ def prelu_backward(grad_output: Any, x: Any, weight: Any, channel_axis: Any = 1,
 def mse_loss(pred: NDArray[_S], target: ArrayLike, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def mse_loss(pred: Any, target: Any, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def mse_loss(pred: Any, target: Any, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def mse_loss(pred: Any, target: Any, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """(pred - target)^2, element by element, as PyTorch's F.mse_loss.
 
     Args:
@@ -1497,7 +1545,7 @@ def mse_loss(pred: Any, target: Any, reduction: Any = 'mean', *, out: Any = None
 def mse_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def mse_loss_backward(grad_output: Any, pred: Any, target: Any, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def mse_loss_backward(grad_output: Any, pred: Any, target: Any, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def mse_loss_backward(grad_output: Any, pred: Any, target: Any, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of mse_loss in pred: grad_output * dmse_loss/dpred.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of pred's shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are mse_loss's; out= (pred's shape and dtype) may be pred, target or grad_output. Returns the gradient (out when given).
@@ -1509,7 +1557,7 @@ def mse_loss_backward(grad_output: Any, pred: Any, target: Any, reduction: Any =
 def huber_loss(pred: NDArray[_S], target: ArrayLike, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def huber_loss(pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def huber_loss(pred: Any, target: Any, delta: Any = 1.0, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def huber_loss(pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """0.5 d^2 if |d| <= delta else delta * (|d| - delta / 2), d = pred - target, element by element, as PyTorch's F.huber_loss.
 
     Args:
@@ -1541,7 +1589,7 @@ def huber_loss(pred: Any, target: Any, delta: Any = 1.0, reduction: Any = 'mean'
 def huber_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: Any = 1.0, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of huber_loss in pred: grad_output * dhuber_loss/dpred.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of pred's shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are huber_loss's; out= (pred's shape and dtype) may be pred, target or grad_output. Returns the gradient (out when given).
@@ -1553,7 +1601,7 @@ def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: Any = 1
 def smooth_l1_loss(pred: NDArray[_S], target: ArrayLike, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def smooth_l1_loss(pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def smooth_l1_loss(pred: Any, target: Any, beta: Any = 1.0, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def smooth_l1_loss(pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """0.5 d^2 / beta if |d| < beta else |d| - beta / 2, d = pred - target, element by element, as PyTorch's F.smooth_l1_loss.
 
     Args:
@@ -1585,7 +1633,7 @@ def smooth_l1_loss(pred: Any, target: Any, beta: Any = 1.0, reduction: Any = 'me
 def smooth_l1_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: Any = 1.0, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of smooth_l1_loss in pred: grad_output * dsmooth_l1_loss/dpred.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of pred's shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are smooth_l1_loss's; out= (pred's shape and dtype) may be pred, target or grad_output. Returns the gradient (out when given).
@@ -1597,7 +1645,7 @@ def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: Any 
 def binary_cross_entropy_with_logits(logits: NDArray[_S], target: ArrayLike, weight: ArrayLike | None = None, pos_weight: ArrayLike | None = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def binary_cross_entropy_with_logits(logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def binary_cross_entropy_with_logits(logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def binary_cross_entropy_with_logits(logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """weight * (pos_weight * target * softplus(-logits) + (1 - target) * softplus(logits)): sigmoid and binary cross-entropy in one, element by element, as PyTorch's F.binary_cross_entropy_with_logits.
 
     Args:
@@ -1630,7 +1678,7 @@ def binary_cross_entropy_with_logits(logits: Any, target: Any, weight: Any = Non
 def binary_cross_entropy_with_logits_backward(grad_output: ArrayLike, logits: NDArray[_S], target: ArrayLike, weight: ArrayLike | None = None, pos_weight: ArrayLike | None = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def binary_cross_entropy_with_logits_backward(grad_output: Any, logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def binary_cross_entropy_with_logits_backward(grad_output: Any, logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Any = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def binary_cross_entropy_with_logits_backward(grad_output: Any, logits: Any, target: Any, weight: Any = None, pos_weight: Any = None, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of binary_cross_entropy_with_logits in logits: grad_output * dbinary_cross_entropy_with_logits/dlogits.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of logits' shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are binary_cross_entropy_with_logits's; out= (logits' shape and dtype) may be logits, target or grad_output. Returns the gradient (out when given).
@@ -1642,7 +1690,7 @@ def binary_cross_entropy_with_logits_backward(grad_output: Any, logits: Any, tar
 def softmax(x: NDArray[_S], axis: int = -1, *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any: ...
-def softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) -> Any:
+def softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any:
     """exp(x - max) / sum(exp(x - max)) along axis.
 
     Args:
@@ -1653,6 +1701,8 @@ def softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) -> A
 
     Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is all -inf gives NaN.
 
+    Range: (0, 1), each row summing to 1.
+    Derivative: dx = y * (dy - sum(dy * y)) along axis.
     Backward: softmax_backward(grad_output, y=y) (from the forward's output).
 
     Example::
@@ -1672,7 +1722,7 @@ def softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) -> A
 def softmax_backward(grad_output: NDArray[_S], x: None = None, *, y: NDArray[_S], axis: int = -1, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softmax: grad_output * dsoftmax/dx.
 
     Needs y (the forward output); the other arguments (axis, out=, stream=) are softmax's.
@@ -1689,7 +1739,7 @@ def softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: An
 def log_softmax(x: NDArray[_S], axis: int = -1, *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def log_softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any: ...
-def log_softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) -> Any:
+def log_softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> Any:
     """x - max - log(sum(exp(x - max))) along axis.
 
     Args:
@@ -1700,6 +1750,8 @@ def log_softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) 
 
     Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is all -inf gives NaN.
 
+    Range: (-inf, 0), each row's exp summing to 1.
+    Derivative: dx = dy - exp(y) * sum(dy) along axis.
     Backward: log_softmax_backward(grad_output, y=y) (from the forward's output).
 
     Example::
@@ -1719,7 +1771,7 @@ def log_softmax(x: Any, axis: Any = -1, *, out: Any = None, stream: Any = None) 
 def log_softmax_backward(grad_output: NDArray[_S], x: None = None, *, y: NDArray[_S], axis: int = -1, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
 def log_softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, out: Any = None, stream: Any = None) -> Any: ...
-def log_softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: Any = -1, out: Any = None, stream: Any = None) -> Any:
+def log_softmax_backward(grad_output: Any, x: Any = None, *, y: Any = None, axis: int = -1, out: Any = None, stream: Any = None) -> Any:
     """Gradient of log_softmax: grad_output * dlog_softmax/dx.
 
     Needs y (the forward output); the other arguments (axis, out=, stream=) are log_softmax's.
