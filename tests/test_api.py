@@ -65,6 +65,20 @@ def test_docstring_examples_hold():
     assert runner.failures == 0, f"{runner.failures} failed doctest examples (run python -m doctest -v)"
 
 
+@pytest.mark.parametrize("module", ["fastact.losses", "fastact.init"])
+def test_the_hand_written_functions_examples_hold(module):
+    import importlib
+
+    mod = importlib.import_module(module)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in doctest.DocTestFinder().find(mod, module) if t.examples]
+    for name in mod.__all__:
+        assert any(t.name.endswith("." + name) for t in tests), f"{module}.{name} has no example"
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0
+
+
 def test_a_docstring_example_that_is_wrong_fails():
     t = doctest.DocTestParser().get_doctest(">>> import numpy as np, fastact\n>>> fastact.relu(np.array([-1.0, 2.0]))"
                                             ".tolist()\n[0.0, 3.0]\n", {}, "wrong", None, 0)

@@ -135,9 +135,10 @@ def show_config(file: TextIO | None = None) -> None:
     from importlib.util import find_spec
 
     have = {m: find_spec(m) is not None for m in ("dask", "matplotlib")}
-    lines.append(f"  extras:          fastact.dask: every op over Dask arrays ({'dask installed' if have['dask'] else 'needs dask'}); "
-                 f"python -m fastact plot ({'matplotlib installed' if have['matplotlib'] else 'needs matplotlib'}); "
-                 "typed (py.typed, fastact/_ops.py, nn.pyi)")
+    dask_state = "dask installed" if have["dask"] else "needs dask"
+    plot_state = "matplotlib installed" if have["matplotlib"] else "needs matplotlib"
+    lines.append(f"  extras:          fastact.dask: every op over Dask arrays ({dask_state}); python -m fastact plot "
+                 f"({plot_state}); typed (py.typed, fastact/_ops.py, nn.pyi)")
     print("\n".join(lines), file=out)
 
 

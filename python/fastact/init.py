@@ -45,7 +45,14 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     the standard deviation so that the activations' variance holds from layer to layer.
 
     linear, conv*, sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky_relu: sqrt(2 / (1 + negative_slope^2)), param
-    the negative slope (default 0.01); selu: 3/4. Any other name is a ValueError."""
+    the negative slope (default 0.01); selu: 3/4. Any other name is a ValueError.
+
+    Example::
+
+        >>> from fastact import init
+        >>> round(init.calculate_gain('leaky_relu', 0.2), 6)
+        1.38675
+    """
     if not isinstance(nonlinearity, str):
         raise TypeError(f"fastact.init.calculate_gain: nonlinearity must be a str, got {type(nonlinearity).__name__}")
     if nonlinearity in _LINEAR:
@@ -141,7 +148,16 @@ def kaiming_uniform_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_ou
                      nonlinearity: str = "leaky_relu", *, rng: _Rng = None) -> _N:
     """Fills tensor with U(-bound, bound), bound = gain * sqrt(3 / fan) (He et al.; PyTorch's kaiming_uniform_,
     with its parameter names: ``a`` is the negative slope of a leaky_relu). mode 'fan_in' keeps the forward
-    pass's variance, 'fan_out' the backward's. gain = calculate_gain(nonlinearity, a)."""
+    pass's variance, 'fan_out' the backward's. gain = calculate_gain(nonlinearity, a).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fastact import init
+        >>> w = init.kaiming_uniform_(np.empty((64, 128), np.float32), nonlinearity='relu', rng=0)
+        >>> bool(np.abs(w).max() <= (6 / 128) ** 0.5)  # bound = gain * sqrt(3 / fan_in)
+        True
+    """
     fn = "kaiming_uniform_"
     t = _weight(tensor, fn)
     fan = _fan(t, mode, fn)
@@ -152,7 +168,16 @@ def kaiming_uniform_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_ou
 def kaiming_normal_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_out"] = "fan_in",
                     nonlinearity: str = "leaky_relu", *, rng: _Rng = None) -> _N:
     """Fills tensor with N(0, std^2), std = gain / sqrt(fan) (He et al.; PyTorch's kaiming_normal_). For ReLU
-    layers: ``kaiming_normal_(w, nonlinearity="relu")``, std = sqrt(2 / fan_in)."""
+    layers: ``kaiming_normal_(w, nonlinearity="relu")``, std = sqrt(2 / fan_in).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fastact import init
+        >>> w = init.kaiming_normal_(np.empty((256, 512), np.float32), nonlinearity='relu', rng=0)
+        >>> round(float(w.std()), 2), round((2 / 512) ** 0.5, 2)  # std = gain / sqrt(fan_in)
+        (0.06, 0.06)
+    """
     fn = "kaiming_normal_"
     t = _weight(tensor, fn)
     fan = _fan(t, mode, fn)
@@ -161,7 +186,16 @@ def kaiming_normal_(tensor: _N, a: float = 0.0, mode: Literal["fan_in", "fan_out
 
 def xavier_uniform_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
     """Fills tensor with U(-bound, bound), bound = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio;
-    PyTorch's xavier_uniform_): for tanh and sigmoid layers (gain = calculate_gain("tanh") for tanh)."""
+    PyTorch's xavier_uniform_): for tanh and sigmoid layers (gain = calculate_gain("tanh") for tanh).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fastact import init
+        >>> w = init.xavier_uniform_(np.empty((64, 128), np.float32), rng=0)
+        >>> bool(np.abs(w).max() <= (6 / (64 + 128)) ** 0.5)  # bound = gain * sqrt(6 / (fan_in + fan_out))
+        True
+    """
     fn = "xavier_uniform_"
     t = _weight(tensor, fn)
     fan_in, fan_out = _fans(t, fn)
@@ -170,7 +204,16 @@ def xavier_uniform_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
 
 
 def xavier_normal_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
-    """Fills tensor with N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (PyTorch's xavier_normal_)."""
+    """Fills tensor with N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)) (PyTorch's xavier_normal_).
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fastact import init
+        >>> w = init.xavier_normal_(np.empty((300, 500), np.float32), rng=0)
+        >>> round(float(w.std()), 3), round((2 / 800) ** 0.5, 3)  # std = gain * sqrt(2 / (fan_in + fan_out))
+        (0.05, 0.05)
+    """
     fn = "xavier_normal_"
     t = _weight(tensor, fn)
     fan_in, fan_out = _fans(t, fn)
@@ -178,7 +221,15 @@ def xavier_normal_(tensor: _N, gain: float = 1.0, *, rng: _Rng = None) -> _N:
 
 
 def zeros_(tensor: _N) -> _N:
-    """Fills tensor with zeros (the biases of a Kaiming-initialised ReLU layer) and returns it."""
+    """Fills tensor with zeros (the biases of a Kaiming-initialised ReLU layer) and returns it.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from fastact import init
+        >>> init.zeros_(np.ones(3, np.float32)).tolist()
+        [0.0, 0.0, 0.0]
+    """
     t = _weight(tensor, "zeros_")
     t[...] = 0
     return t
@@ -191,7 +242,15 @@ def dead_units(activations: ArrayLike, axis: int | tuple[int, ...] = 0) -> float
     Returns a float in [0, 1]; a batch of no units is a ValueError.
 
     Example: ``fastact.dead_units(fastact.relu(x @ w.T + b))`` after each epoch shows units dying under a
-    large negative bias or a high learning rate."""
+    large negative bias or a high learning rate.
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> a = np.array([[0.0, 1.5, 0.0], [0.0, 0.2, 0.0], [0.3, 0.0, 0.0]])
+        >>> round(fastact.dead_units(a), 4)  # the third unit never fires
+        0.3333
+    """
     if isinstance(activations, np.ma.MaskedArray):
         raise TypeError("fastact.dead_units: masked arrays are not supported (their mask would be lost)")
     a = np.asarray(activations)

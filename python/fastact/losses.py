@@ -213,7 +213,15 @@ def logsumexp(x: Any, axis: int | tuple[int, ...] | None = -1, keepdims: bool = 
     are counted apart, so the result is m + log1p(rest) with every digit of a small rest kept. An empty
     reduction gives -inf, a row of -inf -inf, a row with +inf +inf, a NaN NaN. float16 / bfloat16 are
     computed in float32; the result has x's dtype. Reduced axes that are not one block of memory are copied
-    once (a single axis never is)."""
+    once (a single axis never is).
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> x = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -np.inf]])
+        >>> fastact.logsumexp(x).round(4).tolist()
+        [3.4076, 1000.6931]
+    """
     fn = "logsumexp"
     if not isinstance(keepdims, (bool, np.bool_)):
         raise TypeError(f"fastact.{fn}: keepdims must be a bool, got {type(keepdims).__name__}")
@@ -232,7 +240,15 @@ def logsumexp(x: Any, axis: int | tuple[int, ...] | None = -1, keepdims: bool = 
 def logsumexp_backward(grad_output: Any, x: Any, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False, *,
                        out: Any = None) -> Any:
     """grad_output * softmax(x) along axis: the gradient of logsumexp(x, axis, keepdims). grad_output has the
-    shape of logsumexp's result (with or without the kept axes). out= (x's shape and dtype) may be x."""
+    shape of logsumexp's result (with or without the kept axes). out= (x's shape and dtype) may be x.
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> x = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -np.inf]])
+        >>> fastact.logsumexp_backward(np.ones(2), x).round(4).tolist()
+        [[0.09, 0.2447, 0.6652], [0.5, 0.5, 0.0]]
+    """
     fn = "logsumexp_backward"
     if _on_gpu(x, out, grad_output):
         from . import cuda
@@ -349,7 +365,17 @@ def cross_entropy(logits: Any, target: Any, axis: int = -1, weight: ArrayLike | 
     counted rows). reduction: "mean" (the weighted sum over the sum of the counted targets' weights, as
     PyTorch), "sum", or "none" (one loss per row, 0 where ignored). The loss of a confident row is kept
     (lse - x_t without cancellation), and no logits overflow. Returns an array of the logits' dtype (0-d for
-    "mean" / "sum")."""
+    "mean" / "sum").
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> logits, target = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]), np.array([0, 2])
+        >>> round(float(fastact.cross_entropy(logits, target)), 6)
+        0.175456
+        >>> fastact.cross_entropy(logits, target, reduction='none', label_smoothing=0.1).round(4).tolist()
+        [0.3913, 0.2996]
+    """
     fn = "cross_entropy"
     if _on_gpu(logits, target, weight):
         return _gpu_class_loss(fn, False, 0, None, logits, target, axis, weight, reduction, label_smoothing,
@@ -371,7 +397,15 @@ def cross_entropy_backward(grad_output: Any, logits: Any, target: Any, axis: int
     with label smoothing, weights and z_loss. grad_output: a scalar for "mean" / "sum", an array of the
     per-row loss's shape for "none". out= may be the logits themselves: each row is read before its gradient
     overwrites it, so a large-vocabulary training step needs no second logits-sized buffer. Ignored rows get
-    zeros."""
+    zeros.
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> logits, target = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]), np.array([0, 2])
+        >>> fastact.cross_entropy_backward(1.0, logits, target).round(4).tolist()
+        [[-0.1072, 0.0876, 0.0196], [0.0247, 0.0272, -0.0519]]
+    """
     fn = "cross_entropy_backward"
     if _on_gpu(logits, target, weight, grad_output, out):
         return _gpu_class_loss(fn, False, 1, grad_output, logits, target, axis, weight, reduction, label_smoothing,
@@ -421,7 +455,15 @@ def nll_loss(log_probs: Any, target: Any, axis: int = -1, weight: ArrayLike | No
     with axis=1): -weight[t] * log_probs[t] per counted row, with cross_entropy's target checks and
     reductions ("mean": over the sum of the counted targets' weights). log_probs is typically
     log_softmax(logits); from logits, cross_entropy is one call and more accurate. Returns an array of the
-    input's dtype (0-d for "mean" / "sum")."""
+    input's dtype (0-d for "mean" / "sum").
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> log_probs = fastact.log_softmax(np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]))
+        >>> round(float(fastact.nll_loss(log_probs, np.array([0, 2]))), 6)
+        0.175456
+    """
     fn = "nll_loss"
     if _on_gpu(log_probs, target, weight):
         return _gpu_class_loss(fn, True, 0, None, log_probs, target, axis, weight, reduction, 0.0, ignore_index, 0.0,
@@ -435,7 +477,15 @@ def nll_loss(log_probs: Any, target: Any, axis: int = -1, weight: ArrayLike | No
 def nll_loss_backward(grad_output: Any, log_probs: Any, target: Any, axis: int = -1, weight: ArrayLike | None = None,
                       reduction: _Reduction = "mean", ignore_index: int = -100, *, out: Any = None) -> Any:
     """The gradient of nll_loss (same arguments) with respect to log_probs: zero but -scale * weight[t] at
-    each counted row's target. out= (log_probs' shape and dtype) may be log_probs itself."""
+    each counted row's target. out= (log_probs' shape and dtype) may be log_probs itself.
+
+    Example::
+
+        >>> import numpy as np, fastact
+        >>> log_probs = fastact.log_softmax(np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]))
+        >>> fastact.nll_loss_backward(1.0, log_probs, np.array([0, 2])).tolist()
+        [[-0.5, 0.0, 0.0], [0.0, 0.0, -0.5]]
+    """
     fn = "nll_loss_backward"
     if _on_gpu(log_probs, target, weight, grad_output, out):
         return _gpu_class_loss(fn, True, 1, grad_output, log_probs, target, axis, weight, reduction, 0.0, ignore_index,
