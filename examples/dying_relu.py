@@ -4,7 +4,7 @@ A two-hidden-layer classifier of scikit-learn's handwritten digits (shipped insi
 download) is trained with plain minibatch SGD in several variants. A ReLU unit "dies" when its input is
 negative for every sample: its gradient is then zero, so nothing moves it back. Two causes the guides name:
 
-- a large negative bias (here every hidden bias starts at -3): units start dead and stay dead;
+- a large negative bias (here every hidden bias starts at -2): units start dead and stay dead;
 - a learning rate too high: one large step pushes many units' weights and biases where they never fire.
 
 and their fixes: LeakyReLU or ELU (a gradient below zero lets a unit recover), Kaiming initialisation

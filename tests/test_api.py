@@ -139,6 +139,18 @@ def test_nn_stub_matches_the_runtime_layers():
             assert m in methods and callable(getattr(cls, m)), (name, m)
 
 
+def test_dask_stub_declares_every_function_with_its_signature():
+    import inspect
+
+    fd = pytest.importorskip("fastact.dask")
+    tree = ast.parse((PKG / "dask.pyi").read_text())
+    stubs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert set(stubs) == set(fd.__all__)
+    for name in fd.__all__:
+        assert [a.arg for a in stubs[name].args.posonlyargs + stubs[name].args.args + stubs[name].args.kwonlyargs] == [
+            p.name for p in inspect.signature(getattr(fd, name)).parameters.values() if p.kind != p.VAR_KEYWORD], name
+
+
 def test_core_stub_declares_what_the_extension_has():
     tree = ast.parse((PKG / "_core.pyi").read_text())
     declared = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
@@ -178,7 +190,7 @@ def _checker(name):
 def test_mypy_strict_accepts_ordinary_use_and_the_generated_files():
     exe = _checker("mypy")
     r = subprocess.run([exe, "--strict", "--follow-imports=silent", "--no-incremental", str(EXAMPLE),
-                        str(PKG / "_ops.py"), str(PKG / "nn.pyi"), str(PKG / "_core.pyi")],
+                        str(PKG / "_ops.py"), str(PKG / "nn.pyi"), str(PKG / "_core.pyi"), str(PKG / "dask.pyi")],
                        capture_output=True, text=True, cwd=ROOT / "examples", env=_clean_env())
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -189,13 +201,15 @@ def test_mypy_rejects_a_misuse():
     try:
         bad.write_text("import numpy as np\nimport fastact\nfrom fastact import nn\n"
                        "x = np.zeros(3, np.float32)\nfastact.gelu(x, approximate='exact')\nnn.GELU(approximat='tanh')\n"
-                       "fastact.prelu(x, 0.25, channel_axis='last')\n")
+                       "fastact.prelu(x, 0.25, channel_axis='last')\nimport fastact.dask as fd\n"
+                       "fd.softmax(x, axis=1, rechunk='yes')\n"
+                       "fastact.leaky_relu(x, negative_slope=np.float32(0.1))  # fine: a NumPy scalar\n")
         r = subprocess.run([exe, "--strict", "--no-incremental", str(bad)], capture_output=True, text=True,
                            cwd=ROOT / "examples", env=_clean_env())
     finally:
         bad.unlink()
     assert r.returncode == 1
-    assert r.stdout.count("error:") == 3, r.stdout
+    assert r.stdout.count("error:") == 4, r.stdout
 
 
 def test_pyright_accepts_ordinary_use():

@@ -164,3 +164,73 @@ def test_bad_arguments(sync):
         fd.swiglu(chunked(X[:, :63], (25, 63)))
     with pytest.raises(ValueError, match="out of range"):
         fd.softmax(chunked(X), axis=2)
+
+
+def test_arguments_bind_as_in_the_single_call(sync):
+    x, t = chunked(X), chunked(X * 0.5)
+    for args in [(0.1,), (0.1, "sum"), (2.0, "none")]:
+        got = np.asarray(fd.huber_loss(x, t, *args).compute(), np.float64)
+        want = np.asarray(fastact.huber_loss(X, X * 0.5, *args), np.float64)
+        np.testing.assert_allclose(got, want, rtol=2e-6, err_msg=str(args))
+    assert abs(float(fd.mse_loss(x, t, "sum").compute()) - float(fastact.mse_loss(X, X * 0.5, "sum"))) < 1e-2
+    w, pw = np.full(64, 0.5, np.float32), np.float32(2.0)
+    tb = (X > 0).astype(np.float32)
+    got = float(fd.binary_cross_entropy_with_logits(x, chunked(tb), w, pw, "sum").compute())
+    want = float(fastact.binary_cross_entropy_with_logits(X, tb, w, pw, "sum"))
+    assert abs(got - want) <= 2e-6 * abs(want)
+    assert np.array_equal(fd.huber_loss_backward(2.0, x, t, 0.1).compute(), fastact.huber_loss_backward(2.0, X, X * 0.5, 0.1))
+    with pytest.raises(TypeError, match="fastact.dask.mse_loss"):
+        fd.mse_loss(x, t, "sum", 3)
+    with pytest.raises(TypeError, match="approximat"):
+        fd.gelu(x, approximat="tanh")
+    assert list(__import__("inspect").signature(fd.gelu).parameters) == ["x", "approximate"]
+    assert "rechunk" in __import__("inspect").signature(fd.softmax).parameters
+    assert fd.swish is fd.silu
+
+
+def test_parameters_and_dtypes_are_checked_when_the_graph_is_built(sync):
+    x = chunked(X)
+    with pytest.raises(ValueError, match="alpha"):
+        fd.celu(x, alpha=-1.0)
+    with pytest.raises(TypeError):
+        fd.relu(da.ones((4, 4), dtype=np.int32, chunks=2))
+    with pytest.raises(ValueError, match="activation"):
+        fd.bias_act(x, np.zeros(64, np.float32), "nope")
+    with pytest.raises(TypeError, match="cap"):
+        fd.softcap(x)
+    with pytest.raises(TypeError, match="weight"):
+        fd.binary_cross_entropy_with_logits(x, x, np.ones(64))  # float64 weight for float32 logits
+
+
+def test_a_dask_parameter_in_several_chunks_reaches_each_block_whole(sync):
+    x = chunked(X)
+    b = np.linspace(-1, 1, 64).astype(np.float32)
+    bd = da.from_array(b, chunks=8)
+    assert np.array_equal(fd.bias_act(x, bd, "relu").compute(), fastact.bias_act(X, b, "relu"))
+    dx, db = fd.bias_act_backward(x, x, bd, "relu")
+    DX, DB = fastact.bias_act_backward(X, X, b, "relu")
+    assert np.array_equal(dx.compute(), DX)
+    np.testing.assert_allclose(db.compute(), DB, rtol=1e-5, atol=1e-5)
+    x4 = RNG.standard_normal((4, 6, 5, 5)).astype(np.float32)
+    w = np.linspace(0.1, 0.6, 6).astype(np.float32)
+    xd, wd = da.from_array(x4, chunks=(1, 2, 5, 3)), da.from_array(w, chunks=2)
+    assert np.array_equal(fd.prelu(xd, wd).compute(), fastact.prelu(x4, w))
+    dx, dw = fd.prelu_backward(xd, xd, wd)
+    DX, DW = fastact.prelu_backward(x4, x4, w)
+    assert np.array_equal(dx.compute(), DX)
+    np.testing.assert_allclose(dw.compute(), DW, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_chunk_sizes_and_empty_arrays(sync):
+    x = chunked(X)
+    masked = x[x[:, 0] > 0]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fd.mse_loss(masked, masked)
+    m = masked.compute_chunk_sizes()
+    assert float(fd.mse_loss(m, m).compute()) == 0.0
+    e = da.zeros((0, 4), dtype=np.float32, chunks=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(float(fd.mse_loss(e, e).compute()))

@@ -217,3 +217,16 @@ def test_a_training_step_matches_pytorch():
     np.testing.assert_allclose(dw1, tw1.grad.numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(dw2, tw2.grad.numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(act.weight_grad, tact.weight.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_layer_parameters_are_checked_at_construction():
+    with pytest.raises(ValueError, match=r"fastact.nn.GELU\(\).*approximate"):
+        fastact.nn.GELU(approximate="fast")
+    with pytest.raises(ValueError, match=r"CELU.*alpha"):
+        fastact.nn.CELU(alpha=-1.0)
+    with pytest.raises(ValueError, match=r"HuberLoss.*delta"):
+        fastact.nn.HuberLoss(delta=0.0)
+    with pytest.raises(ValueError, match=r"Hardtanh"):
+        fastact.nn.Hardtanh(2.0, 1.0)
+    fastact.nn.Softmax(axis=3)  # the axis is the input's business
+    fastact.nn.SwiGLU(axis=2, alpha=0.5)

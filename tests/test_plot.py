@@ -44,3 +44,8 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastact", "plot", "--out", str(tmp_path / "b.png"), "--range", "x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--range" in r.stderr
+    for args in (["--ops", "gelu,nope"], ["--out", str(tmp_path / "c.xyz")], ["--out", str(tmp_path / "no" / "d.png")],
+                 ["--range", "5,-5"]):
+        argv = ["--out", str(tmp_path / "e.png")] + args if args[0] != "--out" else args
+        r = subprocess.run([sys.executable, "-m", "fastact", "plot", *argv], capture_output=True, text=True)
+        assert r.returncode == 2 and "usage" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

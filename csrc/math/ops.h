@@ -74,7 +74,7 @@ struct Elu {  // p[0] = alpha
 
 struct Gelu {  // p[0] = approximate (0: exact erf form, 1: tanh form)
   static constexpr const char* range = "[-0.16997, inf) (the minimum at x = -0.75179; tanh form -0.17004)";
-  static constexpr const char* derivative = "Phi(x) + x * phi(x), phi the standard normal density";
+  static constexpr const char* derivative = "Phi(x) + x * phi(x), phi the standard normal density (approximate='tanh': the tanh form's own derivative)";
   static constexpr bool tabulate16 = true;
   template <class V, class T> FASTACT_HD static V forward(V x, const T* p) {
     return p[0] != T(0) ? gelu_tanh(x) : gelu_erf(x);
@@ -770,7 +770,7 @@ struct Signature<SummedLoss<L>> {
 //            (the engine then keeps e, unrounded, between the passes);
 //   backward (from y): s = the sum of backward_term(dy, y); dx = backward_value(dy, y, s).
 struct Softmax {
-  static constexpr const char* range = "(0, 1), each row summing to 1";
+  static constexpr const char* range = "(0, 1], each row summing to 1 (a row of one element: 1)";
   static constexpr const char* derivative = "dx = y * (dy - sum(dy * y)) along axis";
   static constexpr bool keeps_exp = true;
   template <class T>
@@ -785,7 +785,7 @@ struct Softmax {
   FASTACT_HD_INLINE static V backward_value(V dy, V y, V s) { return y * (dy - s); }  // y * (dy - sum(dy * y))
 };
 struct LogSoftmax {
-  static constexpr const char* range = "(-inf, 0), each row's exp summing to 1";
+  static constexpr const char* range = "(-inf, 0], each row's exp summing to 1 (a row of one element: 0)";
   static constexpr const char* derivative = "dx = dy - exp(y) * sum(dy) along axis";
   static constexpr bool keeps_exp = false;
   template <class T>

@@ -71,7 +71,7 @@ def _default_src(p):
 def _param_type(p):
     if p["choices"]:
         return "Literal[" + ", ".join(repr(c) for c in p["choices"].split("|")) + "]"
-    return "float"
+    return "float | np.floating[Any]"  # NumPy scalars too, as at run time
 
 
 def _typed_params(params):

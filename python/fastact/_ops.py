@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 _S = TypeVar("_S", bound="np.generic")
 
-REGISTRY_DIGEST = '8a09849170bf8caa'
+REGISTRY_DIGEST = 'e50be74be0f427cd'
 _bias_acts = _BiasActs(_core.ops())
 _C_gelu_approximate = {'none': 0, 'tanh': 1}
 _C_geglu_approximate = {'none': 0, 'tanh': 1}
@@ -116,10 +116,10 @@ def relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any = 
 
 
 @overload
-def leaky_relu(x: NDArray[_S], *, negative_slope: float = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def leaky_relu(x: NDArray[_S], *, negative_slope: float | np.floating[Any] = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def leaky_relu(x: Any, *, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any: ...
-def leaky_relu(x: Any, *, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any:
+def leaky_relu(x: Any, *, negative_slope: float | np.floating[Any] = 0.01, out: Any = None, stream: Any = None) -> Any: ...
+def leaky_relu(x: Any, *, negative_slope: float | np.floating[Any] = 0.01, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else negative_slope * x, element-wise.
 
     Args:
@@ -148,10 +148,10 @@ def leaky_relu(x: Any, *, negative_slope: float = 0.01, out: Any = None, stream:
 
 
 @overload
-def leaky_relu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, negative_slope: float = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def leaky_relu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, negative_slope: float | np.floating[Any] = 0.01, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any: ...
-def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float = 0.01, out: Any = None, stream: Any = None) -> Any:
+def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float | np.floating[Any] = 0.01, out: Any = None, stream: Any = None) -> Any: ...
+def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negative_slope: float | np.floating[Any] = 0.01, out: Any = None, stream: Any = None) -> Any:
     """Gradient of leaky_relu: grad_output * dleaky_relu/dx.
 
     Needs x (the forward input), or y (the forward output) when negative_slope > 0; the other arguments (parameters, out=, stream=) are leaky_relu's.
@@ -167,10 +167,10 @@ def leaky_relu_backward(grad_output: Any, x: Any = None, *, y: Any = None, negat
 
 
 @overload
-def elu(x: NDArray[_S], *, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def elu(x: NDArray[_S], *, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def elu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def elu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def elu(x: Any, *, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def elu(x: Any, *, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else alpha * expm1(x), element-wise.
 
     Args:
@@ -199,10 +199,10 @@ def elu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> A
 
 
 @overload
-def elu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def elu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def elu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of elu: grad_output * delu/dx.
 
     Needs x (the forward input), or y (the forward output) when alpha > 0; the other arguments (parameters, out=, stream=) are elu's.
@@ -233,7 +233,7 @@ def gelu(x: Any, *, approximate: Literal['none', 'tanh'] = 'none', out: Any = No
     Returns the result (out when given): for CPU input a NumPy array of x's dtype; for GPU input an array of x's library where it can hold it, else a fastact.cuda.DeviceArray. float16 and bfloat16 are computed in float32 and rounded once.
 
     Range: [-0.16997, inf) (the minimum at x = -0.75179; tanh form -0.17004).
-    Derivative: Phi(x) + x * phi(x), phi the standard normal density.
+    Derivative: Phi(x) + x * phi(x), phi the standard normal density (approximate='tanh': the tanh form's own derivative).
     Backward: gelu_backward(grad_output, x).
 
     Example::
@@ -269,10 +269,10 @@ def gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, approximate
 
 
 @overload
-def silu(x: NDArray[_S], *, beta: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def silu(x: NDArray[_S], *, beta: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def silu(x: Any, *, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def silu(x: Any, *, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def silu(x: Any, *, beta: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def silu(x: Any, *, beta: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x * sigmoid(beta * x) (alias: swish), element-wise.
 
     Args:
@@ -301,10 +301,10 @@ def silu(x: Any, *, beta: float = 1.0, out: Any = None, stream: Any = None) -> A
 
 
 @overload
-def silu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def silu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def silu_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of silu: grad_output * dsilu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are silu's.
@@ -420,10 +420,10 @@ def tanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any = 
 
 
 @overload
-def selu(x: NDArray[_S], *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def selu(x: NDArray[_S], *, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def selu(x: Any, *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
-def selu(x: Any, *, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
+def selu(x: Any, *, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
+def selu(x: Any, *, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
     """scale * (x if x > 0 else alpha * expm1(x)), element-wise.
 
     Args:
@@ -453,10 +453,10 @@ def selu(x: Any, *, alpha: float = 1.6732632423543772, scale: float = 1.05070098
 
 
 @overload
-def selu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def selu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
-def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.6732632423543772, scale: float = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
+def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any: ...
+def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.6732632423543772, scale: float | np.floating[Any] = 1.0507009873554805, out: Any = None, stream: Any = None) -> Any:
     """Gradient of selu: grad_output * dselu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are selu's.
@@ -472,10 +472,10 @@ def selu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: floa
 
 
 @overload
-def celu(x: NDArray[_S], *, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def celu(x: NDArray[_S], *, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def celu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def celu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def celu(x: Any, *, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def celu(x: Any, *, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """x if x > 0 else alpha * expm1(x / alpha), element-wise.
 
     Args:
@@ -504,10 +504,10 @@ def celu(x: Any, *, alpha: float = 1.0, out: Any = None, stream: Any = None) -> 
 
 
 @overload
-def celu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def celu_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def celu_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of celu: grad_output * dcelu/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are celu's.
@@ -573,10 +573,10 @@ def quick_gelu_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: 
 
 
 @overload
-def softcap(x: NDArray[_S], *, cap: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softcap(x: NDArray[_S], *, cap: float | np.floating[Any], out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softcap(x: Any, *, cap: float, out: Any = None, stream: Any = None) -> Any: ...
-def softcap(x: Any, *, cap: float, out: Any = None, stream: Any = None) -> Any:
+def softcap(x: Any, *, cap: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any: ...
+def softcap(x: Any, *, cap: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any:
     """cap * tanh(x / cap) (logit soft-capping), element-wise.
 
     Args:
@@ -605,10 +605,10 @@ def softcap(x: Any, *, cap: float, out: Any = None, stream: Any = None) -> Any:
 
 
 @overload
-def softcap_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, cap: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softcap_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, cap: float | np.floating[Any], out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float, out: Any = None, stream: Any = None) -> Any: ...
-def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float, out: Any = None, stream: Any = None) -> Any:
+def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any: ...
+def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any:
     """Gradient of softcap: grad_output * dsoftcap/dx.
 
     Needs x (the forward input) or y (the forward output); the other arguments (parameters, out=, stream=) are softcap's.
@@ -624,10 +624,10 @@ def softcap_backward(grad_output: Any, x: Any = None, *, y: Any = None, cap: flo
 
 
 @overload
-def hardtanh(x: NDArray[_S], *, min_val: float = -1.0, max_val: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardtanh(x: NDArray[_S], *, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def hardtanh(x: Any, *, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def hardtanh(x: Any, *, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """clamp(x, min_val, max_val) (ONNX Clip: either bound may be +-inf), element-wise.
 
     Args:
@@ -657,10 +657,10 @@ def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0, out: Any = 
 
 
 @overload
-def hardtanh_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, min_val: float = -1.0, max_val: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardtanh_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float = -1.0, max_val: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def hardtanh_backward(grad_output: Any, x: Any = None, *, y: Any = None, min_val: float | np.floating[Any] = -1.0, max_val: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardtanh: grad_output * dhardtanh/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardtanh's.
@@ -726,10 +726,10 @@ def relu6_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: Any =
 
 
 @overload
-def hardsigmoid(x: NDArray[_S], *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardsigmoid(x: NDArray[_S], *, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardsigmoid(x: Any, *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardsigmoid(x: Any, *, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardsigmoid(x: Any, *, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def hardsigmoid(x: Any, *, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid: alpha=0.2), element-wise.
 
     Args:
@@ -759,10 +759,10 @@ def hardsigmoid(x: Any, *, alpha: float = 0.16666666666666666, beta: float = 0.5
 
 
 @overload
-def hardsigmoid_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardsigmoid_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float = 0.16666666666666666, beta: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def hardsigmoid_backward(grad_output: Any, x: Any = None, *, y: Any = None, alpha: float | np.floating[Any] = 0.16666666666666666, beta: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardsigmoid: grad_output * dhardsigmoid/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardsigmoid's.
@@ -828,10 +828,10 @@ def hardswish_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: A
 
 
 @overload
-def softshrink(x: NDArray[_S], *, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softshrink(x: NDArray[_S], *, lambd: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def softshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def softshrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def softshrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """x - lambd if x > lambd, x + lambd if x < -lambd, else 0, element-wise.
 
     Args:
@@ -860,10 +860,10 @@ def softshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = Non
 
 
 @overload
-def softshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softshrink: grad_output * dsoftshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are softshrink's.
@@ -879,10 +879,10 @@ def softshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd
 
 
 @overload
-def hardshrink(x: NDArray[_S], *, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardshrink(x: NDArray[_S], *, lambd: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardshrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def hardshrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """x if |x| > lambd else 0, element-wise.
 
     Args:
@@ -911,10 +911,10 @@ def hardshrink(x: Any, *, lambd: float = 0.5, out: Any = None, stream: Any = Non
 
 
 @overload
-def hardshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def hardshrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float | np.floating[Any] = 0.5, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any: ...
-def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, out: Any = None, stream: Any = None) -> Any:
+def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any: ...
+def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, out: Any = None, stream: Any = None) -> Any:
     """Gradient of hardshrink: grad_output * dhardshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are hardshrink's.
@@ -930,10 +930,10 @@ def hardshrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd
 
 
 @overload
-def shrink(x: NDArray[_S], *, lambd: float = 0.5, bias: float = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def shrink(x: NDArray[_S], *, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def shrink(x: Any, *, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any: ...
-def shrink(x: Any, *, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any:
+def shrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: Any = None, stream: Any = None) -> Any: ...
+def shrink(x: Any, *, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: Any = None, stream: Any = None) -> Any:
     """x - bias if x > lambd, x + bias if x < -lambd, else 0 (ONNX Shrink), element-wise.
 
     Args:
@@ -963,10 +963,10 @@ def shrink(x: Any, *, lambd: float = 0.5, bias: float = 0.0, out: Any = None, st
 
 
 @overload
-def shrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float = 0.5, bias: float = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def shrink_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any: ...
-def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float = 0.5, bias: float = 0.0, out: Any = None, stream: Any = None) -> Any:
+def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: Any = None, stream: Any = None) -> Any: ...
+def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: float | np.floating[Any] = 0.5, bias: float | np.floating[Any] = 0.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of shrink: grad_output * dshrink/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are shrink's.
@@ -982,10 +982,10 @@ def shrink_backward(grad_output: Any, x: Any = None, *, y: Any = None, lambd: fl
 
 
 @overload
-def threshold(x: NDArray[_S], *, threshold: float, value: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def threshold(x: NDArray[_S], *, threshold: float | np.floating[Any], value: float | np.floating[Any], out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def threshold(x: Any, *, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any: ...
-def threshold(x: Any, *, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any:
+def threshold(x: Any, *, threshold: float | np.floating[Any], value: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any: ...
+def threshold(x: Any, *, threshold: float | np.floating[Any], value: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any:
     """x if x > threshold else value, element-wise.
 
     Args:
@@ -1015,10 +1015,10 @@ def threshold(x: Any, *, threshold: float, value: float, out: Any = None, stream
 
 
 @overload
-def threshold_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, threshold: float, value: float, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def threshold_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, threshold: float | np.floating[Any], value: float | np.floating[Any], out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any: ...
-def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float, value: float, out: Any = None, stream: Any = None) -> Any:
+def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float | np.floating[Any], value: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any: ...
+def threshold_backward(grad_output: Any, x: Any = None, *, y: Any = None, threshold: float | np.floating[Any], value: float | np.floating[Any], out: Any = None, stream: Any = None) -> Any:
     """Gradient of threshold: grad_output * dthreshold/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are threshold's.
@@ -1084,10 +1084,10 @@ def softsign_backward(grad_output: Any, x: Any = None, *, y: Any = None, out: An
 
 
 @overload
-def softplus(x: NDArray[_S], *, beta: float = 1.0, threshold: float = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softplus(x: NDArray[_S], *, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any: ...
-def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any:
+def softplus(x: Any, *, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: Any = None, stream: Any = None) -> Any: ...
+def softplus(x: Any, *, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: Any = None, stream: Any = None) -> Any:
     """log1p(exp(beta * x)) / beta; x where beta * x > threshold, element-wise.
 
     Args:
@@ -1117,10 +1117,10 @@ def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0, out: Any = N
 
 
 @overload
-def softplus_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float = 1.0, threshold: float = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def softplus_backward(grad_output: NDArray[_S], x: NDArray[_S] | None = None, *, y: NDArray[_S] | None = None, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any: ...
-def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float = 1.0, threshold: float = 20.0, out: Any = None, stream: Any = None) -> Any:
+def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: Any = None, stream: Any = None) -> Any: ...
+def softplus_backward(grad_output: Any, x: Any = None, *, y: Any = None, beta: float | np.floating[Any] = 1.0, threshold: float | np.floating[Any] = 20.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of softplus: grad_output * dsoftplus/dx.
 
     Needs x (the forward input); the other arguments (parameters, out=, stream=) are softplus's.
@@ -1331,10 +1331,10 @@ def glu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, ou
 
 
 @overload
-def swiglu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def swiglu(x: NDArray[_S], up: NDArray[_S] | None = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """silu(a) * b, silu's beta = alpha (SwiGLU; ONNX SwiGLU).
 
     Two forms: swiglu(x, axis=-1) splits x into halves a (first) and b (second) along axis (its length must be even); swiglu(gate, up) takes a = gate and b = up, two arrays of one shape. (act(a) * b, act on the first half.)
@@ -1365,12 +1365,12 @@ def swiglu(x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: A
 
 
 @overload
-def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *, axis: int = -1, alpha: float = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: None = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, alpha: float = 1.0, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
+def swiglu_backward(grad_output: NDArray[_S], x: NDArray[_S], up: NDArray[_S], *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: tuple[NDArray[_S] | None, NDArray[_S] | None] | None = None, stream: None = None) -> tuple[NDArray[_S], NDArray[_S]]: ...
 @overload
-def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any: ...
-def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float = 1.0, out: Any = None, stream: Any = None) -> Any:
+def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any: ...
+def swiglu_backward(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, alpha: float | np.floating[Any] = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Gradient of swiglu, in the forward's form: swiglu_backward(grad_output, x, axis=-1) returns grad_x (x's shape, its halves the gradients of a and b); swiglu_backward(grad_output, gate, up) returns (grad_gate, grad_up). out=: grad_x's array, or a tuple of two (each an array or None); an output may be its own input (in place). The other arguments (parameters, axis, stream=) are swiglu's.
     """
     return _gated(25, 1, x, up, grad_output, out, (alpha, ), axis, stream)
@@ -1554,10 +1554,10 @@ def mse_loss_backward(grad_output: Any, pred: Any, target: Any, reduction: Liter
 
 
 @overload
-def huber_loss(pred: NDArray[_S], target: ArrayLike, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def huber_loss(pred: NDArray[_S], target: ArrayLike, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def huber_loss(pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def huber_loss(pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def huber_loss(pred: Any, target: Any, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
+def huber_loss(pred: Any, target: Any, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """0.5 d^2 if |d| <= delta else delta * (|d| - delta / 2), d = pred - target, element by element, as PyTorch's F.huber_loss.
 
     Args:
@@ -1586,10 +1586,10 @@ def huber_loss(pred: Any, target: Any, delta: float = 1.0, reduction: Literal['m
 
 
 @overload
-def huber_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def huber_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
+def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of huber_loss in pred: grad_output * dhuber_loss/dpred.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of pred's shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are huber_loss's; out= (pred's shape and dtype) may be pred, target or grad_output. Returns the gradient (out when given).
@@ -1598,10 +1598,10 @@ def huber_loss_backward(grad_output: Any, pred: Any, target: Any, delta: float =
 
 
 @overload
-def smooth_l1_loss(pred: NDArray[_S], target: ArrayLike, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def smooth_l1_loss(pred: NDArray[_S], target: ArrayLike, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def smooth_l1_loss(pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def smooth_l1_loss(pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def smooth_l1_loss(pred: Any, target: Any, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
+def smooth_l1_loss(pred: Any, target: Any, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """0.5 d^2 / beta if |d| < beta else |d| - beta / 2, d = pred - target, element by element, as PyTorch's F.smooth_l1_loss.
 
     Args:
@@ -1630,10 +1630,10 @@ def smooth_l1_loss(pred: Any, target: Any, beta: float = 1.0, reduction: Literal
 
 
 @overload
-def smooth_l1_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
+def smooth_l1_loss_backward(grad_output: ArrayLike, pred: NDArray[_S], target: ArrayLike, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: NDArray[_S] | None = None, stream: None = None) -> NDArray[_S]: ...
 @overload
-def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
-def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
+def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any: ...
+def smooth_l1_loss_backward(grad_output: Any, pred: Any, target: Any, beta: float | np.floating[Any] = 1.0, reduction: Literal['mean', 'sum', 'none'] = 'mean', *, out: Any = None, stream: Any = None) -> Any:
     """Gradient of smooth_l1_loss in pred: grad_output * dsmooth_l1_loss/dpred.
 
     grad_output: a scalar (a number or a 0-d array) for reduction 'mean' or 'sum', an array of pred's shape and dtype for 'none'. The other arguments (weights, parameters, stream=) are smooth_l1_loss's; out= (pred's shape and dtype) may be pred, target or grad_output. Returns the gradient (out when given).
@@ -1701,7 +1701,7 @@ def softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) -> A
 
     Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is all -inf gives NaN.
 
-    Range: (0, 1), each row summing to 1.
+    Range: (0, 1], each row summing to 1 (a row of one element: 1).
     Derivative: dx = y * (dy - sum(dy * y)) along axis.
     Backward: softmax_backward(grad_output, y=y) (from the forward's output).
 
@@ -1750,7 +1750,7 @@ def log_softmax(x: Any, axis: int = -1, *, out: Any = None, stream: Any = None) 
 
     Returns the result (out when given), on x's device (see fastact.cuda for GPU arrays). A row that is all -inf gives NaN.
 
-    Range: (-inf, 0), each row's exp summing to 1.
+    Range: (-inf, 0], each row's exp summing to 1 (a row of one element: 0).
     Derivative: dx = dy - exp(y) * sum(dy) along axis.
     Backward: log_softmax_backward(grad_output, y=y) (from the forward's output).
 

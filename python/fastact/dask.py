@@ -21,13 +21,18 @@ single-machine call gives for that block.
   fastact.cross_entropy(l, t, reduction='none'), 'i', logits, 'ij', target, 'i', dtype='float32',
   concatenate=True)``.
 
-The functions are made from the registry when this module is imported: an op added later is here with no
-edit. They pickle by reference (``fastact.dask.gelu`` on the workers is the same function), so any
-``distributed`` cluster whose workers can import fastact runs them.
+Each function has fastact.<op>'s signature (without out= and stream=; with rechunk= where an axis must be
+whole): its arguments are bound, and its parameters and dtypes checked (on an empty block), when the graph
+is built, so a misspelled or out-of-range parameter is the single call's error at once, not at compute. A
+weight or bias may be a NumPy or a Dask array (each block gets all of it). The functions are made from the
+registry when this module is imported: an op added later is here with no edit (its types in dask.pyi come
+from tools/gen_api.py). They pickle by reference (``fastact.dask.gelu`` on the workers is the same
+function), so any ``distributed`` cluster whose workers can import fastact runs them.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 from typing import Any
 
@@ -41,9 +46,9 @@ except ImportError as e:  # pragma: no cover - exercised without dask
 
 import fastact
 
-from . import _core, losses as _losses
+from . import _core
 
-__all__: list[str] = ["map_blocks"]
+__all__: list[str] = []
 
 
 # -------------------------------------------------------------------------------------------- on a block
@@ -54,6 +59,12 @@ def _run(name: str, *blocks: Any, **kw: Any) -> Any:
 
 def _run_y(name: str, g: Any, y: Any, **kw: Any) -> Any:
     return getattr(fastact, name)(g, y=y, **kw)
+
+
+def _run_param(name: str, i: int | None, *blocks: Any, param: Any, **kw: Any) -> Any:
+    """fastact.<name>(*blocks, param, ...) on one block, param (a weight or bias) whole; item i of a tuple."""
+    r = getattr(fastact, name)(*blocks, param, **kw)
+    return r if i is None else r[i]
 
 
 def _item(name: str, i: int, *blocks: Any, **kw: Any) -> Any:
@@ -79,7 +90,13 @@ def _array(x: Any, fn: str, name: str) -> Any:
     return x
 
 
-def _whole(x: Any, axis: int, rechunk: bool, fn: str, name: str = "x") -> tuple[Any, int]:
+def _known(x: Any, fn: str, name: str) -> None:
+    if any(np.isnan(c) for cs in x.chunks for c in cs):
+        raise ValueError(f"fastact.dask.{fn}: {name} has chunks of unknown size (after a boolean index, say): "
+                         f"call {name}.compute_chunk_sizes() first")
+
+
+def _whole(x: Any, axis: Any, rechunk: bool, fn: str, name: str = "x") -> tuple[Any, int]:
     """x with the axis in one chunk (rechunked, or refused), and the axis as a non-negative index."""
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"fastact.dask.{fn}: axis must be an int, got {type(axis).__name__}")
@@ -97,6 +114,7 @@ def _whole(x: Any, axis: int, rechunk: bool, fn: str, name: str = "x") -> tuple[
 def _like(a: Any, ref: Any, fn: str, name: str) -> Any:
     """a chunked as ref (same shape), so the blocks line up."""
     a = _array(a, fn, name)
+    _known(a, fn, name)
     if a.shape != ref.shape:
         raise ValueError(f"fastact.dask.{fn}: {name} has shape {a.shape}; expected {ref.shape}")
     return a if a.chunks == ref.chunks else a.rechunk(ref.chunks)
@@ -106,35 +124,52 @@ def _meta(x: Any) -> Any:
     return x._meta if hasattr(x, "_meta") else np.empty((0,) * x.ndim, x.dtype)
 
 
-# ---------------------------------------------------------------------------------------------- builders
-def _elementwise(name: str) -> dict[str, Any]:
-    def fwd(x: Any, **params: Any) -> Any:
-        x = _array(x, name, "x")
-        return da.map_blocks(functools.partial(_run, name, **params), x, dtype=x.dtype, meta=_meta(x))
+def _empty(x: Any, shape: tuple | None = None) -> Any:
+    """An empty NumPy block of x's dtype: the single call checks the parameters and dtypes on it."""
+    return np.empty(shape if shape is not None else (0,), dtype=x.dtype)
 
-    def bwd(grad_output: Any, x: Any = None, *, y: Any = None, **params: Any) -> Any:
+
+def _param(w: Any) -> Any:
+    """A weight or bias, whole: a Dask one in one chunk (map_blocks gives each block all of it)."""
+    return w.rechunk(-1) if isinstance(w, da.Array) else w
+
+
+# ---------------------------------------------------------------------------------------------- builders
+# Each builder's functions take the bound arguments (name -> value, defaults applied) of fastact.<op>'s
+# signature, plus rechunk.
+
+def _elementwise(name: str) -> dict[str, Any]:
+    def fwd(a: dict[str, Any]) -> Any:
+        x = _array(a.pop("x"), name, "x")
+        getattr(fastact, name)(_empty(x), **a)
+        return da.map_blocks(functools.partial(_run, name, **a), x, dtype=x.dtype, meta=_meta(x))
+
+    def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        g = _array(grad_output, fn, "grad_output")
-        if (x is None) == (y is None):
-            raise ValueError(f"fastact.dask.{fn}: pass x or y (as fastact.{fn} takes them)")
-        if y is not None:
-            return da.map_blocks(functools.partial(_run_y, fn, **params), g, _like(y, g, fn, "y"), dtype=g.dtype,
+        g = _array(a.pop("grad_output"), fn, "grad_output")
+        _known(g, fn, "grad_output")
+        x, y = a.pop("x"), a.pop("y")
+        if y is not None and x is None:
+            getattr(fastact, fn)(_empty(g), y=_empty(g), **a)
+            return da.map_blocks(functools.partial(_run_y, fn, **a), g, _like(y, g, fn, "y"), dtype=g.dtype,
                                  meta=_meta(g))
-        return da.map_blocks(functools.partial(_run, fn, **params), g, _like(x, g, fn, "x"), dtype=g.dtype,
-                             meta=_meta(g))
+        getattr(fastact, fn)(_empty(g), None if x is None else _empty(g), y=None if y is None else _empty(g), **a)
+        return da.map_blocks(functools.partial(_run, fn, **a), g, _like(x, g, fn, "x"), dtype=g.dtype, meta=_meta(g))
 
     return {name: fwd, name + "_backward": bwd}
 
 
 def _row(name: str) -> dict[str, Any]:
-    def fwd(x: Any, axis: int = -1, *, rechunk: bool = True) -> Any:
-        x, ax = _whole(_array(x, name, "x"), axis, rechunk, name)
+    def fwd(a: dict[str, Any]) -> Any:
+        x, ax = _whole(_array(a["x"], name, "x"), a["axis"], a["rechunk"], name)
         return da.map_blocks(functools.partial(_run, name, axis=ax), x, dtype=x.dtype, meta=_meta(x))
 
-    def bwd(grad_output: Any, *, y: Any, axis: int = -1, rechunk: bool = True) -> Any:
+    def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        y, ax = _whole(_array(y, fn, "y"), axis, rechunk, fn, "y")
-        g = _like(grad_output, y, fn, "grad_output")
+        if a["y"] is None or a["x"] is not None:
+            getattr(fastact, fn)(np.empty(1), a["x"] if a["x"] is None else np.empty(1), y=None)  # its own error
+        y, ax = _whole(_array(a["y"], fn, "y"), a["axis"], a["rechunk"], fn, "y")
+        g = _like(a["grad_output"], y, fn, "grad_output")
         return da.map_blocks(functools.partial(_run_y, fn, axis=ax), g, y, dtype=y.dtype, meta=_meta(y))
 
     return {name: fwd, name + "_backward": bwd}
@@ -145,24 +180,28 @@ def _halved(chunks: tuple, ax: int, n: int) -> tuple:
 
 
 def _gated(name: str) -> dict[str, Any]:
-    def fwd(x: Any, up: Any = None, *, axis: int = -1, rechunk: bool = True, **params: Any) -> Any:
-        x = _array(x, name, "x")
+    def fwd(a: dict[str, Any]) -> Any:
+        x, up, axis, rechunk = _array(a.pop("x"), name, "x"), a.pop("up"), a.pop("axis"), a.pop("rechunk")
+        getattr(fastact, name)(_empty(x, (0, 2)), **a)
         if up is not None:
-            return da.map_blocks(functools.partial(_run, name, **params), x, _like(up, x, name, "up"),
-                                 dtype=x.dtype, meta=_meta(x))
+            return da.map_blocks(functools.partial(_run, name, **a), x, _like(up, x, name, "up"), dtype=x.dtype,
+                                 meta=_meta(x))
         x, ax = _whole(x, axis, rechunk, name)
         if x.shape[ax] % 2:
             raise ValueError(f"fastact.dask.{name}: x's axis {ax} has odd length {x.shape[ax]}; it must split in halves")
-        return da.map_blocks(functools.partial(_run, name, axis=ax, **params), x, dtype=x.dtype,
+        return da.map_blocks(functools.partial(_run, name, axis=ax, **a), x, dtype=x.dtype,
                              chunks=_halved(x.chunks, ax, x.shape[ax] // 2), meta=_meta(x))
 
-    def bwd(grad_output: Any, x: Any, up: Any = None, *, axis: int = -1, rechunk: bool = True, **params: Any) -> Any:
+    def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        g, x = _array(grad_output, fn, "grad_output"), _array(x, fn, "x")
+        g, x = _array(a.pop("grad_output"), fn, "grad_output"), _array(a.pop("x"), fn, "x")
+        up, axis, rechunk = a.pop("up"), a.pop("axis"), a.pop("rechunk")
+        getattr(fastact, fn)(_empty(x, (0, 1)), _empty(x, (0, 2)), **a)
+        _known(x, fn, "x")
         if up is not None:
             up = _like(up, x, fn, "up")
             g = _like(g, x, fn, "grad_output")
-            return tuple(da.map_blocks(functools.partial(_item, fn, i, **params), g, x, up, dtype=x.dtype,
+            return tuple(da.map_blocks(functools.partial(_item, fn, i, **a), g, x, up, dtype=x.dtype,
                                        meta=_meta(x)) for i in (0, 1))
         x, ax = _whole(x, axis, rechunk, fn)
         half = _halved(x.chunks, ax, x.shape[ax] // 2)
@@ -171,23 +210,23 @@ def _gated(name: str) -> dict[str, Any]:
                              f"halved, {tuple(sum(c) for c in half)}")
         g = g.rechunk(half)
         ind = tuple(range(x.ndim))
-        return da.blockwise(functools.partial(_run, fn, axis=ax, **params), ind, g, ind, x, ind, dtype=x.dtype,
+        return da.blockwise(functools.partial(_run, fn, axis=ax, **a), ind, g, ind, x, ind, dtype=x.dtype,
                             align_arrays=False, concatenate=True, meta=_meta(x))
 
     return {name: fwd, name + "_backward": bwd}
 
 
-def _parameter_grad(fn: str, g: Any, x: Any, w: Any, args: tuple, kw: dict, shape: tuple, dtype: Any) -> Any:
+def _parameter_grad(fn: str, g: Any, x: Any, w: Any, kw: dict, shape: tuple, dtype: Any) -> Any:
     """The parameter's gradient: each block's, added in block order (one task)."""
     gb, xb = g.to_delayed().ravel(), x.to_delayed().ravel()
-    parts = [dask.delayed(_item)(fn, 1, a, b, w, *args, **kw) for a, b in zip(gb, xb)]
+    parts = [dask.delayed(_run_param)(fn, 1, a, b, param=w, **kw) for a, b in zip(gb, xb)]
     return da.from_delayed(dask.delayed(_in_order)(parts, dtype), shape=shape, dtype=dtype)
 
 
-def _param_axes_whole(x: Any, weight: Any, channel_axis: int | None, rechunk: bool, fn: str) -> Any:
-    """x with every axis the parameter varies along in one chunk, so each block gets all of it."""
+def _param_axes_whole(x: Any, weight: Any, channel_axis: Any, rechunk: bool, fn: str) -> Any:
+    """x with every axis the parameter varies along in one chunk, so each block gets all it needs."""
     if channel_axis is not None:
-        if np.ndim(weight) == 1 and np.size(weight) > 1:
+        if np.ndim(weight) == 1 and np.shape(weight)[0] > 1:
             x, _ = _whole(x, channel_axis, rechunk, fn)
         return x
     shape = np.shape(weight)
@@ -200,43 +239,48 @@ def _param_axes_whole(x: Any, weight: Any, channel_axis: int | None, rechunk: bo
 
 
 def _prelu(name: str) -> dict[str, Any]:
-    def fwd(x: Any, weight: Any, channel_axis: int | None = 1, *, rechunk: bool = True) -> Any:
-        x = _param_axes_whole(_array(x, name, "x"), weight, channel_axis, rechunk, name)
-        return da.map_blocks(functools.partial(_run, name), x, weight, channel_axis, dtype=x.dtype, meta=_meta(x))
+    def fwd(a: dict[str, Any]) -> Any:
+        w, ca = _param(a["weight"]), a["channel_axis"]
+        x = _param_axes_whole(_array(a["x"], name, "x"), w, ca, a["rechunk"], name)
+        return da.map_blocks(functools.partial(_run_param, name, None, channel_axis=ca), x, param=w, dtype=x.dtype,
+                             meta=_meta(x))
 
-    def bwd(grad_output: Any, x: Any, weight: Any, channel_axis: int | None = 1, *, rechunk: bool = True) -> Any:
+    def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        x = _param_axes_whole(_array(x, fn, "x"), weight, channel_axis, rechunk, fn)
-        g = _like(grad_output, x, fn, "grad_output")
-        dx = da.map_blocks(functools.partial(_item, fn, 0), g, x, weight, channel_axis, dtype=x.dtype, meta=_meta(x))
-        return dx, _parameter_grad(fn, g, x, weight, (channel_axis,), {}, np.shape(weight), x.dtype)
+        w, ca = _param(a["weight"]), a["channel_axis"]
+        x = _param_axes_whole(_array(a["x"], fn, "x"), w, ca, a["rechunk"], fn)
+        g = _like(a["grad_output"], x, fn, "grad_output")
+        dx = da.map_blocks(functools.partial(_run_param, fn, 0, channel_axis=ca), g, x, param=w, dtype=x.dtype,
+                           meta=_meta(x))
+        return dx, _parameter_grad(fn, g, x, w, {"channel_axis": ca}, np.shape(w), x.dtype)
 
     return {name: fwd, name + "_backward": bwd}
 
 
 def _bias_act() -> dict[str, Any]:
-    def fwd(x: Any, bias: Any, /, activation: str = "gelu", *, rechunk: bool = True, **params: Any) -> Any:
-        x, _ = _whole(_array(x, "bias_act", "x"), -1, rechunk, "bias_act")
-        return da.map_blocks(functools.partial(_run, "bias_act", activation=activation, **params), x, bias,
+    def check(fn: str, x: Any, bias: Any, kw: dict[str, Any]) -> None:
+        e = _empty(x, (0, x.shape[-1]))
+        args = (e, e) if fn.endswith("_backward") else (e,)
+        getattr(fastact, fn)(*args, np.zeros(np.shape(bias), x.dtype) if np.ndim(bias) else 0.0, **kw)
+
+    def fwd(a: dict[str, Any]) -> Any:
+        x, _ = _whole(_array(a["x"], "bias_act", "x"), -1, a["rechunk"], "bias_act")
+        kw = dict(activation=a["activation"], **a["params"])
+        check("bias_act", x, a["bias"], kw)
+        return da.map_blocks(functools.partial(_run_param, "bias_act", None, **kw), x, param=_param(a["bias"]),
                              dtype=x.dtype, meta=_meta(x))
 
-    def bwd(grad_output: Any, x: Any, bias: Any, /, activation: str = "gelu", *, rechunk: bool = True,
-            **params: Any) -> Any:
+    def bwd(a: dict[str, Any]) -> Any:
         fn = "bias_act_backward"
-        x, _ = _whole(_array(x, fn, "x"), -1, rechunk, fn)
-        g = _like(grad_output, x, fn, "grad_output")
-        kw = dict(activation=activation, **params)
-        dx = da.map_blocks(functools.partial(_item, fn, 0, **kw), g, x, bias, dtype=x.dtype, meta=_meta(x))
-        return dx, _parameter_grad(fn, g, x, bias, (), kw, np.shape(bias), x.dtype)
+        x, _ = _whole(_array(a["x"], fn, "x"), -1, a["rechunk"], fn)
+        g = _like(a["grad_output"], x, fn, "grad_output")
+        kw = dict(activation=a["activation"], **a["params"])
+        check(fn, x, a["bias"], kw)
+        b = _param(a["bias"])
+        dx = da.map_blocks(functools.partial(_run_param, fn, 0, **kw), g, x, param=b, dtype=x.dtype, meta=_meta(x))
+        return dx, _parameter_grad(fn, g, x, b, kw, np.shape(b), x.dtype)
 
     return {"bias_act": fwd, "bias_act_backward": bwd}
-
-
-def _reduced(parts: Any, reduction: str, size: int, dtype: Any) -> Any:
-    total = parts.sum(dtype=np.float64)  # each block's compensated sum, then the blocks'
-    if reduction == "mean":
-        total = total / size
-    return total.astype(dtype)
 
 
 def _pointwise_loss(op: dict[str, Any]) -> dict[str, Any]:
@@ -244,56 +288,95 @@ def _pointwise_loss(op: dict[str, Any]) -> dict[str, Any]:
     names = op["operand"].split()
     first, weights = names[0], names[2:]
 
-    def operands(fn: str, x: Any, target: Any, ws: dict[str, Any]) -> list[Any]:
-        x = _array(x, fn, first)
-        out = [x, _like(target, x, fn, "target")]
-        for w in weights:  # a weight broadcasts to x's shape, as in the single call
-            v = ws.get(w)
-            out.append(_like(da.broadcast_to(da.asarray(v if v is not None else 1, dtype=x.dtype), x.shape)
-                             if not isinstance(v, da.Array) else da.broadcast_to(v, x.shape), x, fn, w))
+    def operands(fn: str, a: dict[str, Any]) -> list[Any]:
+        x = _array(a.pop(first), fn, first)
+        _known(x, fn, first)
+        out = [x, _like(a.pop("target"), x, fn, "target")]
+        for w in weights:  # broadcast to x's shape, as in the single call, and lined up with x's blocks
+            v = a.pop(w)
+            if v is None:
+                v = np.ones((), x.dtype)
+            elif not isinstance(v, da.Array):
+                v = np.asarray(v)
+                if v.dtype != x.dtype and not np.ndim(v) == 0:
+                    raise TypeError(f"fastact.dask.{fn}: {w} has dtype {v.dtype}; expected {first}'s {x.dtype}")
+                v = v.astype(x.dtype)
+            try:
+                out.append(_like(da.broadcast_to(da.asarray(v), x.shape), x, fn, w))
+            except ValueError:
+                raise ValueError(f"fastact.dask.{fn}: {w} has shape {np.shape(v)}, which does not broadcast to "
+                                 f"{first}'s {x.shape}") from None
         return out
 
-    def fwd(input: Any, target: Any, *args: Any, reduction: str = "mean", **kw: Any) -> Any:
-        ws = dict(zip(weights, args))
-        ws.update({w: kw.pop(w) for w in weights if w in kw})
-        arrs = operands(name, input, target, ws)
+    def fwd(a: dict[str, Any]) -> Any:
+        reduction = a.pop("reduction")
+        arrs = operands(name, a)
         x = arrs[0]
-        reduction = _losses._reduction(reduction, name)
+        getattr(fastact, name)(_empty(x), _empty(x), reduction=reduction, **a)
         if reduction == "none":
-            return da.map_blocks(functools.partial(_run, name, reduction="none", **kw), *arrs, dtype=x.dtype,
+            return da.map_blocks(functools.partial(_run, name, reduction="none", **a), *arrs, dtype=x.dtype,
                                  meta=_meta(x))
-        parts = da.map_blocks(functools.partial(_block_sum, name, keep=x.ndim, **kw), *arrs, dtype=np.float64,
+        parts = da.map_blocks(functools.partial(_block_sum, name, keep=x.ndim, **a), *arrs, dtype=np.float64,
                               chunks=tuple((1,) * len(c) for c in x.chunks), meta=np.empty((0,) * x.ndim))
-        return _reduced(parts, reduction, x.size, x.dtype)
+        total = parts.sum(dtype=np.float64)  # each block's compensated sum, then the blocks' in order
+        if reduction == "mean":
+            total = total / x.size if x.size else da.full((), np.nan)
+        return total.astype(x.dtype)
 
-    def bwd(grad_output: Any, input: Any, target: Any, *args: Any, reduction: str = "mean", **kw: Any) -> Any:
+    def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        ws = dict(zip(weights, args))
-        ws.update({w: kw.pop(w) for w in weights if w in kw})
-        arrs = operands(fn, input, target, ws)
+        reduction, grad = a.pop("reduction"), a.pop("grad_output")
+        arrs = operands(fn, a)
         x = arrs[0]
-        reduction = _losses._reduction(reduction, fn)
         if reduction == "none":
-            g = _like(grad_output, x, fn, "grad_output")
-            return da.map_blocks(functools.partial(_run, fn, reduction="none", **kw), g, *arrs, dtype=x.dtype,
+            getattr(fastact, fn)(_empty(x), _empty(x), _empty(x), reduction=reduction, **a)
+            g = _like(grad, x, fn, "grad_output")
+            return da.map_blocks(functools.partial(_run, fn, reduction="none", **a), g, *arrs, dtype=x.dtype,
                                  meta=_meta(x))
-        g = float(grad_output)
+        getattr(fastact, fn)(grad, _empty(x), _empty(x), reduction=reduction, **a)
+        g = float(grad)
         if reduction == "mean":  # the single call's scale, grad_output / N, given to each block as a 'sum'
             g = g / x.size if x.size else float("nan")
-        return da.map_blocks(lambda *b: getattr(fastact, fn)(g, *b, reduction="sum", **kw), *arrs, dtype=x.dtype,
+        return da.map_blocks(functools.partial(_run, fn, g, reduction="sum", **a), *arrs, dtype=x.dtype,
                              meta=_meta(x))
 
     return {name: fwd, name + "_backward": bwd}
 
 
-def map_blocks(fn: Any, *arrays: Any, **params: Any) -> Any:
-    """Any fastact function whose result has its first array's shape and dtype, block by block
-    (``fastact.dask.map_blocks(fastact.gelu, x, approximate='tanh')``): the arrays' blocks must line up."""
-    if not callable(fn):
-        raise TypeError(f"fastact.dask.map_blocks: fn must be a fastact function, got {type(fn).__name__}")
-    x = _array(arrays[0] if arrays else None, "map_blocks", "the first array")
-    others = [_like(a, x, "map_blocks", f"array {i + 1}") for i, a in enumerate(arrays[1:])]
-    return da.map_blocks(functools.partial(_run, fn.__name__, **params), x, *others, dtype=x.dtype, meta=_meta(x))
+# ------------------------------------------------------------------------------------------- signatures
+_NEEDS_WHOLE = ("row", "gated", "broadcast")  # the kinds whose functions take rechunk=
+
+
+def _signature(name: str, kind: str) -> inspect.Signature:
+    """fastact.<name>'s signature without out= and stream=, with rechunk= where an axis must be whole."""
+    P = inspect.Parameter
+    ps = [p for p in inspect.signature(getattr(fastact, name)).parameters.values() if p.name not in ("out", "stream")]
+    if kind in _NEEDS_WHOLE:
+        var = [p for p in ps if p.kind == P.VAR_KEYWORD]
+        ps = [p for p in ps if p.kind != P.VAR_KEYWORD] + [P("rechunk", P.KEYWORD_ONLY, default=True,
+                                                             annotation="bool")] + var
+    return inspect.Signature(ps, return_annotation="Any")
+
+
+def _public(name: str, kind: str, impl: Any) -> Any:
+    sig = _signature(name, kind)
+
+    def f(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"fastact.dask.{name}: {e}") from None
+        bound.apply_defaults()
+        return impl(dict(bound.arguments))
+
+    f.__name__ = f.__qualname__ = name
+    f.__module__ = __name__
+    f.__signature__ = sig  # type: ignore[attr-defined]
+    f.__doc__ = (f"fastact.{name} over Dask arrays, block by block (see fastact.dask); the arguments are "
+                 f"fastact.{name}'s, the arrays Dask arrays"
+                 + (", rechunk=: rechunk an axis that must be whole (else a ValueError)" if kind in _NEEDS_WHOLE
+                    else "") + f".\n\n{getattr(fastact, name).__doc__}")
+    return f
 
 
 def _build() -> dict[str, Any]:
@@ -301,23 +384,21 @@ def _build() -> dict[str, Any]:
     for op in _core.ops():
         kind = op["kind"]
         if kind == "elementwise":
-            made.update(_elementwise(op["name"]))
+            fns = _elementwise(op["name"])
         elif kind == "row":
-            made.update(_row(op["name"]))
+            fns = _row(op["name"])
         elif kind == "gated":
-            made.update(_gated(op["name"]))
-        elif kind == "broadcast" and op["activation"]:
-            if "bias_act" not in made:
-                made.update(_bias_act())
+            fns = _gated(op["name"])
         elif kind == "broadcast":
-            made.update(_prelu(op["name"]))
+            if "bias_act" in made:
+                continue
+            fns = _bias_act() if op["activation"] else _prelu(op["name"])
         elif kind == "loss":
-            made.update(_pointwise_loss(op))
-    for name, f in made.items():
-        f.__name__ = f.__qualname__ = name
-        f.__module__ = __name__
-        f.__doc__ = (f"fastact.{name} over Dask arrays, block by block (see fastact.dask); the arguments are "
-                     f"fastact.{name}'s, the arrays Dask arrays.\n\n{getattr(fastact, name).__doc__}")
+            fns = _pointwise_loss(op)
+        else:
+            continue
+        made.update({n: _public(n, kind, impl) for n, impl in fns.items()})
+    made["swish"], made["swish_backward"] = made["silu"], made["silu_backward"]
     return made
 
 

@@ -110,6 +110,17 @@ def _bind(cls, args, kwargs, names, defaults, positional=True):
 _REQUIRED = inspect.Parameter.empty
 
 
+def _check(layer, call):
+    """The constructor's parameters checked now, by the op itself on an empty float64 array (the widest
+    compute type: a value only float32 cannot hold is left to the call that has float32), not at the first
+    forward; the axis is the input's business."""
+    params = {k: v for k, v in layer.params.items() if k != "axis"}
+    try:
+        call(params)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"fastact.nn.{type(layer).__name__}(): {e}") from None
+
+
 def _params_of(f, skip):
     """The parameters of a generated function besides its arrays, with their defaults (choices as their
     names; _REQUIRED for one without a default)."""
@@ -131,6 +142,7 @@ class _Unary(Module):
 
     def __init__(self, *args, **kwargs):
         self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults)
+        _check(self, lambda p: self._fn(np.empty((0, 2)), **p))
 
     def forward(self, x):
         y = self._fn(x, **self.params)
@@ -152,6 +164,7 @@ class _Gated(Module):
 
     def __init__(self, *args, **kwargs):
         self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults)
+        _check(self, lambda p: self._fn(np.empty((0, 2)), **p))
 
     def forward(self, x, up=None):
         y = self._fn(x, up, **self.params)
@@ -296,6 +309,7 @@ class _PointwiseLoss(_Loss):
         held = {w: kwargs.pop(w, None) for w in self._weights}
         self.params = _bind(type(self).__name__, args, kwargs, self._names, self._defaults, positional=False)
         self.held = held
+        _check(self, lambda p: self._fn(np.empty(0), np.empty(0), **p))
 
     def forward(self, input, target):
         r = self._fn(input, target, **self.held, **self.params)

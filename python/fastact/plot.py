@@ -104,7 +104,19 @@ def main(argv: Sequence[str], prog: str = "python -m fastact plot") -> int:
         lo, hi = (float(v) for v in args.range.split(","))
     except ValueError:
         ap.error(f"--range takes two numbers, as -5,5; got {args.range!r}")
-    drawn = plot_activations(args.out, args.ops.split(",") if args.ops else None, (lo, hi), args.columns)
+    import os
+
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        ap.error(f"--out: the folder {folder} does not exist")
+    suffix = os.path.splitext(args.out)[1].lower().lstrip(".")
+    if suffix not in ("png", "svg", "pdf", "jpg", "jpeg"):
+        ap.error(f"--out must end in .png, .svg, .pdf or .jpg (the image format), got {args.out!r}")
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
+    try:
+        drawn = plot_activations(args.out, ops, (lo, hi), args.columns)
+    except (ValueError, ImportError) as e:
+        ap.error(str(e))
     print(f"wrote {args.out}: {len(drawn)} activations")
     return 0
 
