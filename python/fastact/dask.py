@@ -162,12 +162,14 @@ def _elementwise(name: str) -> dict[str, Any]:
 def _row(name: str) -> dict[str, Any]:
     def fwd(a: dict[str, Any]) -> Any:
         x, ax = _whole(_array(a["x"], name, "x"), a["axis"], a["rechunk"], name)
+        getattr(fastact, name)(_empty(x, (1,)))  # the dtype
         return da.map_blocks(functools.partial(_run, name, axis=ax), x, dtype=x.dtype, meta=_meta(x))
 
     def bwd(a: dict[str, Any]) -> Any:
         fn = name + "_backward"
-        if a["y"] is None or a["x"] is not None:
-            getattr(fastact, fn)(np.empty(1), a["x"] if a["x"] is None else np.empty(1), y=None)  # its own error
+        if a["y"] is None or a["x"] is not None:  # the single call's error
+            getattr(fastact, fn)(np.empty(1), None if a["x"] is None else np.empty(1),
+                                 y=None if a["y"] is None else np.empty(1))
         y, ax = _whole(_array(a["y"], fn, "y"), a["axis"], a["rechunk"], fn, "y")
         g = _like(a["grad_output"], y, fn, "grad_output")
         return da.map_blocks(functools.partial(_run_y, fn, axis=ax), g, y, dtype=y.dtype, meta=_meta(y))
