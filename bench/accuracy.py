@@ -7,6 +7,7 @@ the test suite (tests/reference.py, accurate in the tails).
     python bench/accuracy.py --all                    # every registry op and variant (~1 h on 2 cores)
     python bench/accuracy.py silu --isa scalar        # measure on one ISA path
     python bench/accuracy.py --all --backward         # the gradients from x (grad_output = 1)
+    python bench/accuracy.py --all --gpu [--backward] # the GPU's bits against the CPU's, all 2^32 inputs
 
 The ULP error is measured on the ISA given (default: the best this CPU has); every other ISA path is
 checked bit for bit against it on all 2^32 inputs (NaN payloads aside), so its maximum holds for them
@@ -15,6 +16,9 @@ too. Prints the maximum error, where it occurs, and the share of inputs within 0
 test suite's criterion (within 8 ulp, or 1e-7 of the derivative's largest term near its zeros): the
 inputs that fail it, and the worst ulp error where the derivative is at least a tenth of its largest
 term (away from its zeros, where ulps measure cancellation rather than the kernel).
+--gpu runs every input on the GPU (fastact.cuda) and on the CPU and compares the bits (NaN payloads
+aside): identical bits carry the CPU's exhaustive maximum over to the GPU. Inputs whose bits differ are
+measured against the reference (the same criteria), so a GPU formula of its own is still held to them.
 Uses scipy.special.erfc for speed when installed (pip install scipy); math.erfc otherwise (slow).
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 CHUNK = 1 << 24
+GPU_CHUNK = 1 << 26
 
 
 def _init(isa):
@@ -117,6 +122,75 @@ def sweep(name, kwargs, isa, workers, isas, backward=False):
     return err, mism, failures
 
 
+def gpu_mismatches(runs, xd, x, ones, backward):
+    """Each run's (name, kwargs, ref_params) on the inputs x, uploaded as xd, GPU against CPU bit for bit
+    (NaN payloads aside): per run, the number of inputs that differ and, among them, the GPU's worst
+    error (ulp, x, got, want) and (backward) how many fall outside the test suite's bound."""
+    import fastact
+    import reference as R
+
+    out = []
+    ones_d = None
+    for name, kwargs, ref_params in runs:
+        if backward:
+            if ones_d is None:
+                from fastact import cuda
+
+                ones_d = cuda.to_device(ones)
+            f = getattr(fastact, name + "_backward")
+            y, g = f(ones, x, **kwargs), f(ones_d, xd, **kwargs).get()
+        else:
+            f = getattr(fastact, name)
+            y, g = f(x, **kwargs), f(xd, **kwargs).get()
+        idx = np.flatnonzero(y.view(np.uint32) != g.view(np.uint32))
+        idx = idx[~(np.isnan(y[idx]) & np.isnan(g[idx]))]
+        worst, failures = (0.0, 0.0, 0.0, 0.0), 0
+        if idx.size:
+            xb, gb = x[idx].astype(np.float64), g[idx]
+            ref = R.derivative(name, xb, **ref_params) if backward else R.forward(name, xb, **ref_params)
+            err = R.ulp_error(gb, ref, np.float32)
+            if backward:
+                scale = R.derivative_scale(name, xb, **ref_params)
+                with np.errstate(invalid="ignore"):
+                    ok = (err <= 8) | (np.abs(gb.astype(np.float64) - ref) <= 1e-7 * scale)
+                failures = int(np.count_nonzero(~ok & ~np.isnan(xb)))
+                err = np.where(np.abs(ref) >= 0.1 * scale, err, 0.0)
+            else:
+                failures = int(np.count_nonzero(err > 2.0))
+            i = int(np.argmax(err))
+            worst = (float(err[i]), float(x[idx][i]), float(gb[i]), float(ref[i]))
+        out.append((int(idx.size), worst, failures))
+    return out
+
+
+def gpu_sweep(runs, backward, start=0, stop=1 << 32, chunk=GPU_CHUNK):
+    """gpu_mismatches over the bit patterns start .. stop - 1, a chunk at a time (uploaded once for all
+    runs); prints a line per run and returns the total of differing inputs and of failures."""
+    from fastact import cuda
+
+    t0 = time.time()
+    total = [[0, (0.0, 0.0, 0.0, 0.0), 0] for _ in runs]
+    for s in range(start, stop, chunk):
+        x = np.arange(s, min(s + chunk, stop), dtype=np.uint64).astype(np.uint32).view(np.float32)
+        for t, (n, worst, failures) in zip(total, gpu_mismatches(runs, cuda.to_device(x), x, np.ones_like(x),
+                                                                 backward)):
+            t[0] += n
+            t[2] += failures
+            if worst[0] > t[1][0]:
+                t[1] = worst
+    count = stop - start
+    for (name, kwargs, _), (n, worst, failures) in zip(runs, total):
+        label = name + ("_backward" if backward else "") + "".join(f" {k}={v}" for k, v in kwargs.items())
+        if n == 0:
+            print(f"{label:28s} gpu: identical to the CPU on all {count} inputs", flush=True)
+        else:
+            err, wx, got, want = worst
+            print(f"{label:28s} gpu: {n} of {count} inputs DIFFER from the CPU; worst GPU error {err:.3f} ulp at "
+                  f"x={wx!r} (got {got!r}, want {want!r}); outside the contract: {failures}", flush=True)
+    print(f"[{time.time() - t0:.0f} s]")
+    return sum(t[0] for t in total), sum(t[2] for t in total)
+
+
 def main():
     import fastact
     from conftest import variants
@@ -128,6 +202,7 @@ def main():
     ap.add_argument("--isa", default=fastact.get_isa(), help="ISA to measure on (default: best here)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--backward", action="store_true", help="the gradient from x instead of the forward")
+    ap.add_argument("--gpu", action="store_true", help="the GPU's bits against the CPU's, on all 2^32 inputs")
     a = ap.parse_args()
     isas = fastact.supported_isas()
     runs = []
@@ -146,6 +221,18 @@ def main():
         runs = [(a.op, kw)]
     else:
         ap.error("give an op or --all")
+    if a.gpu:
+        from conftest import full_params
+        from fastact import cuda
+
+        if not cuda.is_available():
+            sys.exit("--gpu: no usable GPU here (fastact.cuda.is_available() is False)")
+        specs = {o["name"]: o for o in fastact.ops()}
+        print(f"fastact {fastact.__version__}: all 2^32 float32 inputs{' (backward)' if a.backward else ''}, "
+              f"GPU against CPU ({fastact.get_isa()})")
+        differ, failures = gpu_sweep([(n, kw, full_params(specs[n], kw, np.float32)) for n, kw in runs], a.backward)
+        print(f"GPU: {differ} inputs differ from the CPU, {failures} outside the contract")
+        return 0 if differ == 0 else 1
     print(f"fastact {fastact.__version__}: all 2^32 float32 inputs{' (backward)' if a.backward else ''}; "
           f"ISAs here: {', '.join(isas)}")
     worst = 0.0

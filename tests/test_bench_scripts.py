@@ -106,3 +106,29 @@ def test_pointwise_losses_bench_times_every_loss_against_alternatives_that_compu
     for name in names:
         for d in ("fwd", "fwd+bwd"):
             assert any(ln.startswith(f"| {name} | float32 | {d} | ") and "x |" in ln for ln in out.splitlines()), (name, d, out)
+
+
+def _instructions(*args):
+    r = subprocess.run([sys.executable, str(BENCH / "instructions.py"), *args], capture_output=True, text=True,
+                       timeout=600)
+    if "PTRACE_TRACEME) was refused" in r.stderr:
+        pytest.skip("this kernel refuses ptrace to the test's child processes")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # "label   isa count  isa count ...": a '?' (inexact) or 'error' makes the float conversion fail
+    return {ln[:28].strip(): {i: float(c) for i, c in zip(ln[28:].split()[::2], ln[28:].split()[1::2])}
+            for ln in r.stdout.splitlines()}
+
+
+def test_instruction_counts_are_exact_and_fall_with_the_vector_width():
+    """bench/instructions.py counts by single-stepping: the count per element from n to 2n and from 2n to
+    3n elements must agree (else '?'), and a wider vector executes fewer instructions per element."""
+    import fastact
+
+    isas = fastact.supported_isas()
+    rows = _instructions("--ops", "relu", "--isa", "all", "-n", "1024")
+    for label in ("relu", "relu bwd(x)", "relu bwd(y)"):
+        counts = [rows[label][i] for i in isas]
+        assert all(c > 0 for c in counts), (label, rows)
+        assert counts == sorted(counts, reverse=True) and len(set(counts)) == len(counts), (label, isas, counts)
+    rows = _instructions("--ops", "softmax", "-n", "1024")  # the row engine's blocks of rows: still exact
+    assert rows["softmax"][fastact.get_isa()] > rows["softmax bwd(y)"][fastact.get_isa()] > 0, rows

@@ -553,3 +553,33 @@ def test_stream_with_cpu_losses_is_an_error():
     x = np.ones(3, np.float32)
     with pytest.raises(ValueError, match="stream= is for GPU arrays"):
         fastact.mse_loss(x, x, stream=0)
+
+
+def test_emulated_exhaustive_gpu_check_finds_a_differing_bit(host_backend, monkeypatch):
+    """bench/accuracy.py --gpu compares the GPU's bits with the CPU's: over the emulation they agree, and
+    one flipped bit in one GPU output is found, counted and measured against the reference."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    import accuracy
+    from conftest import full_params
+
+    specs = {o["name"]: o for o in fastact.ops()}
+    runs = [(n, kw, full_params(specs[n], kw, np.float32)) for n, kw in (("gelu", {}), ("silu", {"beta": 0.5}))]
+    lo, hi, chunk = 0xC0000000, 0xC0000000 + 3 * 4096, 4096  # -2.0 and below, three chunks
+    assert accuracy.gpu_sweep(runs, False, lo, hi, chunk) == (0, 0)
+    assert accuracy.gpu_sweep(runs, True, lo, hi, chunk) == (0, 0)
+
+    flip_at = 5000  # in the second chunk
+    seen = {"n": 0}
+    plain = host_backend.elementwise
+
+    def flipping(op, direction, code, shape, outs, ins, params, stream, device):
+        plain(op, direction, code, shape, outs, ins, params, stream, device)
+        seen["n"] += 1
+        if seen["n"] == 3:  # the second chunk's gelu
+            _np_view(outs[0][0], shape, outs[0][1], np.uint32)[flip_at - chunk] ^= 1 << 22
+
+    monkeypatch.setattr(host_backend, "elementwise", flipping)
+    differ, failures = accuracy.gpu_sweep(runs, False, lo, hi, chunk)
+    assert (differ, failures) == (1, 1)  # a flipped high mantissa bit is millions of ulp off

@@ -172,20 +172,12 @@ FASTACT_HD Pow2<V> pow2_of(V n) {
 template <class V>
 FASTACT_HD V ldexp3(V y, V n) { return pow2_of(n)(y); }
 
-// y * 2^n in two steps, by 2^(n + split) then 2^-split, with no branch: the first step is exact and the
-// second rounds once, so the bits are ldexp3's, where n >= -196 (float) / -1222 (double) and
-// y * 2^(n + split) is normal and finite.
-template <class V>
-FASTACT_HD V ldexp_split(V y, V n) {
-  using C = KT<V>;
-  return (y * pow2i(n + V(C::scale_split))) * V(C::inv_split);
-}
-
-// exp(z + lo) for z from about -760 (double) / -120 (float) up to 39, callers clamping: (1 + em) * 2^n,
-// em = expm1(r) with r rounded once (up to 0.35 ulp of the result: for callers that stay well within
-// their bound), 2^n applied in two exact-or-once-rounded steps, 2^(n + split) * 2^-split, so a
-// subnormal result is rounded once with no branch. z * log2e is rounded to n with exp_shift, whose
-// sum leaves the bits of 2^(n + split) in place: no float-to-integer conversion. NaN propagates.
+// exp(z + lo) for z from -135 (float) / -847 (double: 2^(n + split) still normal) up to 39, callers
+// clamping: (1 + em) * 2^n, em = expm1(r) with r rounded once (up to 0.35 ulp of the result: for callers
+// that stay well within their bound), 2^n applied in two exact-or-once-rounded steps, 2^(n + split) *
+// 2^-split, so a subnormal result is rounded once with no branch. z * log2e is rounded to n with
+// exp_shift, whose sum leaves the bits of 2^(n + split) in place: no float-to-integer conversion. NaN
+// propagates.
 template <class V>
 struct ExpNeg {
   V em, n, s1;  // s1 = 2^(n + split)
@@ -463,9 +455,10 @@ FASTACT_HD V x_sigmoid_grad(V wh, V wl, V xwh, V xwl) {  // xw = x * w' as a dou
 // lane). exp(-a^2/2) uses the exact square.
 template <class V>
 struct GaussTail {
-  ExpParts<V> e;  // exp(-a^2/2)
+  ExpNeg<V> e;  // exp(-a^2/2): -a^2/2 >= -128 (float) / -800 (double), inside ExpNeg's two-step scaling
   V G;     // a * Phi(-a) * exp(a^2/2)
   V ac;    // a, clamped to amax
+  FASTACT_HD V times_exp(V y) const { return e.scale(fma(y, e.em, y)); }  // y * exp(-a^2/2), rounded once
 };
 template <class V>
 FASTACT_HD GaussTail<V> gauss_tail(V a) {
@@ -473,7 +466,7 @@ FASTACT_HD GaussTail<V> gauss_tail(V a) {
   V ac = at_most(a, V(C::gelu_amax));
   V sh, sl;
   two_prod(ac, ac, sh, sl);
-  ExpParts<V> e = exp_parts(V(-0.5) * sh, V(-0.5) * sl);
+  ExpNeg<V> e = exp_neg(V(-0.5) * sh, V(-0.5) * sl);
   // one polynomial per lane: gelu_g in a - 1.5 below A1, gelu_h in 1/a beyond (the bits of each fit)
   auto far = ~(ac < V(C::gelu_a1));  // NaN too, as before
   V G = poly::gelu_g_or_h(select(far, V(1) / ac, ac - V(1.5)), far);
@@ -501,7 +494,7 @@ FASTACT_HD V gelu_erf(V x) {
   // 0.5x + x^2 S(x^2); below 1e-30 the square is below rounding: 0.5x keeps the sign of tiny and -0 x
   V small = select(abs(x) < V(T(1e-30)), V(0.5) * x, fma(s, poly::gelu_s(s), V(0.5) * x));
   GaussTail<V> t = gauss_tail(abs(x));
-  V eg = ldexp_split(t.e.times(t.G), t.e.n);  // |x| * Phi(-|x|); n >= -185 (float) / -1155 (double)
+  V eg = t.times_exp(t.G);  // |x| * Phi(-|x|)
   V tail = select(x < V(0), -eg, x - eg);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
@@ -514,10 +507,10 @@ FASTACT_HD V gelu_erf_grad(V x) {
   V s = x * x;
   GaussTail<V> t = gauss_tail(abs(x));
   // below gelu_small, exp(-x^2/2) = 1 + em (n = 0): the tail's own exp, of the exact square
-  V phi_small = t.e.p() * V(C::isqrt2pi);
+  V phi_small = (V(1) + t.e.em) * V(C::isqrt2pi);
   V small = fma(x, phi_small, fma(x, poly::gelu_s(s), V(0.5)));
   // Phi(-a) - a*phi(a) = exp(-a^2/2) * D(a) / a
-  V q = ldexp_split(t.e.times(gauss_d(t) / t.ac), t.e.n);
+  V q = t.times_exp(gauss_d(t) / t.ac);
   V tail = select(x < V(0), q, V(1) - q);
   V res = select(abs(x) < V(C::gelu_small), small, tail);
   return select(x == x, res, x);
