@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per element: a speed figure that noise does not move.
 
-    python bench/instructions.py                                # the element-wise and row ops, float32, avx512
+    python bench/instructions.py                                # every element-wise and row op, float32, best ISA
     python bench/instructions.py --ops gelu,silu --isa all      # each ISA this CPU has
     python bench/instructions.py --dtype float64 --markdown     # a markdown table
     python bench/instructions.py --ops silu --torch              # next to PyTorch's own kernels
@@ -11,7 +11,8 @@ CPU: the instructions the calling thread executes, counted exactly by single-ste
 under ptrace (Linux; no performance counters needed). Each op is called with out= on n, 2n and 3n
 elements (the 2n and 3n inputs repeat the n, so every block takes the same branches) on one thread,
 and the count per element is (c(2n) - c(n)) / n: the call's fixed cost (Python, argument checks,
-dispatch) cancels, and c(3n) - c(2n) must give the same figure (else the row is marked '?'). Inputs:
+dispatch) cancels, and c(3n) - c(2n) must give the same figure (else the row is marked '?'; a string
+instruction with a rep prefix would count once per repetition, as the CPU steps it). Inputs:
 a seeded normal sample, sd 3 (the range where activations see their inputs); the row ops (softmax,
 log_softmax) rows of 1,024 and 4n elements, as the row engine takes rows in blocks.
 Only the instructions inside fastact's extension count (x86-64), so the interpreter's work, which may
@@ -24,7 +25,8 @@ lanes a vector meets (exp's wide scaling and the like) as often as these inputs 
 GPU (--sass): the instructions of each element-wise kernel's body in a cubin built for sm_90
 (nvcc -cubin, or cuobjdump -xelf on the extension), read with nvdisasm or cuobjdump from the
 nvidia-cuda-nvdisasm / nvidia-cuda-cuobjdump wheels: a static count per kernel (the whole function:
-the loop of a grid-stride kernel once), for comparing one build with the next, not a time.
+the loop of a grid-stride kernel once; NOP padding and the closing self-branch left out), for comparing
+one build with the next, not a time.
 """
 from __future__ import annotations
 
@@ -217,31 +219,24 @@ def count_cpu(case, isa, n, dtype):
             sys.stderr.write(f"{case[0]}: {e!r}\n")
             os._exit(1)
         os._exit(0)
-    counts = []
-    ranges = None
-    _, status = os.waitpid(pid, 0)
-    stops = 0
-    steps = 0
-    while True:
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            break
-        sig = os.WSTOPSIG(status)
-        if sig == signal.SIGSTOP:
-            if stops:
-                counts.append(steps)
-            stops += 1
-            steps = 0
-            if stops == 4:
-                libc.ptrace(PTRACE_CONT, pid, None, None)
-                _, status = os.waitpid(pid, 0)
-                continue
-        elif sig != signal.SIGTRAP:  # a real signal: deliver it and stop counting
-            libc.ptrace(PTRACE_CONT, pid, None, ctypes.c_void_p(sig))
-            _, status = os.waitpid(pid, 0)
-            continue
-        if stops == 0:  # stopped before TRACEME took effect: the first mark is still to come
-            libc.ptrace(PTRACE_CONT, pid, None, None)
-        else:
+    counts, ranges, stops, steps, status, exited = [], None, 0, 0, 0, False
+    try:
+        _, status = os.waitpid(pid, 0)
+        while True:
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                exited = True
+                break
+            sig = os.WSTOPSIG(status)
+            if sig == signal.SIGSTOP:  # a mark: the count of the call before it is complete
+                if stops:
+                    counts.append(steps)
+                stops, steps = stops + 1, 0
+                if stops == 4:
+                    libc.ptrace(PTRACE_CONT, pid, None, None)
+                    _, status = os.waitpid(pid, 0)
+                    continue
+            elif sig != signal.SIGTRAP:  # a signal of its own: the count would be partial
+                return None
             if ranges is None:
                 ranges = _library_text(pid, isa)
             if ranges:
@@ -251,7 +246,11 @@ def count_cpu(case, isa, n, dtype):
                 steps += 1
             if libc.ptrace(PTRACE_SINGLESTEP, pid, None, None) != 0:
                 raise OSError(ctypes.get_errno(), "ptrace(PTRACE_SINGLESTEP)")
-        _, status = os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
+    finally:  # an error, a stray signal or Ctrl-C must not leave a traced child behind
+        if not exited:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     if len(counts) != 3:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         if code == 4:
@@ -312,19 +311,25 @@ SASS_DIRS = {"0": "", "1": " bwd(x)", "2": " bwd(y)", None: ""}
 def run_sass(a):
     """Static SASS lines of each element-wise and row kernel: every instruction of the function once."""
     text = _disassemble(a.sass)
-    funcs, name = {}, None
+    funcs, name, label = {}, None, None
     for line in text.splitlines():
         m = re.match(r"\.text\.(\S+):$|\s*Function\s*:\s*(\S+)", line)
         if m:
             name = m.group(1) or m.group(2)
             funcs[name] = [0, 0]
+        elif re.match(r"\.L_x_\d+:$", line):
+            label = line[:-1]
         elif name and re.match(r"\s*/\*[0-9a-f]{4,}\*/\s+\S", line):
-            funcs[name][0] += 1
-            funcs[name][1] += " MUFU." in line
+            # not the padding, nor the closing branch to itself after EXIT
+            if not re.search(r"\bNOP\b", line) and not (label and f"BRA `({label})" in line):
+                funcs[name][0] += 1
+                funcs[name][1] += " MUFU." in line
+            label = None
     raw = list(funcs)
     demangle = shutil.which("c++filt")
-    pretty = (subprocess.run([demangle], input="\n".join(raw), capture_output=True, text=True).stdout.splitlines()
-              if demangle else raw)
+    if not demangle:
+        sys.exit("c++filt (binutils) is needed to read the kernels' names")
+    pretty = subprocess.run([demangle], input="\n".join(raw), capture_output=True, text=True).stdout.splitlines()
     table, dtypes = {}, []
     for r, d in zip(raw, pretty):
         m = SASS_KERNEL.search(d)
@@ -358,7 +363,8 @@ def main():
     ap.add_argument("-n", type=int, default=2048, help="elements of the first call (a multiple of 1,024)")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--torch", action="store_true",
-                    help="also count PyTorch's own kernels (torch.ops.aten ... out=, one thread; every step counted)")
+                    help="also count PyTorch's own kernels (torch.ops.aten out= forms, one thread: torch/lib and "
+                         "oneDNN's JIT code)")
     ap.add_argument("--sass", metavar="CUBIN", help="count the SASS instructions of each kernel of a cubin instead")
     a = ap.parse_args()
     if a.sass:

@@ -569,6 +569,8 @@ def test_emulated_exhaustive_gpu_check_finds_a_differing_bit(host_backend, monke
     lo, hi, chunk = 0xC0000000, 0xC0000000 + 3 * 4096, 4096  # -2.0 and below, three chunks
     assert accuracy.gpu_sweep(runs, False, lo, hi, chunk) == (0, 0)
     assert accuracy.gpu_sweep(runs, True, lo, hi, chunk) == (0, 0)
+    # +inf and the NaNs after it (payloads may differ), in chunks of which the last is shorter
+    assert accuracy.gpu_sweep(runs, False, 0x7F800000 - 1000, 0x7F800000 + 9000, chunk) == (0, 0)
 
     flip_at = 5000  # in the second chunk
     seen = {"n": 0}
